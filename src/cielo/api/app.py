@@ -1,0 +1,99 @@
+"""The app factory: the one place where stores, services and routers are wired together."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from cielo.api import arm, errors, graph, oauth
+from cielo.core.clock import Clock, SystemClock
+from cielo.identity.clients import ClientAuthenticator
+from cielo.identity.context import GrantContext
+from cielo.identity.directory import DirectoryService
+from cielo.identity.directory_view import DirectoryView
+from cielo.identity.federation import JwksFetcher
+from cielo.identity.keys import KeyRing
+from cielo.identity.service import TokenService
+from cielo.identity.tokens import TokenMinter, issuer_v1, issuer_v2
+from cielo.identity.validation import TokenValidator
+from cielo.logging_setup import install_redaction
+from cielo.settings import Settings
+from cielo.store.db import open_engine
+from cielo.store.directory import DirectoryRepo
+from cielo.store.generation import Generation
+from cielo.store.grants import GrantRepo
+from cielo.web import pages
+
+log = logging.getLogger("cielo")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    keys: KeyRing
+    directory: DirectoryService
+    view: DirectoryView
+    grants: GrantRepo
+    tokens: TokenService
+    validator: TokenValidator
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(settings.db_path)
+    generation = Generation(settings.data_dir / "generation")
+    repo = DirectoryRepo(engine, on_change=generation.bump)
+    view = DirectoryView(repo, generation)
+    keys = KeyRing(settings.keys_dir, settings.token_lifetime_max_s)
+    keys.ensure_key(clock.now())
+    keys.prune(clock.now())
+    grants = GrantRepo(engine)
+    minter = TokenMinter(keys, settings.base_url, (settings.token_lifetime_min_s, settings.token_lifetime_max_s))
+    own_issuers = [issuer_v2(settings.base_url, t.id) for t in repo.list_tenants()] + [
+        issuer_v1(settings.base_url, t.id) for t in repo.list_tenants()
+    ]
+    clients = ClientAuthenticator(view, keys, JwksFetcher(settings.tls_dir / "bundle.pem"), own_issuers)
+    ctx = GrantContext(settings, view, grants, minter, clients, clock)
+    validator = TokenValidator(keys, settings.base_url, view.tenant_exists, clock, settings.clock_skew_s)
+    return Services(settings, clock, keys, DirectoryService(repo, clock), view, grants, TokenService(ctx),
+                    validator)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    install_redaction()
+    services = services or build_services(settings)
+    app = FastAPI(title="Cielo", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.state.services = services
+    app.state.keys = services.keys
+    app.state.token_service = services.tokens
+    app.state.directory_service = services.directory
+    app.state.grants = services.grants
+    app.state.validator = services.validator
+    errors.install(app)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.middleware("http")
+    async def collapse_slashes(request: Request, call_next):  # type: ignore[no-untyped-def]
+        # openai 0.28 with a trailing slash in api_base and az's ARM URLs send `//` (client-compat.md §4.3).
+        path = request.scope["path"]
+        if "//" in path:
+            while "//" in path:
+                path = path.replace("//", "/")
+            request.scope["path"] = path
+        return await call_next(request)
+
+    app.include_router(graph.router)
+    app.include_router(arm.router)
+    app.include_router(pages.router)
+    app.include_router(oauth.router)
+    return app

@@ -1,0 +1,34 @@
+"""Bearer authentication for Cielo's own APIs (Graph-compatible directory, resource manager)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from starlette.requests import Request
+
+from cielo.errors import InvalidAuthenticationToken
+from cielo.identity.validation import Principal, TokenInvalid, TokenValidator
+
+GRAPH_AUDIENCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
+ARM_AUDIENCES = ("https://management.azure.com", "https://management.core.windows.net")
+
+
+def bearer_principal(request: Request, audiences: Collection[str]) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidAuthenticationToken(
+            "Authentication failed. The 'Authorization' header is missing or not a Bearer token.",
+            code="AuthenticationFailed",
+        )
+    validator: TokenValidator = request.app.state.validator
+    try:
+        return validator.validate(token.strip(), audiences)
+    except TokenInvalid as exc:
+        message = {
+            "expired": "The access token expiry UTC time is earlier than current UTC time.",
+            "audience": f"The access token has been obtained for wrong audience or resource. {exc}",
+            "issuer": "The access token is from the wrong issuer. It must match the tenant.",
+        }.get(exc.reason, f"The access token is invalid. {exc}")
+        code = "ExpiredAuthenticationToken" if exc.reason == "expired" else "InvalidAuthenticationToken"
+        raise InvalidAuthenticationToken(message, code=code) from exc

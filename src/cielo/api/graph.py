@@ -1,0 +1,512 @@
+"""A Microsoft Graph-compatible directory API (`/v1.0/...`), the part `cielo ad` and az use.
+
+Authorization follows Entra's defaults: members of a tenant may read its directory; writes need
+the Global Administrator directory role. Service principals get no directory access (Entra would
+need an app role such as Directory.ReadWrite.All, which Cielo does not grant yet).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from cielo.api.auth import GRAPH_AUDIENCES, bearer_principal
+from cielo.errors import AuthorizationFailed, BadRequest, NotFound
+from cielo.identity.directory import DirectoryService, iso
+from cielo.store.models import Application, Group, ServicePrincipal, Tenant, User
+
+router = APIRouter(prefix="/v1.0")
+GRAPH = "https://graph.microsoft.com/v1.0"
+
+
+class Caller:
+    def __init__(self, tenant: Tenant, is_admin: bool, object_id: str) -> None:
+        self.tenant = tenant
+        self.is_admin = is_admin
+        self.object_id = object_id
+
+
+def _svc(request: Request) -> DirectoryService:
+    svc: DirectoryService = request.app.state.directory_service
+    return svc
+
+
+def _caller(request: Request, *, write: bool) -> Caller:
+    principal = bearer_principal(request, GRAPH_AUDIENCES)
+    svc = _svc(request)
+    tenant = svc.repo.find_tenant(principal.tenant_id)
+    user = svc.repo.get_user(principal.object_id) if principal.kind == "user" else None
+    if tenant is None or user is None or not user.account_enabled or user.tenant_id != tenant.id:
+        raise AuthorizationFailed("Insufficient privileges to complete the operation.",
+                                  code="Authorization_RequestDenied")
+    if write and not user.is_admin:
+        raise AuthorizationFailed("Insufficient privileges to complete the operation.",
+                                  code="Authorization_RequestDenied")
+    return Caller(tenant, user.is_admin, user.object_id)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > 256 * 1024:
+        raise BadRequest("The request body is too large.", code="Request_BadRequest")
+    try:
+        import json
+
+        body = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise BadRequest("Unable to read JSON request payload.", code="BadRequest") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", code="BadRequest")
+    return body
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool = True) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise BadRequest(f"Invalid value specified for property '{name}'.", code="Request_BadRequest")
+    return value
+
+
+_FILTER = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$")
+
+
+def _filter(request: Request) -> tuple[str, str] | None:
+    raw = request.query_params.get("$filter")
+    if not raw:
+        return None
+    match = _FILTER.match(raw)
+    if not match:
+        raise BadRequest(f"Unsupported or invalid query filter clause specified: {raw[:100]}",
+                         code="Request_UnsupportedQuery")
+    return match.group(1), match.group(2).replace("''", "'")
+
+
+def _collection(kind: str, items: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse({"@odata.context": f"{GRAPH}/$metadata#{kind}", "value": items})
+
+
+# ----------------------------------------------------------------------------- shapes
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "@odata.type": "#microsoft.graph.user",
+        "id": user.object_id,
+        "businessPhones": [],
+        "displayName": user.display_name,
+        "givenName": None,
+        "jobTitle": None,
+        "mail": None,
+        "mobilePhone": None,
+        "officeLocation": None,
+        "preferredLanguage": None,
+        "surname": None,
+        "userPrincipalName": user.upn,
+        "accountEnabled": user.account_enabled,
+    }
+
+
+def group_json(group: Group) -> dict[str, Any]:
+    return {
+        "@odata.type": "#microsoft.graph.group",
+        "id": group.object_id,
+        "displayName": group.display_name,
+        "mailNickname": group.mail_nickname,
+        "description": group.description,
+        "mailEnabled": False,
+        "securityEnabled": True,
+        "groupTypes": [],
+        "createdDateTime": iso(group.created_at),
+    }
+
+
+def app_json(app: Application) -> dict[str, Any]:
+    return {
+        "@odata.type": "#microsoft.graph.application",
+        "id": app.object_id,
+        "appId": app.app_id,
+        "displayName": app.display_name,
+        "createdDateTime": iso(app.created_at),
+        "identifierUris": list(app.identifier_uris),
+        "isFallbackPublicClient": app.is_public_client,
+        "publicClient": {"redirectUris": [u for u in app.redirect_uris if not u.startswith("https://")]},
+        "web": {"redirectUris": [u for u in app.redirect_uris if u.startswith("https://")]},
+        "api": {"requestedAccessTokenVersion": app.access_token_version},
+        "signInAudience": "AzureADMyOrg",
+        "passwordCredentials": [
+            {"customKeyIdentifier": None, "displayName": p.display_name, "endDateTime": iso(p.end),
+             "hint": p.hint, "keyId": p.key_id, "secretText": None, "startDateTime": iso(p.start)}
+            for p in app.passwords
+        ],
+        "keyCredentials": [
+            {"customKeyIdentifier": None, "displayName": k.display_name, "endDateTime": iso(k.end),
+             "keyId": k.key_id, "startDateTime": iso(k.start), "type": "AsymmetricX509Cert", "usage": "Verify",
+             "key": None}
+            for k in app.keys
+        ],
+    }
+
+
+def sp_json(sp: ServicePrincipal) -> dict[str, Any]:
+    return {
+        "@odata.type": "#microsoft.graph.servicePrincipal",
+        "id": sp.object_id,
+        "appId": sp.app_id,
+        "displayName": sp.display_name,
+        "accountEnabled": True,
+        "appOwnerOrganizationId": sp.tenant_id,
+        "servicePrincipalNames": [sp.app_id],
+        "servicePrincipalType": sp.sp_type,
+    }
+
+
+# ----------------------------------------------------------------------------- users
+@router.get("/me")
+async def me(request: Request) -> JSONResponse:
+    caller = _caller(request, write=False)
+    return JSONResponse(user_json(_svc(request).get_user(caller.tenant, caller.object_id)))
+
+
+@router.get("/users")
+async def list_users(request: Request) -> JSONResponse:
+    caller = _caller(request, write=False)
+    users = _svc(request).repo.list_users(caller.tenant.id)
+    flt = _filter(request)
+    if flt:
+        field, value = flt
+        if field not in ("userPrincipalName", "displayName", "id", "mail"):
+            raise BadRequest(f"Filtering on '{field}' is not supported.", code="Request_UnsupportedQuery")
+        users = [u for u in users if str(user_json(u).get(field) or "").lower() == value.lower()]
+    return _collection("users", [user_json(u) for u in users])
+
+
+@router.post("/users", status_code=201)
+async def create_user(request: Request) -> JSONResponse:
+    caller = _caller(request, write=True)
+    body = await _body(request)
+    profile = body.get("passwordProfile")
+    if not isinstance(profile, dict):
+        raise BadRequest("Property passwordProfile is required.", code="Request_BadRequest")
+    user = _svc(request).create_user(
+        caller.tenant, _text(body, "userPrincipalName"), _text(body, "displayName"), _text(profile, "password")
+    )
+    return JSONResponse(user_json(user), status_code=201)
+
+
+@router.get("/users/{user_id}")
+async def get_user(user_id: str, request: Request) -> JSONResponse:
+    caller = _caller(request, write=False)
+    return JSONResponse(user_json(_svc(request).get_user(caller.tenant, user_id)))
+
+
+@router.delete("/users/{user_id}", status_code=204)
+async def delete_user(user_id: str, request: Request) -> Response:
+    caller = _caller(request, write=True)
+    svc = _svc(request)
+    user = svc.get_user(caller.tenant, user_id)
+    if user.object_id == caller.object_id:
+        raise BadRequest("You cannot delete your own account.", code="Request_BadRequest")
+    svc.repo.delete_user(user.object_id)
+    request.app.state.grants.revoke_user(user.object_id)
+    return Response(status_code=204)
+
+
+# ----------------------------------------------------------------------------- groups
+@router.get("/groups")
+async def list_groups(request: Request) -> JSONResponse:
+    caller = _caller(request, write=False)
+    groups = _svc(request).repo.list_groups(caller.tenant.id)
+    flt = _filter(request)
+    if flt:
+        field, value = flt
+        if field not in ("displayName", "id", "mailNickname"):
+            raise BadRequest(f"Filtering on '{field}' is not supported.", code="Request_UnsupportedQuery")
+        groups = [g for g in groups if str(group_json(g).get(field) or "").lower() == value.lower()]
+    return _collection("groups", [group_json(g) for g in groups])
+
+
+@router.post("/groups", status_code=201)
+async def create_group(request: Request) -> JSONResponse:
+    caller = _caller(request, write=True)
+    body = await _body(request)
+    description = body.get("description")
+    group = _svc(request).create_group(
+        caller.tenant, _text(body, "displayName"), _text(body, "mailNickname"),
+        description if isinstance(description, str) else None,
+    )
+    return JSONResponse(group_json(group), status_code=201)
+
+
+@router.get("/groups/{group_id}")
+async def get_group(group_id: str, request: Request) -> JSONResponse:
+    caller = _caller(request, write=False)
+    return JSONResponse(group_json(_svc(request).get_group(caller.tenant, group_id)))
+
+
+@router.delete("/groups/{group_id}", status_code=204)
+async def delete_group(group_id: str, request: Request) -> Response:
+    caller = _caller(request, write=True)
+    svc = _svc(request)
+    svc.repo.delete_group(svc.get_group(caller.tenant, group_id).object_id)
+    return Response(status_code=204)
+
+
+@router.post("/groups/{group_id}/members/$ref", status_code=204)
+async def add_member(group_id: str, request: Request) -> Response:
+    caller = _caller(request, write=True)
+    body = await _body(request)
+    ref = _text(body, "@odata.id")
+    member_id = ref.rstrip("/").rsplit("/", 1)[-1]
+    svc = _svc(request)
+    svc.add_member(caller.tenant, svc.get_group(caller.tenant, group_id), member_id)
+    return Response(status_code=204)
+
+
+@router.delete("/groups/{group_id}/members/{member_id}/$ref", status_code=204)
+async def remove_member(group_id: str, member_id: str, request: Request) -> Response:
+    caller = _caller(request, write=True)
+    svc = _svc(request)
+    group = svc.get_group(caller.tenant, group_id)
+    if member_id.lower() not in svc.repo.list_member_ids(group.object_id):
+        raise NotFound(f"Resource '{member_id}' does not exist or one of its queried reference-property "
+                       "objects are not present.", code="Request_ResourceNotFound")
+    svc.repo.remove_member(group.object_id, member_id.lower())
+    return Response(status_code=204)
+
+
+@router.get("/groups/{group_id}/members")
+async def list_members(group_id: str, request: Request) -> JSONResponse:
+    caller = _caller(request, write=False)
+    svc = _svc(request)
+    group = svc.get_group(caller.tenant, group_id)
+    items: list[dict[str, Any]] = []
+    for member_id in svc.repo.list_member_ids(group.object_id):
+        if (user := svc.repo.get_user(member_id)) is not None:
+            items.append(user_json(user))
+        elif (member_group := svc.repo.find_group(caller.tenant.id, member_id)) is not None:
+            items.append(group_json(member_group))
+        elif (sp := svc.repo.find_service_principal(member_id)) is not None:
+            items.append(sp_json(sp))
+    return _collection("directoryObjects", items)
+
+
+# ----------------------------------------------------------------------------- applications
+def _app(request: Request, caller: Caller, app_ref: str) -> Application:
+    match = re.fullmatch(r"\(appId='([^']+)'\)", app_ref) or re.fullmatch(r"\(appId=([^)]+)\)", app_ref)
+    return _svc(request).get_application(caller.tenant, match.group(1) if match else app_ref)
+
+
+@router.get("/applications")
+async def list_applications(request: Request) -> JSONResponse:
+    caller = _caller(request, write=False)
+    apps = _svc(request).repo.list_applications(caller.tenant.id)
+    flt = _filter(request)
+    if flt:
+        field, value = flt
+        if field not in ("appId", "displayName", "id"):
+            raise BadRequest(f"Filtering on '{field}' is not supported.", code="Request_UnsupportedQuery")
+        apps = [a for a in apps if str(app_json(a).get(field) or "").lower() == value.lower()]
+    return _collection("applications", [app_json(a) for a in apps])
+
+
+def _uris(value: Any, name: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"Invalid value specified for property '{name}'.", code="Request_BadRequest")
+    return list(value)
+
+
+@router.post("/applications", status_code=201)
+async def create_application(request: Request) -> JSONResponse:
+    caller = _caller(request, write=True)
+    body = await _body(request)
+    public = body.get("publicClient") or {}
+    web = body.get("web") or {}
+    api = body.get("api") or {}
+    if not isinstance(public, dict) or not isinstance(web, dict) or not isinstance(api, dict):
+        raise BadRequest("publicClient, web and api must be objects.", code="Request_BadRequest")
+    version = api.get("requestedAccessTokenVersion") or 1
+    app = _svc(request).create_application(
+        caller.tenant,
+        _text(body, "displayName"),
+        public_client=bool(body.get("isFallbackPublicClient", False)),
+        redirect_uris=_uris(public.get("redirectUris"), "publicClient.redirectUris")
+        + _uris(web.get("redirectUris"), "web.redirectUris"),
+        identifier_uris=_uris(body.get("identifierUris"), "identifierUris"),
+        access_token_version=version if isinstance(version, int) else 0,
+    )
+    return JSONResponse(app_json(app), status_code=201)
+
+
+@router.get("/applications{app_ref:path}")
+async def get_application(app_ref: str, request: Request) -> JSONResponse:
+    caller = _caller(request, write=False)
+    if app_ref.endswith("/federatedIdentityCredentials"):
+        app = _app(request, caller, app_ref.removesuffix("/federatedIdentityCredentials").lstrip("/"))
+        return _collection("federatedIdentityCredentials", [_fic_json(f) for f in app.federated])
+    return JSONResponse(app_json(_app(request, caller, app_ref.lstrip("/"))))
+
+
+@router.delete("/applications/{app_id}", status_code=204)
+async def delete_application(app_id: str, request: Request) -> Response:
+    caller = _caller(request, write=True)
+    svc = _svc(request)
+    svc.repo.delete_application(_app(request, caller, app_id).object_id)
+    return Response(status_code=204)
+
+
+def _end(value: Any) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("endDateTime must be an ISO 8601 string.", code="Request_BadRequest")
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise BadRequest("endDateTime must be an ISO 8601 string.", code="Request_BadRequest") from exc
+
+
+@router.post("/applications/{app_id}/addPassword")
+async def add_password(app_id: str, request: Request) -> JSONResponse:
+    caller = _caller(request, write=True)
+    body = await _body(request)
+    cred = body.get("passwordCredential") or {}
+    if not isinstance(cred, dict):
+        raise BadRequest("passwordCredential must be an object.", code="Request_BadRequest")
+    name = cred.get("displayName")
+    new = _svc(request).add_password(
+        _app(request, caller, app_id), name if isinstance(name, str) else None, _end(cred.get("endDateTime")),
+        replace=bool(body.get("replace", False)),
+    )
+    c = new.credential
+    return JSONResponse({
+        "customKeyIdentifier": None, "displayName": c.display_name, "endDateTime": iso(c.end), "hint": c.hint,
+        "keyId": c.key_id, "secretText": new.secret_text, "startDateTime": iso(c.start),
+    })
+
+
+@router.post("/applications/{app_id}/removePassword", status_code=204)
+async def remove_password(app_id: str, request: Request) -> Response:
+    caller = _caller(request, write=True)
+    body = await _body(request)
+    app = _app(request, caller, app_id)
+    key_id = _text(body, "keyId")
+    if all(p.key_id != key_id for p in app.passwords):
+        raise NotFound(f"No password credential found with keyId {key_id}.", code="Request_ResourceNotFound")
+    _svc(request).repo.remove_password(app.object_id, key_id)
+    return Response(status_code=204)
+
+
+@router.patch("/applications/{app_id}", status_code=204)
+async def update_application(app_id: str, request: Request) -> Response:
+    """PATCH as az uses it: `keyCredentials` (certificates, base64 DER in `key`), names and URIs."""
+    caller = _caller(request, write=True)
+    body = await _body(request)
+    svc = _svc(request)
+    app = _app(request, caller, app_id)
+    if "keyCredentials" in body:
+        creds = body["keyCredentials"]
+        if not isinstance(creds, list):
+            raise BadRequest("keyCredentials must be a list.", code="Request_BadRequest")
+        new_keys = [c for c in creds if isinstance(c, dict) and c.get("key")]
+        for index, cred in enumerate(new_keys):
+            try:
+                der = base64.b64decode(str(cred["key"]), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise BadRequest("keyCredentials.key must be base64.", code="Request_BadRequest") from exc
+            name = cred.get("displayName")
+            svc.add_certificate(app, der, name if isinstance(name, str) else None, replace=index == 0)
+    fields: dict[str, Any] = {}
+    if "displayName" in body:
+        fields["display_name"] = _text(body, "displayName")
+    if "identifierUris" in body:
+        fields["identifier_uris"] = _uris(body["identifierUris"], "identifierUris")
+    if "isFallbackPublicClient" in body:
+        fields["is_public_client"] = bool(body["isFallbackPublicClient"])
+    if fields:
+        svc.repo.update_application(app.object_id, **fields)
+    return Response(status_code=204)
+
+
+def _fic_json(fic: Any) -> dict[str, Any]:
+    return {"id": fic.id, "name": fic.name, "issuer": fic.issuer, "subject": fic.subject,
+            "audiences": list(fic.audiences), "description": fic.description}
+
+
+@router.post("/applications/{app_id}/federatedIdentityCredentials", status_code=201)
+async def add_federated(app_id: str, request: Request) -> JSONResponse:
+    caller = _caller(request, write=True)
+    body = await _body(request)
+    audiences = _uris(body.get("audiences"), "audiences")
+    description = body.get("description")
+    fic = _svc(request).add_federated(
+        _app(request, caller, app_id), _text(body, "name"), _text(body, "issuer"), _text(body, "subject"),
+        audiences, description if isinstance(description, str) else None,
+    )
+    return JSONResponse(_fic_json(fic), status_code=201)
+
+
+@router.delete("/applications/{app_id}/federatedIdentityCredentials/{fic_id}", status_code=204)
+async def delete_federated(app_id: str, fic_id: str, request: Request) -> Response:
+    caller = _caller(request, write=True)
+    app = _app(request, caller, app_id)
+    if all(f.id != fic_id and f.name != fic_id for f in app.federated):
+        raise NotFound(f"Federated identity credential '{fic_id}' not found.", code="Request_ResourceNotFound")
+    _svc(request).repo.remove_federated(app.object_id, fic_id)
+    return Response(status_code=204)
+
+
+# ----------------------------------------------------------------------------- service principals
+@router.get("/servicePrincipals")
+async def list_sps(request: Request) -> JSONResponse:
+    caller = _caller(request, write=False)
+    sps = _svc(request).repo.list_service_principals(caller.tenant.id)
+    flt = _filter(request)
+    if flt:
+        field, value = flt
+        if field not in ("appId", "displayName", "id", "servicePrincipalType"):
+            raise BadRequest(f"Filtering on '{field}' is not supported.", code="Request_UnsupportedQuery")
+        sps = [s for s in sps if str(sp_json(s).get(field) or "").lower() == value.lower()]
+    return _collection("servicePrincipals", [sp_json(s) for s in sps])
+
+
+@router.post("/servicePrincipals", status_code=201)
+async def create_sp(request: Request) -> JSONResponse:
+    caller = _caller(request, write=True)
+    body = await _body(request)
+    svc = _svc(request)
+    app = svc.get_application(caller.tenant, _text(body, "appId"))
+    return JSONResponse(sp_json(svc.create_service_principal(caller.tenant, app)), status_code=201)
+
+
+def _sp(request: Request, caller: Caller, ref: str) -> ServicePrincipal:
+    match = re.fullmatch(r"\(appId='([^']+)'\)", ref)
+    sp = _svc(request).repo.find_service_principal(match.group(1) if match else ref)
+    if sp is None or sp.tenant_id != caller.tenant.id:
+        raise NotFound(f"Resource '{ref}' does not exist or one of its queried reference-property objects are "
+                       "not present.", code="Request_ResourceNotFound")
+    return sp
+
+
+@router.get("/servicePrincipals{sp_ref:path}")
+async def get_sp(sp_ref: str, request: Request) -> JSONResponse:
+    caller = _caller(request, write=False)
+    return JSONResponse(sp_json(_sp(request, caller, sp_ref.lstrip("/"))))
+
+
+@router.delete("/servicePrincipals/{sp_id}", status_code=204)
+async def delete_sp(sp_id: str, request: Request) -> Response:
+    caller = _caller(request, write=True)
+    sp = _sp(request, caller, sp_id)
+    if sp.sp_type == "ManagedIdentity":
+        raise BadRequest("A managed identity's service principal is deleted with its resource.",
+                         code="Request_BadRequest")
+    _svc(request).repo.delete_service_principal(sp.object_id)
+    return Response(status_code=204)

@@ -1,0 +1,68 @@
+"""Running the HTTPS server: one or more worker processes sharing pre-bound sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import ssl
+from collections.abc import Sequence
+
+import uvicorn
+
+from cielo.api.app import create_app
+from cielo.identity.pki import TlsFiles
+from cielo.settings import Settings
+
+log = logging.getLogger("cielo")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) -> None:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        ssl_certfile=str(tls.server_cert),
+        ssl_keyfile=str(tls.server_key),
+        ssl_version=ssl.PROTOCOL_TLS_SERVER,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        timeout_keep_alive=30,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve(sockets=list(sockets)))
+
+
+def run(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) -> None:
+    """Serve until SIGINT/SIGTERM. With workers > 1, forked children share the listening sockets."""
+    if settings.workers <= 1:
+        _serve(settings, tls, sockets)
+        return
+    ctx = multiprocessing.get_context("fork")
+    children = [ctx.Process(target=_serve, args=(settings, tls, sockets), daemon=False)
+                for _ in range(settings.workers)]
+    for child in children:
+        child.start()
+
+    def _stop(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.pid:
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    for child in children:
+        child.join()

@@ -1,0 +1,46 @@
+"""The `cielo` command: run Cielo and use it the way az uses Azure."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cielo.cli.up import env, keys, up
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cielo")
+def cli() -> None:
+    """Cielo: a self-hosted Azure OpenAI Service with its Entra ID side.
+
+    `cielo up` runs the server; the other commands mirror the Azure CLI (az) against any Cielo."""
+
+
+cli.add_command(up)
+cli.add_command(env)
+cli.add_command(keys)
+
+
+def _register_optional() -> None:
+    from cielo.cli import account, ad, shim
+
+    cli.add_command(account.login)
+    cli.add_command(account.logout)
+    cli.add_command(account.account)
+    cli.add_command(account.cloud)
+    cli.add_command(ad.ad)
+    cli.add_command(shim.az_shim)
+
+
+def main() -> None:
+    try:
+        _register_optional()
+    except ImportError:  # pragma: no cover - during development only
+        pass
+    cli(prog_name="cielo")
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

@@ -1,0 +1,104 @@
+"""A small typed client for Cielo's own API (used by the CLI and by tests).
+
+It speaks the same wire protocols any Azure client does: OAuth forms to the token service, JSON
+to the Graph-compatible directory and to the resource manager.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class ApiError(Exception):
+    """An error answer: `code` is the OAuth `error` or the ARM/Graph `error.code`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _error(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+    except ValueError:
+        return ApiError(response.status_code, str(response.status_code), response.text[:500])
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return ApiError(response.status_code, str(body["error"].get("code")), str(body["error"].get("message")))
+    if isinstance(body, dict) and "error" in body:
+        description = str(body.get("error_description", "")).split("\r\n")[0]
+        return ApiError(response.status_code, str(body["error"]), description or str(body["error"]))
+    return ApiError(response.status_code, str(response.status_code), response.text[:500])
+
+
+def default_verify(ca_bundle: str | None = None) -> str | bool:
+    for candidate in (ca_bundle, os.environ.get("CIELO_CA_BUNDLE")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    data_dir = os.environ.get("CIELO_DATA_DIR")
+    local = Path(data_dir) if data_dir else Path.home() / ".local" / "share" / "cielo"
+    if (local / "tls" / "bundle.pem").exists():
+        return str(local / "tls" / "bundle.pem")
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(name)
+        if value and Path(value).exists():
+            return value
+    return True
+
+
+class CieloClient:
+    def __init__(self, endpoint: str, verify: str | bool = True, timeout: float = 30.0) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ----------------------------------------------------------------- token service
+    def token(self, tenant: str, form: dict[str, str], *, version: int = 2) -> dict[str, Any]:
+        path = f"/{tenant}/oauth2/v2.0/token" if version == 2 else f"/{tenant}/oauth2/token"
+        response = self._http.post(self.endpoint + path, data=form)
+        if response.status_code != 200:
+            raise _error(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    def device_code(self, tenant: str, client_id: str, scope: str) -> dict[str, Any]:
+        response = self._http.post(
+            f"{self.endpoint}/{tenant}/oauth2/v2.0/devicecode", data={"client_id": client_id, "scope": scope}
+        )
+        if response.status_code != 200:
+            raise _error(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    def openid_configuration(self, tenant: str) -> dict[str, Any]:
+        response = self._http.get(f"{self.endpoint}/{tenant}/v2.0/.well-known/openid-configuration")
+        if response.status_code != 200:
+            raise _error(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    # ----------------------------------------------------------------- JSON APIs
+    def request(self, method: str, path: str, token: str, body: Any = None,
+                params: dict[str, str] | None = None) -> Any:
+        response = self._http.request(
+            method, self.endpoint + path, json=body, params=params,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        if response.status_code >= 400:
+            raise _error(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def get_url(self, url: str) -> httpx.Response:
+        return self._http.get(url)
+
+    def post_form(self, url: str, form: dict[str, str]) -> httpx.Response:
+        return self._http.post(url, data=form)

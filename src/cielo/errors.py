@@ -1,0 +1,188 @@
+"""One exception tree for Cielo. Each class carries its wire code as class attributes.
+
+Three envelopes exist on the wire (see docs/errors.md): OAuth (token service), ARM (resource
+manager, Graph-like directory API) and Azure OpenAI (data plane). Call sites raise these typed
+errors; the API layer renders them, so no call site builds error JSON by hand.
+"""
+
+from __future__ import annotations
+
+
+class CieloError(Exception):
+    """Base class. `status` is the HTTP status the error maps to."""
+
+    status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --------------------------------------------------------------------------- OAuth (RFC 6749 §5.2)
+class OAuthError(CieloError):
+    """An error of the token service, rendered as Entra's OAuth envelope.
+
+    `error` is the RFC 6749 §5.2 error code, `aadsts` the Entra AADSTS number that Entra puts in
+    `error_codes` and at the start of `error_description`.
+    """
+
+    status = 400
+    error = "invalid_request"
+    aadsts = 900144
+
+    def __init__(self, message: str, *, aadsts: int | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        if aadsts is not None:
+            self.aadsts = aadsts
+        if status is not None:
+            self.status = status
+
+
+class InvalidRequest(OAuthError):
+    """RFC 6749 §5.2 invalid_request: a missing or malformed parameter (AADSTS900144, 9002313)."""
+
+
+class InvalidClient(OAuthError):
+    """RFC 6749 §5.2 invalid_client: client authentication failed. Entra answers 401 (AADSTS7000215)."""
+
+    status = 401
+    error = "invalid_client"
+    aadsts = 7000215
+
+
+class UnauthorizedClient(OAuthError):
+    """RFC 6749 §5.2 unauthorized_client: unknown application in the tenant (AADSTS700016)."""
+
+    error = "unauthorized_client"
+    aadsts = 700016
+
+
+class InvalidGrant(OAuthError):
+    """RFC 6749 §5.2 invalid_grant: bad password, redeemed code, PKCE mismatch, revoked token."""
+
+    error = "invalid_grant"
+    aadsts = 70000
+
+
+class InvalidScope(OAuthError):
+    """RFC 6749 §5.2 invalid_scope (AADSTS70011, AADSTS1002012)."""
+
+    error = "invalid_scope"
+    aadsts = 70011
+
+
+class InvalidResource(OAuthError):
+    """Entra's invalid_resource: the resource principal is not known in the tenant (AADSTS500011)."""
+
+    error = "invalid_resource"
+    aadsts = 500011
+
+
+class UnsupportedGrantType(OAuthError):
+    """RFC 6749 §5.2 unsupported_grant_type (AADSTS70003)."""
+
+    error = "unsupported_grant_type"
+    aadsts = 70003
+
+
+class TenantNotFound(OAuthError):
+    """Entra AADSTS90002: the tenant in the path does not exist."""
+
+    error = "invalid_request"
+    aadsts = 90002
+
+
+class AuthorizationPending(OAuthError):
+    """RFC 8628 §3.5 authorization_pending (AADSTS70016)."""
+
+    error = "authorization_pending"
+    aadsts = 70016
+
+
+class SlowDown(OAuthError):
+    """RFC 8628 §3.5 slow_down."""
+
+    error = "slow_down"
+    aadsts = 70016
+
+
+class AuthorizationDeclined(OAuthError):
+    """RFC 8628 §3.5 access_denied; Entra names it authorization_declined (AADSTS70000)."""
+
+    error = "authorization_declined"
+    aadsts = 70000
+
+
+class ExpiredToken(OAuthError):
+    """RFC 8628 §3.5 expired_token (AADSTS70019)."""
+
+    error = "expired_token"
+    aadsts = 70019
+
+
+class BadVerificationCode(OAuthError):
+    """Entra bad_verification_code: the device_code is unknown."""
+
+    error = "bad_verification_code"
+    aadsts = 70019
+
+
+class PayloadTooLarge(OAuthError):
+    """The form body exceeds the token endpoint's limit."""
+
+    status = 413
+    aadsts = 9002313
+
+
+# --------------------------------------------------------------------------- ARM-style errors
+class ArmError(CieloError):
+    """An error of the resource manager or directory API: `{"error": {"code", "message"}}`."""
+
+    status = 400
+    code = "BadRequest"
+
+    def __init__(self, message: str, *, code: str | None = None, target: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.target = target
+
+
+class InvalidAuthenticationToken(ArmError):
+    """ARM's 401 for a missing, malformed, expired or foreign bearer token."""
+
+    status = 401
+    code = "InvalidAuthenticationToken"
+
+
+class AuthorizationFailed(ArmError):
+    """403: the principal lacks the permission (ARM AuthorizationFailed, Graph Authorization_RequestDenied)."""
+
+    status = 403
+    code = "AuthorizationFailed"
+
+
+class NotFound(ArmError):
+    """404 for a resource that does not exist (Graph Request_ResourceNotFound, ARM ResourceNotFound)."""
+
+    status = 404
+    code = "ResourceNotFound"
+
+
+class Conflict(ArmError):
+    """409: the object exists already."""
+
+    status = 409
+    code = "Conflict"
+
+
+class BadRequest(ArmError):
+    """400 with an ARM/Graph code for invalid bodies or names."""
+
+    status = 400
+    code = "BadRequest"
+
+
+# --------------------------------------------------------------------------- configuration
+class ConfigError(CieloError):
+    """Refused configuration (for example an insecure default outside local mode)."""

@@ -1,0 +1,217 @@
+"""Directory administration: users, groups, applications, service principals and credentials.
+
+These are the operations behind the Graph-compatible API and `cielo ad`. Secrets are returned
+once, on creation, and stored only as hashes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from cielo.core.clock import Clock
+from cielo.core.ids import new_client_secret, new_guid
+from cielo.errors import BadRequest, Conflict, NotFound
+from cielo.identity.secrets import hash_password, hash_secret
+from cielo.store.directory import DirectoryRepo
+from cielo.store.models import (
+    Application,
+    FederatedCredential,
+    Group,
+    KeyCredential,
+    PasswordCredential,
+    ServicePrincipal,
+    Tenant,
+    User,
+)
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    credential: PasswordCredential
+    secret_text: str
+
+
+def _check_password(password: str) -> None:
+    classes = sum(
+        (
+            any(c.islower() for c in password),
+            any(c.isupper() for c in password),
+            any(c.isdigit() for c in password),
+            any(not c.isalnum() for c in password),
+        )
+    )
+    if len(password) < 8 or len(password) > 256 or classes < 3:
+        raise BadRequest(
+            "The specified password does not comply with password complexity requirements. Use at least "
+            "8 characters with three of: lower case, upper case, digits, symbols.",
+            code="Request_BadRequest",
+        )
+
+
+class DirectoryService:
+    def __init__(self, repo: DirectoryRepo, clock: Clock) -> None:
+        self.repo = repo
+        self._clock = clock
+
+    # ----------------------------------------------------------------- users
+    def create_user(
+        self, tenant: Tenant, upn: str, display_name: str, password: str, *, is_admin: bool = False
+    ) -> User:
+        upn = upn.strip()
+        if "@" not in upn or upn.startswith("@") or upn.endswith("@") or len(upn) > 113:
+            raise BadRequest(
+                f"Invalid value specified for property 'userPrincipalName' of resource 'User': {upn!r}.",
+                code="Request_BadRequest",
+            )
+        _check_password(password)
+        if self.repo.find_user(upn) is not None:
+            raise Conflict(
+                "Another object with the same value for property userPrincipalName already exists.",
+                code="Request_BadRequest",
+            )
+        user = User(
+            object_id=new_guid(),
+            tenant_id=tenant.id,
+            upn=upn,
+            display_name=display_name.strip() or upn.split("@")[0],
+            password_hash=hash_password(password),
+            is_admin=is_admin,
+            account_enabled=True,
+            created_at=self._clock.now(),
+        )
+        self.repo.create_user(user)
+        return user
+
+    def get_user(self, tenant: Tenant, id_or_upn: str) -> User:
+        user = self.repo.find_user(id_or_upn)
+        if user is None or user.tenant_id != tenant.id:
+            raise NotFound(f"Resource '{id_or_upn}' does not exist or one of its queried reference-property "
+                           "objects are not present.", code="Request_ResourceNotFound")
+        return user
+
+    # ----------------------------------------------------------------- groups
+    def create_group(self, tenant: Tenant, display_name: str, mail_nickname: str, description: str | None
+                     ) -> Group:
+        if not display_name.strip() or not mail_nickname.strip():
+            raise BadRequest("displayName and mailNickname are required.", code="Request_BadRequest")
+        group = Group(new_guid(), tenant.id, display_name.strip(), mail_nickname.strip(), description,
+                      self._clock.now())
+        self.repo.create_group(group)
+        return group
+
+    def get_group(self, tenant: Tenant, id_or_name: str) -> Group:
+        group = self.repo.find_group(tenant.id, id_or_name)
+        if group is None:
+            raise NotFound(f"Resource '{id_or_name}' does not exist or one of its queried reference-property "
+                           "objects are not present.", code="Request_ResourceNotFound")
+        return group
+
+    def add_member(self, tenant: Tenant, group: Group, member_id: str) -> None:
+        found = self.repo.directory_objects([member_id.lower()])
+        if member_id.lower() not in found:
+            raise NotFound(f"Resource '{member_id}' does not exist or one of its queried reference-property "
+                           "objects are not present.", code="Request_ResourceNotFound")
+        if member_id.lower() in self.repo.list_member_ids(group.object_id):
+            raise BadRequest("One or more added object references already exist for the following modified "
+                             "properties: 'members'.", code="Request_BadRequest")
+        self.repo.add_member(group.object_id, member_id.lower())
+
+    # ----------------------------------------------------------------- applications
+    def create_application(
+        self,
+        tenant: Tenant,
+        display_name: str,
+        *,
+        public_client: bool = False,
+        redirect_uris: Sequence[str] = (),
+        identifier_uris: Sequence[str] = (),
+        access_token_version: int = 1,
+    ) -> Application:
+        if not display_name.strip():
+            raise BadRequest("displayName is required.", code="Request_BadRequest")
+        if access_token_version not in (1, 2):
+            raise BadRequest("requestedAccessTokenVersion must be 1 or 2.", code="Request_BadRequest")
+        app = Application(
+            object_id=new_guid(),
+            tenant_id=tenant.id,
+            app_id=new_guid(),
+            display_name=display_name.strip(),
+            is_public_client=public_client,
+            access_token_version=access_token_version,
+            identifier_uris=tuple(identifier_uris),
+            redirect_uris=tuple(redirect_uris),
+            created_at=self._clock.now(),
+        )
+        self.repo.create_application(app)
+        return app
+
+    def get_application(self, tenant: Tenant, id_or_app_id: str) -> Application:
+        app = self.repo.find_application(id_or_app_id)
+        if app is None or app.tenant_id != tenant.id:
+            raise NotFound(f"Resource '{id_or_app_id}' does not exist or one of its queried reference-property "
+                           "objects are not present.", code="Request_ResourceNotFound")
+        return app
+
+    def add_password(
+        self, app: Application, display_name: str | None, end: float | None, *, replace: bool
+    ) -> NewSecret:
+        now = self._clock.now()
+        end = end if end is not None else now + 2 * 365 * 86400
+        if end <= now:
+            raise BadRequest("endDateTime must be in the future.", code="Request_BadRequest")
+        secret = new_client_secret()
+        cred = PasswordCredential(new_guid(), display_name, secret[:3], hash_secret(secret), now, end)
+        self.repo.add_password(app.object_id, cred, replace=replace)
+        return NewSecret(cred, secret)
+
+    def add_certificate(
+        self, app: Application, cert_pem_or_der: bytes, display_name: str | None, *, replace: bool
+    ) -> KeyCredential:
+        try:
+            if b"-----BEGIN" in cert_pem_or_der:
+                cert = x509.load_pem_x509_certificate(cert_pem_or_der)
+            else:
+                cert = x509.load_der_x509_certificate(cert_pem_or_der)
+        except ValueError as exc:
+            raise BadRequest("The certificate is not a valid X.509 certificate.",
+                             code="Request_BadRequest") from exc
+        start = cert.not_valid_before_utc.timestamp()
+        end = cert.not_valid_after_utc.timestamp()
+        cred = KeyCredential(new_guid(), display_name, cert.public_bytes(serialization.Encoding.DER), start, end)
+        self.repo.add_key(app.object_id, cred, replace=replace)
+        return cred
+
+    def add_federated(
+        self, app: Application, name: str, issuer: str, subject: str, audiences: Sequence[str],
+        description: str | None,
+    ) -> FederatedCredential:
+        if not name or not issuer or not subject:
+            raise BadRequest("name, issuer and subject are required.", code="Request_BadRequest")
+        if not issuer.startswith("https://"):
+            raise BadRequest("The issuer must be an https URL.", code="Request_BadRequest")
+        if any(f.name == name for f in app.federated):
+            raise Conflict(f"A federated identity credential named '{name}' exists already.",
+                           code="Request_BadRequest")
+        cred = FederatedCredential(new_guid(), name, issuer, subject,
+                                   tuple(audiences) or ("api://AzureADTokenExchange",), description)
+        self.repo.add_federated(app.object_id, cred)
+        return cred
+
+    # ----------------------------------------------------------------- service principals
+    def create_service_principal(self, tenant: Tenant, app: Application) -> ServicePrincipal:
+        if self.repo.get_service_principal_for_app(tenant.id, app.app_id) is not None:
+            raise Conflict("The service principal exists already for this application.",
+                           code="Request_MultipleObjectsWithSameKeyValue")
+        sp = ServicePrincipal(new_guid(), tenant.id, app.app_id, app.display_name, "Application",
+                              self._clock.now())
+        self.repo.create_service_principal(sp)
+        return sp
+
+
+def iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

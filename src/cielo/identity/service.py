@@ -1,0 +1,68 @@
+"""The token endpoint: resolve the tenant, pick the grant, return Entra's response."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cielo.errors import TenantNotFound, UnsupportedGrantType
+from cielo.identity.context import GrantContext, TokenRequest
+from cielo.identity.grants import (
+    authorization_code,
+    client_credentials,
+    device_code,
+    password,
+    refresh_token,
+)
+from cielo.store.models import Tenant
+
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+GRANTS: dict[str, Callable[[GrantContext, TokenRequest], dict[str, Any]]] = {
+    "client_credentials": client_credentials.handle,
+    "password": password.handle,
+    "refresh_token": refresh_token.handle,
+    "authorization_code": authorization_code.handle,
+    DEVICE_CODE_GRANT: device_code.handle,
+    "device_code": device_code.handle,  # Entra's v1 endpoint accepts the short name
+}
+
+MULTI_TENANT_SEGMENTS = ("common", "organizations")
+
+
+class TokenService:
+    def __init__(self, ctx: GrantContext) -> None:
+        self.ctx = ctx
+
+    def resolve_tenant(self, segment: str) -> Tenant | None:
+        """None for `common`/`organizations`; raises AADSTS90002 for a tenant that does not exist."""
+        if segment.lower() in MULTI_TENANT_SEGMENTS:
+            return None
+        tenant = self.ctx.directory.tenant(segment)
+        if tenant is None:
+            raise TenantNotFound(
+                f"Tenant '{segment}' not found. Check to make sure you have the correct tenant ID and are "
+                "signing into the correct cloud. Check with your subscription administrator, this may "
+                "happen if there are no active subscriptions for the tenant.",
+                aadsts=90002,
+            )
+        return tenant
+
+    def token(self, request: TokenRequest) -> dict[str, Any]:
+        grant_type = request.form.get("grant_type", "")
+        handler = GRANTS.get(grant_type)
+        if handler is None:
+            if not grant_type:
+                from cielo.errors import InvalidRequest
+
+                raise InvalidRequest(
+                    "The request body must contain the following parameter: 'grant_type'.", aadsts=900144
+                )
+            raise UnsupportedGrantType(
+                f"The provided value for the input parameter 'grant_type' is not valid: {grant_type[:64]}.",
+                aadsts=70003,
+            )
+        return handler(self.ctx, request)
+
+    def start_device_flow(self, request: TokenRequest, verification_uri: str) -> dict[str, Any]:
+        return device_code.start(self.ctx, request, verification_uri)

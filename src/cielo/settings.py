@@ -1,0 +1,66 @@
+"""Server settings, read once at start (environment `CIELO_*`, then command-line overrides)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "cielo"
+
+
+class Settings(BaseSettings):
+    """Everything `cielo up` needs. See docs/configuration.md for each field."""
+
+    model_config = SettingsConfigDict(env_prefix="CIELO_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 8443
+    listen_443: bool = False
+    # Extra names (DNS names or IPs) for the server certificate, besides localhost and 127.0.0.1.
+    tls_names: list[str] = Field(default_factory=list)
+    # The public base URL: the issuer of every token. Defaults to https://{host}:{port}.
+    public_url: str | None = None
+    admin_user: str | None = None
+    admin_password: str | None = None
+    # Access-token lifetime is drawn uniformly from this range, like Entra's 60-90 minutes.
+    token_lifetime_min_s: int = 3600
+    token_lifetime_max_s: int = 5400
+    refresh_token_lifetime_s: int = 90 * 24 * 3600
+    device_code_lifetime_s: int = 900
+    device_code_interval_s: int = 5
+    auth_code_lifetime_s: int = 600
+    clock_skew_s: int = 300
+    max_form_bytes: int = 64 * 1024
+    workers: int = 1
+    log_level: str = "info"
+
+    @field_validator("tls_names", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"https://{host}:{self.port}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "cielo.db"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"

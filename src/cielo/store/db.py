@@ -1,0 +1,203 @@
+"""Database engine and tables (SQLAlchemy Core). SQLite with WAL by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+)
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("display_name", String(256), nullable=False),
+    Column("default_domain", String(256), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id"), nullable=False),
+    Column("display_name", String(256), nullable=False),
+    Column("state", String(32), nullable=False, default="Enabled"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("object_id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id"), nullable=False),
+    Column("upn", String(256), nullable=False),
+    Column("upn_lower", String(256), nullable=False, unique=True),
+    Column("display_name", String(256), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("account_enabled", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("object_id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id"), nullable=False),
+    Column("display_name", String(256), nullable=False),
+    Column("mail_nickname", String(256), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", String(36), ForeignKey("groups.object_id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", String(36), primary_key=True),
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("object_id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id"), nullable=False),
+    Column("app_id", String(36), nullable=False, unique=True),
+    Column("display_name", String(256), nullable=False),
+    Column("is_public_client", Boolean, nullable=False, default=False),
+    Column("access_token_version", Integer, nullable=False, default=1),
+    Column("identifier_uris", Text, nullable=False, default="[]"),
+    Column("redirect_uris", Text, nullable=False, default="[]"),
+    Column("created_at", Float, nullable=False),
+)
+
+service_principals = Table(
+    "service_principals",
+    metadata,
+    Column("object_id", String(36), primary_key=True),
+    Column("tenant_id", String(36), ForeignKey("tenants.id"), nullable=False),
+    Column("app_id", String(36), nullable=False),
+    Column("display_name", String(256), nullable=False),
+    Column("sp_type", String(32), nullable=False, default="Application"),
+    Column("created_at", Float, nullable=False),
+    Index("ix_sp_tenant_app", "tenant_id", "app_id", unique=True),
+)
+
+password_credentials = Table(
+    "password_credentials",
+    metadata,
+    Column("key_id", String(36), primary_key=True),
+    Column("app_object_id", String(36), ForeignKey("applications.object_id", ondelete="CASCADE")),
+    Column("display_name", String(256), nullable=True),
+    Column("hint", String(8), nullable=False),
+    Column("secret_hash", String(128), nullable=False),
+    Column("start", Float, nullable=False),
+    Column("end", Float, nullable=False),
+)
+
+key_credentials = Table(
+    "key_credentials",
+    metadata,
+    Column("key_id", String(36), primary_key=True),
+    Column("app_object_id", String(36), ForeignKey("applications.object_id", ondelete="CASCADE")),
+    Column("display_name", String(256), nullable=True),
+    Column("cert_der", LargeBinary, nullable=False),
+    Column("start", Float, nullable=False),
+    Column("end", Float, nullable=False),
+)
+
+federated_credentials = Table(
+    "federated_credentials",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("app_object_id", String(36), ForeignKey("applications.object_id", ondelete="CASCADE")),
+    Column("name", String(120), nullable=False),
+    Column("issuer", String(600), nullable=False),
+    Column("subject", String(600), nullable=False),
+    Column("audiences", Text, nullable=False),
+    Column("description", Text, nullable=True),
+)
+
+auth_codes = Table(
+    "auth_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("client_id", String(36), nullable=False),
+    Column("user_id", String(36), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=True),
+    Column("code_challenge_method", String(16), nullable=True),
+    Column("nonce", Text, nullable=True),
+    Column("expires_at", Float, nullable=False),
+    Column("redeemed", Boolean, nullable=False, default=False),
+    Column("family_id", String(36), nullable=True),
+)
+
+device_codes = Table(
+    "device_codes",
+    metadata,
+    Column("device_code_hash", String(64), primary_key=True),
+    Column("user_code", String(16), nullable=False, unique=True),
+    Column("tenant_id", String(36), nullable=True),
+    Column("client_id", String(36), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("user_id", String(36), nullable=True),
+    Column("last_poll", Float, nullable=True),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("family_id", String(36), nullable=False, index=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("client_id", String(36), nullable=False),
+    Column("user_id", String(36), nullable=False, index=True),
+    Column("expires_at", Float, nullable=False),
+    Column("redeemed", Boolean, nullable=False, default=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def open_engine(url_or_path: str | Path) -> Engine:
+    """Open (and create) the database. A Path means SQLite at that path."""
+    if isinstance(url_or_path, Path):
+        url_or_path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{url_or_path}"
+    else:
+        url = url_or_path
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    metadata.create_all(engine)
+    return engine

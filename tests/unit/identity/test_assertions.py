@@ -1,0 +1,869 @@
+"""Tests for cielo.identity.assertions, using assertions built by the real client libraries.
+
+* MSAL's own ``JwtAssertionCreator`` (what sync azure-identity ``CertificateCredential`` uses);
+* azure-identity's ``AadClientBase._get_client_certificate_assertion`` (what azure.identity.aio uses);
+* both credentials end to end against a local HTTPS token endpoint trusted through Cielo's bundle;
+* hand-built tokens for the hostile cases (wrong key, tampering, ``alg: none``, HS256, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+from msal.oauth2cli.assertion import JwtAssertionCreator  # type: ignore[import-untyped]
+
+from cielo.identity.assertions import (
+    InvalidAssertion,
+    JtiReplayCache,
+    ParsedJwt,
+    b64url_decode,
+    check_audience,
+    check_time_claims,
+    jwk_to_public_key,
+    parse_jwt,
+    select_certificate,
+    select_jwk,
+    verify_certificate_assertion,
+    verify_federated_assertion,
+    verify_signature,
+)
+from cielo.identity.pki import cert_thumbprints, ensure_tls
+
+CLIENT_ID = "0b7c6a3e-4f1d-4c1e-9a53-2f9d3c1e8a77"
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+TOKEN_URL = f"https://localhost:8443/{TENANT}/oauth2/v2.0/token"
+ISSUER = "https://issuer.test/"
+EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+
+
+@dataclass(frozen=True)
+class ClientCert:
+    key: rsa.RSAPrivateKey
+    cert: x509.Certificate
+    key_pem: str
+    pem: bytes  # key followed by certificate, as azure-identity takes it
+
+    @property
+    def sha1_hex(self) -> str:
+        return self.cert.fingerprint(hashes.SHA1()).hex()
+
+    @property
+    def sha256_hex(self) -> str:
+        return self.cert.fingerprint(hashes.SHA256()).hex()
+
+
+def _make_client_cert(common_name: str) -> ClientCert:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return ClientCert(key, cert, key_pem.decode(), key_pem + cert.public_bytes(serialization.Encoding.PEM))
+
+
+@pytest.fixture(scope="module")
+def client() -> ClientCert:
+    return _make_client_cert("cielo-test-client")
+
+
+@pytest.fixture(scope="module")
+def attacker() -> ClientCert:
+    return _make_client_cert("attacker")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Token building helpers
+# --------------------------------------------------------------------------------------------------------
+
+
+def _b64(data: bytes, pad: bool = False) -> str:
+    text = base64.urlsafe_b64encode(data).decode()
+    return text if pad else text.rstrip("=")
+
+
+def _sign(alg: str, key: Any, signing_input: bytes) -> bytes:
+    if alg == "RS256":
+        return bytes(key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256()))
+    if alg == "PS256":
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+        return bytes(key.sign(signing_input, pss, hashes.SHA256()))
+    if alg == "ES256":
+        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    if alg == "HS256":
+        return hmac.new(key, signing_input, hashlib.sha256).digest()
+    if alg == "none":
+        return b""
+    raise AssertionError(alg)
+
+
+def make_token(header: dict[str, Any], claims: dict[str, Any], key: Any, *, pad: bool = False) -> str:
+    """Build a compact JWS the way a client would; ``pad`` mimics azure.identity.aio's padded segments."""
+    signing_input = f"{_b64(json.dumps(header).encode(), pad)}.{_b64(json.dumps(claims).encode(), pad)}"
+    signature = _sign(header["alg"], key, signing_input.encode())
+    return f"{signing_input}.{_b64(signature, pad)}"
+
+
+def client_claims(now: float | None = None, **overrides: Any) -> dict[str, Any]:
+    issued = time.time() if now is None else now
+    claims: dict[str, Any] = {
+        "aud": TOKEN_URL,
+        "iss": CLIENT_ID,
+        "sub": CLIENT_ID,
+        "jti": str(uuid.uuid4()),
+        "iat": int(issued),
+        "nbf": int(issued),
+        "exp": int(issued) + 600,
+    }
+    claims.update(overrides)
+    return {name: value for name, value in claims.items() if value is not None}
+
+
+def x5t_header(cert: x509.Certificate, alg: str = "RS256") -> dict[str, Any]:
+    return {"alg": alg, "typ": "JWT", "x5t": _b64(cert.fingerprint(hashes.SHA1()), pad=True)}
+
+
+def verify_client(token: str | bytes, client: ClientCert, **kwargs: Any) -> dict[str, Any]:
+    text = token.decode() if isinstance(token, bytes) else token
+    options: dict[str, Any] = {
+        "client_id": CLIENT_ID,
+        "audiences": [TOKEN_URL],
+        "certificates": [client.cert],
+        "now": time.time(),
+    }
+    options.update(kwargs)
+    return verify_certificate_assertion(text, **options)
+
+
+def reason_of(excinfo: pytest.ExceptionInfo[InvalidAssertion]) -> str:
+    return excinfo.value.reason
+
+
+# --------------------------------------------------------------------------------------------------------
+# Real client assertion builders
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_msal_rs256_with_padded_x5t_and_float_times(client: ClientCert) -> None:
+    creator = JwtAssertionCreator(client.key_pem, "RS256", sha1_thumbprint=client.sha1_hex)
+    token = creator.create_normal_assertion(audience=TOKEN_URL, issuer=CLIENT_ID).decode()
+    parsed = parse_jwt(token)
+    assert parsed.header["x5t"].endswith("="), "MSAL pads x5t"
+    assert "=" not in token, "PyJWT does not pad segments"
+    assert isinstance(parsed.claims["exp"], float) and isinstance(parsed.claims["iat"], float)
+    claims = verify_client(token, client)
+    assert claims["sub"] == CLIENT_ID
+
+
+def test_msal_with_x5c_chain_containing_line_breaks(client: ClientCert) -> None:
+    from msal.application import extract_certs  # type: ignore[import-untyped]
+
+    x5c = extract_certs(client.cert.public_bytes(serialization.Encoding.PEM).decode())
+    assert "\n" in x5c[0], "MSAL copies the PEM body, line breaks included"
+    creator = JwtAssertionCreator(
+        client.key_pem, "RS256", sha1_thumbprint=client.sha1_hex, headers={"x5c": x5c}
+    )
+    token = creator.create_normal_assertion(audience=TOKEN_URL, issuer=CLIENT_ID).decode()
+    assert parse_jwt(token).header["x5c"] == x5c
+    verify_client(token, client)
+
+
+def test_msal_ps256_with_sha256_thumbprint(client: ClientCert) -> None:
+    creator = JwtAssertionCreator(client.key_pem, "PS256", sha256_thumbprint=client.sha256_hex)
+    token = creator.create_normal_assertion(audience=TOKEN_URL, issuer=CLIENT_ID).decode()
+    assert "x5t#S256" in parse_jwt(token).header
+    verify_client(token, client)
+
+
+def test_azure_identity_aio_ps256_with_padded_segments(client: ClientCert) -> None:
+    from azure.identity._internal.aadclient_certificate import AadClientCertificate
+    from azure.identity.aio._internal.aad_client import AadClient
+
+    aad = AadClient(TENANT, CLIENT_ID, authority="https://localhost:8443")
+    token = aad._get_client_certificate_assertion(AadClientCertificate(client.pem))
+    signature_segment = token.split(".")[2]
+    assert signature_segment.endswith("=="), "a 256-byte RSA signature is padded by urlsafe_b64encode"
+    parsed = parse_jwt(token)
+    assert parsed.header["alg"] == "PS256" and parsed.header["x5t#S256"].endswith("=")
+    assert "x5t" not in parsed.header
+    assert isinstance(parsed.claims["exp"], int) and parsed.claims["exp"] - parsed.claims["nbf"] == 1800
+    assert verify_client(token, client)["aud"] == TOKEN_URL
+
+
+def test_hand_built_padded_ps256_with_x5t_s256(client: ClientCert) -> None:
+    header = {"typ": "JWT", "alg": "PS256", "x5t#S256": _b64(client.cert.fingerprint(hashes.SHA256()), True)}
+    token = make_token(header, client_claims(), client.key, pad=True)
+    assert token.count("=") >= 1
+    verify_client(token, client)
+
+
+def test_pss_with_maximum_salt_length_is_accepted(client: ClientCert) -> None:
+    header = {"alg": "PS256", "x5t": cert_thumbprints(client.cert)[0]}
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(client_claims()).encode())}"
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH)
+    signature = client.key.sign(signing_input.encode(), pss, hashes.SHA256())
+    verify_client(f"{signing_input}.{_b64(signature)}", client)
+
+
+def test_unpadded_thumbprints_from_cert_thumbprints_match(client: ClientCert) -> None:
+    x5t, x5t_s256 = cert_thumbprints(client.cert)
+    token = make_token({"alg": "RS256", "x5t": x5t, "x5t#S256": x5t_s256}, client_claims(), client.key)
+    verify_client(token, client)
+
+
+def test_certificate_selected_among_several(client: ClientCert, attacker: ClientCert) -> None:
+    token = make_token(x5t_header(client.cert), client_claims(), client.key)
+    assert verify_client(token, client, certificates=[attacker.cert, client.cert])
+
+
+def test_x5c_without_thumbprint_matches_registered_certificate(client: ClientCert) -> None:
+    der = base64.b64encode(client.cert.public_bytes(serialization.Encoding.DER)).decode()
+    token = make_token({"alg": "RS256", "x5c": [der]}, client_claims(), client.key)
+    verify_client(token, client)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Real clients end to end (HTTPS token endpoint trusted through Cielo's CA bundle)
+# --------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _token_endpoint(tls_dir: Path) -> Iterator[tuple[str, list[str]]]:
+    """A minimal HTTPS authority: OIDC discovery plus a token endpoint that records client assertions."""
+    import ssl
+
+    files = ensure_tls(tls_dir)
+    assertions: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _json(self, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            base = f"https://127.0.0.1:{self.server.server_port}/{TENANT}"  # type: ignore[attr-defined]
+            self._json(
+                {
+                    "issuer": f"{base}/v2.0",
+                    "token_endpoint": f"{base}/oauth2/v2.0/token",
+                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                }
+            )
+
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+            assertions.append(form["client_assertion"][0])
+            self._json({"access_token": "t", "token_type": "Bearer", "expires_in": 3600})
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(files.server_cert, files.server_key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", assertions
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[str]]]:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "tls" / "bundle.pem"))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "tls" / "bundle.pem"))
+    with _token_endpoint(tmp_path / "tls") as endpoint:
+        yield endpoint
+
+
+def test_sync_certificate_credential_end_to_end(client: ClientCert, authority: tuple[str, list[str]]) -> None:
+    from azure.identity import CertificateCredential
+
+    url, assertions = authority
+    credential = CertificateCredential(
+        TENANT,
+        CLIENT_ID,
+        certificate_data=client.pem,
+        authority=url,
+        disable_instance_discovery=True,
+        send_certificate_chain=True,
+    )
+    credential.get_token("https://cognitiveservices.azure.com/.default")
+    credential.get_token("https://management.azure.com/.default")
+    assert len(assertions) == 2
+    assert assertions[0] == assertions[1], "MSAL reuses one assertion (same jti) across token requests"
+    header = parse_jwt(assertions[0]).header
+    assert header["alg"] == "RS256" and header["x5t"].endswith("=") and len(header["x5c"]) == 1
+    audience = f"{url}/{TENANT}/oauth2/v2.0/token"
+    options: dict[str, Any] = {"audiences": [audience]}
+    verify_client(assertions[0], client, **options)
+    cache = JtiReplayCache()
+    verify_client(assertions[0], client, replay_cache=cache, **options)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(assertions[1], client, replay_cache=cache, **options)
+    assert reason_of(excinfo) == "replayed"
+
+
+def test_async_certificate_credential_end_to_end(
+    client: ClientCert, authority: tuple[str, list[str]]
+) -> None:
+    from azure.identity.aio import CertificateCredential
+
+    url, assertions = authority
+    # aiohttp builds its default SSL context when it is imported, so SSL_CERT_FILE only works when it is
+    # set before the process imports aiohttp; name the bundle explicitly instead.
+    bundle = os.environ["SSL_CERT_FILE"]
+
+    async def fetch() -> None:
+        async with CertificateCredential(
+            TENANT, CLIENT_ID, certificate_data=client.pem, authority=url, connection_verify=bundle
+        ) as cred:
+            await cred.get_token("https://cognitiveservices.azure.com/.default")
+
+    asyncio.run(fetch())
+    (assertion,) = assertions
+    assert "=" in assertion
+    claims = verify_client(assertion, client, audiences=[f"{url}/{TENANT}/oauth2/v2.0/token"])
+    assert claims["iss"] == CLIENT_ID
+
+
+# --------------------------------------------------------------------------------------------------------
+# Rejections
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_wrong_audience(client: ClientCert) -> None:
+    token = make_token(x5t_header(client.cert), client_claims(aud="https://login.example/token"), client.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "wrong_audience"
+
+
+def test_audience_trailing_slash_and_list(client: ClientCert) -> None:
+    token = make_token(x5t_header(client.cert), client_claims(aud=["other", TOKEN_URL + "/"]), client.key)
+    verify_client(token, client)
+
+
+def test_expired(client: ClientCert) -> None:
+    past = time.time() - 3600
+    token = make_token(x5t_header(client.cert), client_claims(now=past), client.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "expired"
+
+
+def test_not_yet_valid(client: ClientCert) -> None:
+    future = time.time() + 3600
+    token = make_token(x5t_header(client.cert), client_claims(now=future), client.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "not_yet_valid"
+
+
+def test_lifetime_too_long(client: ClientCert) -> None:
+    claims = client_claims()
+    claims["exp"] = claims["nbf"] + 2 * 86400
+    token = make_token(x5t_header(client.cert), claims, client.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "lifetime_too_long"
+
+
+def test_wrong_key_claiming_registered_thumbprint(client: ClientCert, attacker: ClientCert) -> None:
+    token = make_token(x5t_header(client.cert), client_claims(), attacker.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "bad_signature"
+
+
+def test_unregistered_certificate(client: ClientCert, attacker: ClientCert) -> None:
+    token = make_token(x5t_header(attacker.cert), client_claims(), attacker.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "unknown_key"
+
+
+def test_no_thumbprint_at_all(client: ClientCert) -> None:
+    token = make_token({"alg": "RS256", "typ": "JWT"}, client_claims(), client.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "unknown_key"
+
+
+def test_thumbprints_must_agree(client: ClientCert, attacker: ClientCert) -> None:
+    header = {
+        "alg": "RS256",
+        "x5t": cert_thumbprints(client.cert)[0],
+        "x5t#S256": cert_thumbprints(attacker.cert)[1],
+    }
+    token = make_token(header, client_claims(), client.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client, certificates=[client.cert, attacker.cert])
+    assert reason_of(excinfo) == "unknown_key"
+
+
+def test_tampered_claims(client: ClientCert) -> None:
+    token = make_token(x5t_header(client.cert), client_claims(), client.key)
+    header, _, signature = token.split(".")
+    forged = _b64(json.dumps(client_claims(sub="someone-else")).encode())
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(f"{header}.{forged}.{signature}", client)
+    assert reason_of(excinfo) == "bad_signature"
+
+
+def test_tampered_padding_still_fails_for_signature(client: ClientCert) -> None:
+    """The signature covers the segments as sent: re-encoding a padded token without padding breaks it."""
+    token = make_token(x5t_header(client.cert, "PS256"), client_claims(), client.key, pad=True)
+    header, claims, signature = token.split(".")
+    if "=" not in header + claims:
+        pytest.skip("segments happen to need no padding")
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(f"{header.rstrip('=')}.{claims.rstrip('=')}.{signature}", client)
+    assert reason_of(excinfo) == "bad_signature"
+
+
+@pytest.mark.parametrize(
+    ("iss", "sub"), [("someone-else", CLIENT_ID), (CLIENT_ID, "someone-else"), (None, CLIENT_ID)]
+)
+def test_issuer_and_subject_must_be_client_id(client: ClientCert, iss: str | None, sub: str) -> None:
+    claims = client_claims(iss=iss, sub=sub)
+    token = make_token(x5t_header(client.cert), claims, client.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "wrong_issuer"
+
+
+def test_alg_none(client: ClientCert) -> None:
+    token = make_token(x5t_header(client.cert, "none"), client_claims(), None)
+    assert token.endswith(".")
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "unsupported_alg"
+
+
+def test_hs256_with_public_key_as_secret(client: ClientCert) -> None:
+    secret = client.cert.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    token = make_token(x5t_header(client.cert, "HS256"), client_claims(), secret)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "unsupported_alg"
+
+
+def test_rs256_header_with_ec_key_is_bad_signature() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    token = make_token({"alg": "ES256"}, client_claims(), key)
+    parsed = parse_jwt(token)
+    verify_signature(parsed, key.public_key())
+    wrong_alg = ParsedJwt({"alg": "RS256"}, parsed.claims, parsed.signing_input, parsed.signature)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_signature(wrong_alg, key.public_key())
+    assert reason_of(excinfo) == "bad_signature"
+
+
+def test_small_rsa_key_is_weak() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    token = make_token({"alg": "RS256"}, client_claims(), key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_signature(parse_jwt(token), key.public_key())
+    assert reason_of(excinfo) == "weak_key"
+
+
+def _segment(value: Any) -> str:
+    return _b64(json.dumps(value).encode())
+
+
+_RS256 = _segment({"alg": "RS256"})
+_CLAIMS = _segment({"a": 1})
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "abc",
+        "a.b",
+        "a.b.c.d",
+        f".{_CLAIMS}.sig",
+        f"{_RS256}..sig",
+        f"{_RS256}.{_CLAIMS}.s!g",
+        f"{_RS256}.{_CLAIMS}.a+b/",
+        f"{_segment(['alg'])}.{_CLAIMS}.sig",
+        f"{_RS256}.{_segment('claims')}.sig",
+        f"{_RS256}.{_b64(b'not json')}.sig",
+        _RS256 + "." + _b64(b'{"exp": NaN}') + ".sig",
+        _RS256 + "." + _b64(b'{"a": 1, "a": 2}') + ".sig",
+        f"{_segment({'alg': 'RS256', 'crit': ['b64'], 'b64': False})}.{_CLAIMS}.sig",
+        f"{_RS256}.{_b64(bytes([0xFF, 0xFE]))}.sig",
+        f"{_RS256}.{_b64(b'[' * 5000 + b']' * 5000)}.sig",
+        f"{_RS256}.{_CLAIMS}.A",
+        f"{_RS256}.{_CLAIMS}.AAAA===",
+        "ey\u00e9.ey.sig",
+    ],
+)
+def test_malformed(token: str) -> None:
+    with pytest.raises(InvalidAssertion) as excinfo:
+        parse_jwt(token)
+    assert reason_of(excinfo) == "malformed"
+
+
+def test_oversized(client: ClientCert) -> None:
+    claims = client_claims(padding="x" * 20000)
+    token = make_token(x5t_header(client.cert), claims, client.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "malformed"
+    assert parse_jwt(token, max_length=len(token)).claims["padding"] == "x" * 20000
+
+
+def test_non_string_input() -> None:
+    with pytest.raises(InvalidAssertion) as excinfo:
+        parse_jwt(b"a.b.c")  # type: ignore[arg-type]
+    assert reason_of(excinfo) == "malformed"
+
+
+def test_errors_never_contain_the_token(client: ClientCert, attacker: ClientCert) -> None:
+    bad = [
+        make_token(x5t_header(client.cert), client_claims(), attacker.key),
+        make_token(x5t_header(client.cert), client_claims(aud="x" * 50), client.key),
+        make_token(x5t_header(client.cert), client_claims(now=0), client.key),
+    ]
+    for token in bad:
+        with pytest.raises(InvalidAssertion) as excinfo:
+            verify_client(token, client)
+        text = str(excinfo.value) + repr(excinfo.value.args)
+        for segment in token.split("."):
+            assert segment[:40] not in text
+
+
+def test_malformed_thumbprint(client: ClientCert) -> None:
+    for value in ("not base64!", 12, "AAAA"):
+        token = make_token({"alg": "RS256", "x5t": value}, client_claims(), client.key)
+        with pytest.raises(InvalidAssertion) as excinfo:
+            select_certificate(parse_jwt(token), [client.cert])
+        assert reason_of(excinfo) == "malformed"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Replay cache
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_replayed_jti(client: ClientCert) -> None:
+    cache = JtiReplayCache()
+    token = make_token(x5t_header(client.cert), client_claims(), client.key)
+    verify_client(token, client, replay_cache=cache)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client, replay_cache=cache)
+    assert reason_of(excinfo) == "replayed"
+    verify_client(
+        make_token(x5t_header(client.cert), client_claims(), client.key), client, replay_cache=cache
+    )
+
+
+def test_replay_cache_requires_jti(client: ClientCert) -> None:
+    token = make_token(x5t_header(client.cert), client_claims(jti=None), client.key)
+    verify_client(token, client)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client, replay_cache=JtiReplayCache())
+    assert reason_of(excinfo) == "malformed"
+
+
+def test_rejected_assertion_does_not_consume_jti(client: ClientCert) -> None:
+    cache = JtiReplayCache()
+    claims = client_claims()
+    with pytest.raises(InvalidAssertion):
+        verify_client(
+            make_token(x5t_header(client.cert), claims, client.key),
+            client,
+            audiences=["x"],
+            replay_cache=cache,
+        )
+    assert len(cache) == 0
+
+
+def test_replay_cache_forgets_expired_entries() -> None:
+    cache = JtiReplayCache(skew=0)
+    cache.remember("a", exp=100.0, now=50.0)
+    with pytest.raises(InvalidAssertion):
+        cache.remember("a", exp=100.0, now=99.0)
+    cache.remember("a", exp=300.0, now=101.0)
+    assert len(cache) == 1
+
+
+def test_replay_cache_is_bounded() -> None:
+    cache = JtiReplayCache(max_entries=3, skew=0)
+    for index, exp in enumerate((500.0, 100.0, 400.0, 300.0)):
+        cache.remember(f"jti-{index}", exp=exp, now=0.0)
+    assert len(cache) == 3
+    cache.remember("jti-1", exp=100.0, now=0.0)  # the soonest-expiring entry was dropped
+    with pytest.raises(InvalidAssertion):
+        cache.remember("jti-0", exp=500.0, now=0.0)
+
+
+def test_replay_cache_is_thread_safe() -> None:
+    cache = JtiReplayCache()
+    outcomes: list[bool] = []
+    barrier = threading.Barrier(16)
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            cache.remember("same", exp=time.time() + 60)
+        except InvalidAssertion:
+            outcomes.append(False)
+        else:
+            outcomes.append(True)
+
+    threads = [threading.Thread(target=attempt) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [False] * 15 + [True]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Time and audience helpers
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({}, "malformed"),
+        ({"exp": "1000"}, "malformed"),
+        ({"exp": True}, "malformed"),
+        ({"exp": 1000, "nbf": "x"}, "malformed"),
+        ({"exp": 699.0}, "expired"),
+        ({"exp": 2000, "nbf": 1301}, "not_yet_valid"),
+        ({"exp": 2000, "iat": 1301}, "not_yet_valid"),
+    ],
+)
+def test_time_claims_rejections(claims: dict[str, Any], reason: str) -> None:
+    with pytest.raises(InvalidAssertion) as excinfo:
+        check_time_claims(claims, now=1000.0)
+    assert reason_of(excinfo) == reason
+
+
+def test_time_claims_tolerate_skew() -> None:
+    check_time_claims({"exp": 700, "nbf": 1300, "iat": 1300.5 - 0.5}, now=1000.0)
+    check_time_claims({"exp": 1000.5}, now=1000.0, skew=0)
+    check_time_claims({"exp": 1600, "iat": 1000}, now=1000.0, max_lifetime=600)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        check_time_claims({"exp": 1601, "iat": 1000}, now=1000.0, max_lifetime=600)
+    assert reason_of(excinfo) == "lifetime_too_long"
+
+
+def test_check_audience() -> None:
+    check_audience({"aud": "https://a/token/"}, ["https://a/token"])
+    check_audience({"aud": "https://a/token"}, ["https://a/token/"])
+    check_audience({"aud": ["x", "https://a/token"]}, ["https://a/token"])
+    rejected: list[dict[str, Any]] = [{}, {"aud": None}, {"aud": 5}, {"aud": []}, {"aud": [1]}]
+    rejected.append({"aud": "https://a/token//"})
+    for claims in rejected:
+        with pytest.raises(InvalidAssertion) as excinfo:
+            check_audience(claims, ["https://a/token"])
+        assert reason_of(excinfo) == "wrong_audience"
+
+
+def test_b64url_decode_padding() -> None:
+    assert b64url_decode("YQ") == b"a"
+    assert b64url_decode("YQ==") == b"a"
+    assert b64url_decode("") == b""
+    assert b64url_decode("-_8") == b"\xfb\xff"
+    for bad in ("YQ===", "Y", "+/8", "YQ ", "Y=Q"):
+        with pytest.raises(InvalidAssertion):
+            b64url_decode(bad)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Federated assertions
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Issuer:
+    rsa_keys: dict[str, rsa.RSAPrivateKey]
+    ec_key: ec.EllipticCurvePrivateKey
+    jwks: list[dict[str, Any]]
+
+
+def _public_jwk(key: Any, kid: str | None) -> dict[str, Any]:
+    jwk: dict[str, Any] = json.loads(
+        jwt.algorithms.get_default_algorithms()[
+            "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
+        ].to_jwk(key.public_key())
+    )
+    if kid is not None:
+        jwk["kid"] = kid
+    jwk["use"] = "sig"
+    return jwk
+
+
+@pytest.fixture(scope="module")
+def issuer(client: ClientCert, attacker: ClientCert) -> Issuer:
+    rsa_keys = {"key-1": client.key, "key-2": attacker.key}
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    jwks = [_public_jwk(key, kid) for kid, key in rsa_keys.items()] + [_public_jwk(ec_key, "ec-1")]
+    return Issuer(rsa_keys, ec_key, jwks)
+
+
+def federated_claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": "system:serviceaccount:default:workload",
+        "aud": [EXCHANGE_AUDIENCE],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+    }
+    claims.update(overrides)
+    return claims
+
+
+def verify_federated(token: str, jwks: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {"issuer": ISSUER, "audiences": [EXCHANGE_AUDIENCE], "now": time.time()}
+    options.update(kwargs)
+    return verify_federated_assertion(token, jwks=jwks, **options)
+
+
+@pytest.mark.parametrize("kid", ["key-1", "key-2"])
+def test_federated_rs256_selects_key_by_kid(issuer: Issuer, kid: str) -> None:
+    token = jwt.encode(federated_claims(), issuer.rsa_keys[kid], algorithm="RS256", headers={"kid": kid})
+    assert verify_federated(token, issuer.jwks)["sub"] == "system:serviceaccount:default:workload"
+
+
+def test_federated_es256(issuer: Issuer) -> None:
+    token = jwt.encode(federated_claims(), issuer.ec_key, algorithm="ES256", headers={"kid": "ec-1"})
+    verify_federated(token, issuer.jwks)
+
+
+def test_federated_kid_pointing_at_other_key(issuer: Issuer) -> None:
+    token = jwt.encode(
+        federated_claims(), issuer.rsa_keys["key-1"], algorithm="RS256", headers={"kid": "key-2"}
+    )
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_federated(token, issuer.jwks)
+    assert reason_of(excinfo) == "bad_signature"
+
+
+def test_federated_unknown_kid(issuer: Issuer) -> None:
+    token = jwt.encode(
+        federated_claims(), issuer.rsa_keys["key-1"], algorithm="RS256", headers={"kid": "nope"}
+    )
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_federated(token, issuer.jwks)
+    assert reason_of(excinfo) == "unknown_key"
+
+
+def test_federated_without_kid_needs_a_single_key(issuer: Issuer) -> None:
+    token = jwt.encode(federated_claims(), issuer.rsa_keys["key-1"], algorithm="RS256")
+    assert "kid" not in jwt.get_unverified_header(token)
+    verify_federated(token, [issuer.jwks[0]])
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_federated(token, issuer.jwks)
+    assert reason_of(excinfo) == "unknown_key"
+
+
+def test_federated_wrong_issuer(issuer: Issuer) -> None:
+    for wrong in ("https://evil.test/", ISSUER.rstrip("/"), None):
+        claims = federated_claims(iss=wrong)
+        token = make_token({"alg": "RS256", "kid": "key-1"}, claims, issuer.rsa_keys["key-1"])
+        with pytest.raises(InvalidAssertion) as excinfo:
+            verify_federated(token, issuer.jwks)
+        assert reason_of(excinfo) == "wrong_issuer"
+
+
+def test_federated_wrong_audience_and_expired(issuer: Issuer) -> None:
+    key = issuer.rsa_keys["key-1"]
+    cases = {
+        "wrong_audience": federated_claims(aud="api://other"),
+        "expired": federated_claims(exp=int(time.time()) - 3600),
+    }
+    for reason, claims in cases.items():
+        token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "key-1"})
+        with pytest.raises(InvalidAssertion) as excinfo:
+            verify_federated(token, issuer.jwks)
+        assert reason_of(excinfo) == reason
+
+
+def test_select_jwk_honours_use_and_alg(issuer: Issuer) -> None:
+    token = jwt.encode(
+        federated_claims(), issuer.rsa_keys["key-1"], algorithm="RS256", headers={"kid": "key-1"}
+    )
+    parsed = parse_jwt(token)
+    encryption_key = dict(issuer.jwks[0], use="enc")
+    with pytest.raises(InvalidAssertion):
+        select_jwk(parsed, [encryption_key])
+    with pytest.raises(InvalidAssertion):
+        select_jwk(parsed, [dict(issuer.jwks[0], alg="PS256")])
+    assert select_jwk(parsed, [dict(issuer.jwks[0], alg="RS256")])["kid"] == "key-1"
+
+
+@pytest.mark.parametrize(
+    "jwk",
+    [
+        {"kty": "oct", "k": "AAAA"},
+        {"kty": "RSA", "n": "AQAB"},
+        {"kty": "RSA", "n": "!!", "e": "AQAB"},
+        {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"},
+        {"kty": "EC", "crv": "secp256k1", "x": "AAAA", "y": "AAAA"},
+    ],
+)
+def test_invalid_jwks(jwk: dict[str, Any]) -> None:
+    with pytest.raises(InvalidAssertion) as excinfo:
+        jwk_to_public_key(jwk)
+    assert reason_of(excinfo) == "invalid_key"
+
+
+def test_jwk_round_trip(issuer: Issuer) -> None:
+    rsa_public = jwk_to_public_key(issuer.jwks[0])
+    assert rsa_public.public_numbers() == issuer.rsa_keys["key-1"].public_key().public_numbers()
+    ec_public = jwk_to_public_key(issuer.jwks[2])
+    assert ec_public.public_numbers() == issuer.ec_key.public_key().public_numbers()
