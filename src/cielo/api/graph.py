@@ -96,7 +96,6 @@ def _collection(kind: str, items: list[dict[str, Any]]) -> JSONResponse:
 # ----------------------------------------------------------------------------- shapes
 def user_json(user: User) -> dict[str, Any]:
     return {
-        "@odata.type": "#microsoft.graph.user",
         "id": user.object_id,
         "businessPhones": [],
         "displayName": user.display_name,
@@ -114,7 +113,6 @@ def user_json(user: User) -> dict[str, Any]:
 
 def group_json(group: Group) -> dict[str, Any]:
     return {
-        "@odata.type": "#microsoft.graph.group",
         "id": group.object_id,
         "displayName": group.display_name,
         "mailNickname": group.mail_nickname,
@@ -128,7 +126,6 @@ def group_json(group: Group) -> dict[str, Any]:
 
 def app_json(app: Application) -> dict[str, Any]:
     return {
-        "@odata.type": "#microsoft.graph.application",
         "id": app.object_id,
         "appId": app.app_id,
         "displayName": app.display_name,
@@ -155,7 +152,6 @@ def app_json(app: Application) -> dict[str, Any]:
 
 def sp_json(sp: ServicePrincipal) -> dict[str, Any]:
     return {
-        "@odata.type": "#microsoft.graph.servicePrincipal",
         "id": sp.object_id,
         "appId": sp.app_id,
         "displayName": sp.display_name,
@@ -288,11 +284,11 @@ async def list_members(group_id: str, request: Request) -> JSONResponse:
     items: list[dict[str, Any]] = []
     for member_id in svc.repo.list_member_ids(group.object_id):
         if (user := svc.repo.get_user(member_id)) is not None:
-            items.append(user_json(user))
+            items.append({"@odata.type": "#microsoft.graph.user", **user_json(user)})
         elif (member_group := svc.repo.find_group(caller.tenant.id, member_id)) is not None:
-            items.append(group_json(member_group))
+            items.append({"@odata.type": "#microsoft.graph.group", **group_json(member_group)})
         elif (sp := svc.repo.find_service_principal(member_id)) is not None:
-            items.append(sp_json(sp))
+            items.append({"@odata.type": "#microsoft.graph.servicePrincipal", **sp_json(sp)})
     return _collection("directoryObjects", items)
 
 

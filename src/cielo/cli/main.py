@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from cielo.cli import account, ad, shim
 from cielo.cli.up import env, keys, up
 
 
@@ -20,25 +21,17 @@ def cli() -> None:
 cli.add_command(up)
 cli.add_command(env)
 cli.add_command(keys)
-
-
-def _register_optional() -> None:
-    from cielo.cli import account, ad, shim
-
-    cli.add_command(account.login)
-    cli.add_command(account.logout)
-    cli.add_command(account.account)
-    cli.add_command(account.cloud)
-    cli.add_command(ad.ad)
-    cli.add_command(shim.az_shim)
+cli.add_command(account.login)
+cli.add_command(account.logout)
+cli.add_command(account.account)
+cli.add_command(account.cloud)
+cli.add_command(ad.ad)
+cli.add_command(shim.az_shim)
 
 
 def main() -> None:
-    try:
-        _register_optional()
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    cli(prog_name="cielo")
+    prog = "az" if sys.argv and sys.argv[0].endswith("/az") else "cielo"
+    cli(prog_name=prog)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,57 @@
+"""`cielo az-shim install`: an opt-in `az` launcher that runs Cielo's CLI.
+
+For people without the real Azure CLI: azure-identity's AzureCliCredential (and so
+DefaultAzureCredential) runs `az account get-access-token --output json --resource R` from PATH
+(client-compat.md §3). A launcher named `az` that runs `cielo` answers it the same way.
+Nothing is installed unless this command is run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from cielo.cli.common import CliError
+
+LAUNCHER = """#!/bin/sh
+# Written by `cielo az-shim install`: runs Cielo's CLI when `az` is called.
+exec "{python}" -m cielo.cli.main "$@"
+"""
+
+
+@click.group("az-shim")
+def az_shim() -> None:
+    """Let `az` on PATH run Cielo's CLI (opt-in; for AzureCliCredential without the real az)."""
+
+
+@az_shim.command("install")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory to write the `az` launcher into (put it first on PATH).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file named az.")
+def install(directory: Path, force: bool) -> None:
+    """Write an `az` launcher into DIR."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "az"
+    if target.exists() and not force:
+        raise CliError(f"{target} exists; pass --force to overwrite it")
+    target.write_text(LAUNCHER.format(python=sys.executable))
+    os.chmod(target, 0o755)
+    click.echo(f"Wrote {target}. Put {directory} first on PATH to use it:")
+    click.echo(f'  export PATH="{directory}:$PATH"')
+
+
+@az_shim.command("uninstall")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory holding the launcher.")
+def uninstall(directory: Path) -> None:
+    """Remove an `az` launcher written by install (and only such a launcher)."""
+    target = directory / "az"
+    if not target.exists():
+        raise CliError(f"{target} does not exist")
+    if "cielo az-shim install" not in target.read_text(errors="replace"):
+        raise CliError(f"{target} was not written by cielo az-shim; leaving it alone")
+    target.unlink()
+    click.echo(f"Removed {target}.")
