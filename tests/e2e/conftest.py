@@ -1,69 +1,30 @@
-"""Fixtures and helpers for the end-to-end identity tests: real clients against a real `cielo up`.
-
-Everything here talks HTTPS to loopback only. Tokens are checked with PyJWT against the server's
-published JWKS, never by trusting the server's own decoding.
-"""
+"""Fixtures for the end-to-end identity tests (test_identity_*.py). Helpers: identity_support.py."""
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-import secrets
-import ssl
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from html.parser import HTMLParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
 
-import httpx
-import jwt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from identity_support import (
+    Metadata,
+    OidcIssuer,
+    UserAccount,
+    fetch_metadata,
+    listens_on_443,
+    make_certificate,
+    new_app,
+    new_user,
+    register_certificate,
+    start_oidc_issuer,
+)
 
-from support.server import CLI_CLIENT_ID, CieloServer
-
-GRAPH = "https://graph.microsoft.com"
-COGNITIVE = "https://cognitiveservices.azure.com"
-USER_PASSWORD = "Us3r-Passw0rd!x"
-EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
-LOOPBACK_REDIRECT = "http://localhost:8400"
-
-
-# ----------------------------------------------------------------------------- server facts
-@dataclass(frozen=True)
-class Metadata:
-    """What the server publishes for its tenant: the two discovery documents and the JWKS."""
-
-    tenant_id: str
-    issuer_v1: str
-    issuer_v2: str
-    token_endpoint: str
-    jwks: dict[str, Any]
-
-
-def fetch_metadata(server: CieloServer) -> Metadata:
-    with server.http() as client:
-        v2 = client.get(f"/{server.tenant_id}/v2.0/.well-known/openid-configuration").json()
-        v1 = client.get(f"/{server.tenant_id}/.well-known/openid-configuration").json()
-        jwks = client.get(f"/{server.tenant_id}/discovery/v2.0/keys").json()
-    return Metadata(server.tenant_id, v1["issuer"], v2["issuer"], v2["token_endpoint"], jwks)
+from support.server import CieloServer
 
 
 @pytest.fixture(scope="session")
 def metadata(cielo_server: CieloServer) -> Metadata:
     return fetch_metadata(cielo_server)
-
-
-def listens_on_443(server: CieloServer) -> bool:
-    """`cielo up --listen-443` says so in its banner; the fixture only asks for it when 443 was free."""
-    return "also listening on https://127.0.0.1:443" in server.log_text()
 
 
 @pytest.fixture(scope="session")
@@ -73,150 +34,10 @@ def needs_443(cielo_server: CieloServer) -> None:
                     "call to port 443 whatever the authority's port (client-compat.md §0.4)")
 
 
-# ----------------------------------------------------------------------------- token checks
-def decode(token: str, jwks: dict[str, Any], audience: str) -> dict[str, Any]:
-    """Verify the RS256 signature against the JWKS key named by `kid`, plus exp/nbf/iat/aud."""
-    header = jwt.get_unverified_header(token)
-    assert header["alg"] == "RS256"
-    matches = [k for k in jwks["keys"] if k["kid"] == header["kid"]]
-    assert len(matches) == 1, f"kid {header['kid']} is not in the JWKS"
-    key = jwt.PyJWK(matches[0]).key
-    claims: dict[str, Any] = jwt.decode(
-        token, key, algorithms=["RS256"], audience=audience,
-        options={"require": ["exp", "iat", "nbf", "aud", "iss"]},
-    )
-    return claims
-
-
-def check_app_token(token: str, meta: Metadata, *, audience: str, app_id: str, sp_object_id: str,
-                    acr: str) -> dict[str, Any]:
-    """The claims azure-facts.md §4.1 lists for a v1 app-only token."""
-    claims = decode(token, meta.jwks, audience)
-    assert claims["aud"] == audience
-    assert claims["iss"] == meta.issuer_v1
-    _check_times(claims)
-    assert claims["appid"] == app_id
-    assert claims["appidacr"] == acr
-    assert claims["idp"] == meta.issuer_v1
-    assert claims["idtyp"] == "app"
-    assert claims["oid"] == sp_object_id
-    assert claims["sub"] == sp_object_id
-    assert claims["tid"] == meta.tenant_id
-    assert claims["ver"] == "1.0"
-    assert "scp" not in claims and "upn" not in claims
-    return claims
-
-
-def check_user_token(token: str, meta: Metadata, *, audience: str, app_id: str, user: UserAccount,
-                     scp: str, acr: str = "0") -> dict[str, Any]:
-    """The claims azure-facts.md §4.1 lists for a v1 delegated (user) token."""
-    claims = decode(token, meta.jwks, audience)
-    assert claims["aud"] == audience
-    assert claims["iss"] == meta.issuer_v1
-    _check_times(claims)
-    assert claims["appid"] == app_id
-    assert claims["appidacr"] == acr
-    assert claims["idtyp"] == "user"
-    assert claims["oid"] == user.object_id
-    assert claims["sub"] and claims["sub"] != user.object_id  # pairwise per application
-    assert claims["tid"] == meta.tenant_id
-    assert claims["ver"] == "1.0"
-    assert claims["upn"] == user.upn
-    assert claims["unique_name"] == user.upn
-    assert claims["scp"] == scp
-    return claims
-
-
-def _check_times(claims: dict[str, Any]) -> None:
-    now = dt.datetime.now(dt.UTC).timestamp()
-    assert abs(claims["iat"] - now) < 120
-    assert claims["nbf"] <= claims["iat"] + 1
-    lifetime = claims["exp"] - claims["iat"]
-    assert 3600 <= lifetime <= 5400, f"lifetime {lifetime}s is outside Entra's 60-90 minutes"
-
-
-def check_oauth_error(response: httpx.Response, status: int, error: str, code: int) -> dict[str, Any]:
-    """Entra's error envelope (azure-facts.md §4.3) with the given status, error and AADSTS code."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert body["error"] == error, body
-    assert body["error_codes"] == [code], body
-    assert body["error_description"].startswith(f"AADSTS{code}:"), body
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", body["timestamp"]), body
-    for name in ("trace_id", "correlation_id"):
-        assert re.fullmatch(r"[0-9a-f-]{36}", body[name]), body
-    return body
-
-
-# ----------------------------------------------------------------------------- directory objects
-@dataclass(frozen=True)
-class UserAccount:
-    upn: str
-    password: str
-    object_id: str
-
-
 @pytest.fixture(scope="session")
 def member_user(cielo_server: CieloServer) -> UserAccount:
     """An ordinary (non-administrator) member of the tenant."""
-    upn = f"alice-{secrets.token_hex(4)}@cielo.local"
-    created = cielo_server.graph("POST", "/users", {
-        "userPrincipalName": upn, "displayName": "Alice", "passwordProfile": {"password": USER_PASSWORD},
-    })
-    return UserAccount(upn, USER_PASSWORD, created["id"])
-
-
-def new_app(server: CieloServer, prefix: str, **kwargs: Any) -> dict[str, Any]:
-    return server.create_app(f"{prefix}-{secrets.token_hex(4)}", **kwargs)
-
-
-@dataclass(frozen=True)
-class AppCertificate:
-    cert: x509.Certificate
-    key: rsa.RSAPrivateKey
-    pem_path: Path  # private key followed by the certificate, as CertificateCredential reads it
-
-    @property
-    def der(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.DER)
-
-    @property
-    def key_pem(self) -> str:
-        return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()).decode()
-
-    @property
-    def sha1_hex(self) -> str:
-        return self.cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 - x5t is SHA-1 by definition
-
-
-def make_certificate(directory: Path, name: str = "cielo-e2e-app") -> AppCertificate:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    pem_path = directory / f"{name}.pem"
-    pem_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
-        + cert.public_bytes(serialization.Encoding.PEM)
-    )
-    return AppCertificate(cert, key, pem_path)
-
-
-def register_certificate(server: CieloServer, app: dict[str, Any], cert: AppCertificate) -> None:
-    import base64
-
-    server.graph("PATCH", f"/applications/{app['objectId']}", {"keyCredentials": [{
-        "type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.b64encode(cert.der).decode(),
-    }]})
+    return new_user(cielo_server)
 
 
 @pytest.fixture(scope="session")
@@ -228,120 +49,8 @@ def cert_app(cielo_server: CieloServer, tmp_path_factory: pytest.TempPathFactory
     return {**app, "cert": cert}
 
 
-# ----------------------------------------------------------------------------- browser-like sign-in
-class _FormParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.action: str | None = None
-        self.fields: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form" and self.action is None:
-            self.action = values.get("action", "")
-        if tag == "input" and values.get("type") == "hidden":
-            self.fields[values["name"]] = values.get("value", "")
-
-
-def sign_in_via_browser(server: CieloServer, auth_url: str, username: str, password: str) -> str:
-    """GET the sign-in page, post its form with the hidden fields and credentials; return Location."""
-    with httpx.Client(verify=server.bundle, timeout=30, follow_redirects=False) as browser:
-        page = browser.get(auth_url)
-        assert page.status_code == 200, page.text
-        parser = _FormParser()
-        parser.feed(page.text)
-        assert parser.action, "the sign-in page has no form"
-        form = {**parser.fields, "username": username, "password": password}
-        answer = browser.post(urljoin(auth_url, parser.action), data=form)
-        assert answer.status_code == 302, answer.text
-        return answer.headers["location"]
-
-
-def query_of(url: str) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-
-
-def approve_device_code(server: CieloServer, user_code: str, user: UserAccount, decision: str = "approve") -> None:
-    """What a person does on the verification page: enter the code, sign in and allow."""
-    with httpx.Client(verify=server.bundle, timeout=30) as browser:
-        answer = browser.post(f"{server.base_url}/devicelogin", data={
-            "user_code": user_code, "username": user.upn, "password": user.password, "decision": decision,
-        })
-        assert answer.status_code == 200, answer.text
-
-
-# ----------------------------------------------------------------------------- an OIDC issuer
-@dataclass
-class OidcIssuer:
-    """A tiny HTTPS OpenID Connect issuer on loopback, with a certificate from Cielo's CA."""
-
-    url: str
-    key: rsa.RSAPrivateKey
-    kid: str
-
-    def token(self, subject: str, *, audience: str = EXCHANGE_AUDIENCE, lifetime: int = 600,
-              issued: float | None = None) -> str:
-        now = int(issued if issued is not None else dt.datetime.now(dt.UTC).timestamp())
-        claims = {"iss": self.url, "sub": subject, "aud": audience, "iat": now, "nbf": now,
-                  "exp": now + lifetime, "jti": secrets.token_hex(8)}
-        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
-
-
 @pytest.fixture(scope="session")
 def oidc_issuer(cielo_server: CieloServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcIssuer]:
-    from cielo.identity.pki import issue_certificate
-
-    directory = tmp_path_factory.mktemp("issuer")
-    cert_path, key_path = directory / "issuer.pem", directory / "issuer-key.pem"
-    issue_certificate(cielo_server.data_dir / "tls", ["127.0.0.1"], cert_path, key_path)
-    signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    kid = secrets.token_hex(8)
-    jwk = jwt.algorithms.RSAAlgorithm.to_jwk(signing_key.public_key(), as_dict=True)
-    jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
-    state: dict[str, str] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/.well-known/openid-configuration":
-                body = {"issuer": state["url"], "jwks_uri": state["url"] + "/keys",
-                        "id_token_signing_alg_values_supported": ["RS256"]}
-            elif self.path == "/keys":
-                body = {"keys": [jwk]}
-            else:
-                self.send_error(404)
-                return
-            import json
-
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    state["url"] = f"https://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield OidcIssuer(state["url"], signing_key, kid)
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def token_post(server: CieloServer, form: dict[str, str] | None = None, *, tenant: str | None = None,
-               content: bytes | None = None, headers: dict[str, str] | None = None,
-               path: str = "oauth2/v2.0/token") -> httpx.Response:
-    with server.http() as client:
-        url = f"/{tenant or server.tenant_id}/{path}"
-        if content is not None:
-            return client.post(url, content=content, headers=headers)
-        return client.post(url, data=form, headers=headers)
-
-
-__all__ = ["CLI_CLIENT_ID"]
+    issuer = start_oidc_issuer(cielo_server.data_dir / "tls", tmp_path_factory.mktemp("issuer"))
+    yield issuer
+    issuer.stop()

@@ -1,5 +1,37 @@
+"""Helpers for the end-to-end identity tests (test_identity_*.py): token checks, error envelopes,
+browser-like sign-in, certificates and a tiny OIDC issuer. Fixtures live in conftest.py.
+
+Tokens are checked with PyJWT against the server's published JWKS, never by trusting the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import secrets
+import ssl
+import threading
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from support.server import CieloServer
+
 GRAPH = "https://graph.microsoft.com"
 COGNITIVE = "https://cognitiveservices.azure.com"
+COGNITIVE_SCOPE = f"{COGNITIVE}/.default"
 USER_PASSWORD = "Us3r-Passw0rd!x"
 EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 LOOPBACK_REDIRECT = "http://localhost:8400"
@@ -25,26 +57,21 @@ def fetch_metadata(server: CieloServer) -> Metadata:
     return Metadata(server.tenant_id, v1["issuer"], v2["issuer"], v2["token_endpoint"], jwks)
 
 
-@pytest.fixture(scope="session")
-def metadata(cielo_server: CieloServer) -> Metadata:
-    return fetch_metadata(cielo_server)
-
-
 def listens_on_443(server: CieloServer) -> bool:
-    """`cielo up --listen-443` says so in its banner; the fixture only asks for it when 443 was free."""
+    """`cielo up --listen-443` says so in its banner; the fixture asks for it only when 443 was free."""
     return "also listening on https://127.0.0.1:443" in server.log_text()
 
 
-@pytest.fixture(scope="session")
-def needs_443(cielo_server: CieloServer) -> None:
-    if not listens_on_443(cielo_server):
-        pytest.skip("the session server could not bind 127.0.0.1:443, and MSAL sends ROPC's user-realm "
-                    "call to port 443 whatever the authority's port (client-compat.md §0.4)")
-
-
 # ----------------------------------------------------------------------------- token checks
+@dataclass(frozen=True)
+class UserAccount:
+    upn: str
+    password: str
+    object_id: str
+
+
 def decode(token: str, jwks: dict[str, Any], audience: str) -> dict[str, Any]:
-    """Verify the RS256 signature against the JWKS key named by `kid`, plus exp/nbf/iat/aud."""
+    """Verify the RS256 signature with the JWKS key named by `kid`, and exp/nbf/iat/aud."""
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "RS256"
     matches = [k for k in jwks["keys"] if k["kid"] == header["kid"]]
@@ -107,37 +134,40 @@ def _check_times(claims: dict[str, Any]) -> None:
 def check_oauth_error(response: httpx.Response, status: int, error: str, code: int) -> dict[str, Any]:
     """Entra's error envelope (azure-facts.md §4.3) with the given status, error and AADSTS code."""
     assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["content-type"].startswith("application/json"), response.headers
     body: dict[str, Any] = response.json()
     assert body["error"] == error, body
     assert body["error_codes"] == [code], body
     assert body["error_description"].startswith(f"AADSTS{code}:"), body
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", body["timestamp"]), body
     for name in ("trace_id", "correlation_id"):
-        assert re.fullmatch(r"[0-9a-f-]{36}", body[name]), body
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", body[name]), body
     return body
 
 
+def token_post(server: CieloServer, form: dict[str, str] | None = None, *, tenant: str | None = None,
+               content: bytes | None = None, headers: dict[str, str] | None = None,
+               path: str = "oauth2/v2.0/token") -> httpx.Response:
+    """A raw call of the token endpoint (or another endpoint under the tenant)."""
+    with server.http() as client:
+        url = f"/{tenant or server.tenant_id}/{path}"
+        if content is not None:
+            return client.post(url, content=content, headers=headers)
+        return client.post(url, data=form, headers=headers)
+
+
 # ----------------------------------------------------------------------------- directory objects
-@dataclass(frozen=True)
-class UserAccount:
-    upn: str
-    password: str
-    object_id: str
-
-
-@pytest.fixture(scope="session")
-def member_user(cielo_server: CieloServer) -> UserAccount:
-    """An ordinary (non-administrator) member of the tenant."""
-    upn = f"alice-{secrets.token_hex(4)}@cielo.local"
-    created = cielo_server.graph("POST", "/users", {
-        "userPrincipalName": upn, "displayName": "Alice", "passwordProfile": {"password": USER_PASSWORD},
-    })
-    return UserAccount(upn, USER_PASSWORD, created["id"])
-
-
 def new_app(server: CieloServer, prefix: str, **kwargs: Any) -> dict[str, Any]:
     return server.create_app(f"{prefix}-{secrets.token_hex(4)}", **kwargs)
+
+
+def new_user(server: CieloServer, prefix: str = "alice") -> UserAccount:
+    upn = f"{prefix}-{secrets.token_hex(4)}@cielo.local"
+    created = server.graph("POST", "/users", {
+        "userPrincipalName": upn, "displayName": prefix.title(),
+        "passwordProfile": {"password": USER_PASSWORD},
+    })
+    return UserAccount(upn, USER_PASSWORD, created["id"])
 
 
 @dataclass(frozen=True)
@@ -157,7 +187,11 @@ class AppCertificate:
 
     @property
     def sha1_hex(self) -> str:
-        return self.cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 - x5t is SHA-1 by definition
+        return self.cert.fingerprint(hashes.SHA1()).hex()  # x5t is SHA-1 by definition
+
+    @property
+    def x5t(self) -> str:
+        return base64.urlsafe_b64encode(self.cert.fingerprint(hashes.SHA1())).decode().rstrip("=")
 
 
 def make_certificate(directory: Path, name: str = "cielo-e2e-app") -> AppCertificate:
@@ -171,7 +205,7 @@ def make_certificate(directory: Path, name: str = "cielo-e2e-app") -> AppCertifi
         .sign(key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
-    pem_path = directory / f"{name}.pem"
+    pem_path = directory / f"{name}-{secrets.token_hex(3)}.pem"
     pem_path.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                           serialization.NoEncryption())
@@ -181,23 +215,12 @@ def make_certificate(directory: Path, name: str = "cielo-e2e-app") -> AppCertifi
 
 
 def register_certificate(server: CieloServer, app: dict[str, Any], cert: AppCertificate) -> None:
-    import base64
-
     server.graph("PATCH", f"/applications/{app['objectId']}", {"keyCredentials": [{
         "type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.b64encode(cert.der).decode(),
     }]})
 
 
-@pytest.fixture(scope="session")
-def cert_app(cielo_server: CieloServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """An application with a service principal and one registered certificate (no secret)."""
-    app = new_app(cielo_server, "e2e-cert", secret=False)
-    cert = make_certificate(tmp_path_factory.mktemp("cert"))
-    register_certificate(cielo_server, app, cert)
-    return {**app, "cert": cert}
-
-
-# ----------------------------------------------------------------------------- browser-like sign-in
+# ----------------------------------------------------------------------------- a person with a browser
 class _FormParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
@@ -223,14 +246,15 @@ def sign_in_via_browser(server: CieloServer, auth_url: str, username: str, passw
         form = {**parser.fields, "username": username, "password": password}
         answer = browser.post(urljoin(auth_url, parser.action), data=form)
         assert answer.status_code == 302, answer.text
-        return answer.headers["location"]
+        return str(answer.headers["location"])
 
 
 def query_of(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
-def approve_device_code(server: CieloServer, user_code: str, user: UserAccount, decision: str = "approve") -> None:
+def approve_device_code(server: CieloServer, user_code: str, user: UserAccount,
+                        decision: str = "approve") -> None:
     """What a person does on the verification page: enter the code, sign in and allow."""
     with httpx.Client(verify=server.bundle, timeout=30) as browser:
         answer = browser.post(f"{server.base_url}/devicelogin", data={
@@ -247,40 +271,41 @@ class OidcIssuer:
     url: str
     key: rsa.RSAPrivateKey
     kid: str
+    httpd: ThreadingHTTPServer = field(repr=False)
 
-    def token(self, subject: str, *, audience: str = EXCHANGE_AUDIENCE, lifetime: int = 600,
-              issued: float | None = None) -> str:
-        now = int(issued if issued is not None else dt.datetime.now(dt.UTC).timestamp())
+    def token(self, subject: str, *, audience: str = EXCHANGE_AUDIENCE, lifetime: int = 600) -> str:
+        now = int(dt.datetime.now(dt.UTC).timestamp())
         claims = {"iss": self.url, "sub": subject, "aud": audience, "iat": now, "nbf": now,
                   "exp": now + lifetime, "jti": secrets.token_hex(8)}
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
 
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
-@pytest.fixture(scope="session")
-def oidc_issuer(cielo_server: CieloServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcIssuer]:
+
+def start_oidc_issuer(tls_dir: Path, work_dir: Path) -> OidcIssuer:
+    """Serve /.well-known/openid-configuration and a JWKS over TLS that chains to Cielo's CA."""
     from cielo.identity.pki import issue_certificate
 
-    directory = tmp_path_factory.mktemp("issuer")
-    cert_path, key_path = directory / "issuer.pem", directory / "issuer-key.pem"
-    issue_certificate(cielo_server.data_dir / "tls", ["127.0.0.1"], cert_path, key_path)
+    cert_path, key_path = work_dir / "issuer.pem", work_dir / "issuer-key.pem"
+    issue_certificate(tls_dir, ["127.0.0.1"], cert_path, key_path)
     signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     kid = secrets.token_hex(8)
-    jwk = jwt.algorithms.RSAAlgorithm.to_jwk(signing_key.public_key(), as_dict=True)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(signing_key.public_key()))
     jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
     state: dict[str, str] = {}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/.well-known/openid-configuration":
-                body = {"issuer": state["url"], "jwks_uri": state["url"] + "/keys",
-                        "id_token_signing_alg_values_supported": ["RS256"]}
+                body: dict[str, Any] = {"issuer": state["url"], "jwks_uri": state["url"] + "/keys",
+                                        "id_token_signing_alg_values_supported": ["RS256"]}
             elif self.path == "/keys":
                 body = {"keys": [jwk]}
             else:
                 self.send_error(404)
                 return
-            import json
-
             data = json.dumps(body).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -296,21 +321,5 @@ def oidc_issuer(cielo_server: CieloServer, tmp_path_factory: pytest.TempPathFact
     context.load_cert_chain(cert_path, key_path)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     state["url"] = f"https://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield OidcIssuer(state["url"], signing_key, kid)
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def token_post(server: CieloServer, form: dict[str, str] | None = None, *, tenant: str | None = None,
-               content: bytes | None = None, headers: dict[str, str] | None = None,
-               path: str = "oauth2/v2.0/token") -> httpx.Response:
-    with server.http() as client:
-        url = f"/{tenant or server.tenant_id}/{path}"
-        if content is not None:
-            return client.post(url, content=content, headers=headers)
-        return client.post(url, data=form, headers=headers)
-
-
-__all__ = ["CLI_CLIENT_ID"]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return OidcIssuer(state["url"], signing_key, kid, httpd)

@@ -23,8 +23,9 @@ from azure.identity import (
 
 from support.server import CLI_CLIENT_ID, CieloServer
 
-from .conftest import (
+from identity_support import (
     COGNITIVE,
+    COGNITIVE_SCOPE,
     EXCHANGE_AUDIENCE,
     GRAPH,
     Metadata,
@@ -36,7 +37,7 @@ from .conftest import (
     new_app,
 )
 
-COGNITIVE_SCOPE = f"{COGNITIVE}/.default"
+
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,6 @@ def test_username_password_credential(client_env: dict[str, str], needs_443: Non
     token = credential.get_token(f"{GRAPH}/.default")
     check_user_token(token.token, metadata, audience=GRAPH, app_id=CLI_CLIENT_ID, user=member_user,
                      scp="User.Read")
-    record = credential._credential.authenticate if hasattr(credential, "_credential") else None  # noqa: F841
     cognitive = credential.get_token(COGNITIVE_SCOPE)  # a second resource: silent, by refresh token
     check_user_token(cognitive.token, metadata, audience=COGNITIVE, app_id=CLI_CLIENT_ID, user=member_user,
                      scp="user_impersonation")

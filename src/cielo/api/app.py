@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from cielo.api import arm, errors, graph, oauth
@@ -82,18 +82,25 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    @app.middleware("http")
-    async def collapse_slashes(request: Request, call_next):  # type: ignore[no-untyped-def]
-        # openai 0.28 with a trailing slash in api_base and az's ARM URLs send `//` (client-compat.md §4.3).
-        path = request.scope["path"]
-        if "//" in path:
-            while "//" in path:
-                path = path.replace("//", "/")
-            request.scope["path"] = path
-        return await call_next(request)
-
     app.include_router(graph.router)
     app.include_router(arm.router)
     app.include_router(pages.router)
     app.include_router(oauth.router)
+    app.add_middleware(CollapseSlashes)
     return app
+
+
+class CollapseSlashes:
+    """Pure ASGI middleware: openai 0.28 with a trailing slash in api_base, and az's ARM calls, send
+    `//` in paths (client-compat.md §4.3, §5). Starlette's BaseHTTPMiddleware would cost far more."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if "//" in path:
+            while "//" in path:
+                path = path.replace("//", "/")
+            scope = dict(scope, path=path, raw_path=path.encode())
+        await self.app(scope, receive, send)

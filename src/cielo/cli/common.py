@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import httpx
 
 from cielo.cli.output import OUTPUT_FORMATS, OutputError, emit
 
@@ -41,7 +42,10 @@ def global_options(func: F) -> F:
             logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
         ctx = click.get_current_context()
         ctx.meta["only_show_errors"] = only_show_errors
-        result = func(*args, **kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach Cielo: {exc}") from exc
         fmt = (output or _default_output()).lower()
         try:
             emit(result, fmt, query)

@@ -65,9 +65,10 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     os.chmod(settings.data_dir, 0o700)
     tls = ensure_tls(settings.tls_dir, settings.tls_names)
     try:
-        sockets = [bind(settings.host, settings.port)]
+        reuse_port = settings.workers > 1
+        sockets = [bind(settings.host, settings.port, reuse_port=reuse_port)]
         if settings.listen_443:
-            sockets.append(bind(settings.host, 443))
+            sockets.append(bind(settings.host, 443, reuse_port=reuse_port))
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}: {exc.strerror}") from exc
     services = build_services(settings)

@@ -13,7 +13,7 @@ from cielo.core.resources import (
     normalize_resource,
     parse_scope,
 )
-from cielo.errors import InvalidResource, InvalidScope
+from cielo.errors import InvalidRequest, InvalidResource, InvalidScope
 from cielo.identity.clients import Client
 from cielo.identity.context import GrantContext, TokenRequest
 from cielo.identity.tokens import Subject, client_info
@@ -38,12 +38,12 @@ def requested_scope(request: TokenRequest, *, user_flow: bool) -> ScopeRequest:
             if user_flow:
                 resource = GRAPH_RESOURCE
             else:
-                raise InvalidRequest_missing("resource")
+                raise missing_parameter("resource")
         extra = " openid offline_access" if user_flow else ""
         return parse_scope(f"{resource}/.default{extra}")
     scope = form.get("scope", "").strip()
     if not scope:
-        raise InvalidRequest_missing("scope")
+        raise missing_parameter("scope")
     try:
         return parse_scope(scope)
     except ValueError as exc:
@@ -54,9 +54,7 @@ def requested_scope(request: TokenRequest, *, user_flow: bool) -> ScopeRequest:
         ) from exc
 
 
-def InvalidRequest_missing(name: str) -> Exception:  # noqa: N802 - reads as the error it builds
-    from cielo.errors import InvalidRequest
-
+def missing_parameter(name: str) -> Exception:
     return InvalidRequest(f"The request body must contain the following parameter: '{name}'.", aadsts=900144)
 
 

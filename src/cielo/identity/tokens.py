@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import random
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -48,7 +48,7 @@ class MintedToken:
 
 
 def _uti() -> str:
-    return b64url(random.randbytes(16))[:22]
+    return b64url(secrets.token_bytes(16))[:22]
 
 
 def pairwise_sub(object_id: str, app_id: str) -> str:
@@ -68,7 +68,7 @@ class TokenMinter:
 
     def _lifetime(self) -> int:
         low, high = self._lifetime_range
-        return low if high <= low else random.randint(low, high)
+        return low if high <= low else low + secrets.randbelow(high - low + 1)
 
     def _sign(self, claims: dict[str, object], *, with_x5t: bool) -> str:
         key = self._keys.signing_key()
@@ -98,7 +98,7 @@ class TokenMinter:
             claims["iss"] = issuer_v2(self._base_url, tid)
         else:
             claims["iss"] = issuer_v1(self._base_url, tid)
-        claims.update({"iat": iat, "nbf": iat, "exp": exp, "aio": b64url(random.randbytes(24))})
+        claims.update({"iat": iat, "nbf": iat, "exp": exp, "aio": b64url(secrets.token_bytes(24))})
         if subject.kind == "user":
             claims.update({"acr": "1", "amr": ["pwd"]})
         if version == 2:
@@ -111,7 +111,7 @@ class TokenMinter:
         if subject.kind == "user":
             claims["name"] = subject.name or subject.upn or ""
         claims["oid"] = subject.object_id
-        claims["rh"] = "0." + b64url(random.randbytes(18))
+        claims["rh"] = "0." + b64url(secrets.token_bytes(18))
         if subject.kind == "user":
             claims["scp"] = " ".join(scopes) or "user_impersonation"
             claims["sub"] = pairwise_sub(subject.object_id, client_app_id)
@@ -145,7 +145,7 @@ class TokenMinter:
             "exp": iat + 3600,
             "name": subject.name or subject.upn or "",
             "oid": subject.object_id,
-            "rh": "0." + b64url(random.randbytes(18)),
+            "rh": "0." + b64url(secrets.token_bytes(18)),
             "sub": pairwise_sub(subject.object_id, client_app_id),
             "tid": tid,
             "uti": _uti(),

@@ -10,6 +10,7 @@ from cielo.errors import (
     AuthorizationPending,
     BadVerificationCode,
     ExpiredToken,
+    InvalidGrant,
     InvalidRequest,
 )
 from cielo.identity.context import GrantContext, TokenRequest
@@ -77,7 +78,7 @@ def handle(ctx: GrantContext, request: TokenRequest) -> dict[str, Any]:
         raise BadVerificationCode("The device code is not valid.", aadsts=70019)
     now = ctx.clock.now()
     if record.status == "redeemed":
-        raise InvalidRequest_redeemed()
+        raise already_redeemed()
     if record.expires_at < now:
         raise ExpiredToken("The device code has expired.", aadsts=70019)
     if record.status == "declined":
@@ -88,7 +89,7 @@ def handle(ctx: GrantContext, request: TokenRequest) -> dict[str, Any]:
             "The user has not yet completed the authorization (authorization_pending).", aadsts=70016
         )
     if not ctx.grants.consume_device_code(record.device_code_hash):
-        raise InvalidRequest_redeemed()
+        raise already_redeemed()
     user = active_user(ctx, record.user_id)
     tenant = tenant_for_user(ctx, request, user)
     client = ctx.clients.authenticate(
@@ -106,7 +107,5 @@ def handle(ctx: GrantContext, request: TokenRequest) -> dict[str, Any]:
     return user_token_response(ctx, request, tenant, client, user, scope)
 
 
-def InvalidRequest_redeemed() -> Exception:  # noqa: N802 - reads as the error it builds
-    from cielo.errors import InvalidGrant
-
+def already_redeemed() -> Exception:
     return InvalidGrant("The device code has already been redeemed.", aadsts=54005)
