@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.requests import Request
 
 from cielo.errors import InvalidRequest, PayloadTooLarge
+
+# A '%' must start a two-digit hex escape (WHATWG URL §1.3, RFC 3986 §2.1); Python's parser would
+# otherwise keep `%ZZ` or a trailing `%` as literal text and hand it to the grant.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 async def read_form(request: Request, limit: int) -> dict[str, str]:
@@ -27,8 +32,10 @@ async def read_form(request: Request, limit: int) -> dict[str, str]:
         if len(body) > limit:
             raise PayloadTooLarge("The request body is too large.", aadsts=9002313)
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body),
-                          errors="strict")
+        text = body.decode("utf-8")
+        if _BAD_ESCAPE.search(text):
+            raise ValueError("invalid percent-encoding")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(body), errors="strict")
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("Invalid request. Request is malformed or invalid.", aadsts=9002313) from exc
     form: dict[str, str] = {}

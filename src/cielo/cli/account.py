@@ -21,7 +21,7 @@ from cielo.cli.auth import (
 )
 from cielo.cli.browser_login import browser_available, browser_login
 from cielo.cli.common import CliError, global_options, warn
-from cielo.cli.profile import CliConfig, Profile, TokenCache
+from cielo.cli.profile import CliConfig, Profile, TokenCache, token_lock
 from cielo.client.http import ApiError, CieloClient
 from cielo.core.resources import AZURE_CLI_CLIENT_ID
 
@@ -110,7 +110,6 @@ def login(username: str | None, password: str | None, service_principal: bool, c
     config = CliConfig.load()
     client = open_client(config)
     arm_scope = scope or resource_scope(ARM_RESOURCE)
-    cache = TokenCache()
     try:
         if service_principal:
             if not username or not tenant:
@@ -151,17 +150,26 @@ def login(username: str | None, password: str | None, service_principal: bool, c
                            allow_no_subscriptions)
     finally:
         client.close()
-    cache.forget(user_name)
-    cache.accounts[user_name] = account
-    cache.access_tokens[f"{user_name}|{tenant_id}|{arm_scope}"] = {
-        "accessToken": body["access_token"],
-        "expires_on": int(body.get("expires_on") or time.time() + int(body["expires_in"])),
-    }
-    cache.save()
-    profile = Profile.load()
-    profile.replace_account(user_name, entries)
-    profile.save()
-    return entries
+    with token_lock():
+        cache = TokenCache()
+        cache.forget(user_name)
+        cache.accounts[user_name] = account
+        cache.access_tokens[f"{user_name}|{tenant_id}|{arm_scope}"] = {
+            "accessToken": body["access_token"],
+            "expires_on": int(body.get("expires_on") or time.time() + int(body["expires_in"])),
+        }
+        cache.save()
+        profile = Profile.load()
+        profile.replace_account(user_name, entries)
+        profile.save()
+    return _listed(entries)
+
+
+def _listed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """az's `login` and `account list` print `cloudName` where the profile and `account show` have
+    `environmentName`."""
+    return [{("cloudName" if key == "environmentName" else key): value for key, value in entry.items()}
+            for entry in entries]
 
 
 @click.command("logout")
@@ -174,13 +182,15 @@ def logout(username: str | None) -> None:
     name = username or (current["user"]["name"] if current else None)
     if name is None:
         raise CliError("There are no active accounts.")
-    cache = TokenCache()
-    cache.forget(name)
-    cache.save()
-    profile.subscriptions = [s for s in profile.subscriptions if s["user"]["name"] != name]
-    if profile.subscriptions and not any(s.get("isDefault") for s in profile.subscriptions):
-        profile.subscriptions[0]["isDefault"] = True
-    profile.save()
+    with token_lock():
+        cache = TokenCache()
+        cache.forget(name)
+        cache.save()
+        profile = Profile.load()
+        profile.subscriptions = [s for s in profile.subscriptions if s["user"]["name"] != name]
+        if profile.subscriptions and not any(s.get("isDefault") for s in profile.subscriptions):
+            profile.subscriptions[0]["isDefault"] = True
+        profile.save()
     return None
 
 
@@ -216,7 +226,7 @@ def account_show(subscription: str | None) -> dict[str, Any]:
 def account_list(show_all: bool) -> list[dict[str, Any]]:
     """List the subscriptions of every signed-in account."""
     subs = Profile.load().subscriptions
-    return subs if show_all else [s for s in subs if s.get("state") == "Enabled"]
+    return _listed(subs if show_all else [s for s in subs if s.get("state") == "Enabled"])
 
 
 @account.command("set")

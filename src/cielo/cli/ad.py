@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from cielo.cli.auth import current_account, get_access_token, open_client
-from cielo.cli.common import CliError, global_options
+from cielo.cli.auth import current_account, get_access_token, open_client, prog_name
+from cielo.cli.common import CliError, global_options, warn
 from cielo.client.http import ApiError
 
 GRAPH = "https://graph.microsoft.com"
@@ -245,6 +245,16 @@ def _write_cert_file(name: str, pem: bytes) -> str:
     return str(path)
 
 
+def _warn_credentials(result: dict[str, Any]) -> None:
+    """az's warnings next to printed credentials (silenced by --only-show-errors)."""
+    if result.get("fileWithCertAndPrivateKey"):
+        warn(f"Please copy {result['fileWithCertAndPrivateKey']} to a safe place. When you run "
+             f"'{prog_name()} login', provide the file path in the --password argument")
+    if result.get("password"):
+        warn("The output includes credentials that you must protect. Be sure that you do not include these "
+             "credentials in your code or check the credentials into your source control.")
+
+
 def _reset_credential(app: dict[str, Any], *, append: bool, years: int, display_name: str | None,
                       create_cert: bool, cert: str | None) -> dict[str, Any]:
     result: dict[str, Any] = {"appId": app["appId"], "tenant": _tenant()}
@@ -350,8 +360,10 @@ def credential_reset(app_id: str, append: bool, years: int, display_name: str | 
                      cert: str | None) -> Any:
     """Add a new secret (shown once) or certificate; without --append, others are removed."""
     found = _graph("GET", f"/applications/{app_id}")
-    return _reset_credential(found, append=append, years=years, display_name=display_name,
-                             create_cert=create_cert, cert=cert)
+    result = _reset_credential(found, append=append, years=years, display_name=display_name,
+                               create_cert=create_cert, cert=cert)
+    _warn_credentials(result)
+    return result
 
 
 @credential.command("list")
@@ -431,6 +443,7 @@ def sp_create_for_rbac(display_name: str | None, years: int, create_cert: bool, 
         ordered["fileWithCertAndPrivateKey"] = result["fileWithCertAndPrivateKey"]
     ordered["password"] = result["password"]
     ordered["tenant"] = result["tenant"]
+    _warn_credentials(ordered)
     return ordered
 
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cielo.cli.common import CliError
-from cielo.cli.profile import CliConfig, Profile, TokenCache
+from cielo.cli.profile import CliConfig, Profile, TokenCache, token_lock
 from cielo.client.http import ApiError, CieloClient, default_verify
 from cielo.core.resources import AZURE_CLI_CLIENT_ID
 
@@ -141,33 +141,37 @@ def current_account(subscription: str | None = None) -> tuple[dict[str, Any], di
 
 def get_access_token(resource: str | None = None, scope: str | None = None, tenant: str | None = None,
                      subscription: str | None = None) -> dict[str, Any]:
-    """What `az account get-access-token` prints, using the cache when the token has 5+ minutes left."""
-    entry, account, cache = current_account(subscription)
-    tenant_id = tenant or entry["tenantId"]
-    wanted = scope or resource_scope(resource or ARM_RESOURCE)
-    key = f"{entry['user']['name']}|{tenant_id}|{wanted}"
-    cached = cache.access_tokens.get(key)
-    now = time.time()
-    if cached is None or cached["expires_on"] - RENEW_BEFORE_S < now:
-        client = open_client()
-        try:
-            body = request_token(client, account, wanted, tenant_id)
-        finally:
-            client.close()
-        expires_on = int(body.get("expires_on") or now + int(body["expires_in"]))
-        cached = {"accessToken": body["access_token"], "expires_on": expires_on}
-        cache.access_tokens[key] = cached
-        cache.save()
+    """What `az account get-access-token` prints, using the cache when the token has 5+ minutes left.
+
+    With --tenant the token is tenant-level, and az prints no subscription."""
+    with token_lock():
+        entry, account, cache = current_account(subscription)
+        tenant_id = tenant or entry["tenantId"]
+        wanted = scope or resource_scope(resource or ARM_RESOURCE)
+        key = f"{entry['user']['name']}|{tenant_id}|{wanted}"
+        cached = cache.access_tokens.get(key)
+        now = time.time()
+        if cached is None or cached["expires_on"] - RENEW_BEFORE_S < now:
+            client = open_client()
+            try:
+                body = request_token(client, account, wanted, tenant_id)
+            finally:
+                client.close()
+            expires_on = int(body.get("expires_on") or now + int(body["expires_in"]))
+            cached = {"accessToken": body["access_token"], "expires_on": expires_on}
+            cache.access_tokens[key] = cached
+            cache.save()
     from cielo.cli.output import format_az_datetime
 
-    return {
+    result: dict[str, Any] = {
         "accessToken": cached["accessToken"],
         "expiresOn": format_az_datetime(cached["expires_on"]),
         "expires_on": int(cached["expires_on"]),
-        "subscription": entry["id"],
-        "tenant": tenant_id,
-        "tokenType": "Bearer",
     }
+    if tenant is None:
+        result["subscription"] = entry["id"]
+    result.update({"tenant": tenant_id, "tokenType": "Bearer"})
+    return result
 
 
 def user_login_form(username: str, password: str, scope: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 import httpx
 
-from cielo.cli.output import OUTPUT_FORMATS, OutputError, emit
+from cielo.cli.output import OUTPUT_FORMATS, OutputError, compile_query, emit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,7 +39,15 @@ def global_options(func: F) -> F:
     def wrapper(*args: Any, output: str | None, query: str | None, debug: bool, only_show_errors: bool,
                 **kwargs: Any) -> None:
         if debug:
+            from cielo.logging_setup import install_redaction
+
             logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+            install_redaction()
+        if query is not None:
+            try:
+                compile_query(query)  # before the command runs: a typo must not cost a side effect
+            except OutputError as exc:
+                raise CliError(str(exc)) from exc
         ctx = click.get_current_context()
         ctx.meta["only_show_errors"] = only_show_errors
         try:

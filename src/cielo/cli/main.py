@@ -7,6 +7,7 @@ import sys
 import click
 
 from cielo.cli import account, ad, shim
+from cielo.cli.auth import prog_name
 from cielo.cli.up import env, keys, up
 
 
@@ -30,8 +31,7 @@ cli.add_command(shim.az_shim)
 
 
 def main() -> None:
-    prog = "az" if sys.argv and sys.argv[0].endswith("/az") else "cielo"
-    cli(prog_name=prog)
+    cli(prog_name=prog_name())
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "OutputError",
     "apply_query",
+    "compile_query",
     "emit",
     "format_az_datetime",
     "render",
@@ -56,14 +57,19 @@ class OutputError(ValueError):
 # --------------------------------------------------------------------------------------------------
 
 
+def compile_query(query: str) -> Any:
+    """The parsed JMESPath ``query``; commands check it before they run, as az's argument parser does."""
+    try:
+        return jmespath.compile(query)
+    except jmespath.exceptions.JMESPathError as exc:  # ParseError, LexerError, EmptyExpressionError
+        raise OutputError(f"argument --query: invalid jmespath query {query!r}: {exc}") from exc
+
+
 def apply_query(result: Any, query: str | None) -> Any:
     """Apply the JMESPath ``query`` to ``result``; ``None`` means no query (result returned as is)."""
     if query is None:
         return result
-    try:
-        expression = jmespath.compile(query)
-    except jmespath.exceptions.JMESPathError as exc:  # ParseError, LexerError, EmptyExpressionError
-        raise OutputError(f"argument --query: invalid jmespath query {query!r}: {exc}") from exc
+    expression = compile_query(query)
     try:
         return expression.search(result)
     except jmespath.exceptions.JMESPathError as exc:  # e.g. JMESPathTypeError from a function call

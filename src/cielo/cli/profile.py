@@ -7,8 +7,11 @@ tokens.json   refresh tokens, service-principal credentials and cached access to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +96,27 @@ class Profile:
             for sub in self.subscriptions:
                 sub["isDefault"] = sub is match
         return match
+
+
+@contextlib.contextmanager
+def token_lock() -> Iterator[None]:
+    """Hold an exclusive lock on the token cache across processes, for a read-refresh-write.
+
+    Refresh tokens rotate on every use and a redeemed one presented again revokes the whole
+    session, so two `az account get-access-token` at once (DefaultAzureCredential in threads) must
+    neither redeem the same refresh token nor write back one that was already replaced."""
+    directory = config_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    fd = os.open(directory / ".tokens.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if sys.platform != "win32":
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 class TokenCache:

@@ -16,9 +16,11 @@ import click
 
 from cielo.cli.common import CliError
 
+# The CLI answers as az (`Please run 'az login' ...`, which AzureCliCredential looks for) when its
+# argv[0] is named az; `python -m` would make argv[0] the path of main.py.
 LAUNCHER = """#!/bin/sh
 # Written by `cielo az-shim install`: runs Cielo's CLI when `az` is called.
-exec "{python}" -m cielo.cli.main "$@"
+exec "{python}" -c 'import sys; sys.argv[0] = "az"; from cielo.cli.main import main; main()' "$@"
 """
 
 

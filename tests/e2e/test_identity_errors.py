@@ -1,0 +1,397 @@
+"""Bad input at the token endpoint: each answer must carry Entra's OAuth envelope and status, and
+nothing may be stored wrongly afterwards (the good credentials keep working)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import msal
+import pytest
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import ClientSecretCredential
+from identity_support import (
+    COGNITIVE,
+    COGNITIVE_SCOPE,
+    GRAPH,
+    AppCertificate,
+    Metadata,
+    UserAccount,
+    check_app_token,
+    check_oauth_error,
+    make_certificate,
+    new_app,
+    token_post,
+)
+
+from support.server import CLI_CLIENT_ID, CieloServer
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@pytest.fixture(scope="module")
+def app(cielo_server: CieloServer) -> dict[str, Any]:
+    return new_app(cielo_server, "e2e-errors")
+
+
+def _client_credentials(app: dict[str, Any], **extra: str) -> dict[str, str]:
+    form = {"client_id": app["appId"], "grant_type": "client_credentials", "scope": COGNITIVE_SCOPE}
+    if "secret" in app:
+        form["client_secret"] = app["secret"]
+    form.update(extra)
+    return form
+
+
+def _assert_app_intact(server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
+    """The good secret still works, and the app still has exactly its one password credential."""
+    response = token_post(server, _client_credentials(app))
+    assert response.status_code == 200, response.text
+    check_app_token(response.json()["access_token"], metadata, audience=COGNITIVE, app_id=app["appId"],
+                    sp_object_id=app["spObjectId"], acr="1")
+    registered = server.graph("GET", f"/applications/{app['objectId']}")
+    assert len(registered["passwordCredentials"]) == 1
+    assert registered["passwordCredentials"][0]["secretText"] is None
+    assert registered["keyCredentials"] == []
+
+
+# ----------------------------------------------------------------------------- client authentication
+def test_wrong_secret(cielo_server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
+    response = token_post(cielo_server, _client_credentials(app, client_secret=app["secret"] + "x"))
+    body = check_oauth_error(response, 401, "invalid_client", 7000215)
+    assert app["appId"] in body["error_description"]
+    assert app["secret"] not in response.text
+    _assert_app_intact(cielo_server, app, metadata)
+
+
+def test_wrong_secret_through_azure_identity(client_env: dict[str, str], cielo_server: CieloServer,
+                                             app: dict[str, Any]) -> None:
+    with ClientSecretCredential(cielo_server.tenant_id, app["appId"], "not-the-secret",
+                                authority=cielo_server.base_url, disable_instance_discovery=True) as credential, \
+            pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
+        credential.get_token(COGNITIVE_SCOPE)
+
+
+def test_secret_in_basic_header(cielo_server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
+    """client_secret_basic (RFC 6749 §2.3.1) works, and a wrong one fails the same way."""
+    basic = base64.b64encode(f"{app['appId']}:{app['secret']}".encode()).decode()
+    form = {"grant_type": "client_credentials", "scope": COGNITIVE_SCOPE}
+    good = token_post(cielo_server, form, headers={"Authorization": f"Basic {basic}"})
+    assert good.status_code == 200, good.text
+    wrong = base64.b64encode(f"{app['appId']}:nope".encode()).decode()
+    check_oauth_error(token_post(cielo_server, form, headers={"Authorization": f"Basic {wrong}"}),
+                      401, "invalid_client", 7000215)
+
+
+def test_expired_secret(cielo_server: CieloServer, metadata: Metadata) -> None:
+    """A secret whose endDateTime has passed is refused with AADSTS7000222 (not as a wrong secret)."""
+    expiring = new_app(cielo_server, "e2e-expiring", secret=False)
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=3)
+    added = cielo_server.graph("POST", f"/applications/{expiring['objectId']}/addPassword",
+                               {"passwordCredential": {"displayName": "short", "endDateTime": end.isoformat()}})
+    expiring["secret"] = added["secretText"]
+    before = token_post(cielo_server, _client_credentials(expiring))
+    assert before.status_code == 200, before.text
+    time.sleep(max(0.0, end.timestamp() - time.time()) + 1.1)
+    after = token_post(cielo_server, _client_credentials(expiring))
+    check_oauth_error(after, 401, "invalid_client", 7000222)
+
+
+def test_secret_with_past_end_date_is_refused(cielo_server: CieloServer, app: dict[str, Any]) -> None:
+    with cielo_server.http() as client:
+        response = client.post(f"/v1.0/applications/{app['objectId']}/addPassword",
+                               json={"passwordCredential": {"endDateTime": "2020-01-01T00:00:00Z"}},
+                               headers={"Authorization": f"Bearer {cielo_server.admin_token()}"})
+    assert response.status_code == 400
+    assert cielo_server.graph("GET", f"/applications/{app['objectId']}")["passwordCredentials"].__len__() == 1
+
+
+def test_unknown_tenant(cielo_server: CieloServer, app: dict[str, Any]) -> None:
+    response = token_post(cielo_server, _client_credentials(app), tenant=str(uuid.uuid4()))
+    check_oauth_error(response, 400, "invalid_request", 90002)
+
+
+def test_unknown_tenant_through_msal(client_env: dict[str, str], cielo_server: CieloServer,
+                                     app: dict[str, Any]) -> None:
+    """MSAL reads the discovery document first; an unknown tenant fails there, not with a crash."""
+    with pytest.raises(ValueError, match="tenant"):
+        msal.ConfidentialClientApplication(app["appId"], client_credential=app["secret"],
+                                           authority=f"{cielo_server.base_url}/{uuid.uuid4()}",
+                                           instance_discovery=False)
+
+
+def test_unknown_application(cielo_server: CieloServer) -> None:
+    form = {"client_id": str(uuid.uuid4()), "client_secret": "whatever", "grant_type": "client_credentials",
+            "scope": COGNITIVE_SCOPE}
+    check_oauth_error(token_post(cielo_server, form), 400, "unauthorized_client", 700016)
+
+
+def test_missing_service_principal(cielo_server: CieloServer) -> None:
+    lonely = new_app(cielo_server, "e2e-nosp", sp=False)
+    check_oauth_error(token_post(cielo_server, _client_credentials(lonely)), 400, "unauthorized_client",
+                      7000229)
+
+
+def test_unsupported_grant_type(cielo_server: CieloServer, app: dict[str, Any]) -> None:
+    response = token_post(cielo_server, _client_credentials(app, grant_type="urn:example:magic"))
+    check_oauth_error(response, 400, "unsupported_grant_type", 70003)
+
+
+def test_missing_grant_type(cielo_server: CieloServer, app: dict[str, Any]) -> None:
+    form = _client_credentials(app)
+    del form["grant_type"]
+    check_oauth_error(token_post(cielo_server, form), 400, "invalid_request", 900144)
+
+
+def test_bad_password(cielo_server: CieloServer, member_user: UserAccount) -> None:
+    form = {"client_id": CLI_CLIENT_ID, "grant_type": "password", "username": member_user.upn,
+            "password": member_user.password + "!", "scope": f"{GRAPH}/.default"}
+    body = check_oauth_error(token_post(cielo_server, form), 400, "invalid_grant", 50126)
+    assert member_user.password not in body["error_description"]
+    form["username"] = "nobody@cielo.local"
+    check_oauth_error(token_post(cielo_server, form), 400, "invalid_grant", 50126)
+    form.update(username=member_user.upn, password=member_user.password)
+    assert token_post(cielo_server, form).status_code == 200
+
+
+def test_public_client_must_not_send_secret(cielo_server: CieloServer, member_user: UserAccount) -> None:
+    form = {"client_id": CLI_CLIENT_ID, "client_secret": "x", "grant_type": "password",
+            "username": member_user.upn, "password": member_user.password, "scope": f"{GRAPH}/.default"}
+    check_oauth_error(token_post(cielo_server, form), 401, "invalid_client", 700025)
+
+
+# ----------------------------------------------------------------------------- refresh token replay
+def test_replayed_refresh_token_revokes_the_family(cielo_server: CieloServer, member_user: UserAccount) -> None:
+    def password_grant() -> dict[str, Any]:
+        response = token_post(cielo_server, {
+            "client_id": CLI_CLIENT_ID, "grant_type": "password", "username": member_user.upn,
+            "password": member_user.password, "scope": f"{GRAPH}/.default offline_access",
+        })
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def refresh(token: str) -> Any:
+        return token_post(cielo_server, {"client_id": CLI_CLIENT_ID, "grant_type": "refresh_token",
+                                         "refresh_token": token, "scope": f"{GRAPH}/.default offline_access"})
+
+    first = password_grant()["refresh_token"]
+    second_response = refresh(first)
+    assert second_response.status_code == 200, second_response.text
+    second = second_response.json()["refresh_token"]
+    assert second != first
+    check_oauth_error(refresh(first), 400, "invalid_grant", 50173)  # the replay
+    check_oauth_error(refresh(second), 400, "invalid_grant", 50173)  # the whole family is gone
+    # Another sign-in is a new family and is unaffected.
+    other = password_grant()["refresh_token"]
+    assert refresh(other).status_code == 200
+
+
+def test_refresh_token_of_another_client(cielo_server: CieloServer, member_user: UserAccount) -> None:
+    response = token_post(cielo_server, {
+        "client_id": CLI_CLIENT_ID, "grant_type": "password", "username": member_user.upn,
+        "password": member_user.password, "scope": f"{GRAPH}/.default offline_access",
+    })
+    token = response.json()["refresh_token"]
+    stolen = token_post(cielo_server, {"client_id": "1950a258-227b-4e31-a9cf-717495945fc2",
+                                       "grant_type": "refresh_token", "refresh_token": token,
+                                       "scope": f"{GRAPH}/.default"})
+    check_oauth_error(stolen, 400, "invalid_grant", 70000)
+
+
+def test_failed_refresh_does_not_burn_the_token(cielo_server: CieloServer, member_user: UserAccount) -> None:
+    """A refresh that fails for a reason of the request (unknown resource, wrong client) must leave the
+    refresh token usable: MSAL keeps the old one after an error and tries it again later."""
+    response = token_post(cielo_server, {
+        "client_id": CLI_CLIENT_ID, "grant_type": "password", "username": member_user.upn,
+        "password": member_user.password, "scope": f"{GRAPH}/.default offline_access",
+    })
+    token = response.json()["refresh_token"]
+    unknown = token_post(cielo_server, {"client_id": CLI_CLIENT_ID, "grant_type": "refresh_token",
+                                        "refresh_token": token, "scope": "api://no-such-api/.default"})
+    check_oauth_error(unknown, 400, "invalid_resource", 500011)
+    again = token_post(cielo_server, {"client_id": CLI_CLIENT_ID, "grant_type": "refresh_token",
+                                      "refresh_token": token, "scope": f"{GRAPH}/.default offline_access"})
+    assert again.status_code == 200, again.text
+
+
+# ----------------------------------------------------------------------------- malformed bodies
+def test_json_body_is_refused(cielo_server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
+    import json
+
+    response = token_post(cielo_server, content=json.dumps(_client_credentials(app)).encode(),
+                          headers={"Content-Type": "application/json"})
+    check_oauth_error(response, 400, "invalid_request", 9002313)
+    _assert_app_intact(cielo_server, app, metadata)
+
+
+def test_missing_content_type_is_refused(cielo_server: CieloServer, app: dict[str, Any]) -> None:
+    response = token_post(cielo_server, content=b"grant_type=client_credentials", headers={"Content-Type": ""})
+    check_oauth_error(response, 400, "invalid_request", 9002313)
+
+
+@pytest.mark.parametrize("body", [
+    b"grant_type=client_credentials&client_id=%ZZ",          # not a percent escape
+    b"grant_type=client_credentials&client_id=abc%",         # truncated escape
+    b"grant_type=client_credentials&client_id=%FF%FE",       # escapes that are not UTF-8
+    b"grant_type=client_credentials&client_id=\xff\xfe",     # raw bytes that are not UTF-8
+    b"grant_type=client_credentials&grant_type=password",    # a parameter twice
+    b"grant_type=client_credentials&&client_id=x",           # an empty pair
+    b"grant_type",                                           # no '='
+], ids=["bad-escape", "truncated-escape", "escaped-non-utf8", "raw-non-utf8", "duplicate", "empty-pair",
+        "no-equals"])
+def test_malformed_form(cielo_server: CieloServer, body: bytes) -> None:
+    response = token_post(cielo_server, content=body,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    check_oauth_error(response, 400, "invalid_request", 9002313)
+
+
+def test_duplicated_secret_parameter(cielo_server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
+    """Two client_secret values (one right, one wrong) must not be resolved by picking one."""
+    from urllib.parse import urlencode
+
+    pairs = [*_client_credentials(app).items(), ("client_secret", "wrong")]
+    response = token_post(cielo_server, content=urlencode(pairs).encode(),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    check_oauth_error(response, 400, "invalid_request", 9002313)
+    _assert_app_intact(cielo_server, app, metadata)
+
+
+def test_oversized_body(cielo_server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
+    form = _client_credentials(app, padding="a" * (64 * 1024 + 1))
+    check_oauth_error(token_post(cielo_server, form), 413, "invalid_request", 9002313)
+    _assert_app_intact(cielo_server, app, metadata)
+
+
+def test_oversized_chunked_body(cielo_server: CieloServer, app: dict[str, Any]) -> None:
+    """Without Content-Length the limit still holds while the body streams in."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b"grant_type=client_credentials&padding="
+        for _ in range(80):
+            yield b"a" * 1024
+
+    with cielo_server.http() as client:
+        response = client.post(f"/{cielo_server.tenant_id}/oauth2/v2.0/token", content=chunks(),
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert "content-length" not in response.request.headers
+    check_oauth_error(response, 413, "invalid_request", 9002313)
+
+
+# ----------------------------------------------------------------------------- forged client assertions
+@pytest.fixture(scope="module")
+def assertion_app(cielo_server: CieloServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from identity_support import register_certificate
+
+    registered = new_app(cielo_server, "e2e-assert")  # has a secret too, to check nothing changes
+    cert = make_certificate(tmp_path_factory.mktemp("assert"))
+    register_certificate(cielo_server, registered, cert)
+    return {**registered, "cert": cert}
+
+
+def _assertion(cert: AppCertificate, *, client_id: str, audience: str, signer: Any = None,
+               lifetime: int = 600, issued: float | None = None, alg: str = "RS256",
+               x5t: str | None = None) -> str:
+    now = int(issued if issued is not None else time.time())
+    claims = {"aud": audience, "iss": client_id, "sub": client_id, "jti": str(uuid.uuid4()),
+              "nbf": now, "iat": now, "exp": now + lifetime}
+    return jwt.encode(claims, signer or cert.key, algorithm=alg, headers={"x5t": x5t or cert.x5t})
+
+
+def _assertion_form(client_id: str, assertion: str) -> dict[str, str]:
+    return {"client_id": client_id, "grant_type": "client_credentials", "scope": COGNITIVE_SCOPE,
+            "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+
+
+def test_genuine_assertion(cielo_server: CieloServer, metadata: Metadata, assertion_app: dict[str, Any]) -> None:
+    """The control for the forgeries below: the same construction, done right, is accepted."""
+    assertion = _assertion(assertion_app["cert"], client_id=assertion_app["appId"],
+                           audience=metadata.token_endpoint)
+    response = token_post(cielo_server, _assertion_form(assertion_app["appId"], assertion))
+    assert response.status_code == 200, response.text
+    check_app_token(response.json()["access_token"], metadata, audience=COGNITIVE,
+                    app_id=assertion_app["appId"], sp_object_id=assertion_app["spObjectId"], acr="2")
+
+
+def test_assertion_wrong_audience(cielo_server: CieloServer, assertion_app: dict[str, Any]) -> None:
+    assertion = _assertion(assertion_app["cert"], client_id=assertion_app["appId"],
+                           audience="https://login.microsoftonline.com/common/oauth2/v2.0/token")
+    response = token_post(cielo_server, _assertion_form(assertion_app["appId"], assertion))
+    check_oauth_error(response, 401, "invalid_client", 700212)
+
+
+def test_assertion_for_another_tenant(cielo_server: CieloServer, assertion_app: dict[str, Any]) -> None:
+    other = f"{cielo_server.base_url}/{uuid.uuid4()}/oauth2/v2.0/token"
+    assertion = _assertion(assertion_app["cert"], client_id=assertion_app["appId"], audience=other)
+    response = token_post(cielo_server, _assertion_form(assertion_app["appId"], assertion))
+    check_oauth_error(response, 401, "invalid_client", 700212)
+
+
+def test_assertion_expired(cielo_server: CieloServer, metadata: Metadata, assertion_app: dict[str, Any]) -> None:
+    assertion = _assertion(assertion_app["cert"], client_id=assertion_app["appId"],
+                           audience=metadata.token_endpoint, issued=time.time() - 3600, lifetime=600)
+    response = token_post(cielo_server, _assertion_form(assertion_app["appId"], assertion))
+    check_oauth_error(response, 401, "invalid_client", 700024)
+
+
+def test_assertion_signed_by_unregistered_key(cielo_server: CieloServer, metadata: Metadata,
+                                              assertion_app: dict[str, Any], tmp_path: Path) -> None:
+    """Claims the registered certificate's x5t but is signed with another private key."""
+    impostor = make_certificate(tmp_path, "impostor")
+    assertion = _assertion(assertion_app["cert"], client_id=assertion_app["appId"],
+                           audience=metadata.token_endpoint, signer=impostor.key)
+    response = token_post(cielo_server, _assertion_form(assertion_app["appId"], assertion))
+    check_oauth_error(response, 401, "invalid_client", 700027)
+
+
+def test_assertion_naming_unregistered_certificate(cielo_server: CieloServer, metadata: Metadata,
+                                                   assertion_app: dict[str, Any], tmp_path: Path) -> None:
+    impostor = make_certificate(tmp_path, "impostor")
+    assertion = _assertion(impostor, client_id=assertion_app["appId"], audience=metadata.token_endpoint)
+    response = token_post(cielo_server, _assertion_form(assertion_app["appId"], assertion))
+    check_oauth_error(response, 401, "invalid_client", 700027)
+
+
+def test_assertion_with_hmac_or_none(cielo_server: CieloServer, metadata: Metadata,
+                                     assertion_app: dict[str, Any]) -> None:
+    cert = assertion_app["cert"]
+    now = int(time.time())
+    claims = {"aud": metadata.token_endpoint, "iss": assertion_app["appId"], "sub": assertion_app["appId"],
+              "jti": str(uuid.uuid4()), "nbf": now, "exp": now + 600}
+    hs = jwt.encode(claims, assertion_app["secret"], algorithm="HS256", headers={"x5t": cert.x5t})
+    check_oauth_error(token_post(cielo_server, _assertion_form(assertion_app["appId"], hs)),
+                      401, "invalid_client", 700027)
+    header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    import json
+
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    check_oauth_error(token_post(cielo_server, _assertion_form(assertion_app["appId"], f"{header}.{body}.")),
+                      401, "invalid_client", 700027)
+
+
+def test_assertion_for_another_client(cielo_server: CieloServer, metadata: Metadata,
+                                      assertion_app: dict[str, Any], app: dict[str, Any]) -> None:
+    """A genuine assertion of one app presented as another app's credential."""
+    assertion = _assertion(assertion_app["cert"], client_id=assertion_app["appId"],
+                           audience=metadata.token_endpoint)
+    response = token_post(cielo_server, _assertion_form(app["appId"], assertion))
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_garbage_assertion(cielo_server: CieloServer, assertion_app: dict[str, Any]) -> None:
+    response = token_post(cielo_server, _assertion_form(assertion_app["appId"], "not.a.jwt"))
+    check_oauth_error(response, 401, "invalid_client", 50027)
+
+
+def test_assertion_app_intact(cielo_server: CieloServer, metadata: Metadata,
+                              assertion_app: dict[str, Any]) -> None:
+    registered = cielo_server.graph("GET", f"/applications/{assertion_app['objectId']}")
+    assert len(registered["keyCredentials"]) == 1
+    assert len(registered["passwordCredentials"]) == 1
+    response = token_post(cielo_server, _client_credentials(assertion_app))
+    assert response.status_code == 200, response.text
