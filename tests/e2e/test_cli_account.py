@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from support.server import ADMIN_USER, CieloServer
-
 from e2e.cli_helpers import COGNITIVE, GRAPH, Cli, make_cli, new_user, verify_token
+from support.server import ADMIN_USER, CieloServer
 
 ACCOUNT_FIELDS = {"id", "name", "tenantId", "user", "state", "isDefault", "environmentName", "homeTenantId"}
 
@@ -41,7 +40,7 @@ def test_login_with_password_then_account_show(cli: Cli, cielo_server: CieloServ
     assert "cloudName" in entries[0] and "environmentName" not in entries[0]
 
     shown = cli.json("account", "show")
-    assert ACCOUNT_FIELDS <= shown.keys()
+    assert shown.keys() >= ACCOUNT_FIELDS
     assert shown["id"] == cielo_server.subscription_id
     assert shown["name"] == "Cielo Subscription"
     assert shown["tenantId"] == shown["homeTenantId"] == cielo_server.tenant_id

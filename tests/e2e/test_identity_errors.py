@@ -203,19 +203,36 @@ def test_refresh_token_of_another_client(cielo_server: CieloServer, member_user:
     check_oauth_error(stolen, 400, "invalid_grant", 70000)
 
 
-def test_failed_refresh_does_not_burn_the_token(cielo_server: CieloServer, member_user: UserAccount) -> None:
-    """A refresh that fails for a reason of the request (unknown resource, wrong client) must leave the
-    refresh token usable: MSAL keeps the old one after an error and tries it again later."""
-    response = token_post(cielo_server, {
+def test_failed_refresh_does_not_burn_the_token(cielo_server: CieloServer, member_user: UserAccount,
+                                               app: dict[str, Any]) -> None:
+    """A refresh that fails for a reason of the request alone (unknown resource, bad client secret) must
+    leave the refresh token usable: MSAL keeps its old refresh token after an error and presents it
+    again later, which must not be taken for a replay."""
+
+    def refresh(token: str, scope: str, **extra: str) -> Any:
+        return token_post(cielo_server, {"client_id": extra.pop("client_id", CLI_CLIENT_ID),
+                                         "grant_type": "refresh_token", "refresh_token": token,
+                                         "scope": scope, **extra})
+
+    token = token_post(cielo_server, {
         "client_id": CLI_CLIENT_ID, "grant_type": "password", "username": member_user.upn,
         "password": member_user.password, "scope": f"{GRAPH}/.default offline_access",
+    }).json()["refresh_token"]
+    check_oauth_error(refresh(token, "api://no-such-api/.default"), 400, "invalid_resource", 500011)
+    again = refresh(token, f"{GRAPH}/.default offline_access")
+    assert again.status_code == 200, again.text
+
+    # A confidential client that gets its own secret wrong once.
+    confidential = token_post(cielo_server, {
+        "client_id": app["appId"], "client_secret": app["secret"], "grant_type": "password",
+        "username": member_user.upn, "password": member_user.password,
+        "scope": f"{GRAPH}/.default offline_access",
     })
-    token = response.json()["refresh_token"]
-    unknown = token_post(cielo_server, {"client_id": CLI_CLIENT_ID, "grant_type": "refresh_token",
-                                        "refresh_token": token, "scope": "api://no-such-api/.default"})
-    check_oauth_error(unknown, 400, "invalid_resource", 500011)
-    again = token_post(cielo_server, {"client_id": CLI_CLIENT_ID, "grant_type": "refresh_token",
-                                      "refresh_token": token, "scope": f"{GRAPH}/.default offline_access"})
+    assert confidential.status_code == 200, confidential.text
+    token = confidential.json()["refresh_token"]
+    check_oauth_error(refresh(token, f"{GRAPH}/.default", client_id=app["appId"], client_secret="wrong"),
+                      401, "invalid_client", 7000215)
+    again = refresh(token, f"{GRAPH}/.default", client_id=app["appId"], client_secret=app["secret"])
     assert again.status_code == 200, again.text
 
 

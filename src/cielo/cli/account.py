@@ -20,7 +20,7 @@ from cielo.cli.auth import (
     user_login_form,
 )
 from cielo.cli.browser_login import browser_available, browser_login
-from cielo.cli.common import CliError, global_options, warn
+from cielo.cli.common import CliError, global_options
 from cielo.cli.profile import CliConfig, Profile, TokenCache, token_lock
 from cielo.client.http import ApiError, CieloClient
 from cielo.core.resources import AZURE_CLI_CLIENT_ID
@@ -73,7 +73,7 @@ def _entries(client: CieloClient, arm_token: str, user_name: str, user_type: str
              allow_no_subscriptions: bool) -> list[dict[str, Any]]:
     subs = _subscriptions(client, arm_token)
     info = _tenant_info(client, arm_token)
-    base = {"environmentName": "Cielo", "homeTenantId": tenant_id, "managedByTenants": [],
+    base: dict[str, Any] = {"environmentName": "Cielo", "homeTenantId": tenant_id, "managedByTenants": [],
             "user": {"name": user_name, "type": user_type},
             "tenantDefaultDomain": info.get("defaultDomain"), "tenantDisplayName": info.get("displayName")}
     entries = [
@@ -96,7 +96,8 @@ def _entries(client: CieloClient, arm_token: str, user_name: str, user_type: str
 @click.option("--service-principal", is_flag=True, help="Sign in with a service principal.")
 @click.option("--certificate", default=None, type=click.Path(dir_okay=False),
               help="With --service-principal: a PEM file holding the private key and certificate.")
-@click.option("--federated-token", default=None, help="With --service-principal: a federated token (workload identity).")
+@click.option("--federated-token", default=None,
+              help="With --service-principal: a federated token (workload identity).")
 @click.option("-t", "--tenant", default=None, help="The tenant (id or domain). Required for service principals.")
 @click.option("--use-device-code", is_flag=True, help="Use the device code flow even where a browser is available.")
 @click.option("--allow-no-subscriptions", is_flag=True, help="Sign in even without access to any subscription.")
@@ -142,8 +143,10 @@ def login(username: str | None, password: str | None, service_principal: bool, c
                 body = browser_login(client, login_tenant, arm_scope)
             claims = jwt_claims(body["access_token"])
             tenant_id = claims["tid"]
-            user_name = claims.get("upn") or claims.get("unique_name") or claims.get("preferred_username")
-            user_type = "user"
+            name = claims.get("upn") or claims.get("unique_name") or claims.get("preferred_username")
+            if not name:
+                raise CliError("the token service returned a token that names no user")
+            user_name, user_type = str(name), "user"
             account = {"kind": "user", "client_id": AZURE_CLI_CLIENT_ID, "tenant": tenant_id,
                        "refresh_token": body.get("refresh_token", "")}
         entries = _entries(client, body["access_token"], user_name, user_type, tenant_id,

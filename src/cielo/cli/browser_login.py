@@ -22,7 +22,7 @@ _DONE_PAGE = (b"<!doctype html><title>Cielo</title><p>Authentication complete. "
 class _Handler(http.server.BaseHTTPRequestHandler):
     result: dict[str, str] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
         if "code" not in query and "error" not in query:
             self.send_response(404)
@@ -34,7 +34,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(_DONE_PAGE)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence; URLs carry codes
+    def log_message(self, format: str, *args: Any) -> None:  # silenced: the URLs carry codes
         return
 
 
@@ -50,7 +50,7 @@ def browser_available() -> bool:
 
 
 def browser_login(client: CieloClient, tenant: str, scope: str, timeout_s: float = 300) -> dict[str, Any]:
-    handler = type("Handler", (_Handler,), {"result": {}})
+    handler: type[_Handler] = type("Handler", (_Handler,), {"result": {}})
     server = http.server.HTTPServer(("127.0.0.1", 0), handler)
     port = server.server_address[1]
     redirect_uri = f"http://localhost:{port}"

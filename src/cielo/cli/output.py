@@ -2,7 +2,8 @@
 
 ``--query`` applies a JMESPath expression to the command result, then ``-o/--output`` renders it:
 
-* ``json``  -- ``json.dumps(result, indent=2, ensure_ascii=False, sort_keys=True)`` (az sorts keys) plus a trailing newline.
+* ``json``  -- ``json.dumps(result, indent=2, ensure_ascii=False, sort_keys=True)`` (az sorts keys) plus a
+  trailing newline.
 * ``jsonc`` -- the same text with ANSI colours (only when writing to a terminal; otherwise plain json).
 * ``yaml``  -- ``yaml.safe_dump(result, default_flow_style=False, allow_unicode=True, sort_keys=True)``.
 * ``tsv``   -- one line per list item; a dict contributes its scalar values joined by tabs.

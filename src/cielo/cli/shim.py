@@ -40,7 +40,7 @@ def install(directory: Path, force: bool) -> None:
     if target.exists() and not force:
         raise CliError(f"{target} exists; pass --force to overwrite it")
     target.write_text(LAUNCHER.format(python=sys.executable))
-    os.chmod(target, 0o755)
+    os.chmod(target, 0o755)  # noqa: S103 - a launcher on PATH is executable by all, as az itself is
     click.echo(f"Wrote {target}. Put {directory} first on PATH to use it:")
     click.echo(f'  export PATH="{directory}:$PATH"')
 

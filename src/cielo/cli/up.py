@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -96,10 +97,8 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     out.write("Press Ctrl-C to stop.\n")
     out.flush()
     del services
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run(settings, tls, sockets)
-    except KeyboardInterrupt:
-        pass
     out.write("Cielo stopped.\n")
 
 

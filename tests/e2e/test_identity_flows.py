@@ -1,0 +1,165 @@
+"""Authorization code + PKCE, driven like a browser, redeemed with msal and by hand; replay and
+PKCE failures; and refresh by MSAL's silent path afterwards."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import msal
+import pytest
+from identity_support import (
+    COGNITIVE,
+    COGNITIVE_SCOPE,
+    GRAPH,
+    LOOPBACK_REDIRECT,
+    Metadata,
+    UserAccount,
+    check_oauth_error,
+    check_user_token,
+    query_of,
+    sign_in_via_browser,
+    token_post,
+)
+
+from support.server import CLI_CLIENT_ID, CieloServer
+
+
+@pytest.fixture()
+def public_app(client_env: dict[str, str], cielo_server: CieloServer) -> Iterator[msal.PublicClientApplication]:
+    app = msal.PublicClientApplication(CLI_CLIENT_ID, authority=f"{cielo_server.base_url}/{cielo_server.tenant_id}",
+                                       instance_discovery=False)
+    yield app
+    app.http_client.close()
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def _authorize_url(server: CieloServer, challenge: str, *, scope: str = f"{GRAPH}/.default openid offline_access",
+                   state: str = "st4te", redirect_uri: str = LOOPBACK_REDIRECT) -> str:
+    query = {"client_id": CLI_CLIENT_ID, "response_type": "code", "redirect_uri": redirect_uri, "scope": scope,
+             "state": state, "code_challenge": challenge, "code_challenge_method": "S256",
+             "nonce": secrets.token_hex(8)}
+    return f"{server.base_url}/{server.tenant_id}/oauth2/v2.0/authorize?{urlencode(query)}"
+
+
+def _browser_code(server: CieloServer, user: UserAccount, challenge: str, **kwargs: Any) -> str:
+    location = sign_in_via_browser(server, _authorize_url(server, challenge, **kwargs), user.upn, user.password)
+    assert location.startswith(LOOPBACK_REDIRECT + "?"), location
+    answer = query_of(location)
+    assert answer["state"] == kwargs.get("state", "st4te")
+    return answer["code"]
+
+
+def _redeem(server: CieloServer, code: str, verifier: str, *, redirect_uri: str = LOOPBACK_REDIRECT) -> Any:
+    return token_post(server, {"client_id": CLI_CLIENT_ID, "grant_type": "authorization_code", "code": code,
+                               "redirect_uri": redirect_uri, "code_verifier": verifier,
+                               "scope": f"{GRAPH}/.default openid offline_access"})
+
+
+def test_auth_code_flow_with_msal(public_app: msal.PublicClientApplication, cielo_server: CieloServer,
+                                  metadata: Metadata, member_user: UserAccount) -> None:
+    flow = public_app.initiate_auth_code_flow([f"{GRAPH}/.default"], redirect_uri=LOOPBACK_REDIRECT)
+    auth_uri = flow["auth_uri"]
+    assert auth_uri.startswith(f"{cielo_server.base_url}/{cielo_server.tenant_id}/oauth2/v2.0/authorize?")
+    sent = query_of(auth_uri)
+    assert sent["code_challenge_method"] == "S256" and sent["code_challenge"]
+    location = sign_in_via_browser(cielo_server, auth_uri, member_user.upn, member_user.password)
+    assert urlsplit(location)._replace(query="").geturl() == LOOPBACK_REDIRECT
+    result = public_app.acquire_token_by_auth_code_flow(flow, query_of(location))
+    assert "access_token" in result, result
+    check_user_token(result["access_token"], metadata, audience=GRAPH, app_id=CLI_CLIENT_ID, user=member_user,
+                     scp="User.Read")
+    id_claims = result["id_token_claims"]
+    # MSAL sends SHA-256(nonce) in the request and checks the id_token's nonce against it.
+    assert id_claims["nonce"] == sent["nonce"] == hashlib.sha256(flow["nonce"].encode()).hexdigest()
+    assert id_claims["oid"] == member_user.object_id
+    # The refresh token from the code works through MSAL's silent path for another resource.
+    account = public_app.get_accounts(username=member_user.upn)[0]
+    silent = public_app.acquire_token_silent([COGNITIVE_SCOPE], account=account)
+    assert silent and "access_token" in silent, silent
+    check_user_token(silent["access_token"], metadata, audience=COGNITIVE, app_id=CLI_CLIENT_ID,
+                     user=member_user, scp="user_impersonation")
+
+
+def test_replayed_code_revokes_its_refresh_token(cielo_server: CieloServer, member_user: UserAccount,
+                                                 metadata: Metadata) -> None:
+    verifier, challenge = _pkce()
+    code = _browser_code(cielo_server, member_user, challenge)
+    first = _redeem(cielo_server, code, verifier)
+    assert first.status_code == 200, first.text
+    tokens = first.json()
+    check_user_token(tokens["access_token"], metadata, audience=GRAPH, app_id=CLI_CLIENT_ID, user=member_user,
+                     scp="User.Read")
+    assert tokens["id_token"] and tokens["refresh_token"]
+
+    check_oauth_error(_redeem(cielo_server, code, verifier), 400, "invalid_grant", 54005)
+    # RFC 6749 §4.1.2: what the code gave out is revoked once it is replayed.
+    refreshed = token_post(cielo_server, {"client_id": CLI_CLIENT_ID, "grant_type": "refresh_token",
+                                          "refresh_token": tokens["refresh_token"],
+                                          "scope": f"{GRAPH}/.default offline_access"})
+    check_oauth_error(refreshed, 400, "invalid_grant", 50173)
+
+
+def test_pkce_mismatch(cielo_server: CieloServer, member_user: UserAccount) -> None:
+    verifier, challenge = _pkce()
+    code = _browser_code(cielo_server, member_user, challenge)
+    check_oauth_error(_redeem(cielo_server, code, verifier + "x"), 400, "invalid_grant", 501481)
+    # The code is spent by the failed attempt; the right verifier cannot use it afterwards.
+    assert _redeem(cielo_server, code, verifier).status_code == 400
+
+
+def test_pkce_verifier_missing(cielo_server: CieloServer, member_user: UserAccount) -> None:
+    _, challenge = _pkce()
+    code = _browser_code(cielo_server, member_user, challenge)
+    check_oauth_error(_redeem(cielo_server, code, ""), 400, "invalid_grant", 501481)
+
+
+def test_redirect_uri_must_match(cielo_server: CieloServer, member_user: UserAccount) -> None:
+    verifier, challenge = _pkce()
+    code = _browser_code(cielo_server, member_user, challenge)
+    response = _redeem(cielo_server, code, verifier, redirect_uri="http://localhost:8401")
+    check_oauth_error(response, 400, "invalid_grant", 50148)
+
+
+def test_unknown_code(cielo_server: CieloServer) -> None:
+    verifier, _ = _pkce()
+    assert _redeem(cielo_server, "1.A" + secrets.token_urlsafe(40), verifier).json()["error"] == "invalid_grant"
+
+
+def test_sign_in_page_refuses_bad_password(cielo_server: CieloServer, member_user: UserAccount) -> None:
+    import httpx
+
+    _, challenge = _pkce()
+    url = _authorize_url(cielo_server, challenge)
+    with httpx.Client(verify=cielo_server.bundle, follow_redirects=False) as browser:
+        page = browser.get(url)
+        from identity_support import _FormParser
+
+        parser = _FormParser()
+        parser.feed(page.text)
+        answer = browser.post(f"{cielo_server.base_url}{parser.action}",
+                              data={**parser.fields, "username": member_user.upn, "password": "wrong"})
+    assert answer.status_code == 400
+    assert "location" not in answer.headers
+    assert "incorrect" in answer.text
+
+
+def test_foreign_redirect_uri_is_not_followed(cielo_server: CieloServer) -> None:
+    """An unregistered redirect URI is shown as an error page, never redirected to (open redirect)."""
+    import httpx
+
+    _, challenge = _pkce()
+    url = _authorize_url(cielo_server, challenge, redirect_uri="https://evil.example/callback")
+    with httpx.Client(verify=cielo_server.bundle, follow_redirects=False) as browser:
+        answer = browser.get(url)
+    assert answer.status_code == 400
+    assert "location" not in answer.headers
