@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     clock_skew_s: int = 300
     max_form_bytes: int = 64 * 1024
     workers: int = 1
+    # Azure takes up to ~5 minutes to apply a role change; 0 applies it to the very next request.
+    rbac_propagation_delay_s: float = 0.0
     log_level: str = "info"
 
     @field_validator("tls_names", mode="before")

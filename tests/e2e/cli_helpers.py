@@ -80,7 +80,7 @@ class Cli:
         """A failing command, as az fails: exit code 1 and `ERROR: ...` on stderr, nothing on stdout."""
         result = self.run(*args, ok=False, **kwargs)
         assert result.returncode == 1, str(result)
-        assert result.stderr.startswith("ERROR: "), str(result)
+        assert any(line.startswith("ERROR: ") for line in result.stderr.splitlines()), str(result)
         assert result.stdout == "", str(result)
         return result
 
@@ -112,7 +112,10 @@ def make_cli(server: CieloServer, client_env: dict[str, str], tmp_path: Path, na
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
     env.update(client_env)
-    env.update({"HOME": str(home), "CIELO_CONFIG_DIR": str(tmp_path / f"{name}-config"),
+    # The default user shares client_env's config dir, so in-process clients (AzureCliCredential
+    # running az) see the same sign-in.
+    config = client_env.get("CIELO_CONFIG_DIR") if name == "cli" else None
+    env.update({"HOME": str(home), "CIELO_CONFIG_DIR": config or str(tmp_path / f"{name}-config"),
                 "PYTHONDONTWRITEBYTECODE": "1", "NO_COLOR": "1"})
     return Cli(server, env, home)
 

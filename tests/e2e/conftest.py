@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from identity_support import (
+    EXCHANGE_AUDIENCE,
     Metadata,
     OidcIssuer,
     UserAccount,
@@ -54,3 +55,14 @@ def oidc_issuer(cielo_server: CieloServer, tmp_path_factory: pytest.TempPathFact
     issuer = start_oidc_issuer(cielo_server.data_dir / "tls", tmp_path_factory.mktemp("issuer"))
     yield issuer
     issuer.stop()
+
+
+@pytest.fixture(scope="session")
+def federated_app(cielo_server: CieloServer, oidc_issuer: OidcIssuer) -> dict[str, Any]:
+    """An application (no secret) that trusts one subject of the test OIDC issuer."""
+    app = new_app(cielo_server, "e2e-wi", secret=False)
+    subject = "system:serviceaccount:default:workload"
+    cielo_server.graph("POST", f"/applications/{app['objectId']}/federatedIdentityCredentials", {
+        "name": "k8s", "issuer": oidc_issuer.url, "subject": subject, "audiences": [EXCHANGE_AUDIENCE],
+    })
+    return {**app, "subject": subject}

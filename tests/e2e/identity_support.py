@@ -49,6 +49,11 @@ class Metadata:
     jwks: dict[str, Any]
 
 
+def _tls(server: CieloServer) -> ssl.SSLContext:
+    """Trust exactly what clients are told to trust: the bundle (system CAs + Cielo's CA)."""
+    return ssl.create_default_context(cafile=server.bundle)
+
+
 def fetch_metadata(server: CieloServer) -> Metadata:
     with server.http() as client:
         v2 = client.get(f"/{server.tenant_id}/v2.0/.well-known/openid-configuration").json()
@@ -235,18 +240,31 @@ class _FormParser(HTMLParser):
             self.fields[values["name"]] = values.get("value", "")
 
 
-def sign_in_via_browser(server: CieloServer, auth_url: str, username: str, password: str) -> str:
-    """GET the sign-in page, post its form with the hidden fields and credentials; return Location."""
-    with httpx.Client(verify=server.bundle, timeout=30, follow_redirects=False) as browser:
+def submit_sign_in(server: CieloServer, auth_url: str, username: str, password: str) -> httpx.Response:
+    """GET the sign-in page and post its form with the hidden fields and the credentials."""
+    with httpx.Client(verify=_tls(server), timeout=30, follow_redirects=False) as browser:
         page = browser.get(auth_url)
         assert page.status_code == 200, page.text
         parser = _FormParser()
         parser.feed(page.text)
         assert parser.action, "the sign-in page has no form"
         form = {**parser.fields, "username": username, "password": password}
-        answer = browser.post(urljoin(auth_url, parser.action), data=form)
-        assert answer.status_code == 302, answer.text
-        return str(answer.headers["location"])
+        return browser.post(urljoin(auth_url, parser.action), data=form)
+
+
+def sign_in_via_browser(server: CieloServer, auth_url: str, username: str, password: str) -> str:
+    """Sign in like a person with a browser; return the Location the server redirects to."""
+    answer = submit_sign_in(server, auth_url, username, password)
+    assert answer.status_code == 302, answer.text
+    return str(answer.headers["location"])
+
+
+def auto_post_form(html: str) -> tuple[str, dict[str, str]]:
+    """The action and hidden fields of a response_mode=form_post page."""
+    parser = _FormParser()
+    parser.feed(html)
+    assert parser.action, "no form in the page"
+    return parser.action, parser.fields
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -256,7 +274,7 @@ def query_of(url: str) -> dict[str, str]:
 def approve_device_code(server: CieloServer, user_code: str, user: UserAccount,
                         decision: str = "approve") -> None:
     """What a person does on the verification page: enter the code, sign in and allow."""
-    with httpx.Client(verify=server.bundle, timeout=30) as browser:
+    with httpx.Client(verify=_tls(server), timeout=30) as browser:
         answer = browser.post(f"{server.base_url}/devicelogin", data={
             "user_code": user_code, "username": user.upn, "password": user.password, "decision": decision,
         })
@@ -271,6 +289,7 @@ class OidcIssuer:
     url: str
     key: rsa.RSAPrivateKey
     kid: str
+    published: list[dict[str, Any]]  # the JWKS it serves, shared with the request handler
     httpd: ThreadingHTTPServer = field(repr=False)
 
     def token(self, subject: str, *, audience: str = EXCHANGE_AUDIENCE, lifetime: int = 600) -> str:
@@ -279,9 +298,24 @@ class OidcIssuer:
                   "exp": now + lifetime, "jti": secrets.token_hex(8)}
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
 
+    def rotate(self) -> None:
+        """Publish a new key next to the old one and sign with it from now on."""
+        self.key, self.kid = _new_issuer_key()
+        self.published.append(_jwk(self.key, self.kid))
+
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def _new_issuer_key() -> tuple[rsa.RSAPrivateKey, str]:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048), secrets.token_hex(8)
+
+
+def _jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+    jwk: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
+    return jwk
 
 
 def start_oidc_issuer(tls_dir: Path, work_dir: Path) -> OidcIssuer:
@@ -290,10 +324,8 @@ def start_oidc_issuer(tls_dir: Path, work_dir: Path) -> OidcIssuer:
 
     cert_path, key_path = work_dir / "issuer.pem", work_dir / "issuer-key.pem"
     issue_certificate(tls_dir, ["127.0.0.1"], cert_path, key_path)
-    signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    kid = secrets.token_hex(8)
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(signing_key.public_key()))
-    jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
+    signing_key, kid = _new_issuer_key()
+    published = [_jwk(signing_key, kid)]
     state: dict[str, str] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -302,7 +334,7 @@ def start_oidc_issuer(tls_dir: Path, work_dir: Path) -> OidcIssuer:
                 body: dict[str, Any] = {"issuer": state["url"], "jwks_uri": state["url"] + "/keys",
                                         "id_token_signing_alg_values_supported": ["RS256"]}
             elif self.path == "/keys":
-                body = {"keys": [jwk]}
+                body = {"keys": list(published)}
             else:
                 self.send_error(404)
                 return
@@ -322,4 +354,4 @@ def start_oidc_issuer(tls_dir: Path, work_dir: Path) -> OidcIssuer:
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     state["url"] = f"https://127.0.0.1:{httpd.server_address[1]}"
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return OidcIssuer(state["url"], signing_key, kid, httpd)
+    return OidcIssuer(state["url"], signing_key, kid, published, httpd)

@@ -119,10 +119,12 @@ def test_unknown_tenant(cielo_server: CieloServer, app: dict[str, Any]) -> None:
 def test_unknown_tenant_through_msal(client_env: dict[str, str], cielo_server: CieloServer,
                                      app: dict[str, Any]) -> None:
     """MSAL reads the discovery document first; an unknown tenant fails there, not with a crash."""
-    with pytest.raises(ValueError, match="tenant"):
+    import requests
+
+    with requests.Session() as session, pytest.raises(ValueError, match="tenant"):
         msal.ConfidentialClientApplication(app["appId"], client_credential=app["secret"],
                                            authority=f"{cielo_server.base_url}/{uuid.uuid4()}",
-                                           instance_discovery=False)
+                                           instance_discovery=False, http_client=session)
 
 
 def test_unknown_application(cielo_server: CieloServer) -> None:
@@ -412,3 +414,81 @@ def test_assertion_app_intact(cielo_server: CieloServer, metadata: Metadata,
     assert len(registered["passwordCredentials"]) == 1
     response = token_post(cielo_server, _client_credentials(assertion_app))
     assert response.status_code == 200, response.text
+
+
+# ----------------------------------------------------------------------------- forged federated tokens
+def _federated_form(app: dict[str, Any], assertion: str) -> dict[str, str]:
+    return _assertion_form(app["appId"], assertion)
+
+
+def test_federated_control(cielo_server: CieloServer, oidc_issuer: Any, federated_app: dict[str, Any]) -> None:
+    response = token_post(cielo_server, _federated_form(federated_app, oidc_issuer.token(federated_app["subject"])))
+    assert response.status_code == 200, response.text
+
+
+def test_federated_wrong_audience(cielo_server: CieloServer, oidc_issuer: Any,
+                                  federated_app: dict[str, Any]) -> None:
+    assertion = oidc_issuer.token(federated_app["subject"], audience="api://SomethingElse")
+    check_oauth_error(token_post(cielo_server, _federated_form(federated_app, assertion)),
+                      401, "invalid_client", 700212)
+
+
+def test_federated_expired(cielo_server: CieloServer, oidc_issuer: Any, federated_app: dict[str, Any]) -> None:
+    assertion = oidc_issuer.token(federated_app["subject"], lifetime=-900)
+    check_oauth_error(token_post(cielo_server, _federated_form(federated_app, assertion)),
+                      401, "invalid_client", 700024)
+
+
+def test_federated_signed_by_another_key(cielo_server: CieloServer, oidc_issuer: Any,
+                                         federated_app: dict[str, Any]) -> None:
+    """Right issuer, subject and kid, wrong private key."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    now = int(time.time())
+    claims = {"iss": oidc_issuer.url, "sub": federated_app["subject"], "aud": "api://AzureADTokenExchange",
+              "iat": now, "nbf": now, "exp": now + 600}
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assertion = jwt.encode(claims, other, algorithm="RS256", headers={"kid": oidc_issuer.kid})
+    check_oauth_error(token_post(cielo_server, _federated_form(federated_app, assertion)),
+                      401, "invalid_client", 700027)
+
+
+def test_federated_subject_of_another_app(cielo_server: CieloServer, oidc_issuer: Any,
+                                          federated_app: dict[str, Any], app: dict[str, Any]) -> None:
+    """A genuine token of the trusted subject, presented for an app that does not trust it."""
+    assertion = oidc_issuer.token(federated_app["subject"])
+    check_oauth_error(token_post(cielo_server, _assertion_form(app["appId"], assertion)),
+                      401, "invalid_client", 70021)
+
+
+def test_error_echoes_client_request_id(cielo_server: CieloServer, app: dict[str, Any]) -> None:
+    """MSAL sends client-request-id; Entra returns it as correlation_id so logs can be matched."""
+    request_id = str(uuid.uuid4())
+    response = token_post(cielo_server, _client_credentials(app, client_secret="nope"),
+                          headers={"client-request-id": request_id})
+    body = check_oauth_error(response, 401, "invalid_client", 7000215)
+    assert body["correlation_id"] == request_id
+    assert f"Correlation ID: {request_id}" in body["error_description"]
+
+
+def test_assertion_for_another_sts_with_spoofed_host(cielo_server: CieloServer,
+                                                     assertion_app: dict[str, Any]) -> None:
+    """An assertion minted for Entra (aud = its token endpoint), replayed here with `Host:` naming Entra.
+    The audience must name this server whatever the Host header says (RFC 7523 §3)."""
+    entra = f"https://login.microsoftonline.com/{cielo_server.tenant_id}/oauth2/v2.0/token"
+    assertion = _assertion(assertion_app["cert"], client_id=assertion_app["appId"], audience=entra)
+    response = token_post(cielo_server, _assertion_form(assertion_app["appId"], assertion),
+                          headers={"Host": "login.microsoftonline.com"})
+    check_oauth_error(response, 401, "invalid_client", 700212)
+
+
+def test_discovery_ignores_a_foreign_host_header(cielo_server: CieloServer, metadata: Metadata) -> None:
+    with cielo_server.http() as client:
+        spoofed = client.get(f"/{cielo_server.tenant_id}/v2.0/.well-known/openid-configuration",
+                             headers={"Host": "evil.example"}).json()
+        local = client.get(f"/{cielo_server.tenant_id}/v2.0/.well-known/openid-configuration",
+                           headers={"Host": f"localhost:{cielo_server.port}"}).json()
+    assert spoofed["token_endpoint"] == metadata.token_endpoint
+    assert spoofed["authorization_endpoint"].startswith(cielo_server.base_url + "/")
+    # A name the server does answer to (it is on its certificate) is kept, so clients stay on it.
+    assert local["token_endpoint"] == f"https://localhost:{cielo_server.port}/{cielo_server.tenant_id}/oauth2/v2.0/token"

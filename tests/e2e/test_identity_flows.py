@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import ssl
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -19,10 +20,12 @@ from identity_support import (
     LOOPBACK_REDIRECT,
     Metadata,
     UserAccount,
+    auto_post_form,
     check_oauth_error,
     check_user_token,
     query_of,
     sign_in_via_browser,
+    submit_sign_in,
     token_post,
 )
 
@@ -90,6 +93,92 @@ def test_auth_code_flow_with_msal(public_app: msal.PublicClientApplication, ciel
                      user=member_user, scp="user_impersonation")
 
 
+def test_auth_code_flow_confidential_web_app(client_env: dict[str, str], cielo_server: CieloServer,
+                                            metadata: Metadata, member_user: UserAccount) -> None:
+    """A registered web app with a secret: the redirect URI must be registered, and the user token
+    names the app with appidacr "1"."""
+    redirect = "https://localhost:8443/signin-oidc"
+    registered = cielo_server.graph("POST", "/applications", {
+        "displayName": f"e2e-web-{secrets.token_hex(3)}", "web": {"redirectUris": [redirect]}})
+    secret = cielo_server.graph("POST", f"/applications/{registered['id']}/addPassword",
+                                {"passwordCredential": {"displayName": "web"}})["secretText"]
+    app = msal.ConfidentialClientApplication(
+        registered["appId"], client_credential=secret,
+        authority=f"{cielo_server.base_url}/{cielo_server.tenant_id}", instance_discovery=False)
+    try:
+        flow = app.initiate_auth_code_flow([COGNITIVE_SCOPE], redirect_uri=redirect)
+        location = sign_in_via_browser(cielo_server, flow["auth_uri"], member_user.upn, member_user.password)
+        assert location.startswith(redirect + "?")
+        result = app.acquire_token_by_auth_code_flow(flow, query_of(location))
+    finally:
+        app.http_client.close()
+    assert "access_token" in result, result
+    check_user_token(result["access_token"], metadata, audience=COGNITIVE, app_id=registered["appId"],
+                     user=member_user, scp="user_impersonation", acr="1")
+
+
+def test_auth_code_flow_form_post(client_env: dict[str, str], cielo_server: CieloServer, metadata: Metadata,
+                                  member_user: UserAccount) -> None:
+    """response_mode=form_post, which MSAL recommends for web apps: the code comes back in an
+    auto-submitting form that POSTs to the redirect URI, never in a URL."""
+    redirect = "https://localhost:8443/signin-oidc"
+    registered = cielo_server.graph("POST", "/applications", {
+        "displayName": f"e2e-formpost-{secrets.token_hex(3)}", "web": {"redirectUris": [redirect]}})
+    secret = cielo_server.graph("POST", f"/applications/{registered['id']}/addPassword",
+                                {"passwordCredential": {"displayName": "web"}})["secretText"]
+    app = msal.ConfidentialClientApplication(
+        registered["appId"], client_credential=secret,
+        authority=f"{cielo_server.base_url}/{cielo_server.tenant_id}", instance_discovery=False)
+    try:
+        flow = app.initiate_auth_code_flow([COGNITIVE_SCOPE], redirect_uri=redirect, response_mode="form_post")
+        answer = submit_sign_in(cielo_server, flow["auth_uri"], member_user.upn, member_user.password)
+        assert answer.status_code == 200, answer.text
+        assert "location" not in answer.headers
+        action, fields = auto_post_form(answer.text)
+        assert action == redirect
+        assert set(fields) >= {"code", "state"} and fields["state"] == flow["state"]
+        result = app.acquire_token_by_auth_code_flow(flow, fields)
+    finally:
+        app.http_client.close()
+    assert "access_token" in result, result
+    check_user_token(result["access_token"], metadata, audience=COGNITIVE, app_id=registered["appId"],
+                     user=member_user, scp="user_impersonation", acr="1")
+
+
+def test_error_in_fragment(cielo_server: CieloServer) -> None:
+    """Errors go back the way the client asked, here in the fragment (prompt=none with no session)."""
+    import httpx
+
+    _, challenge = _pkce()
+    url = _authorize_url(cielo_server, challenge) + "&prompt=none&response_mode=fragment"
+    with httpx.Client(verify=ssl.create_default_context(cafile=cielo_server.bundle)) as browser:
+        answer = browser.get(url)
+    assert answer.status_code == 302
+    location = answer.headers["location"]
+    assert location.startswith(LOOPBACK_REDIRECT + "#")
+    fragment = dict(pair.split("=", 1) for pair in location.split("#", 1)[1].split("&"))
+    assert fragment["error"] == "login_required" and fragment["state"] == "st4te"
+
+
+def test_v1_authorize_with_resource(cielo_server: CieloServer, metadata: Metadata,
+                                    member_user: UserAccount) -> None:
+    """The v1 endpoints name a `resource`; the code must carry it through the sign-in form."""
+    query = {"client_id": CLI_CLIENT_ID, "response_type": "code", "redirect_uri": LOOPBACK_REDIRECT,
+             "resource": "https://management.core.windows.net/", "state": "v1"}
+    url = f"{cielo_server.base_url}/{cielo_server.tenant_id}/oauth2/authorize?{urlencode(query)}"
+    code = query_of(sign_in_via_browser(cielo_server, url, member_user.upn, member_user.password))["code"]
+    response = token_post(cielo_server, {"client_id": CLI_CLIENT_ID, "grant_type": "authorization_code",
+                                         "code": code, "redirect_uri": LOOPBACK_REDIRECT,
+                                         "resource": "https://management.core.windows.net/"},
+                          path="oauth2/token")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["resource"] == "https://management.core.windows.net/"
+    assert isinstance(body["expires_in"], str)  # v1 answers with strings
+    check_user_token(body["access_token"], metadata, audience="https://management.core.windows.net/",
+                     app_id=CLI_CLIENT_ID, user=member_user, scp="user_impersonation")
+
+
 def test_replayed_code_revokes_its_refresh_token(cielo_server: CieloServer, member_user: UserAccount,
                                                  metadata: Metadata) -> None:
     verifier, challenge = _pkce()
@@ -140,7 +229,7 @@ def test_sign_in_page_refuses_bad_password(cielo_server: CieloServer, member_use
 
     _, challenge = _pkce()
     url = _authorize_url(cielo_server, challenge)
-    with httpx.Client(verify=cielo_server.bundle, follow_redirects=False) as browser:
+    with httpx.Client(verify=ssl.create_default_context(cafile=cielo_server.bundle), follow_redirects=False) as browser:
         page = browser.get(url)
         from identity_support import _FormParser
 
@@ -159,7 +248,7 @@ def test_foreign_redirect_uri_is_not_followed(cielo_server: CieloServer) -> None
 
     _, challenge = _pkce()
     url = _authorize_url(cielo_server, challenge, redirect_uri="https://evil.example/callback")
-    with httpx.Client(verify=cielo_server.bundle, follow_redirects=False) as browser:
+    with httpx.Client(verify=ssl.create_default_context(cafile=cielo_server.bundle), follow_redirects=False) as browser:
         answer = browser.get(url)
     assert answer.status_code == 400
     assert "location" not in answer.headers

@@ -10,7 +10,11 @@ from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
 from cielo.api import arm, errors, graph, oauth
+from cielo.control.access import AccessService
+from cielo.control.authorization import AuthorizationService
+from cielo.control.resources import ResourceService
 from cielo.core.clock import Clock, SystemClock
+from cielo.core.sealing import Sealer
 from cielo.identity.clients import ClientAuthenticator
 from cielo.identity.context import GrantContext
 from cielo.identity.directory import DirectoryService
@@ -26,6 +30,7 @@ from cielo.store.db import open_engine
 from cielo.store.directory import DirectoryRepo
 from cielo.store.generation import Generation
 from cielo.store.grants import GrantRepo
+from cielo.store.resources import ResourceRepo
 from cielo.web import pages
 
 log = logging.getLogger("cielo")
@@ -41,6 +46,9 @@ class Services:
     grants: GrantRepo
     tokens: TokenService
     validator: TokenValidator
+    resources: ResourceService
+    access: AccessService
+    authorization: AuthorizationService
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -61,8 +69,13 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clients = ClientAuthenticator(view, keys, JwksFetcher(settings.tls_dir / "bundle.pem"), own_issuers)
     ctx = GrantContext(settings, view, grants, minter, clients, clock)
     validator = TokenValidator(keys, settings.base_url, view.tenant_exists, clock, settings.clock_skew_s)
+    resource_repo = ResourceRepo(engine, on_change=Generation(settings.data_dir / "resources.generation").bump)
+    resources = ResourceService(resource_repo, Sealer(settings.data_dir / "sealing.key"), clock, settings.base_url)
+    access = AccessService(resource_repo, view, Generation(settings.data_dir / "rbac.generation"), clock,
+                           settings.rbac_propagation_delay_s)
+    authorization = AuthorizationService(access, resource_repo, repo, clock)
     return Services(settings, clock, keys, DirectoryService(repo, clock), view, grants, TokenService(ctx),
-                    validator)
+                    validator, resources, access, authorization)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -76,16 +89,20 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.directory_service = services.directory
     app.state.grants = services.grants
     app.state.validator = services.validator
+    app.state.resource_service = services.resources
+    app.state.access = services.access
+    app.state.authorization_service = services.authorization
     errors.install(app)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    # The token endpoint is the hottest route: it is matched first.
+    app.include_router(oauth.router)
+    app.include_router(pages.router)
     app.include_router(graph.router)
     app.include_router(arm.router)
-    app.include_router(pages.router)
-    app.include_router(oauth.router)
     app.add_middleware(CollapseSlashes)
     return app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -61,7 +62,35 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
+@functools.cache
+def _served_bases(base_url: str, host: str, port: int, listen_443: bool, names: tuple[str, ...]) -> frozenset[str]:
+    hosts = {"localhost", "127.0.0.1", "::1", *names}
+    if host not in ("0.0.0.0", "::"):
+        hosts.add(host)
+    ports = {port, 443} if listen_443 else {port}
+    bases = {base_url.lower()}
+    for name in hosts:
+        shown = f"[{name}]" if ":" in name else name
+        for number in ports:
+            bases.add(f"https://{shown}:{number}".lower())
+            if number == 443:
+                bases.add(f"https://{shown}".lower())
+    return frozenset(bases)
+
+
 def request_base(request: Request) -> str:
-    """The scheme, host and port the client used, for endpoint URLs in discovery documents."""
+    """The scheme, host and port the client used, for endpoint URLs in discovery documents and the
+    token endpoint URLs a client assertion may name as `aud`.
+
+    The Host header is the client's to choose, so it is used only when it names this server (a name
+    on its certificate, a port it listens on); otherwise the public base URL is. Trusting any Host
+    would let a caller present an assertion minted for another token service, e.g. Entra's
+    `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token`, with that host in the header
+    (RFC 7523 §3: the audience identifies this authorization server).
+    """
+    settings = request.app.state.settings
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    return f"{request.url.scheme}://{host}"
+    base = f"{request.url.scheme}://{host}"
+    served = _served_bases(settings.base_url, settings.host, settings.port, settings.listen_443,
+                           tuple(settings.tls_names))
+    return base if base.lower() in served else str(settings.base_url)

@@ -158,8 +158,9 @@ async def _token_request(request: Request, segment: str, version: int) -> TokenR
     service = _service(request)
     tenant = service.resolve_tenant(segment)
     form = await read_form(request, settings.max_form_bytes)
-    bases = {request_base(request), settings.base_url}
     audiences: set[str] = set()
+    # Only client assertions are checked against these; building them costs time on the hot path.
+    bases = {request_base(request), settings.base_url} if "client_assertion" in form else set()
     for base in bases:
         for seg in {segment, tenant.id if tenant else segment}:
             audiences.update(

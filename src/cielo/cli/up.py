@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -24,14 +25,24 @@ def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def env_lines(settings: Settings) -> list[str]:
+def _recorded_base_url(settings: Settings) -> str:
+    """The base URL the last `cielo up` on this data directory served (written at start)."""
+    try:
+        recorded = json.loads((settings.data_dir / "server.json").read_text())
+        return str(recorded["base_url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return settings.base_url
+
+
+def env_lines(settings: Settings, base_url: str | None = None) -> list[str]:
     bundle = settings.tls_dir / "bundle.pem"
+    base = base_url or settings.base_url
     return [
         f"export REQUESTS_CA_BUNDLE={bundle}",
         f"export SSL_CERT_FILE={bundle}",
         f"export CURL_CA_BUNDLE={bundle}",
-        f"export AZURE_AUTHORITY_HOST={settings.base_url}",
-        f"export CIELO_ENDPOINT={settings.base_url}",
+        f"export AZURE_AUTHORITY_HOST={base}",
+        f"export CIELO_ENDPOINT={base}",
     ]
 
 
@@ -56,7 +67,7 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     """Set up (first start) and run Cielo: HTTPS token service and APIs on one port."""
     from cielo.api.app import build_services
     from cielo.api.server import bind, run
-    from cielo.identity.bootstrap import bootstrap
+    from cielo.bootstrap import DEFAULT_ACCOUNT, DEFAULT_DEPLOYMENT, DEFAULT_RESOURCE_GROUP, bootstrap
     from cielo.identity.pki import ensure_tls
 
     settings = _settings(data_dir, host=host, port=port, listen_443=listen_443, public_url=public_url,
@@ -73,8 +84,9 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}: {exc.strerror}") from exc
     services = build_services(settings)
-    result = bootstrap(services.directory, services.clock, settings.admin_user, settings.admin_password)
+    result = bootstrap(services, settings.admin_user, settings.admin_password)
     base = settings.base_url
+    (settings.data_dir / "server.json").write_text(json.dumps({"base_url": base, "pid": os.getpid()}))
     out = sys.stdout
     out.write(f"Cielo is running at {base}\n")
     out.write(f"  token service  {base}/{result.tenant.id}/oauth2/v2.0/token (authority host {base})\n")
@@ -85,6 +97,9 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     out.write(f"  tenant         {result.tenant.id} ({result.tenant.default_domain})\n")
     if result.subscription:
         out.write(f"  subscription   {result.subscription.id} ({result.subscription.display_name})\n")
+    if result.account_endpoint:
+        out.write(f"  openai account {DEFAULT_ACCOUNT} in {DEFAULT_RESOURCE_GROUP}, deployment {DEFAULT_DEPLOYMENT}: "
+                  f"{result.account_endpoint}\n")
     out.write(f"  data dir       {settings.data_dir}\n")
     if result.created:
         out.write(f"\nCreated the administrator {result.admin_user}\n")
@@ -105,14 +120,15 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
 @click.command("env")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="CIELO_DATA_DIR", default=None,
               help=_DATA_DIR_HELP)
-@click.option("--port", type=int, default=None, help="The port Cielo listens on (default 8443).")
-@click.option("--host", default=None, help="The address Cielo listens on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="The port Cielo listens on (default: as last started).")
+@click.option("--host", default=None, help="The address Cielo listens on (default: as last started).")
 def env(data_dir: Path | None, port: int | None, host: str | None) -> None:
     """Print the `export` lines that make clients trust Cielo's CA and find its authority."""
     settings = _settings(data_dir, port=port, host=host)
     if not (settings.tls_dir / "bundle.pem").exists():
         raise CliError(f"no Cielo data in {settings.data_dir}; run `cielo up` first")
-    for line in env_lines(settings):
+    base = settings.base_url if (port or host) else _recorded_base_url(settings)
+    for line in env_lines(settings, base):
         click.echo(line)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from cielo.store.directory import DirectoryRepo
 from cielo.store.generation import Generation
-from cielo.store.models import Application, ServicePrincipal, Tenant
+from cielo.store.models import Application, ServicePrincipal, Tenant, User
 
 _MISSING = object()
 
@@ -51,3 +51,17 @@ class DirectoryView:
             "sp", key, lambda: self.repo.get_service_principal_for_app(tenant_id, app_id)
         )
         return result
+
+    def user(self, object_id: str) -> User | None:
+        key = object_id.lower()
+        result: User | None = self._get("user", key, lambda: self.repo.get_user(key))
+        return result
+
+    def service_principal_by_id(self, object_id: str) -> ServicePrincipal | None:
+        key = object_id.lower()
+        found: ServicePrincipal | None = self._get("sp-id", key, lambda: self.repo.find_service_principal(key))
+        return found if found is not None and found.object_id == key else None
+
+    def generation_token(self) -> tuple[int, int]:
+        """Changes whenever the directory changes (callers key their own caches by it)."""
+        return self._generation.token()

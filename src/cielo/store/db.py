@@ -180,6 +180,71 @@ refresh_tokens = Table(
 )
 
 
+# ----------------------------------------------------------------------------- resource manager
+resources = Table(
+    "resources",
+    metadata,
+    Column("key", String(1024), primary_key=True),  # the lower-case ARM id
+    Column("id", String(1024), nullable=False),  # the ARM id with its case preserved
+    Column("subscription_id", String(36), nullable=False, index=True),
+    Column("resource_group", String(90), nullable=True, index=True),  # lower-case name
+    Column("parent_key", String(1024), nullable=True, index=True),
+    Column("type", String(256), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("location", String(64), nullable=True),
+    Column("kind", String(64), nullable=True),
+    Column("sku", Text, nullable=True),
+    Column("tags", Text, nullable=True),
+    Column("properties", Text, nullable=False, default="{}"),
+    Column("identity", Text, nullable=True),
+    Column("system_data", Text, nullable=True),
+    Column("etag", String(64), nullable=False),
+)
+
+account_keys = Table(
+    "account_keys",
+    metadata,
+    Column("resource_key", String(1024), primary_key=True),
+    Column("key1_hash", String(64), nullable=False),
+    Column("key2_hash", String(64), nullable=False),
+    Column("key1_encrypted", Text, nullable=False),
+    Column("key2_encrypted", Text, nullable=False),
+)
+
+role_assignments = Table(
+    "role_assignments",
+    metadata,
+    Column("name", String(36), primary_key=True),
+    Column("scope", String(1024), nullable=False),
+    Column("scope_key", String(1024), nullable=False, index=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("role_definition_name", String(36), nullable=False),
+    Column("principal_id", String(36), nullable=False, index=True),
+    Column("principal_type", String(32), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("condition", Text, nullable=True),
+    Column("condition_version", String(8), nullable=True),
+    Column("created_on", Float, nullable=False),
+    Column("updated_on", Float, nullable=False),
+    Column("created_by", String(36), nullable=True),
+    Column("updated_by", String(36), nullable=True),
+)
+
+custom_roles = Table(
+    "custom_roles",
+    metadata,
+    Column("name", String(36), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("role_name", String(512), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("permissions", Text, nullable=False),
+    Column("assignable_scopes", Text, nullable=False),
+    Column("created_on", Float, nullable=False),
+    Column("updated_on", Float, nullable=False),
+    Column("created_by", String(36), nullable=True),
+)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

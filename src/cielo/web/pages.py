@@ -21,7 +21,7 @@ router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 _AUTHORIZE_PARAMS = ("client_id", "response_type", "redirect_uri", "scope", "state", "code_challenge",
-                     "code_challenge_method", "nonce", "response_mode", "prompt", "login_hint")
+                     "code_challenge_method", "nonce", "response_mode", "prompt", "login_hint", "resource")
 _BAD_LOGIN = "Your account or password is incorrect."
 _FRAME = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'",
           "Cache-Control": "no-store"}
@@ -97,24 +97,37 @@ def _check_authorize(request: Request, tenant_segment: str, params: dict[str, st
         return _authorize_error(request, "The redirect URI specified in the request does not match the "
                                 "redirect URIs configured for the application.", 50011)
     if params.get("response_type") != "code":
-        return _redirect_error(redirect_uri, params, "unsupported_response_type",
+        return _redirect_error(request, redirect_uri, params, "unsupported_response_type",
                                "AADSTS700054: response_type must be 'code'.")
     method = params.get("code_challenge_method")
     if method and method not in ("S256", "plain"):
-        return _redirect_error(redirect_uri, params, "invalid_request",
+        return _redirect_error(request, redirect_uri, params, "invalid_request",
                                "AADSTS501491: Invalid code_challenge_method.")
     if params.get("prompt") == "none":
-        return _redirect_error(redirect_uri, params, "login_required",
+        return _redirect_error(request, redirect_uri, params, "login_required",
                                "AADSTS50058: A silent sign-in request was sent but no user is signed in.")
     return FIRST_PARTY_PUBLIC_CLIENTS.get(client_id) or (app.display_name if app else client_id)
 
 
-def _redirect_error(redirect_uri: str, params: dict[str, str], error: str, description: str) -> Response:
-    query = {"error": error, "error_description": description}
+def _respond(request: Request, redirect_uri: str, params: dict[str, str], values: dict[str, str]) -> Response:
+    """Hand the result to the client as its `response_mode` asks (OAuth 2.0 Multiple Response Type
+    Encoding Practices; Form Post Response Mode): query (the default for code), fragment, or an
+    auto-submitting form that POSTs to the redirect URI, as Entra does for web apps."""
     if params.get("state"):
-        query["state"] = params["state"]
+        values = {**values, "state": params["state"]}
+    mode = params.get("response_mode", "query")
+    if mode == "form_post":
+        return _page(request, "form_post.html", action=redirect_uri, fields=list(values.items()))
+    if mode == "fragment":
+        return RedirectResponse(redirect_uri.partition("#")[0] + "#" + urlencode(values), status_code=302)
     sep = "&" if "?" in redirect_uri else "?"
-    return RedirectResponse(redirect_uri + sep + urlencode(query), status_code=302)
+    return RedirectResponse(redirect_uri + sep + urlencode(values), status_code=302)
+
+
+def _redirect_error(
+    request: Request, redirect_uri: str, params: dict[str, str], error: str, description: str
+) -> Response:
+    return _respond(request, redirect_uri, params, {"error": error, "error_description": description})
 
 
 @router.get("/{tenant}/oauth2/v2.0/authorize")
@@ -145,8 +158,9 @@ async def authorize_submit(tenant: str, request: Request) -> Response:
         return _page(request, "signin.html", 400, title="Sign in", action=str(request.url.path), hidden=hidden,
                      app_name=checked, tenant_name=None, username=form.get("username", ""), error=_BAD_LOGIN)
     scope = params.get("scope") or "openid profile offline_access"
-    if request.url.path.endswith("/oauth2/authorize") and "resource" in request.query_params:
-        scope = f"{request.query_params['resource']}/.default openid offline_access"
+    if request.url.path.endswith("/oauth2/authorize") and params.get("resource"):
+        # v1 names a resource; it travels through the sign-in form as a hidden field.
+        scope = f"{params['resource']}/.default openid offline_access"
     code = issue_code(
         service.ctx,
         tenant_id=user.tenant_id,
@@ -158,9 +172,4 @@ async def authorize_submit(tenant: str, request: Request) -> Response:
         code_challenge_method=params.get("code_challenge_method"),
         nonce=params.get("nonce"),
     )
-    query = {"code": code}
-    if params.get("state"):
-        query["state"] = params["state"]
-    query["session_state"] = user.object_id
-    sep = "&" if "?" in params["redirect_uri"] else "?"
-    return RedirectResponse(params["redirect_uri"] + sep + urlencode(query), status_code=302)
+    return _respond(request, params["redirect_uri"], params, {"code": code, "session_state": user.object_id})

@@ -1,0 +1,259 @@
+"""Microsoft.Authorization: role assignments and role definitions, in ARM's REST shapes (2022-04-01)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from cielo.control.access import AccessService, Caller
+from cielo.core.arm_ids import InvalidResourceId, parse
+from cielo.core.clock import Clock
+from cielo.core.ids import is_guid
+from cielo.errors import BadRequest, NotFound
+from cielo.rbac.model import RoleAssignment
+from cielo.rbac.roles import RoleDefinition
+from cielo.rbac.scopes import is_within, parse_scope
+from cielo.store.directory import DirectoryRepo
+from cielo.store.resources import ResourceRepo, StoredAssignment, StoredRole
+
+ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
+_FILTER = re.compile(r"^\s*(?:(atScope\(\))|(principalId)\s+eq\s+'([^']*)'|(assignedTo)\('([^']*)'\)|"
+                     r"(roleName)\s+eq\s+'((?:[^']|'')*)'|(type)\s+eq\s+'([^']*)')\s*$", re.IGNORECASE)
+
+
+def _iso(ts: float | dt.datetime | None) -> str | None:
+    if ts is None:
+        return None
+    if isinstance(ts, dt.datetime):
+        return ts.isoformat()
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+
+
+def subscription_of(scope: str) -> str | None:
+    parts = scope.strip("/").split("/")
+    return parts[1] if len(parts) >= 2 and parts[0].lower() == "subscriptions" else None
+
+
+def assignment_json(a: RoleAssignment) -> dict[str, Any]:
+    sub = subscription_of(a.scope)
+    role_id = f"/providers/Microsoft.Authorization/roleDefinitions/{a.role_definition_id}"
+    return {
+        "properties": {
+            "roleDefinitionId": f"/subscriptions/{sub}{role_id}" if sub else role_id,
+            "principalId": a.principal_id,
+            "principalType": a.principal_type,
+            "scope": a.scope,
+            "condition": a.condition,
+            "conditionVersion": a.condition_version,
+            "createdOn": _iso(a.created_on),
+            "updatedOn": _iso(a.updated_on),
+            "createdBy": a.created_by,
+            "updatedBy": a.updated_by,
+            "delegatedManagedIdentityResourceId": None,
+            "description": a.description,
+        },
+        "id": a.resource_id,
+        "type": ASSIGNMENT_TYPE,
+        "name": a.id,
+    }
+
+
+def parse_filter(raw: str | None) -> tuple[str, str] | None:
+    """`atScope()`, `principalId eq '…'`, `assignedTo('…')`, `roleName eq '…'`, `type eq '…'`."""
+    if not raw:
+        return None
+    match = _FILTER.match(raw)
+    if match is None:
+        raise BadRequest(f"The filter '{raw[:200]}' is not supported.", code="InvalidFilterInQueryString")
+    if match.group(1):
+        return "atScope", ""
+    if match.group(2):
+        return "principalId", match.group(3).lower()
+    if match.group(4):
+        return "assignedTo", match.group(5).lower()
+    if match.group(6):
+        return "roleName", match.group(7).replace("''", "'")
+    return "type", match.group(9)
+
+
+class AuthorizationService:
+    def __init__(self, access: AccessService, resources: ResourceRepo, directory: DirectoryRepo, clock: Clock) -> None:
+        self.access = access
+        self._resources = resources
+        self._directory = directory
+        self._clock = clock
+
+    # ----------------------------------------------------------------- scopes
+    def check_scope_exists(self, scope: str, tenant_id: str) -> str:
+        """The canonical scope, after checking that what it names exists (ARM refuses dangling scopes)."""
+        canonical = parse_scope(scope).path
+        if canonical == "/":
+            return canonical
+        try:
+            rid = parse(canonical)
+        except InvalidResourceId as exc:
+            raise BadRequest(f"The scope '{scope}' is not valid.", code="InvalidScope") from exc
+        subs = {s.id: s for s in self._directory.list_subscriptions(tenant_id)}
+        if rid.subscription.lower() not in subs:
+            raise NotFound(f"The subscription '{rid.subscription}' could not be found.", code="SubscriptionNotFound")
+        if rid.resource_group is not None:
+            from cielo.core.arm_ids import ResourceId
+
+            if self._resources.get(ResourceId(rid.subscription, rid.resource_group).key) is None:
+                raise NotFound(f"Resource group '{rid.resource_group}' could not be found.",
+                               code="ResourceGroupNotFound")
+            if rid.namespace is not None and self._resources.get(rid.key) is None:
+                raise NotFound(f"The Resource '{rid.type}/{rid.name}' under resource group '{rid.resource_group}' "
+                               "was not found.", code="ResourceNotFound")
+        return canonical
+
+    # ----------------------------------------------------------------- role assignments
+    def _principal_type(self, principal_id: str, tenant_id: str) -> str:
+        found = self._directory.directory_objects([principal_id])
+        kind = found.get(principal_id, (None, ""))[0]
+        user = self._directory.get_user(principal_id) if kind == "user" else None
+        sp = self._directory.find_service_principal(principal_id) if kind == "servicePrincipal" else None
+        group = self._directory.find_group(tenant_id, principal_id) if kind == "group" else None
+        owner = (user.tenant_id if user else sp.tenant_id if sp else group.tenant_id if group else None)
+        if kind is None or owner != tenant_id:
+            raise BadRequest(f"Principal {principal_id.replace('-', '')} does not exist in the directory "
+                             f"{tenant_id}. Check that you have the correct principal ID.", code="PrincipalNotFound")
+        return {"user": "User", "group": "Group", "servicePrincipal": "ServicePrincipal"}[kind]
+
+    def create_assignment(
+        self, caller: Caller, scope: str, name: str, body: dict[str, Any]
+    ) -> tuple[RoleAssignment, bool]:
+        if not is_guid(name.lower()):
+            raise BadRequest(f"The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID.",
+                             code="InvalidRoleAssignmentId")
+        props = body.get("properties")
+        if not isinstance(props, dict):
+            raise BadRequest("The request body must contain 'properties'.", code="InvalidRequestContent")
+        if props.get("condition") or props.get("conditionVersion"):
+            raise BadRequest("Role assignment conditions (ABAC) are not supported by this Cielo; create the "
+                             "assignment without 'condition'.", code="ConditionsNotSupported")
+        role_ref, principal_id = props.get("roleDefinitionId"), props.get("principalId")
+        if not isinstance(role_ref, str) or not role_ref:
+            raise BadRequest("properties.roleDefinitionId is required.", code="InvalidRequestContent")
+        if not isinstance(principal_id, str) or not is_guid(principal_id.lower()):
+            raise BadRequest("properties.principalId must be an object id (GUID).", code="InvalidPrincipalId")
+        principal_id = principal_id.lower()
+        role = self.access.index.get_role_definition(role_ref)
+        if role is None:
+            raise BadRequest(f"The specified role definition with ID '{role_ref.rsplit('/', 1)[-1]}' does not exist.",
+                             code="RoleDefinitionDoesNotExist")
+        canonical = self.check_scope_exists(scope, caller.tenant_id)
+        actual = self._principal_type(principal_id, caller.tenant_id)
+        given = props.get("principalType")
+        if given is not None and given != actual and not (given == "ForeignGroup" and actual == "Group"):
+            raise BadRequest(f"The principal type '{given}' does not match the principal's type '{actual}'.",
+                             code="UnmatchedPrincipalType")
+        description = props.get("description")
+        existing = self.access.index.get_assignment(name)
+        now = self._clock.now()
+        stored = StoredAssignment(
+            name=name.lower(), scope=canonical, tenant_id=caller.tenant_id, role_definition_name=role.id,
+            principal_id=principal_id, principal_type=actual,
+            description=description if isinstance(description, str) else None, condition=None,
+            condition_version=None, created_on=now, updated_on=now, created_by=caller.object_id,
+            updated_by=caller.object_id,
+        )
+        if existing is not None:
+            # Same id and same content is idempotent; anything else is refused by the index.
+            self.access.index.add_assignment(RoleAssignment(
+                id=stored.name, scope=stored.scope, role_definition_id=stored.role_definition_name,
+                principal_id=stored.principal_id, principal_type=existing.principal_type))
+            return existing, False
+        return self.access.add_assignment(stored), True
+
+    def get_assignment(self, scope: str, name: str) -> RoleAssignment:
+        found = self.access.index.get_assignment(name)
+        if found is None or parse_scope(found.scope).key != parse_scope(scope).key:
+            raise NotFound("The role assignment '" + name + "' is not found.", code="RoleAssignmentNotFound")
+        return found
+
+    def delete_assignment(self, scope: str, name: str) -> RoleAssignment | None:
+        found = self.access.index.get_assignment(name)
+        if found is None or parse_scope(found.scope).key != parse_scope(scope).key:
+            return None
+        self.access.remove_assignment(found.id)
+        return found
+
+    def list_assignments(self, scope: str, flt: tuple[str, str] | None, tenant_id: str) -> list[RoleAssignment]:
+        """At the scope, above it (inherited) and below it, as ARM's list does; atScope() drops those below."""
+        index = self.access.index
+        at_scope_only = flt is not None and flt[0] == "atScope"
+        found = index.list_assignments(scope, include_inherited=True, include_below=not at_scope_only)
+        if flt and flt[0] == "principalId":
+            found = [a for a in found if a.principal_id == flt[1]]
+        elif flt and flt[0] == "assignedTo":
+            ids = {flt[1]} | set(self.access.groups_of(flt[1]))
+            found = [a for a in found if a.principal_id in ids]
+        tenant_subs = {s.id for s in self._directory.list_subscriptions(tenant_id)}
+        return [a for a in found if (subscription_of(a.scope) or "").lower() in tenant_subs or a.scope == "/"]
+
+    # ----------------------------------------------------------------- role definitions
+    def role_definitions(self, scope: str, flt: tuple[str, str] | None, tenant_id: str) -> list[RoleDefinition]:
+        roles = self.access.index.role_definitions()
+        tenant_roles = {r.name for r in self._resources.list_roles(tenant_id)}
+        roles = [r for r in roles if r.is_builtin or r.id in tenant_roles]
+        if scope != "/":
+            roles = [r for r in roles if r.is_builtin or any(
+                is_within(scope, s) or is_within(s, scope) for s in r.assignable_scopes)]
+        if flt and flt[0] == "roleName":
+            roles = [r for r in roles if r.role_name.lower() == flt[1].lower()]
+        elif flt and flt[0] == "type":
+            roles = [r for r in roles if r.role_type.lower() == flt[1].lower()]
+        elif flt:
+            raise BadRequest("Only roleName and type filters are supported for role definitions.",
+                             code="InvalidFilterInQueryString")
+        return sorted(roles, key=lambda r: (not r.is_builtin, r.role_name.lower()))
+
+    def get_role_definition(self, role_id: str, tenant_id: str) -> RoleDefinition:
+        role = self.access.index.get_role_definition(role_id) if is_guid(role_id.lower()) else None
+        if role is not None and (role.is_builtin or role.id in {r.name for r in self._resources.list_roles(tenant_id)}):
+            return role
+        raise NotFound(f"The role definition '{role_id}' could not be found.", code="RoleDefinitionDoesNotExist")
+
+    def put_role_definition(self, caller: Caller, guid: str, body: dict[str, Any]) -> tuple[RoleDefinition, bool]:
+        if not is_guid(guid.lower()):
+            raise BadRequest("The role definition id must be a GUID.", code="InvalidRoleDefinitionId")
+        props = body.get("properties")
+        if not isinstance(props, dict):
+            raise BadRequest("The request body must contain 'properties'.", code="InvalidRequestContent")
+        perms = props.get("permissions") or []
+        scopes = props.get("assignableScopes") or []
+        if not isinstance(perms, list) or not all(isinstance(p, dict) for p in perms):
+            raise BadRequest("permissions must be a list of objects.", code="InvalidRoleDefinition")
+        if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
+            raise BadRequest("assignableScopes must list at least one scope.", code="InvalidRoleDefinition")
+        for perm in perms:
+            for field in ("actions", "notActions", "dataActions", "notDataActions"):
+                values = perm.get(field, [])
+                if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                    raise BadRequest(f"permissions.{field} must be a list of strings.", code="InvalidRoleDefinition")
+        for scope in scopes:
+            self.check_scope_exists(scope, caller.tenant_id)
+        existing = self.access.index.get_role_definition(guid)
+        if existing is not None and existing.is_builtin:
+            raise BadRequest(f"'{existing.role_name}' is a built-in role and cannot be changed.",
+                             code="InvalidRoleDefinition")
+        name = props.get("roleName")
+        description = props.get("description")
+        now = self._clock.now()
+        stored = StoredRole(
+            name=guid.lower(), tenant_id=caller.tenant_id, role_name=name if isinstance(name, str) else "",
+            description=description if isinstance(description, str) else None,
+            permissions=[{k: list(p.get(k, [])) for k in ("actions", "notActions", "dataActions", "notDataActions")}
+                         for p in perms],
+            assignable_scopes=list(scopes), created_on=now, updated_on=now, created_by=caller.object_id,
+        )
+        return self.access.put_role(stored), existing is None
+
+    def delete_role_definition(self, guid: str, tenant_id: str) -> RoleDefinition | None:
+        try:
+            self.get_role_definition(guid, tenant_id)
+        except NotFound:
+            return None
+        return self.access.delete_role(guid)

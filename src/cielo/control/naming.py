@@ -1,0 +1,44 @@
+"""ARM's naming rules for the resources Cielo manages (ARM answers 400 for names that break them)."""
+
+from __future__ import annotations
+
+import re
+
+from cielo.errors import BadRequest
+
+_RG = re.compile(r"^[-\w.()]{1,90}$")
+_ACCOUNT = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]{1,63}$")
+_DEPLOYMENT = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,63}$")
+_LOCATION = re.compile(r"^[a-zA-Z0-9 ]{1,64}$")
+
+
+def check_resource_group(name: str) -> None:
+    if not _RG.match(name) or name.endswith("."):
+        raise BadRequest(
+            f"Resource group '{name}' could not be created: the name can include alphanumeric, underscore, "
+            "parentheses, hyphen, period (except at end) and Unicode characters, up to 90 characters.",
+            code="InvalidResourceGroupName",
+        )
+
+
+def check_account(name: str) -> None:
+    if not _ACCOUNT.match(name):
+        raise BadRequest(
+            f"The account name '{name}' is invalid: use 2 to 64 letters, digits and hyphens, starting with a "
+            "letter or digit.", code="InvalidResourceName")
+
+
+def check_deployment(name: str) -> None:
+    if not _DEPLOYMENT.match(name):
+        raise BadRequest(
+            f"The deployment name '{name}' is invalid: use 2 to 64 letters, digits, '-', '_' and '.'.",
+            code="InvalidResourceName")
+
+
+def normalize_location(location: object) -> str:
+    if not isinstance(location, str) or not location.strip():
+        raise BadRequest("The location property is required for this definition.", code="LocationRequired")
+    if not _LOCATION.match(location.strip()):
+        raise BadRequest(f"The provided location '{location}' is not valid.",
+                         code="LocationNotAvailableForResourceGroup")
+    return location.strip().replace(" ", "").lower()

@@ -1,0 +1,322 @@
+"""Resource groups, Cognitive Services accounts (+ keys) and deployments, in ARM's shapes.
+
+Authorization happens in the API layer before these are called; these enforce ARM's rules on
+names, bodies and existence, and keep a failed write from changing anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from typing import Any
+
+from cielo.control.models import CATALOGUE, find_model
+from cielo.control.naming import check_account, check_deployment, check_resource_group, normalize_location
+from cielo.core.arm_ids import RG_TYPE, ResourceId
+from cielo.core.clock import Clock
+from cielo.core.ids import sha256_hex
+from cielo.core.sealing import Sealer
+from cielo.errors import BadRequest, Conflict, NotFound
+from cielo.store.resources import AccountKeys, Resource, ResourceRepo
+
+ACCOUNT_TYPE = "Microsoft.CognitiveServices/accounts"
+DEPLOYMENT_TYPE = "Microsoft.CognitiveServices/accounts/deployments"
+ACCOUNT_KINDS = {"openai": "OpenAI", "cognitiveservices": "CognitiveServices", "aiservices": "AIServices"}
+ACCOUNT_SKUS = {"s0": "S0", "f0": "F0"}
+DEPLOYMENT_SKUS = {"standard": "Standard", "globalstandard": "GlobalStandard", "datazonestandard": "DataZoneStandard"}
+QUOTA_CAPACITY_PER_MODEL = 1000  # thousands of TPM per subscription, region and model
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _obj(body: dict[str, Any], name: str) -> dict[str, Any]:
+    value = body.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"The property '{name}' must be an object.", code="InvalidRequestContent")
+    return value
+
+
+def _tags(body: dict[str, Any]) -> dict[str, str] | None:
+    tags = body.get("tags")
+    if tags is None:
+        return None
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        raise BadRequest("Tags must be an object of string values.", code="InvalidTag")
+    return dict(tags)
+
+
+class Caller:
+    """Who makes a write, for systemData (createdBy, createdByType)."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name = name
+        self.kind = kind  # "User" | "Application" | "ManagedIdentity"
+
+
+class ResourceService:
+    def __init__(self, repo: ResourceRepo, sealer: Sealer, clock: Clock, base_url: str) -> None:
+        self.repo = repo
+        self._sealer = sealer
+        self._clock = clock
+        self._base_url = base_url
+
+    def _system_data(self, caller: Caller, existing: Resource | None) -> dict[str, Any]:
+        now = _iso(self._clock.now())
+        created = (existing.system_data or {}) if existing else {}
+        return {
+            "createdAt": created.get("createdAt", now), "createdBy": created.get("createdBy", caller.name),
+            "createdByType": created.get("createdByType", caller.kind), "lastModifiedAt": now,
+            "lastModifiedBy": caller.name, "lastModifiedByType": caller.kind,
+        }
+
+    # ----------------------------------------------------------------- resource groups
+    def get_group(self, subscription: str, name: str) -> Resource:
+        found = self.repo.get(ResourceId(subscription, name).key)
+        if found is None:
+            raise NotFound(f"Resource group '{name}' could not be found.", code="ResourceGroupNotFound")
+        return found
+
+    def put_group(self, subscription: str, name: str, body: dict[str, Any], caller: Caller) -> tuple[Resource, bool]:
+        check_resource_group(name)
+        rid = ResourceId(subscription, name)
+        existing = self.repo.get(rid.key)
+        location = normalize_location(body.get("location"))
+        if existing and existing.location != location:
+            raise BadRequest(
+                f"Invalid resource group location '{location}'. The Resource group already exists in location "
+                f"'{existing.location}'.", code="InvalidResourceGroupLocation")
+        resource = Resource(
+            id=existing.id if existing else rid.id, subscription_id=subscription, resource_group=name,
+            parent_key=None, type=RG_TYPE, name=existing.name if existing else name, location=location, kind=None,
+            sku=None, tags=_tags(body), properties={"provisioningState": "Succeeded"}, identity=None,
+            system_data=self._system_data(caller, existing), etag=uuid.uuid4().hex,
+        )
+        self.repo.put(resource)
+        return resource, existing is None
+
+    def delete_group(self, subscription: str, name: str) -> bool:
+        rid = ResourceId(subscription, name)
+        if self.repo.get(rid.key) is None:
+            return False
+        self.repo.delete_tree(rid.key)
+        return True
+
+    # ----------------------------------------------------------------- accounts
+    def endpoint_for(self, subdomain: str) -> str:
+        return f"{self._base_url}/accounts/{subdomain}/"
+
+    def get_account(self, rid: ResourceId) -> Resource:
+        found = self.repo.get(rid.key)
+        if found is None or found.type != ACCOUNT_TYPE:
+            raise NotFound(
+                f"The Resource '{ACCOUNT_TYPE}/{rid.name}' under resource group '{rid.resource_group}' was not "
+                "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+                code="ResourceNotFound")
+        return found
+
+    def find_account_by_subdomain(self, subdomain: str) -> Resource | None:
+        wanted = subdomain.lower()
+        for account in self.repo.list_resources(type_=ACCOUNT_TYPE):
+            if str(account.properties.get("customSubDomainName", "")).lower() == wanted:
+                return account
+        return None
+
+    def put_account(self, rid: ResourceId, body: dict[str, Any], caller: Caller) -> tuple[Resource, bool]:
+        check_account(rid.name)
+        assert rid.resource_group is not None
+        self.get_group(rid.subscription, rid.resource_group)
+        existing = self.repo.get(rid.key)
+        kind_text = body.get("kind") or (existing.kind if existing else None)
+        kind = ACCOUNT_KINDS.get(str(kind_text).lower()) if kind_text else None
+        if kind is None:
+            raise BadRequest(f"The kind '{kind_text}' is not supported; use OpenAI, AIServices or "
+                             "CognitiveServices.", code="InvalidKind" if kind_text else "KindRequired")
+        old_sku = (existing.sku or {}) if existing else {}
+        sku_name = str(_obj(body, "sku").get("name") or old_sku.get("name") or "")
+        sku = ACCOUNT_SKUS.get(sku_name.lower())
+        if sku is None:
+            raise BadRequest(f"The SKU '{sku_name}' is not supported; use S0.", code="InvalidSkuName")
+        location = normalize_location(body.get("location") or (existing.location if existing else None))
+        props_in = _obj(body, "properties")
+        old = existing.properties if existing else {}
+        subdomain = str(props_in.get("customSubDomainName") or old.get("customSubDomainName") or rid.name)
+        if existing and old.get("customSubDomainName") and subdomain.lower() != str(old["customSubDomainName"]).lower():
+            raise BadRequest("The customSubDomainName of an account cannot be changed.",
+                             code="CustomSubDomainNameCannotBeChanged")
+        holder = self.find_account_by_subdomain(subdomain)
+        if holder is not None and holder.key != rid.key:
+            raise Conflict(f"The subdomain name '{subdomain}' is not available as it's already used by a "
+                           "resource.", code="CustomDomainInUse")
+        disable_local = props_in.get("disableLocalAuth", old.get("disableLocalAuth", False))
+        if not isinstance(disable_local, bool):
+            raise BadRequest("disableLocalAuth must be a boolean.", code="InvalidRequestContent")
+        network = props_in.get("publicNetworkAccess", old.get("publicNetworkAccess", "Enabled"))
+        if network not in ("Enabled", "Disabled"):
+            raise BadRequest("publicNetworkAccess must be Enabled or Disabled.", code="InvalidRequestContent")
+        created = old.get("dateCreated") or _iso(self._clock.now())
+        properties = {
+            "endpoint": self.endpoint_for(subdomain),
+            "endpoints": {"OpenAI Language Model Instance API": self.endpoint_for(subdomain)},
+            "customSubDomainName": subdomain,
+            "disableLocalAuth": disable_local,
+            "publicNetworkAccess": network,
+            "provisioningState": "Succeeded",
+            "dateCreated": created,
+            "internalId": old.get("internalId") or uuid.uuid4().hex,
+            "capabilities": [{"name": "VirtualNetworks"}, {"name": "CustomerManagedKey"}],
+            "networkAcls": {"defaultAction": "Allow", "ipRules": [], "virtualNetworkRules": []},
+            "privateEndpointConnections": [],
+        }
+        identity = body.get("identity", existing.identity if existing else None)
+        resource = Resource(
+            id=existing.id if existing else rid.id, subscription_id=rid.subscription,
+            resource_group=rid.resource_group, parent_key=None, type=ACCOUNT_TYPE,
+            name=existing.name if existing else rid.name, location=location, kind=kind, sku={"name": sku},
+            tags=_tags(body), properties=properties, identity=identity if isinstance(identity, dict) else None,
+            system_data=self._system_data(caller, existing), etag=f'"{uuid.uuid4()}"',
+        )
+        self.repo.put(resource)
+        if existing is None:
+            self._new_keys(resource.key, which=("key1", "key2"))
+        return resource, existing is None
+
+    def _new_keys(self, resource_key: str, which: tuple[str, ...]) -> None:
+        current = self.repo.get_keys(resource_key)
+        values: dict[str, str] = {}
+        for name in ("key1", "key2"):
+            if name in which or current is None:
+                key = secrets.token_hex(16)
+                values[f"{name}_hash"] = sha256_hex(key)
+                values[f"{name}_encrypted"] = self._sealer.seal(key)
+            else:
+                values[f"{name}_hash"] = getattr(current, f"{name}_hash")
+                values[f"{name}_encrypted"] = getattr(current, f"{name}_encrypted")
+        self.repo.set_keys(resource_key, AccountKeys(**values))
+
+    def list_keys(self, account: Resource) -> dict[str, str]:
+        if account.properties.get("disableLocalAuth"):
+            # Azure refuses listKeys with 400 when local auth is disabled (azure-facts.md §6.6).
+            raise BadRequest("Failed to list key. disableLocalAuth is set to be true", code="BadRequest")
+        keys = self.repo.get_keys(account.key)
+        if keys is None:
+            raise NotFound("The account has no keys.", code="ResourceNotFound")
+        return {"key1": self._sealer.open(keys.key1_encrypted), "key2": self._sealer.open(keys.key2_encrypted)}
+
+    def regenerate_key(self, account: Resource, key_name: object) -> dict[str, str]:
+        if not isinstance(key_name, str) or key_name.lower() not in ("key1", "key2"):
+            raise BadRequest("keyName must be Key1 or Key2.", code="InvalidRequestContent")
+        if account.properties.get("disableLocalAuth"):
+            raise BadRequest("Failed to regenerate key. disableLocalAuth is set to be true", code="BadRequest")
+        self._new_keys(account.key, which=(key_name.lower(),))
+        return self.list_keys(account)
+
+    def delete_account(self, rid: ResourceId) -> bool:
+        found = self.repo.get(rid.key)
+        if found is None or found.type != ACCOUNT_TYPE:
+            return False
+        self.repo.delete_tree(rid.key)
+        return True
+
+    # ----------------------------------------------------------------- deployments
+    def get_deployment(self, rid: ResourceId) -> Resource:
+        found = self.repo.get(rid.key)
+        if found is None or found.type != DEPLOYMENT_TYPE:
+            raise NotFound(
+                f"The Resource '{DEPLOYMENT_TYPE}/{rid.names[0]}/{rid.name}' under resource group "
+                f"'{rid.resource_group}' was not found.", code="ResourceNotFound")
+        return found
+
+    def put_deployment(self, rid: ResourceId, body: dict[str, Any], caller: Caller) -> tuple[Resource, bool]:
+        check_deployment(rid.name)
+        parent = rid.parent
+        assert parent is not None
+        account = self.get_account(parent)
+        existing = self.repo.get(rid.key)
+        props_in = _obj(body, "properties")
+        model_in = _obj(props_in, "model") or ((existing.properties.get("model") or {}) if existing else {})
+        name = model_in.get("name")
+        if not isinstance(name, str) or not name:
+            raise BadRequest("properties.model.name is required.", code="InvalidRequestContent")
+        fmt = model_in.get("format")
+        version = model_in.get("version")
+        entry = find_model(fmt if isinstance(fmt, str) else None, name, version if isinstance(version, str) else None)
+        if entry is None:
+            asked = " ".join(str(p) for p in (fmt, name, version) if p)
+            raise BadRequest(
+                f"The model '{asked}' is not supported by this Cielo. Supported: "
+                + ", ".join(f"{m.format} {m.name} {m.version}" for m in CATALOGUE),
+                code="DeploymentModelNotSupported")
+        sku_in = _obj(body, "sku") or ((existing.sku or {}) if existing else {})
+        sku_name = DEPLOYMENT_SKUS.get(str(sku_in.get("name", "Standard")).lower())
+        capacity = sku_in.get("capacity", 1)
+        if sku_name is None:
+            raise BadRequest(f"The SKU '{sku_in.get('name')}' is not supported; use Standard or GlobalStandard.",
+                             code="InvalidSkuName")
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+            raise BadRequest("sku.capacity must be a positive integer (thousands of tokens per minute).",
+                             code="InvalidCapacity")
+        used = sum(
+            int((d.sku or {}).get("capacity", 0))
+            for d in self.repo.list_resources(subscription_id=rid.subscription, type_=DEPLOYMENT_TYPE)
+            if d.key != rid.key and d.location == account.location
+            and str((d.properties.get("model") or {}).get("name", "")).lower() == entry.name.lower()
+        )
+        if used + capacity > QUOTA_CAPACITY_PER_MODEL:
+            raise BadRequest(
+                f"This operation require {capacity} new capacity in quota Tokens Per Minute (thousands) - "
+                f"{entry.name}, which is bigger than the current available capacity "
+                f"{QUOTA_CAPACITY_PER_MODEL - used}. The current quota usage is {used} and the quota limit is "
+                f"{QUOTA_CAPACITY_PER_MODEL} for quota Tokens Per Minute (thousands) - {entry.name}.",
+                code="InsufficientQuota")
+        properties = {
+            "model": {"format": entry.format, "name": entry.name, "version": entry.version},
+            "versionUpgradeOption": props_in.get("versionUpgradeOption", "OnceCurrentVersionExpired"),
+            "capabilities": dict(entry.capabilities),
+            "raiPolicyName": props_in.get("raiPolicyName", "Microsoft.Default"),
+            "provisioningState": "Succeeded",
+            "rateLimits": rate_limits(capacity),
+        }
+        resource = Resource(
+            id=existing.id if existing else rid.id, subscription_id=rid.subscription,
+            resource_group=rid.resource_group, parent_key=account.key, type=DEPLOYMENT_TYPE,
+            name=existing.name if existing else rid.name, location=account.location, kind=None,
+            sku={"name": sku_name, "capacity": capacity}, tags=_tags(body), properties=properties, identity=None,
+            system_data=self._system_data(caller, existing), etag=f'"{uuid.uuid4()}"',
+        )
+        self.repo.put(resource)
+        return resource, existing is None
+
+    def delete_deployment(self, rid: ResourceId) -> bool:
+        found = self.repo.get(rid.key)
+        if found is None or found.type != DEPLOYMENT_TYPE:
+            return False
+        self.repo.delete_tree(rid.key)
+        return True
+
+
+def rate_limits(capacity: int) -> list[dict[str, int | str]]:
+    """ARM's two throttling rules for a Standard deployment (azure-facts.md §7): 6 RPM per 1,000 TPM,
+    expressed per 10 s (small capacities round up to 2), and capacity * 1,000 tokens per 60 s."""
+    return [
+        {"key": "request", "renewalPeriod": 10, "count": max(2, capacity)},
+        {"key": "token", "renewalPeriod": 60, "count": capacity * 1000},
+    ]
+
+
+def resource_json(resource: Resource) -> dict[str, Any]:
+    """The ARM representation (what GET returns)."""
+    out: dict[str, Any] = {"id": resource.id, "name": resource.name, "type": resource.type}
+    if resource.type == RG_TYPE:
+        return {**out, "location": resource.location, "managedBy": None, "properties": resource.properties,
+                "tags": resource.tags}
+    if resource.type == DEPLOYMENT_TYPE:
+        return {**out, "sku": resource.sku, "properties": resource.properties, "systemData": resource.system_data,
+                "etag": resource.etag}
+    return {**out, "etag": resource.etag, "identity": resource.identity, "kind": resource.kind,
+            "location": resource.location, "properties": resource.properties, "sku": resource.sku,
+            "systemData": resource.system_data, "tags": resource.tags}

@@ -1,0 +1,31 @@
+"""Encryption at rest for secrets that must be shown again (account keys, as listKeys does).
+
+Fernet (AES-128-CBC + HMAC-SHA256) with a key kept in the data directory, mode 0600. Secrets that
+only need verifying are hashed instead (identity/secrets.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+class Sealer:
+    def __init__(self, key_path: Path) -> None:
+        if not key_path.exists():
+            key_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(Fernet.generate_key())
+        self._fernet = Fernet(key_path.read_bytes().strip())
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode("ascii")
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode("ascii")).decode()
+        except InvalidToken as exc:
+            raise ValueError("a sealed secret could not be decrypted with this data directory's key") from exc

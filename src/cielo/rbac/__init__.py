@@ -1,0 +1,91 @@
+"""Azure RBAC, pure: role definitions (built-ins as data), assignments, scopes, action matching and an
+in-memory index whose `authorize` returns a `Decision` with its reason. Imports only `cielo.core` and
+`cielo.errors`. See docs/rbac.md for the semantics and every choice made where Azure documents none.
+"""
+
+from cielo.rbac.actions import PatternSet, RolePermissions, action_matches, normalize_action, normalize_pattern
+from cielo.rbac.decision import Decision, Evaluation, Outcome
+from cielo.rbac.engine import RbacIndex
+from cielo.rbac.errors import (
+    InvalidAction,
+    InvalidRoleAssignment,
+    InvalidRoleDefinition,
+    InvalidScope,
+    RbacError,
+    RoleAssignmentExists,
+    RoleAssignmentUpdateNotPermitted,
+    RoleDefinitionHasAssignments,
+    RoleDefinitionNotFound,
+    RoleDefinitionWithSameNameExists,
+    ScopeNotAssignable,
+)
+from cielo.rbac.model import PRINCIPAL_TYPES, Principal, PrincipalType, RoleAssignment, transitive_groups
+from cielo.rbac.roles import (
+    BUILTIN_ROLES,
+    COGNITIVE_SERVICES_CONTRIBUTOR,
+    COGNITIVE_SERVICES_OPENAI_CONTRIBUTOR,
+    COGNITIVE_SERVICES_OPENAI_USER,
+    COGNITIVE_SERVICES_USAGES_READER,
+    COGNITIVE_SERVICES_USER,
+    CONTRIBUTOR,
+    OWNER,
+    RBAC_ADMINISTRATOR,
+    READER,
+    USER_ACCESS_ADMINISTRATOR,
+    Permission,
+    RoleDefinition,
+    builtin_role,
+    role_definition_guid,
+)
+from cielo.rbac.scopes import ROOT, Scope, ScopeKind, ancestors, fold, is_within, normalize_scope, parse_scope
+
+__all__ = [
+    "BUILTIN_ROLES",
+    "COGNITIVE_SERVICES_CONTRIBUTOR",
+    "COGNITIVE_SERVICES_OPENAI_CONTRIBUTOR",
+    "COGNITIVE_SERVICES_OPENAI_USER",
+    "COGNITIVE_SERVICES_USAGES_READER",
+    "COGNITIVE_SERVICES_USER",
+    "CONTRIBUTOR",
+    "OWNER",
+    "PRINCIPAL_TYPES",
+    "RBAC_ADMINISTRATOR",
+    "READER",
+    "ROOT",
+    "USER_ACCESS_ADMINISTRATOR",
+    "Decision",
+    "Evaluation",
+    "InvalidAction",
+    "InvalidRoleAssignment",
+    "InvalidRoleDefinition",
+    "InvalidScope",
+    "Outcome",
+    "PatternSet",
+    "Permission",
+    "Principal",
+    "PrincipalType",
+    "RbacError",
+    "RbacIndex",
+    "RoleAssignment",
+    "RoleAssignmentExists",
+    "RoleAssignmentUpdateNotPermitted",
+    "RoleDefinition",
+    "RoleDefinitionHasAssignments",
+    "RoleDefinitionNotFound",
+    "RoleDefinitionWithSameNameExists",
+    "RolePermissions",
+    "Scope",
+    "ScopeKind",
+    "ScopeNotAssignable",
+    "action_matches",
+    "ancestors",
+    "builtin_role",
+    "fold",
+    "is_within",
+    "normalize_action",
+    "normalize_pattern",
+    "normalize_scope",
+    "parse_scope",
+    "role_definition_guid",
+    "transitive_groups",
+]

@@ -1,0 +1,244 @@
+"""The resource manager's repository: resources (by lower-case ARM id), account keys, role
+assignments and custom role definitions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, Row, delete, insert, or_, select, update
+
+from cielo.store import db
+
+
+@dataclass(frozen=True)
+class Resource:
+    id: str
+    subscription_id: str
+    resource_group: str | None
+    parent_key: str | None
+    type: str
+    name: str
+    location: str | None
+    kind: str | None
+    sku: dict[str, Any] | None
+    tags: dict[str, str] | None
+    properties: dict[str, Any]
+    identity: dict[str, Any] | None
+    system_data: dict[str, Any] | None
+    etag: str
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
+
+
+@dataclass(frozen=True)
+class AccountKeys:
+    key1_hash: str
+    key2_hash: str
+    key1_encrypted: str
+    key2_encrypted: str
+
+
+@dataclass(frozen=True)
+class StoredAssignment:
+    name: str
+    scope: str
+    tenant_id: str
+    role_definition_name: str
+    principal_id: str
+    principal_type: str
+    description: str | None
+    condition: str | None
+    condition_version: str | None
+    created_on: float
+    updated_on: float
+    created_by: str | None
+    updated_by: str | None
+
+
+@dataclass(frozen=True)
+class StoredRole:
+    name: str
+    tenant_id: str
+    role_name: str
+    description: str | None
+    permissions: list[dict[str, list[str]]] = field(default_factory=list)
+    assignable_scopes: list[str] = field(default_factory=list)
+    created_on: float = 0.0
+    updated_on: float = 0.0
+    created_by: str | None = None
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _load(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _resource(row: Row[Any]) -> Resource:
+    return Resource(
+        row.id, row.subscription_id, row.resource_group, row.parent_key, row.type, row.name, row.location,
+        row.kind, _load(row.sku), _load(row.tags), json.loads(row.properties), _load(row.identity),
+        _load(row.system_data), row.etag,
+    )
+
+
+class ResourceRepo:
+    def __init__(self, engine: Engine, on_change: Callable[[], None] = lambda: None) -> None:
+        self._engine = engine
+        self._on_change = on_change
+
+    def _write(self, *statements: Any) -> None:
+        with self._engine.begin() as conn:
+            for statement in statements:
+                conn.execute(statement)
+        self._on_change()
+
+    # ----------------------------------------------------------------- resources
+    def get(self, key: str) -> Resource | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(db.resources).where(db.resources.c.key == key.lower())).first()
+        return _resource(row) if row else None
+
+    def list_resources(self, *, subscription_id: str | None = None, resource_group: str | None = None,
+             type_: str | None = None, parent_key: str | None = None) -> list[Resource]:
+        t = db.resources
+        query = select(t)
+        if subscription_id is not None:
+            query = query.where(t.c.subscription_id == subscription_id.lower())
+        if resource_group is not None:
+            query = query.where(t.c.resource_group == resource_group.lower())
+        if type_ is not None:
+            query = query.where(t.c.type == type_)
+        if parent_key is not None:
+            query = query.where(t.c.parent_key == parent_key.lower())
+        with self._engine.connect() as conn:
+            return [_resource(r) for r in conn.execute(query.order_by(t.c.key))]
+
+    def put(self, resource: Resource) -> None:
+        values = {
+            "key": resource.key, "id": resource.id, "subscription_id": resource.subscription_id.lower(),
+            "resource_group": resource.resource_group.lower() if resource.resource_group else None,
+            "parent_key": resource.parent_key.lower() if resource.parent_key else None,
+            "type": resource.type, "name": resource.name, "location": resource.location, "kind": resource.kind,
+            "sku": _json(resource.sku), "tags": _json(resource.tags), "properties": json.dumps(resource.properties),
+            "identity": _json(resource.identity), "system_data": _json(resource.system_data), "etag": resource.etag,
+        }
+        with self._engine.begin() as conn:
+            exists = conn.execute(select(db.resources.c.key).where(db.resources.c.key == resource.key)).first()
+            if exists:
+                conn.execute(update(db.resources).where(db.resources.c.key == resource.key).values(**values))
+            else:
+                conn.execute(insert(db.resources).values(**values))
+        self._on_change()
+
+    def delete_tree(self, key: str) -> list[str]:
+        """Delete a resource and everything under it (ids starting with `key/`), its keys and the role
+        assignments at those scopes. Returns the deleted keys. One transaction: all or nothing."""
+        key = key.lower()
+        t = db.resources
+        under = or_(t.c.key == key, t.c.key.startswith(key + "/", autoescape=True))
+        ra = db.role_assignments
+        ra_under = or_(ra.c.scope_key == key, ra.c.scope_key.startswith(key + "/", autoescape=True))
+        ak = db.account_keys
+        ak_under = or_(ak.c.resource_key == key, ak.c.resource_key.startswith(key + "/", autoescape=True))
+        with self._engine.begin() as conn:
+            keys = [r.key for r in conn.execute(select(t.c.key).where(under))]
+            conn.execute(delete(ak).where(ak_under))
+            conn.execute(delete(ra).where(ra_under))
+            conn.execute(delete(t).where(under))
+        self._on_change()
+        return keys
+
+    # ----------------------------------------------------------------- account keys
+    def get_keys(self, resource_key: str) -> AccountKeys | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(db.account_keys).where(db.account_keys.c.resource_key == resource_key)).first()
+        return AccountKeys(row.key1_hash, row.key2_hash, row.key1_encrypted, row.key2_encrypted) if row else None
+
+    def all_key_hashes(self) -> dict[str, str]:
+        """key hash -> resource key, for the data plane's api-key check."""
+        out: dict[str, str] = {}
+        with self._engine.connect() as conn:
+            for row in conn.execute(select(db.account_keys)):
+                out[row.key1_hash] = row.resource_key
+                out[row.key2_hash] = row.resource_key
+        return out
+
+    def set_keys(self, resource_key: str, keys: AccountKeys) -> None:
+        values = {"key1_hash": keys.key1_hash, "key2_hash": keys.key2_hash,
+                  "key1_encrypted": keys.key1_encrypted, "key2_encrypted": keys.key2_encrypted}
+        with self._engine.begin() as conn:
+            t = db.account_keys
+            if conn.execute(select(t.c.resource_key).where(t.c.resource_key == resource_key)).first():
+                conn.execute(update(t).where(t.c.resource_key == resource_key).values(**values))
+            else:
+                conn.execute(insert(t).values(resource_key=resource_key, **values))
+        self._on_change()
+
+    # ----------------------------------------------------------------- role assignments
+    def add_assignment(self, assignment: StoredAssignment) -> None:
+        self._write(insert(db.role_assignments).values(**assignment.__dict__, scope_key=assignment.scope.lower()))
+
+    def get_assignment(self, name: str) -> StoredAssignment | None:
+        ra = db.role_assignments
+        with self._engine.connect() as conn:
+            row = conn.execute(select(ra).where(ra.c.name == name.lower())).first()
+        return _assignment(row) if row else None
+
+    def list_assignments(self, tenant_id: str | None = None) -> list[StoredAssignment]:
+        ra = db.role_assignments
+        query = select(ra) if tenant_id is None else select(ra).where(ra.c.tenant_id == tenant_id)
+        with self._engine.connect() as conn:
+            return [_assignment(r) for r in conn.execute(query.order_by(ra.c.created_on))]
+
+    def delete_assignment(self, name: str) -> None:
+        self._write(delete(db.role_assignments).where(db.role_assignments.c.name == name.lower()))
+
+    def delete_principal_assignments(self, principal_id: str) -> None:
+        self._write(delete(db.role_assignments).where(db.role_assignments.c.principal_id == principal_id.lower()))
+
+    # ----------------------------------------------------------------- custom roles
+    def put_role(self, role: StoredRole) -> None:
+        values = {**role.__dict__, "permissions": json.dumps(role.permissions),
+                  "assignable_scopes": json.dumps(role.assignable_scopes)}
+        t = db.custom_roles
+        with self._engine.begin() as conn:
+            if conn.execute(select(t.c.name).where(t.c.name == role.name)).first():
+                conn.execute(update(t).where(t.c.name == role.name).values(**values))
+            else:
+                conn.execute(insert(t).values(**values))
+        self._on_change()
+
+    def list_roles(self, tenant_id: str | None = None) -> list[StoredRole]:
+        t = db.custom_roles
+        query = select(t) if tenant_id is None else select(t).where(t.c.tenant_id == tenant_id)
+        with self._engine.connect() as conn:
+            return [
+                StoredRole(r.name, r.tenant_id, r.role_name, r.description, json.loads(r.permissions),
+                           json.loads(r.assignable_scopes), r.created_on, r.updated_on, r.created_by)
+                for r in conn.execute(query)
+            ]
+
+    def delete_role(self, name: str) -> None:
+        self._write(delete(db.custom_roles).where(db.custom_roles.c.name == name.lower()))
+
+    def role_in_use(self, name: str) -> bool:
+        ra = db.role_assignments
+        with self._engine.connect() as conn:
+            found = conn.execute(select(ra.c.name).where(ra.c.role_definition_name == name.lower())).first()
+        return found is not None
+
+
+def _assignment(row: Row[Any]) -> StoredAssignment:
+    return StoredAssignment(
+        row.name, row.scope, row.tenant_id, row.role_definition_name, row.principal_id, row.principal_type,
+        row.description, row.condition, row.condition_version, row.created_on, row.updated_on, row.created_by,
+        row.updated_by,
+    )
