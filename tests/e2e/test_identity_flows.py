@@ -179,6 +179,46 @@ def test_v1_authorize_with_resource(cielo_server: CieloServer, metadata: Metadat
                      app_id=CLI_CLIENT_ID, user=member_user, scp="user_impersonation")
 
 
+def test_interactive_browser_credential(client_env: dict[str, str], cielo_server: CieloServer,
+                                        metadata: Metadata, member_user: UserAccount,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """azure-identity's InteractiveBrowserCredential asks for response_mode=form_post and listens on
+    http://localhost:PORT. The "browser" here is scripted: it signs in, then does what the page's
+    script does, posting the hidden form to the credential's local server."""
+    import threading
+    import webbrowser
+
+    import httpx
+    from azure.identity import InteractiveBrowserCredential
+
+    opened: list[str] = []
+    failures: list[BaseException] = []
+
+    def browse(url: str) -> None:
+        try:
+            answer = submit_sign_in(cielo_server, url, member_user.upn, member_user.password)
+            assert answer.status_code == 200, answer.text
+            action, fields = auto_post_form(answer.text)
+            assert action.startswith("http://localhost:")
+            httpx.post(action, data=fields, timeout=30).raise_for_status()
+        except BaseException as exc:  # reported by the test thread below
+            failures.append(exc)
+
+    def open_browser(url: str, *args: Any, **kwargs: Any) -> bool:
+        opened.append(url)
+        threading.Thread(target=browse, args=(url,), daemon=True).start()
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", open_browser)
+    with InteractiveBrowserCredential(tenant_id=cielo_server.tenant_id, authority=cielo_server.base_url,
+                                      disable_instance_discovery=True, timeout=30) as credential:
+        token = credential.get_token(COGNITIVE_SCOPE)
+    assert not failures, failures
+    assert query_of(opened[0])["response_mode"] == "form_post"
+    check_user_token(token.token, metadata, audience=COGNITIVE, app_id=CLI_CLIENT_ID, user=member_user,
+                     scp="user_impersonation")
+
+
 def test_replayed_code_revokes_its_refresh_token(cielo_server: CieloServer, member_user: UserAccount,
                                                  metadata: Metadata) -> None:
     verifier, challenge = _pkce()

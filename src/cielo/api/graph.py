@@ -210,6 +210,7 @@ async def delete_user(user_id: str, request: Request) -> Response:
         raise BadRequest("You cannot delete your own account.", code="Request_BadRequest")
     svc.repo.delete_user(user.object_id)
     request.app.state.grants.revoke_user(user.object_id)
+    request.app.state.access.remove_principal(user.object_id)
     return Response(status_code=204)
 
 
@@ -249,7 +250,9 @@ async def get_group(group_id: str, request: Request) -> JSONResponse:
 async def delete_group(group_id: str, request: Request) -> Response:
     caller = _caller(request, write=True)
     svc = _svc(request)
-    svc.repo.delete_group(svc.get_group(caller.tenant, group_id).object_id)
+    group = svc.get_group(caller.tenant, group_id)
+    svc.repo.delete_group(group.object_id)
+    request.app.state.access.remove_principal(group.object_id)
     return Response(status_code=204)
 
 
@@ -354,7 +357,11 @@ async def get_application(app_ref: str, request: Request) -> JSONResponse:
 async def delete_application(app_id: str, request: Request) -> Response:
     caller = _caller(request, write=True)
     svc = _svc(request)
-    svc.repo.delete_application(_app(request, caller, app_id).object_id)
+    app = _app(request, caller, app_id)
+    sp = svc.repo.get_service_principal_for_app(caller.tenant.id, app.app_id)
+    svc.repo.delete_application(app.object_id)
+    if sp is not None:
+        request.app.state.access.remove_principal(sp.object_id)
     return Response(status_code=204)
 
 
@@ -505,4 +512,5 @@ async def delete_sp(sp_id: str, request: Request) -> Response:
         raise BadRequest("A managed identity's service principal is deleted with its resource.",
                          code="Request_BadRequest")
     _svc(request).repo.delete_service_principal(sp.object_id)
+    request.app.state.access.remove_principal(sp.object_id)
     return Response(status_code=204)

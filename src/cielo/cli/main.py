@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from cielo.cli import account, ad, shim
+from cielo.cli import account, ad, cognitiveservices, group, role, shim
 from cielo.cli.auth import prog_name
 from cielo.cli.up import env, keys, up
 
@@ -28,6 +28,9 @@ cli.add_command(account.account)
 cli.add_command(account.cloud)
 cli.add_command(ad.ad)
 cli.add_command(shim.az_shim)
+cli.add_command(group.group)
+cli.add_command(role.role)
+cli.add_command(cognitiveservices.cognitiveservices)
 
 
 def main() -> None:

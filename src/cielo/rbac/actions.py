@@ -160,7 +160,7 @@ class RolePermissions:
             if data_action:
                 answer = any(grant.matches(action) and not deny.matches(action) for _, _, grant, deny in self._blocks)
             else:
-                answer = any(g.matches(action) for g, _, _, _ in self._blocks) and not any(d.matches(action) for _, d, _, _ in self._blocks)
+                answer = any(grant.matches(action) and not deny.matches(action) for grant, deny, _, _ in self._blocks)
             if len(memo) >= _MEMO_LIMIT:
                 memo.clear()
             memo[action] = answer

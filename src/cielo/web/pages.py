@@ -116,7 +116,7 @@ def _respond(request: Request, redirect_uri: str, params: dict[str, str], values
     if params.get("state"):
         values = {**values, "state": params["state"]}
     mode = params.get("response_mode", "query")
-    if mode == "form_post":
+    if mode == "form_post" and redirect_uri.lower().startswith(("https://", "http://")):
         return _page(request, "form_post.html", action=redirect_uri, fields=list(values.items()))
     if mode == "fragment":
         return RedirectResponse(redirect_uri.partition("#")[0] + "#" + urlencode(values), status_code=302)
