@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cielo.control.models import DEFAULT_CHAT_MODEL
+from cielo.control.models import DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDING_MODEL
 from cielo.control.resources import Caller
 from cielo.core.arm_ids import ResourceId
 from cielo.core.ids import new_guid, new_password
@@ -24,6 +24,7 @@ DEFAULT_DOMAIN = "cielo.local"
 DEFAULT_RESOURCE_GROUP = "cielo-rg"
 DEFAULT_ACCOUNT = "cielo-openai"
 DEFAULT_DEPLOYMENT = "smollm2"
+DEFAULT_EMBEDDING_DEPLOYMENT = "e5-small"
 DEFAULT_LOCATION = "local"
 
 
@@ -69,6 +70,11 @@ def bootstrap(services: Services, admin_user: str | None, admin_password: str | 
     resources.put_deployment(account_id.child("deployments", DEFAULT_DEPLOYMENT), {
         "sku": {"name": "Standard", "capacity": 10},
         "properties": {"model": {"format": model.format, "name": model.name, "version": model.version}},
+    }, caller)
+    embedding = DEFAULT_EMBEDDING_MODEL
+    resources.put_deployment(account_id.child("deployments", DEFAULT_EMBEDDING_DEPLOYMENT), {
+        "sku": {"name": "Standard", "capacity": 10},
+        "properties": {"model": {"format": embedding.format, "name": embedding.name, "version": embedding.version}},
     }, caller)
     return BootstrapResult(True, tenant, subscription, upn, password, generated, account.properties["endpoint"])
 

@@ -183,6 +183,65 @@ class BadRequest(ArmError):
     code = "BadRequest"
 
 
+# --------------------------------------------------------------------------- Azure OpenAI data plane
+class DataPlaneError(CieloError):
+    """An Azure OpenAI data-plane error: `{"error": {"code", "message", "param"?, "type"?}}` (azure-facts.md §2).
+
+    `headers` are added to the response (retry-after on 429, x-ms-error-code always)."""
+
+    status = 400
+    code = "BadRequest"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 param: str | None = None, error_type: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.param = param
+        self.error_type = error_type
+        self.headers = headers or {}
+
+
+class AccessDeniedKey(DataPlaneError):
+    """401 for a wrong api-key, with Azure's exact message."""
+
+    status = 401
+    code = "401"
+
+
+class BearerRejected(DataPlaneError):
+    """401 for a missing, invalid, expired or foreign bearer token: Azure answers `{"statusCode", "message"}`
+    with no `error` wrapper."""
+
+    status = 401
+    code = "401"
+
+
+class PermissionDenied(DataPlaneError):
+    """401 PermissionDenied: a valid token whose principal lacks the data action."""
+
+    status = 401
+    code = "PermissionDenied"
+
+
+class AuthenticationTypeDisabled(DataPlaneError):
+    status = 403
+    code = "AuthenticationTypeDisabled"
+
+
+class DeploymentNotFound(DataPlaneError):
+    status = 404
+    code = "DeploymentNotFound"
+
+
+class RateLimited(DataPlaneError):
+    status = 429
+    code = "429"
+
+
 # --------------------------------------------------------------------------- configuration
 class ConfigError(CieloError):
     """Refused configuration (for example an insecure default outside local mode)."""

@@ -37,11 +37,20 @@ class Settings(BaseSettings):
     clock_skew_s: int = 300
     max_form_bytes: int = 64 * 1024
     workers: int = 1
+    # Models: local GGUF files (`NAME=PATH`) and OpenAI-compatible upstreams (`NAME=URL[,model=M][,api-key-env=V]`)
+    # a deployment may name, besides the embedded SmolLM2-135M-Instruct and multilingual-e5-small.
+    gguf: list[str] = Field(default_factory=list)
+    upstreams: list[str] = Field(default_factory=list)
+    model_ctx: int = 4096
+    model_parallel: int = 2
+    model_threads: int | None = None
+    # A deterministic echo model named `mock`, for tests only; never on by default.
+    enable_mock_model: bool = False
     # Azure takes up to ~5 minutes to apply a role change; 0 applies it to the very next request.
     rbac_propagation_delay_s: float = 0.0
     log_level: str = "info"
 
-    @field_validator("tls_names", mode="before")
+    @field_validator("tls_names", "gguf", "upstreams", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
         if isinstance(value, str):

@@ -8,7 +8,6 @@ import secrets
 import subprocess
 import sys
 import textwrap
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -202,30 +201,20 @@ def test_help_for_every_command(cli: Cli) -> None:
     commands = _commands()
     assert len(commands) > 40
 
-    def group_help(path: list[str]) -> tuple[list[str], subprocess.CompletedProcess[str]]:
-        return path, subprocess.run([*CLI, *path, "--help"], env=cli.env, capture_output=True, text=True,
-                                    timeout=60)
+    # As real processes: the installed `cielo` script, and a nested group. The root lists every group.
+    script = Path(sys.executable).parent / "cielo"
+    root = subprocess.run([str(script) if script.exists() else CLI[0], *([] if script.exists() else CLI[1:]),
+                           "--help"], env=cli.env, capture_output=True, text=True, timeout=60)
+    assert root.returncode == 0, root.stderr
+    assert root.stdout.startswith("Usage: cielo [OPTIONS] COMMAND [ARGS]...")
+    for path, _ in commands:
+        if len(path) == 1:
+            assert f"\n  {path[0]} " in root.stdout, path
+    nested = cli.run("ad", "app", "credential", "-h").stdout
+    assert nested.startswith("Usage: cielo ad app credential ") and "  reset " in nested
 
-    # Each group's help as a real process: it lists every subcommand.
-    import click
-
-    from cielo.cli.main import cli as root
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(group_help, [path for path, is_group in commands if is_group]))
-    for path, done in results:
-        assert done.returncode == 0, (path, done.stderr)
-        assert done.stdout.startswith(f"Usage: cielo {' '.join(path)}".rstrip() + " "), done.stdout
-        group = root
-        for name in path:
-            assert isinstance(group, click.Group)
-            group = group.commands[name]
-        assert isinstance(group, click.Group)
-        for name in group.commands:
-            assert f"  {name} " in done.stdout or f"  {name}\n" in done.stdout, (path, name)
-
-    # Every command's help, in one process (55 interpreters would cost ~15 s): exit 0 and a usage line.
-    leaves = [path for path, is_group in commands if not is_group]
+    # Every command and group, in one process (55 interpreters would cost ~15 s): exit 0, a usage
+    # line, and for a group every subcommand listed.
     probe = textwrap.dedent("""\
         import json, sys
         from click.testing import CliRunner
@@ -237,15 +226,20 @@ def test_help_for_every_command(cli: Cli) -> None:
             out[" ".join(path)] = [result.exit_code, result.output]
         print(json.dumps(out))
         """)
-    done = subprocess.run([sys.executable, "-c", probe, json.dumps(leaves)], env=cli.env, capture_output=True,
+    paths = [path for path, _ in commands if path]
+    done = subprocess.run([sys.executable, "-c", probe, json.dumps(paths)], env=cli.env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    for name, (code, output) in json.loads(done.stdout).items():
+    helped = json.loads(done.stdout)
+    assert len(helped) == len(paths)
+    names = {" ".join(path) for path in paths}
+    for name, (code, output) in helped.items():
         assert code == 0, (name, output)
         assert output.startswith(f"Usage: cielo {name} "), output
         assert "--help" in output
+        for child in (n for n in names if n.startswith(name + " ") and " " not in n[len(name) + 1:]):
+            assert f"\n  {child.rsplit(' ', 1)[1]} " in output, (name, child)
     # The global options are on every command that prints a result, as in az.
-    helped = json.loads(done.stdout)
     for name in ("account show", "account get-access-token", "login", "ad sp create-for-rbac", "ad user list"):
         for option in ("--output", "--query", "--debug", "--only-show-errors"):
             assert option in helped[name][1], (name, option)

@@ -9,12 +9,17 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
-from cielo.api import arm, errors, graph, oauth
+from cielo.api import arm, errors, graph, oauth, openai
 from cielo.control.access import AccessService
 from cielo.control.authorization import AuthorizationService
+from cielo.control.models import MOCK, ModelCatalogue, parse_gguf, parse_upstream
 from cielo.control.resources import ResourceService
 from cielo.core.clock import Clock, SystemClock
 from cielo.core.sealing import Sealer
+from cielo.dataplane.backends import BackendRegistry
+from cielo.dataplane.index import DataPlaneIndex
+from cielo.dataplane.quota import QuotaLimiter
+from cielo.dataplane.service import DataPlane
 from cielo.identity.clients import ClientAuthenticator
 from cielo.identity.context import GrantContext
 from cielo.identity.directory import DirectoryService
@@ -49,6 +54,7 @@ class Services:
     resources: ResourceService
     access: AccessService
     authorization: AuthorizationService
+    dataplane: DataPlane
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -70,12 +76,28 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     ctx = GrantContext(settings, view, grants, minter, clients, clock)
     validator = TokenValidator(keys, settings.base_url, view.tenant_exists, clock, settings.clock_skew_s)
     resource_repo = ResourceRepo(engine, on_change=Generation(settings.data_dir / "resources.generation").bump)
-    resources = ResourceService(resource_repo, Sealer(settings.data_dir / "sealing.key"), clock, settings.base_url)
+    catalogue = build_catalogue(settings)
+    resources = ResourceService(resource_repo, Sealer(settings.data_dir / "sealing.key"), clock, settings.base_url,
+                                catalogue)
     access = AccessService(resource_repo, view, Generation(settings.data_dir / "rbac.generation"), clock,
                            settings.rbac_propagation_delay_s)
     authorization = AuthorizationService(access, resource_repo, repo, clock)
+    dataplane = DataPlane(
+        DataPlaneIndex(resource_repo, repo, catalogue, Generation(settings.data_dir / "resources.generation")),
+        QuotaLimiter(clock),
+        BackendRegistry(n_ctx=settings.model_ctx, n_parallel=settings.model_parallel, threads=settings.model_threads),
+    )
     return Services(settings, clock, keys, DirectoryService(repo, clock), view, grants, TokenService(ctx),
-                    validator, resources, access, authorization)
+                    validator, resources, access, authorization, dataplane)
+
+
+def build_catalogue(settings: Settings) -> ModelCatalogue:
+    catalogue = ModelCatalogue()
+    catalogue.entries.extend(parse_gguf(spec) for spec in settings.gguf)
+    catalogue.entries.extend(parse_upstream(spec) for spec in settings.upstreams)
+    if settings.enable_mock_model:
+        catalogue.entries.append(MOCK)
+    return catalogue
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -92,13 +114,16 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.resource_service = services.resources
     app.state.access = services.access
     app.state.authorization_service = services.authorization
+    app.state.dataplane = services.dataplane
     errors.install(app)
+    openai.install_errors(app)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    # The token endpoint is the hottest route: it is matched first.
+    # The data plane and the token endpoint are the hottest routes: they are matched first.
+    app.include_router(openai.router)
     app.include_router(oauth.router)
     app.include_router(pages.router)
     app.include_router(graph.router)

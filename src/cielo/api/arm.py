@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from cielo.api.arm_context import ArmContext, arm_context, require_api_version
 from cielo.control import authorization as authz
+from cielo.control.naming import check_case_unambiguous
 from cielo.control.resources import ACCOUNT_TYPE, DEPLOYMENT_TYPE, ResourceService, resource_json
 from cielo.control.resources import Caller as WriteCaller
 from cielo.core.arm_ids import RG_TYPE, ResourceId
@@ -164,6 +165,7 @@ async def dispatch(request: Request, rest: str) -> Response:
     ctx = arm_context(request)
     path = request.url.path.rstrip("/")
     parts = [p for p in path.split("/") if p]
+    check_case_unambiguous(path)
     lower = [p.lower() for p in parts]
     method = request.method
     # Extension resources of Microsoft.Authorization hang off any scope.
@@ -179,7 +181,9 @@ async def dispatch(request: Request, rest: str) -> Response:
     if not tail:
         if method != "GET":
             raise _method_not_allowed(method)
-        ctx.require(SUB_READ, f"/subscriptions/{sub.id}")
+        # As in Azure, a caller with a role anywhere in the subscription may read it (GET /subscriptions lists it).
+        if sub.id not in {s.id for s in _visible_subscriptions(request, ctx)}:
+            ctx.require(SUB_READ, f"/subscriptions/{sub.id}")
         return _ok(subscription_json(sub))
     if tail_lower[0] == "resourcegroups":
         if len(tail) == 1:
@@ -239,6 +243,8 @@ async def _group(request: Request, ctx: ArmContext, sub: Subscription, rg: str, 
 
 
 def _list_in_group(request: Request, ctx: ArmContext, sub: Subscription, rg: str) -> JSONResponse:
+    if request.method != "GET":
+        raise _method_not_allowed(request.method)
     svc = _resources(request)
     group = svc.get_group(sub.id, rg)
     items = [r for r in svc.repo.list_resources(subscription_id=sub.id, resource_group=rg) if r.type != RG_TYPE]
@@ -349,6 +355,9 @@ async def _authorization(request: Request, ctx: ArmContext, method: str, scope: 
     if sub_id is not None:
         _subscription(request, ctx, sub_id)
     kind = tail[0].lower() if tail else ""
+    if len(tail) > 2:
+        # `roleAssignments/{name}/anything` names nothing: never act on `{name}` at the scope.
+        kind = ""
     flt = authz.parse_filter(request.query_params.get("$filter"))
     if kind == "roleassignments":
         if len(tail) == 1:
@@ -430,13 +439,15 @@ async def _check_access(request: Request, ctx: ArmContext, scope: str) -> dict[s
         ctx.require(f"{RA}/read", scope)
     from cielo.rbac.model import Principal
 
-    directory = _directory(request)
-    exists = directory.directory_objects([principal_id.lower()])
     target = Principal(principal_id, ctx.principal.tenant_id, ctx.access.groups_of(principal_id.lower()))
     data_action = bool(body.get("isDataAction", False))
-    if principal_id.lower() not in exists:
+    try:
+        _authz(request).principal_type(principal_id.lower(), ctx.principal.tenant_id)
+    except BadRequest:
+        # Unknown here, or of another tenant: the answer must not tell which.
         return {"allowed": False, "principalId": principal_id, "action": action, "scope": scope,
-                "reason": "The principal does not exist in the directory.", "matchedAssignments": []}
+                "isDataAction": data_action, "reason": "The principal does not exist in the directory.",
+                "matchedAssignments": []}
     decision = ctx.access.index.authorize(target, action, scope, data_action=data_action)
     return {"allowed": decision.allowed, "principalId": principal_id.lower(), "action": action, "scope": scope,
             "isDataAction": data_action, "reason": decision.reason,

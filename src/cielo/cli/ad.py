@@ -13,10 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from cielo.cli.auth import current_account, get_access_token, open_client, prog_name
 from cielo.cli.common import CliError, global_options, warn
@@ -224,6 +220,11 @@ def _find_app(app_id: str) -> dict[str, Any]:
 
 def _new_certificate(name: str, years: int) -> tuple[bytes, bytes]:
     """A self-signed certificate and its key, as az's --create-cert makes (PEM with both)."""
+    from cryptography import x509  # imported here, as in auth: only certificate commands need it
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CLI-Login")])
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
@@ -264,6 +265,9 @@ def _reset_credential(app: dict[str, Any], *, append: bool, years: int, display_
             result["fileWithCertAndPrivateKey"] = _write_cert_file(app["displayName"], pem)
         else:
             assert cert is not None
+            from cryptography import x509
+            from cryptography.hazmat.primitives import serialization
+
             data = Path(cert).read_bytes()
             try:
                 der = x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)

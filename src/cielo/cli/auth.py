@@ -17,10 +17,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
 from cielo.cli.common import CliError
 from cielo.cli.profile import CliConfig, Profile, TokenCache, token_lock
 from cielo.client.http import ApiError, CieloClient, default_verify
@@ -62,6 +58,10 @@ def _b64url(data: bytes) -> str:
 
 def certificate_assertion(pem_path: str, client_id: str, audience: str) -> str:
     """A client assertion signed with the certificate's key (RFC 7523; RS256 with x5t, as MSAL sends)."""
+    from cryptography import x509  # imported here: most commands never need it, and az starts often
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
     try:
         data = Path(pem_path).read_bytes()
         key = serialization.load_pem_private_key(data, password=None)

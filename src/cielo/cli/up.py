@@ -8,17 +8,21 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cielo.cli.common import CliError, global_options
-from cielo.settings import Settings, default_data_dir
+
+if TYPE_CHECKING:
+    from cielo.settings import Settings
 
 _DATA_DIR_HELP = "Directory for the database, CA, certificates and signing keys (env CIELO_DATA_DIR)."
 
 
 def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    from cielo.settings import Settings  # pydantic: imported only by the commands that need it
+
     values = {k: v for k, v in overrides.items() if v is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
@@ -60,10 +64,15 @@ def env_lines(settings: Settings, base_url: str | None = None) -> list[str]:
 @click.option("--admin-password", envvar="CIELO_ADMIN_PASSWORD", default=None,
               help="First start only: the administrator's password (env CIELO_ADMIN_PASSWORD).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
+@click.option("--gguf", "gguf", multiple=True, help="NAME=PATH: a local GGUF chat model deployments may name.")
+@click.option("--upstream", "upstreams", multiple=True,
+              help="NAME=URL[,model=M][,api-key-env=VAR][,embeddings]: an OpenAI-compatible engine (vLLM, "
+                   "llama.cpp server, Ollama, ...) deployments may name.")
 @click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
 def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bool | None,
        tls_names: tuple[str, ...], public_url: str | None, admin_user: str | None,
-       admin_password: str | None, workers: int | None, log_level: str | None) -> None:
+       admin_password: str | None, workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...],
+       log_level: str | None) -> None:
     """Set up (first start) and run Cielo: HTTPS token service and APIs on one port."""
     from cielo.api.app import build_services
     from cielo.api.server import bind, run
@@ -72,7 +81,8 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
 
     settings = _settings(data_dir, host=host, port=port, listen_443=listen_443, public_url=public_url,
                          admin_user=admin_user, admin_password=admin_password, workers=workers,
-                         log_level=log_level, tls_names=list(tls_names) or None)
+                         log_level=log_level, tls_names=list(tls_names) or None, gguf=list(gguf) or None,
+                         upstreams=list(upstreams) or None)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
     tls = ensure_tls(settings.tls_dir, settings.tls_names)
@@ -169,4 +179,6 @@ def keys_list(data_dir: Path | None) -> list[dict[str, Any]]:
 
 
 def default_data_dir_text() -> str:
+    from cielo.settings import default_data_dir
+
     return str(default_data_dir())

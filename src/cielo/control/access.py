@@ -7,6 +7,7 @@ reload their index from the database.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections import defaultdict
@@ -143,6 +144,18 @@ class AccessService:
             raise
         self.changed()
         return added
+
+    def update_assignment(self, name: str, description: str | None, updated_by: str) -> RoleAssignment:
+        """Change an assignment's description (all a PUT on an existing assignment may change)."""
+        current = self.index.get_assignment(name)
+        assert current is not None
+        now = self._clock.now()
+        self._resources.update_assignment(name, description, now, updated_by)
+        updated = self.index.add_assignment(dataclasses.replace(
+            current, description=description, updated_on=dt.datetime.fromtimestamp(now, dt.UTC),
+            updated_by=updated_by))
+        self.changed()
+        return updated
 
     def remove_assignment(self, name: str) -> None:
         self._resources.delete_assignment(name)

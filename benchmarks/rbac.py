@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""RBAC decision latency: `RbacIndex.authorize` with 10, 10,000 and 1,000,000 role assignments.
+
+Synthetic tenant: subscriptions x resource groups x Cognitive Services accounts; users in groups;
+assignments at subscription (5%), resource-group (25%) and account (70%) scope, 10% of them to
+groups, with a weighted mix of the built-in roles. Queries ask at a deployment below an account
+(5 scope levels): half are built to be allowed (a principal, or a member of a group, asking for an
+action its role grants, somewhere below the assignment), half to be denied (an action the role lacks,
+such as a data action for Owner, or a principal with nothing on that scope chain).
+
+In the same run, a naive evaluator that scans every assignment answers the same queries (time-boxed,
+since at 1M assignments it manages a handful per second); both must agree on every answer.
+Every number is measured in this run. Usage:
+    .venv/bin/python benchmarks/rbac.py [--sizes 10,10000,1000000] [--queries 200000] [--naive-budget-s 3]
+Writes benchmarks/results/rbac.json (ignored by git).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import random
+import sys
+import time
+import uuid
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from cielo.rbac import (  # noqa: E402
+    COGNITIVE_SERVICES_CONTRIBUTOR,
+    COGNITIVE_SERVICES_OPENAI_CONTRIBUTOR,
+    COGNITIVE_SERVICES_OPENAI_USER,
+    COGNITIVE_SERVICES_USAGES_READER,
+    COGNITIVE_SERVICES_USER,
+    CONTRIBUTOR,
+    OWNER,
+    READER,
+    USER_ACCESS_ADMINISTRATOR,
+    Principal,
+    RbacIndex,
+    RoleAssignment,
+    RoleAssignmentExists,
+    RoleDefinition,
+    RolePermissions,
+    normalize_action,
+    parse_scope,
+)
+
+CS = "Microsoft.CognitiveServices/accounts"
+CHAT = f"{CS}/OpenAI/deployments/chat/completions/action"
+# role, weight, an action it grants, an action it lacks; (action, is_data_action)
+ROLE_MIX: list[tuple[RoleDefinition, int, tuple[str, bool], tuple[str, bool]]] = [
+    (READER, 25, (f"{CS}/deployments/read", False), (f"{CS}/listKeys/action", False)),
+    (COGNITIVE_SERVICES_OPENAI_USER, 30, (CHAT, True), (f"{CS}/listKeys/action", False)),
+    (COGNITIVE_SERVICES_USER, 10, (CHAT, True), (f"{CS}/write", False)),
+    (CONTRIBUTOR, 10, (f"{CS}/write", False), ("Microsoft.Authorization/roleAssignments/write", False)),
+    (COGNITIVE_SERVICES_OPENAI_CONTRIBUTOR, 8, (f"{CS}/OpenAI/fine-tunes/write", True), (f"{CS}/write", False)),
+    (OWNER, 5, ("Microsoft.Authorization/roleAssignments/write", False), (CHAT, True)),
+    (USER_ACCESS_ADMINISTRATOR, 3, ("Microsoft.Authorization/roleAssignments/write", False), (CHAT, True)),
+    (COGNITIVE_SERVICES_CONTRIBUTOR, 6, (f"{CS}/listKeys/action", False), (CHAT, True)),
+    (COGNITIVE_SERVICES_USAGES_READER, 3, ("Microsoft.CognitiveServices/locations/usages/read", False), (CHAT, True)),
+]
+ROLES_BY_ID = {role.id: (role, grant, lack) for role, _, grant, lack in ROLE_MIX}
+
+
+def rss_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+@dataclass
+class Tenant:
+    assignments: list[RoleAssignment]
+    accounts_by_scope: dict[str, list[str]]  # subscription / rg / account path -> accounts within it
+    users: list[str]
+    members: dict[str, list[str]]  # group -> member users
+    principals: dict[str, Principal]  # user -> Principal with its (transitive) groups
+    all_accounts: list[str]
+
+
+def guid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def make_tenant(n: int, rng: random.Random) -> Tenant:
+    n_subs = max(1, n // 5000)
+    rgs_per_sub = 25 if n >= 1000 else 2
+    accounts_per_rg = 10 if n >= 1000 else 2
+    n_users = max(4, n // 4)
+    n_groups = max(2, n // 100)
+    users = [guid(rng) for _ in range(n_users)]
+    groups = [guid(rng) for _ in range(n_groups)]
+    members: dict[str, list[str]] = {g: [] for g in groups}
+    user_groups: dict[str, set[str]] = {}
+    for user in users:
+        mine = set(rng.sample(groups, k=min(len(groups), rng.choice((0, 1, 1, 2, 3)))))
+        user_groups[user] = mine
+        for g in mine:
+            members[g].append(user)
+    for g in groups:  # every group has a member, so group grants can be asked about
+        if not members[g]:
+            user = rng.choice(users)
+            members[g].append(user)
+            user_groups[user].add(g)
+    principals = {u: Principal(u, group_ids=frozenset(user_groups[u])) for u in users}
+
+    subs: list[str] = []
+    rgs: list[str] = []
+    accounts_by_scope: dict[str, list[str]] = {}
+    all_accounts: list[str] = []
+    for _ in range(n_subs):
+        sub = f"/subscriptions/{guid(rng)}"
+        subs.append(sub)
+        accounts_by_scope[sub] = []
+        for r in range(rgs_per_sub):
+            rg = f"{sub}/resourceGroups/rg-{r:03d}"
+            rgs.append(rg)
+            accounts_by_scope[rg] = []
+            for a in range(accounts_per_rg):
+                account = f"{rg}/providers/Microsoft.CognitiveServices/accounts/acct-{r:03d}-{a:02d}"
+                accounts_by_scope[account] = [account]
+                accounts_by_scope[rg].append(account)
+                accounts_by_scope[sub].append(account)
+                all_accounts.append(account)
+
+    weights = [w for _, w, _, _ in ROLE_MIX]
+    roles = [r for r, _, _, _ in ROLE_MIX]
+    assignments: list[RoleAssignment] = []
+    for _ in range(n):
+        level = rng.random()
+        scope = rng.choice(subs) if level < 0.05 else rng.choice(rgs) if level < 0.30 else rng.choice(all_accounts)
+        is_group = rng.random() < 0.10
+        principal = rng.choice(groups) if is_group else rng.choice(users)
+        role = rng.choices(roles, weights)[0]
+        assignments.append(
+            RoleAssignment(guid(rng), scope, role.id, principal, "Group" if is_group else "User")
+        )
+    return Tenant(assignments, accounts_by_scope, users, members, principals, all_accounts)
+
+
+Query = tuple[Principal, str, str, bool]  # principal, action, scope, data_action
+
+
+def make_queries(
+    tenant: Tenant, stored: list[RoleAssignment], index: RbacIndex, count: int, rng: random.Random
+) -> list[Query]:
+    """Even i: an action the drawn assignment's role grants, below its scope (allowed by construction).
+    Odd i: an action that role lacks, redrawn until no other role of the principal grants it either;
+    one in four of those asks for a principal with, most likely, nothing on that chain."""
+    queries: list[Query] = []
+    for i in range(count):
+        for _ in range(50):
+            if i % 8 == 7:
+                user = rng.choice(tenant.users)
+                deployment = f"{rng.choice(tenant.all_accounts)}/deployments/d{rng.randrange(4)}"
+                action, data = rng.choice([(CHAT, True), (f"{CS}/write", False)])
+                query = (tenant.principals[user], action, deployment, data)
+            else:
+                assignment = rng.choice(stored)
+                _, grant, lack = ROLES_BY_ID[assignment.role_definition_id]
+                if assignment.principal_type == "Group":
+                    user = rng.choice(tenant.members[assignment.principal_id])
+                else:
+                    user = assignment.principal_id
+                account = rng.choice(tenant.accounts_by_scope[assignment.scope])
+                action, data = grant if i % 2 == 0 else lack
+                query = (tenant.principals[user], action, f"{account}/deployments/d{rng.randrange(4)}", data)
+            if i % 2 == 0 or not index.authorize(query[0], query[1], query[2], data_action=query[3]).allowed:
+                break
+        queries.append(query)
+    return queries
+
+
+class NaiveRbac:
+    """The baseline: scan every assignment, checking principal, scope prefix and role permissions."""
+
+    def __init__(self, assignments: list[RoleAssignment]) -> None:
+        perms = {rid: RolePermissions([(p.actions, p.not_actions, p.data_actions, p.not_data_actions)
+                                       for p in role.permissions]) for rid, (role, _, _) in ROLES_BY_ID.items()}
+        self.rows = [(a.principal_id, parse_scope(a.scope).key, perms[a.role_definition_id], a.condition is None)
+                     for a in assignments]
+
+    def authorize(self, principal: Principal, action: str, scope: str, *, data_action: bool) -> bool:
+        key = parse_scope(scope).key
+        wanted = normalize_action(action)
+        members = principal.lookup_set
+        allowed = False
+        for pid, akey, perms, unconditional in self.rows:
+            if (pid in members and (akey == "/" or key == akey or key.startswith(akey + "/"))
+                    and unconditional and perms.allows(wanted, data_action)):
+                allowed = True
+        return allowed
+
+
+def percentile(sorted_ns: list[int], p: float) -> float:
+    if not sorted_ns:
+        return float("nan")
+    return sorted_ns[min(len(sorted_ns) - 1, int(p * len(sorted_ns)))] / 1000
+
+
+def measure_engine(index: RbacIndex, queries: list[Query]) -> dict[str, float]:
+    for principal, action, scope, data in queries[:2000]:  # warm the caches
+        index.authorize(principal, action, scope, data_action=data)
+    timings = array("q", bytes(8 * len(queries)))
+    allowed = 0
+    clock = time.perf_counter_ns
+    start = clock()
+    for i, (principal, action, scope, data) in enumerate(queries):
+        t0 = clock()
+        decision = index.authorize(principal, action, scope, data_action=data)
+        timings[i] = clock() - t0
+        allowed += decision.allowed
+    wall = (clock() - start) / 1e9
+    ordered = sorted(timings)
+    return {
+        "decisions_per_s": len(queries) / wall,
+        "p50_us": percentile(ordered, 0.50),
+        "p99_us": percentile(ordered, 0.99),
+        "p999_us": percentile(ordered, 0.999),
+        "max_us": ordered[-1] / 1000,
+        "allowed_pct": 100 * allowed / len(queries),
+    }
+
+
+def measure_naive(naive: NaiveRbac, index: RbacIndex, queries: list[Query], budget_s: float) -> dict[str, float]:
+    timings: list[int] = []
+    clock = time.perf_counter_ns
+    deadline = clock() + int(budget_s * 1e9)
+    for principal, action, scope, data in queries:
+        t0 = clock()
+        answer = naive.authorize(principal, action, scope, data_action=data)
+        timings.append(clock() - t0)
+        if answer != index.authorize(principal, action, scope, data_action=data).allowed:
+            raise AssertionError(f"naive and index disagree on {principal.object_id} {action} {scope}")
+        if clock() > deadline:
+            break
+    ordered = sorted(timings)
+    total = sum(timings) / 1e9
+    return {"decisions_per_s": len(timings) / total, "p50_us": percentile(ordered, 0.50),
+            "p99_us": percentile(ordered, 0.99), "queries": len(timings)}
+
+
+def run_size(n: int, queries_count: int, naive_budget_s: float, seed: int) -> dict[str, object]:
+    rng = random.Random(seed + n)
+    tenant = make_tenant(n, rng)
+    gc.collect()
+    rss_before = rss_mb()
+    t0 = time.perf_counter()
+    index = RbacIndex()
+    stored: list[RoleAssignment] = []
+    skipped = 0
+    for assignment in tenant.assignments:
+        try:
+            stored.append(index.add_assignment(assignment))
+        except RoleAssignmentExists:
+            skipped += 1  # the generator drew the same principal, role and scope twice
+    build_s = time.perf_counter() - t0
+    gc.collect()
+    rss_after = rss_mb()
+    gc.freeze()  # a long-lived index: keep the collector from rescanning it (see docs/rbac.md)
+    queries = make_queries(tenant, stored, index, queries_count, rng)
+    engine = measure_engine(index, queries)
+    result: dict[str, object] = {
+        "assignments": len(index),
+        "duplicates_skipped": skipped,
+        "build_s": build_s,
+        "index_rss_mb": (rss_after - rss_before) if rss_before is not None and rss_after is not None else None,
+        "engine": engine,
+    }
+    if naive_budget_s > 0:
+        naive = NaiveRbac(stored)
+        result["naive"] = measure_naive(naive, index, queries, naive_budget_s)
+        del naive
+    del index, stored, tenant, queries
+    gc.unfreeze()
+    gc.collect()
+    return result
+
+
+def fmt(value: object, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10,10000,1000000", help="comma-separated assignment counts")
+    parser.add_argument("--queries", type=int, default=200_000, help="authorize() calls measured per size")
+    parser.add_argument("--naive-budget-s", type=float, default=3.0, help="time box of the naive baseline per size")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    results = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        print(f"... {n:,} assignments", file=sys.stderr, flush=True)
+        results.append(run_size(n, args.queries, args.naive_budget_s, args.seed))
+
+    print(f"\nRBAC authorize(), {args.queries:,} queries per size, Python {platform.python_version()} "
+          f"on {platform.machine()} ({platform.processor() or 'cpu'})\n")
+    print("| assignments | build s | index RSS MB | decisions/s | p50 µs | p99 µs | p99.9 µs | allowed % "
+          "| naive decisions/s | naive p50 µs | naive p99 µs | naive queries |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        e = r["engine"]
+        nv = r.get("naive") or {}
+        assert isinstance(e, dict) and isinstance(nv, dict)
+        print(f"| {r['assignments']:,} | {r['build_s']:.2f} | {fmt(r['index_rss_mb'], '.0f')} "
+              f"| {e['decisions_per_s']:,.0f} | {e['p50_us']:.1f} | {e['p99_us']:.1f} | {e['p999_us']:.1f} "
+              f"| {e['allowed_pct']:.1f} | {fmt(nv.get('decisions_per_s'), ',.0f')} | {fmt(nv.get('p50_us'), ',.1f')} "
+              f"| {fmt(nv.get('p99_us'), ',.1f')} | {fmt(nv.get('queries'), ',')} |")
+    out = REPO / "benchmarks" / "results" / "rbac.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"queries": args.queries, "results": results}, indent=2))
+    print(f"\nwrote {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Model backends behind one narrow interface (backends.base.ModelBackend)."""

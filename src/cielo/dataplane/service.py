@@ -1,0 +1,158 @@
+"""The Azure OpenAI operations: validate, admit under quota, run the backend, shape the answer."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from cielo.backends.base import BackendError
+from cielo.dataplane import shapes, tokens, wire
+from cielo.dataplane.backends import BackendRegistry
+from cielo.dataplane.index import Account, DataPlaneIndex, Deployment
+from cielo.dataplane.quota import QuotaLimiter
+from cielo.errors import DataPlaneError, DeploymentNotFound, RateLimited
+
+OPERATIONS = {"chat": "ChatCompletions_Create", "completions": "Completions_Create", "embeddings": "Embeddings_Create"}
+ACTIONS = {
+    "chat": "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action",
+    "completions": "Microsoft.CognitiveServices/accounts/OpenAI/deployments/completions/action",
+    "embeddings": "Microsoft.CognitiveServices/accounts/OpenAI/deployments/embeddings/action",
+    "deployments": "Microsoft.CognitiveServices/accounts/OpenAI/deployments/read",
+    "models": "Microsoft.CognitiveServices/accounts/OpenAI/models/read",
+}
+ROUTES = {
+    "chat": "POST /openai/deployments/{deployment-id}/chat/completions",
+    "completions": "POST /openai/deployments/{deployment-id}/completions",
+    "embeddings": "POST /openai/deployments/{deployment-id}/embeddings",
+    "deployments": "GET /openai/deployments",
+    "models": "GET /openai/models",
+}
+EMBEDDING_DIMENSIONS = 384
+DEFAULT_MAX_TOKENS = 16  # OpenAI's completions default; chat defaults to what is left of the context
+PASSTHROUGH = ("max_tokens", "temperature", "top_p", "n", "stop", "presence_penalty", "frequency_penalty", "seed",
+               "logprobs", "top_logprobs", "response_format", "logit_bias", "user")
+
+
+@dataclass
+class Answer:
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class Stream:
+    events: AsyncIterator[bytes]
+    headers: dict[str, str]
+
+
+class DataPlane:
+    def __init__(self, index: DataPlaneIndex, quota: QuotaLimiter, backends: BackendRegistry) -> None:
+        self.index = index
+        self.quota = quota
+        self.backends = backends
+
+    # ----------------------------------------------------------------- lookups
+    def deployment(self, account: Account, name: str) -> Deployment:
+        found = account.deployments.get(name.lower())
+        if found is None:
+            raise DeploymentNotFound(
+                "The API deployment for this resource does not exist. If you created the deployment within the last "
+                "5 minutes, please wait a moment and try again.")
+        return found
+
+    def _admit(self, deployment: Deployment, kind: str, body: dict[str, Any], api_version: str | None,
+               account: Account) -> dict[str, str]:
+        default = self.backends.context_per_slot() if kind == "chat" else DEFAULT_MAX_TOKENS
+        estimate = tokens.estimate_request(kind, body, default)
+        admission = self.quota.admit(deployment.key, deployment.rate_limits, estimate)
+        headers = {"x-ratelimit-remaining-requests": str(admission.remaining_requests),
+                   "x-ratelimit-remaining-tokens": str(admission.remaining_tokens)}
+        if admission.allowed:
+            return headers
+        seconds = max(1, int(admission.retry_after_s + 0.999))
+        which = "token rate limit" if admission.limit == "token" else "call rate limit"
+        version = f" under Azure OpenAI API version {api_version}" if api_version else ""
+        tier = "AIServices" if account.kind == "AIServices" else "OpenAI"
+        headers.update({
+            "retry-after": str(seconds), "retry-after-ms": str(int(admission.retry_after_s * 1000) or 1000),
+            "policy-id": "DeploymentRatelimit-Token" if admission.limit == "token" else "DeploymentRatelimit-Call",
+            "x-rate-limit-reset-tokens": str(seconds),
+        })
+        raise RateLimited(
+            f"Requests to the {OPERATIONS[kind]} Operation{version} have exceeded {which} of your current {tier} S0 "
+            f"pricing tier. Please retry after {seconds} seconds. Please go here: https://aka.ms/oai/quotaincrease "
+            "if you would like to further increase the default rate limit.", headers=headers)
+
+    # ----------------------------------------------------------------- completions and chat
+    async def generate(self, account: Account, deployment: Deployment, kind: str, body: dict[str, Any],
+                       api_version: str | None) -> Answer | Stream:
+        caps = dict(deployment.model.capabilities)
+        if caps.get("chatCompletion" if kind == "chat" else "completion") != "true":
+            raise DataPlaneError(f"The {OPERATIONS[kind]} operation does not work with the specified model, "
+                                 f"{deployment.model.name}. Please choose different model and try again.",
+                                 code="OperationNotSupported")
+        (wire.validate_chat if kind == "chat" else wire.validate_completions)(body)
+        headers = self._admit(deployment, kind, body, api_version, account)
+        request = {k: body[k] for k in PASSTHROUGH if body.get(k) is not None}
+        if kind == "chat":
+            request["messages"] = body["messages"]
+        else:
+            request["prompt"] = body["prompt"]
+        backend = self.backends.for_model(deployment.model)
+        model = deployment.model.name
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return Stream(self._events(backend.stream(kind, request), kind, model, include_usage), headers)
+        try:
+            result = await backend.complete(kind, request)
+        except BackendError as exc:
+            raise _from_backend(exc) from exc
+        return Answer(shapes.finish(kind, result, model, body), headers)
+
+    async def _events(self, chunks: AsyncIterator[dict[str, Any]], kind: str, model: str,
+                      include_usage: bool) -> AsyncIterator[bytes]:
+        stream_id = shapes.new_id(kind)
+        created = int(time.time())
+        yield shapes.prompt_annotation_event()
+        try:
+            async for raw in chunks:
+                out = shapes.chunk(kind, raw, stream_id, created, model, include_usage)
+                if out is not None:
+                    yield shapes.sse(out)
+        except BackendError as exc:
+            error = _from_backend(exc)
+            yield shapes.sse({"error": {"code": error.code, "message": error.message}})
+        yield shapes.sse("[DONE]")
+
+    # ----------------------------------------------------------------- embeddings
+    async def embeddings(self, account: Account, deployment: Deployment, body: dict[str, Any],
+                         api_version: str | None) -> Answer:
+        if not deployment.model.is_embedding:
+            raise DataPlaneError(f"The Embeddings_Create operation does not work with the specified model, "
+                                 f"{deployment.model.name}. Please choose different model and try again.",
+                                 code="OperationNotSupported")
+        inputs = wire.validate_embeddings(body, EMBEDDING_DIMENSIONS)
+        headers = self._admit(deployment, "embeddings", body, api_version, account)
+        try:
+            vectors, used = await self.backends.for_model(deployment.model).embed(inputs)
+        except BackendError as exc:
+            raise _from_backend(exc) from exc
+        as_base64 = body.get("encoding_format") == "base64"
+        data = [{"object": "embedding", "index": i,
+                 "embedding": _b64(v) if as_base64 else v} for i, v in enumerate(vectors)]
+        return Answer({"object": "list", "data": data, "model": deployment.model.name,
+                       "usage": {"prompt_tokens": used, "total_tokens": used}}, headers)
+
+
+def _b64(vector: list[float]) -> str:
+    """Little-endian float32, as the openai client decodes `encoding_format=base64` (client-compat.md §4.1)."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+def _from_backend(exc: BackendError) -> DataPlaneError:
+    error_type = "invalid_request_error" if exc.status == 400 else None
+    return DataPlaneError(exc.message, code=exc.code, status=exc.status, param=exc.param, error_type=error_type)

