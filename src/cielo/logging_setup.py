@@ -27,12 +27,24 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
+    """Redacts the message and each string argument. Arguments are kept when redacting them one by one gives
+    the same text (uvicorn's access formatter reads them); otherwise the record is flattened to its text."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact(message)
-        if cleaned != message:
-            record.msg = cleaned
-            record.args = None
+        if cleaned == message:
+            return True
+        if isinstance(record.args, tuple):
+            args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+            try:
+                if str(record.msg) % args == cleaned:
+                    record.args = args
+                    return True
+            except (TypeError, ValueError):
+                pass
+        record.msg = cleaned
+        record.args = None
         return True
 
 

@@ -116,7 +116,7 @@ def make_cli(server: CieloServer, client_env: dict[str, str], tmp_path: Path, na
     # running az) see the same sign-in.
     config = client_env.get("CIELO_CONFIG_DIR") if name == "cli" else None
     env.update({"HOME": str(home), "CIELO_CONFIG_DIR": config or str(tmp_path / f"{name}-config"),
-                "PYTHONDONTWRITEBYTECODE": "1", "NO_COLOR": "1"})
+                "PYTHONDONTWRITEBYTECODE": "1"})
     return Cli(server, env, home)
 
 

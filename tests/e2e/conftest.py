@@ -12,6 +12,7 @@ from identity_support import (
     OidcIssuer,
     UserAccount,
     fetch_metadata,
+    graph,
     listens_on_443,
     make_certificate,
     new_app,
@@ -62,7 +63,7 @@ def federated_app(cielo_server: CieloServer, oidc_issuer: OidcIssuer) -> dict[st
     """An application (no secret) that trusts one subject of the test OIDC issuer."""
     app = new_app(cielo_server, "e2e-wi", secret=False)
     subject = "system:serviceaccount:default:workload"
-    cielo_server.graph("POST", f"/applications/{app['objectId']}/federatedIdentityCredentials", {
+    graph(cielo_server, "POST", f"/applications/{app['objectId']}/federatedIdentityCredentials", {
         "name": "k8s", "issuer": oidc_issuer.url, "subject": subject, "audiences": [EXCHANGE_AUDIENCE],
     })
     return {**app, "subject": subject}

@@ -162,13 +162,41 @@ def token_post(server: CieloServer, form: dict[str, str] | None = None, *, tenan
 
 
 # ----------------------------------------------------------------------------- directory objects
-def new_app(server: CieloServer, prefix: str, **kwargs: Any) -> dict[str, Any]:
-    return server.create_app(f"{prefix}-{secrets.token_hex(4)}", **kwargs)
+_ADMIN_TOKENS: dict[tuple[str, str], str] = {}
+
+
+def admin_token(server: CieloServer) -> str:
+    """A Graph token for the administrator, fetched once per server (each sign-in costs an argon2 hash)."""
+    key = (server.base_url, str(server.data_dir))
+    if key not in _ADMIN_TOKENS:
+        _ADMIN_TOKENS[key] = server.admin_token()
+    return _ADMIN_TOKENS[key]
+
+
+def graph(server: CieloServer, method: str, path: str, body: Any = None) -> Any:
+    """`server.graph`, with the administrator's token reused."""
+    with httpx.Client(base_url=server.base_url, verify=_tls(server), timeout=30) as client:
+        response = client.request(method, "/v1.0" + path, json=body,
+                                  headers={"Authorization": f"Bearer {admin_token(server)}"})
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+def new_app(server: CieloServer, prefix: str, *, secret: bool = True, sp: bool = True) -> dict[str, Any]:
+    """An app registration (+ secret, + service principal), as `server.create_app` makes one."""
+    app = graph(server, "POST", "/applications", {"displayName": f"{prefix}-{secrets.token_hex(4)}"})
+    result = {"appId": app["appId"], "objectId": app["id"]}
+    if secret:
+        result["secret"] = graph(server, "POST", f"/applications/{app['id']}/addPassword",
+                                 {"passwordCredential": {"displayName": "test"}})["secretText"]
+    if sp:
+        result["spObjectId"] = graph(server, "POST", "/servicePrincipals", {"appId": app["appId"]})["id"]
+    return result
 
 
 def new_user(server: CieloServer, prefix: str = "alice") -> UserAccount:
     upn = f"{prefix}-{secrets.token_hex(4)}@cielo.local"
-    created = server.graph("POST", "/users", {
+    created = graph(server, "POST", "/users", {
         "userPrincipalName": upn, "displayName": prefix.title(),
         "passwordProfile": {"password": USER_PASSWORD},
     })
@@ -220,7 +248,7 @@ def make_certificate(directory: Path, name: str = "cielo-e2e-app") -> AppCertifi
 
 
 def register_certificate(server: CieloServer, app: dict[str, Any], cert: AppCertificate) -> None:
-    server.graph("PATCH", f"/applications/{app['objectId']}", {"keyCredentials": [{
+    graph(server, "PATCH", f"/applications/{app['objectId']}", {"keyCredentials": [{
         "type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.b64encode(cert.der).decode(),
     }]})
 

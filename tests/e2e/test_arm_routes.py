@@ -10,7 +10,7 @@ from conftest_arm import (
     READER,
     RG_READ,
     Arm,
-    arm,  # noqa: F401 (fixture)
+    arm_fixture,  # noqa: F401 (the `arm` fixture)
     assert_denied,
     error_of,
     new_name,
@@ -162,8 +162,9 @@ def test_deleting_a_group_deletes_its_accounts_deployments_and_role_assignments(
 
     # A group and account created again under the same names do not bring the old grants back.
     assert arm.call("PUT", arm.rg_path(rg), arm.admin, {"location": "local"}).status_code == 201
-    assert arm.call("PUT", account_scope, arm.admin, {"location": "local", "kind": "OpenAI", "sku": {"name": "S0"},
-                                                      "properties": {"customSubDomainName": account}}).status_code == 201
+    recreated = arm.call("PUT", account_scope, arm.admin, {"location": "local", "kind": "OpenAI", "sku": {"name": "S0"},
+                                                           "properties": {"customSubDomainName": account}})
+    assert recreated.status_code == 201, recreated.text
     assert_denied(arm.call("GET", account_scope, user), user, ACCOUNT_READ, account_scope)
     assert_denied(arm.call("GET", arm.rg_path(rg), user), user, RG_READ, arm.rg_path(rg))
     assert arm.call("DELETE", arm.rg_path(rg), arm.admin).status_code == 200
@@ -212,7 +213,7 @@ def test_account_lifecycle(arm: Arm) -> None:
 def test_account_lists_show_only_what_the_caller_may_read(arm: Arm) -> None:
     rg = arm.new_rg()
     mine, other = arm.new_account(rg), arm.new_account(rg)
-    user = arm.new_user()
+    user = arm.new_sp()
     arm.assign(READER, user, arm.account_path(rg, mine))
     in_sub = arm.call("GET", arm.sub_path + "/providers/Microsoft.CognitiveServices/accounts", user)
     assert [a["name"] for a in in_sub.json()["value"]] == [mine]
@@ -274,7 +275,7 @@ def test_list_keys_is_refused_when_local_auth_is_disabled(arm: Arm) -> None:
 def test_key_actions_are_authorized(arm: Arm) -> None:
     rg = arm.new_rg()
     path = arm.account_path(rg, arm.new_account(rg))
-    reader, cs_user = arm.new_user(), arm.new_user()
+    reader, cs_user = arm.new_sp(), arm.new_sp()
     arm.assign(READER, reader, arm.rg_path(rg))
     arm.assign(COGNITIVE_SERVICES_USER, cs_user, arm.rg_path(rg))
     assert_denied(arm.call("POST", path + "/listKeys", reader), reader,
@@ -350,7 +351,7 @@ def test_deployment_writes_are_authorized(arm: Arm) -> None:
     rg = arm.new_rg()
     account = arm.new_account(rg)
     path = arm.deployment_path(rg, account, arm.new_deployment(rg, account))
-    reader = arm.new_user()
+    reader = arm.new_sp()
     arm.assign(READER, reader, arm.rg_path(rg))
     assert arm.call("GET", path, reader).status_code == 200
     before = arm.call("GET", path, arm.admin).json()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -36,8 +37,11 @@ def test_output_formats(admin: Cli, cielo_server: CieloServer) -> None:
     shown = json.loads(as_json)
     assert list(shown) == sorted(shown)  # az sorts keys
     assert as_json.startswith('{\n  "environmentName"') and as_json.endswith("}\n")
-    # Not a terminal: jsonc is plain json, no colour codes.
+    # Not a terminal: jsonc is plain json, no colour codes. On a terminal it is coloured.
     assert admin.run("account", "show", "-o", "jsonc").stdout == as_json
+    coloured = _on_a_terminal(admin, "account", "show", "-o", "jsonc")
+    assert "\x1b[" in coloured and json.loads(re.sub(r"\x1b\[[0-9;]*m", "", coloured)) == shown
+    assert "\x1b[" not in _on_a_terminal(admin, "account", "show", "-o", "json")
     assert yaml.safe_load(admin.run("account", "show", "-o", "yaml").stdout) == shown
     assert admin.run("account", "show", "-o", "none").stdout == ""
     assert admin.run("account", "show", "-o", "JSON").stdout == as_json
@@ -62,6 +66,33 @@ def test_output_formats(admin: Cli, cielo_server: CieloServer) -> None:
     bad_output = admin.run("account", "show", "-o", "xml", ok=False)
     assert bad_output.returncode == 2 and "xml" in bad_output.stderr and bad_output.stdout == ""
     assert "--query" in admin.fails("account", "show", "--query", "user.[").stderr
+
+
+def _on_a_terminal(cli: Cli, *args: str) -> str:
+    """stdout of `cielo ARGS` when it is a terminal (a pseudo-terminal here)."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([*CLI, *args], env=cli.env, stdout=follower, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, timeout=60)
+    finally:
+        os.close(follower)
+    chunks = []
+    try:
+        assert done.returncode == 0, done.stderr
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal has no writer any more
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+    return b"".join(chunks).decode().replace("\r\n", "\n")
 
 
 def test_a_bad_query_is_refused_before_the_command_runs(admin: Cli) -> None:
@@ -131,10 +162,13 @@ def test_errors_are_az_style(cli: Cli, cielo_server: CieloServer) -> None:
 
 # ----------------------------------------------------------------------------- env and cloud
 def test_env_prints_exports_that_work(cli: Cli, cielo_server: CieloServer) -> None:
-    result = cli.run("env", "--data-dir", str(cielo_server.data_dir), "--port", str(cielo_server.port))
-    exports = dict(line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines())
     bundle = str(cielo_server.data_dir / "tls" / "bundle.pem")
-    assert exports["REQUESTS_CA_BUNDLE"] == exports["SSL_CERT_FILE"] == bundle
+    for extra in ([], ["--port", str(cielo_server.port)]):
+        result = cli.run("env", "--data-dir", str(cielo_server.data_dir), *extra)
+        lines = result.stdout.splitlines()
+        assert all(line.startswith("export ") for line in lines), lines
+        exports = dict(line.removeprefix("export ").split("=", 1) for line in lines)
+        assert exports["REQUESTS_CA_BUNDLE"] == exports["SSL_CERT_FILE"] == bundle
     assert exports["CIELO_ENDPOINT"] == exports["AZURE_AUTHORITY_HOST"] == cielo_server.base_url
     # One bundle with Cielo's CA *and* the system CAs (each variable replaces the default store).
     assert Path(bundle).read_text().count("BEGIN CERTIFICATE") > 1

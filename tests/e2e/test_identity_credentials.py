@@ -32,6 +32,7 @@ from identity_support import (
     check_app_token,
     check_user_token,
     decode,
+    graph,
     new_app,
 )
 
@@ -208,7 +209,7 @@ def test_app_token_for_v2_api(client_env: dict[str, str], cielo_server: CieloSer
                               secret_app: dict[str, Any]) -> None:
     """An API that asks for v2 tokens (requestedAccessTokenVersion 2): aud is its appId, iss the v2 issuer."""
     uri = f"api://e2e-v2-{secrets.token_hex(3)}"
-    api = cielo_server.graph("POST", "/applications", {
+    api = graph(cielo_server, "POST", "/applications", {
         "displayName": "e2e-v2-api", "identifierUris": [uri], "api": {"requestedAccessTokenVersion": 2}})
     with ClientSecretCredential(cielo_server.tenant_id, secret_app["appId"], secret_app["secret"],
                                 authority=cielo_server.base_url, disable_instance_discovery=True) as credential:

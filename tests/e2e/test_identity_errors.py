@@ -23,8 +23,10 @@ from identity_support import (
     AppCertificate,
     Metadata,
     UserAccount,
+    admin_token,
     check_app_token,
     check_oauth_error,
+    graph,
     make_certificate,
     new_app,
     token_post,
@@ -54,7 +56,7 @@ def _assert_app_intact(server: CieloServer, app: dict[str, Any], metadata: Metad
     assert response.status_code == 200, response.text
     check_app_token(response.json()["access_token"], metadata, audience=COGNITIVE, app_id=app["appId"],
                     sp_object_id=app["spObjectId"], acr="1")
-    registered = server.graph("GET", f"/applications/{app['objectId']}")
+    registered = graph(server, "GET", f"/applications/{app['objectId']}")
     assert len(registered["passwordCredentials"]) == 1
     assert registered["passwordCredentials"][0]["secretText"] is None
     assert registered["keyCredentials"] == []
@@ -92,7 +94,7 @@ def test_expired_secret(cielo_server: CieloServer, metadata: Metadata) -> None:
     """A secret whose endDateTime has passed is refused with AADSTS7000222 (not as a wrong secret)."""
     expiring = new_app(cielo_server, "e2e-expiring", secret=False)
     end = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=3)
-    added = cielo_server.graph("POST", f"/applications/{expiring['objectId']}/addPassword",
+    added = graph(cielo_server, "POST", f"/applications/{expiring['objectId']}/addPassword",
                                {"passwordCredential": {"displayName": "short", "endDateTime": end.isoformat()}})
     expiring["secret"] = added["secretText"]
     before = token_post(cielo_server, _client_credentials(expiring))
@@ -106,9 +108,9 @@ def test_secret_with_past_end_date_is_refused(cielo_server: CieloServer, app: di
     with cielo_server.http() as client:
         response = client.post(f"/v1.0/applications/{app['objectId']}/addPassword",
                                json={"passwordCredential": {"endDateTime": "2020-01-01T00:00:00Z"}},
-                               headers={"Authorization": f"Bearer {cielo_server.admin_token()}"})
+                               headers={"Authorization": f"Bearer {admin_token(cielo_server)}"})
     assert response.status_code == 400
-    assert cielo_server.graph("GET", f"/applications/{app['objectId']}")["passwordCredentials"].__len__() == 1
+    assert graph(cielo_server, "GET", f"/applications/{app['objectId']}")["passwordCredentials"].__len__() == 1
 
 
 def test_unknown_tenant(cielo_server: CieloServer, app: dict[str, Any]) -> None:
@@ -118,13 +120,21 @@ def test_unknown_tenant(cielo_server: CieloServer, app: dict[str, Any]) -> None:
 
 def test_unknown_tenant_through_msal(client_env: dict[str, str], cielo_server: CieloServer,
                                      app: dict[str, Any]) -> None:
-    """MSAL reads the discovery document first; an unknown tenant fails there, not with a crash."""
+    """MSAL reads the discovery document first; there Entra answers `invalid_tenant` (AADSTS90002),
+    and MSAL puts that body in its error."""
     import requests
 
-    with requests.Session() as session, pytest.raises(ValueError, match="tenant"):
+    tenant = str(uuid.uuid4())
+    with requests.Session() as session, pytest.raises(ValueError) as raised:
         msal.ConfidentialClientApplication(app["appId"], client_credential=app["secret"],
-                                           authority=f"{cielo_server.base_url}/{uuid.uuid4()}",
+                                           authority=f"{cielo_server.base_url}/{tenant}",
                                            instance_discovery=False, http_client=session)
+    chain = [str(exc) for exc in (raised.value, raised.value.__cause__, raised.value.__context__) if exc]
+    assert any("invalid_tenant" in text and "AADSTS90002" in text for text in chain), chain
+    with cielo_server.http() as client:
+        for path in ("v2.0/.well-known/openid-configuration", ".well-known/openid-configuration",
+                     "discovery/v2.0/keys"):
+            check_oauth_error(client.get(f"/{tenant}/{path}"), 400, "invalid_tenant", 90002)
 
 
 def test_unknown_application(cielo_server: CieloServer) -> None:
@@ -409,7 +419,7 @@ def test_garbage_assertion(cielo_server: CieloServer, assertion_app: dict[str, A
 
 def test_assertion_app_intact(cielo_server: CieloServer, metadata: Metadata,
                               assertion_app: dict[str, Any]) -> None:
-    registered = cielo_server.graph("GET", f"/applications/{assertion_app['objectId']}")
+    registered = graph(cielo_server, "GET", f"/applications/{assertion_app['objectId']}")
     assert len(registered["keyCredentials"]) == 1
     assert len(registered["passwordCredentials"]) == 1
     response = token_post(cielo_server, _client_credentials(assertion_app))

@@ -23,6 +23,7 @@ from identity_support import (
     auto_post_form,
     check_oauth_error,
     check_user_token,
+    graph,
     query_of,
     sign_in_via_browser,
     submit_sign_in,
@@ -98,9 +99,9 @@ def test_auth_code_flow_confidential_web_app(client_env: dict[str, str], cielo_s
     """A registered web app with a secret: the redirect URI must be registered, and the user token
     names the app with appidacr "1"."""
     redirect = "https://localhost:8443/signin-oidc"
-    registered = cielo_server.graph("POST", "/applications", {
+    registered = graph(cielo_server, "POST", "/applications", {
         "displayName": f"e2e-web-{secrets.token_hex(3)}", "web": {"redirectUris": [redirect]}})
-    secret = cielo_server.graph("POST", f"/applications/{registered['id']}/addPassword",
+    secret = graph(cielo_server, "POST", f"/applications/{registered['id']}/addPassword",
                                 {"passwordCredential": {"displayName": "web"}})["secretText"]
     app = msal.ConfidentialClientApplication(
         registered["appId"], client_credential=secret,
@@ -122,9 +123,9 @@ def test_auth_code_flow_form_post(client_env: dict[str, str], cielo_server: Ciel
     """response_mode=form_post, which MSAL recommends for web apps: the code comes back in an
     auto-submitting form that POSTs to the redirect URI, never in a URL."""
     redirect = "https://localhost:8443/signin-oidc"
-    registered = cielo_server.graph("POST", "/applications", {
+    registered = graph(cielo_server, "POST", "/applications", {
         "displayName": f"e2e-formpost-{secrets.token_hex(3)}", "web": {"redirectUris": [redirect]}})
-    secret = cielo_server.graph("POST", f"/applications/{registered['id']}/addPassword",
+    secret = graph(cielo_server, "POST", f"/applications/{registered['id']}/addPassword",
                                 {"passwordCredential": {"displayName": "web"}})["secretText"]
     app = msal.ConfidentialClientApplication(
         registered["appId"], client_credential=secret,

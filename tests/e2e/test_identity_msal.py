@@ -4,6 +4,7 @@ flow, refresh tokens) against a real `cielo up`, with `instance_discovery=False`
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from identity_support import (
     check_app_token,
     check_user_token,
     decode,
+    graph,
     new_app,
     new_user,
 )
@@ -187,12 +189,12 @@ def test_user_token_for_v2_application(client_env: dict[str, str], cielo_server:
                                        metadata: Metadata, member_user: UserAccount,
                                        public_app: msal.PublicClientApplication, needs_443: None) -> None:
     """An API registered with requestedAccessTokenVersion 2 gets v2 tokens: aud = its appId."""
-    api = cielo_server.graph("POST", "/applications", {
-        "displayName": "e2e-v2-api", "identifierUris": ["api://e2e-v2-api"],
-        "api": {"requestedAccessTokenVersion": 2},
+    uri = f"api://e2e-v2-user-{secrets.token_hex(3)}"
+    api = graph(cielo_server, "POST", "/applications", {
+        "displayName": "e2e-v2-api", "identifierUris": [uri], "api": {"requestedAccessTokenVersion": 2},
     })
     result = public_app.acquire_token_by_username_password(member_user.upn, member_user.password,
-                                                            scopes=["api://e2e-v2-api/Data.Read"])
+                                                            scopes=[f"{uri}/Data.Read"])
     assert "access_token" in result, result
     claims = decode(result["access_token"], metadata.jwks, api["appId"])
     assert claims["iss"] == metadata.issuer_v2

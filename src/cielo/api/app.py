@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
-from cielo.api import arm, errors, graph, oauth, openai
+from cielo.api import arm, errors, graph, managed_identity, oauth, openai
 from cielo.control.access import AccessService
 from cielo.control.authorization import AuthorizationService
+from cielo.control.identities import IdentityService
 from cielo.control.models import MOCK, ModelCatalogue, parse_gguf, parse_upstream
 from cielo.control.resources import ResourceService
 from cielo.core.clock import Clock, SystemClock
@@ -35,7 +36,7 @@ from cielo.store.db import open_engine
 from cielo.store.directory import DirectoryRepo
 from cielo.store.generation import Generation
 from cielo.store.grants import GrantRepo
-from cielo.store.resources import ResourceRepo
+from cielo.store.resources import HostCredentialRepo, ResourceRepo
 from cielo.web import pages
 
 log = logging.getLogger("cielo")
@@ -55,6 +56,7 @@ class Services:
     access: AccessService
     authorization: AuthorizationService
     dataplane: DataPlane
+    identities: IdentityService
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -82,13 +84,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     access = AccessService(resource_repo, view, Generation(settings.data_dir / "rbac.generation"), clock,
                            settings.rbac_propagation_delay_s)
     authorization = AuthorizationService(access, resource_repo, repo, clock)
+    identities = IdentityService(resources, repo, access, HostCredentialRepo(engine), clock)
     dataplane = DataPlane(
         DataPlaneIndex(resource_repo, repo, catalogue, Generation(settings.data_dir / "resources.generation")),
         QuotaLimiter(clock),
         BackendRegistry(n_ctx=settings.model_ctx, n_parallel=settings.model_parallel, threads=settings.model_threads),
     )
     return Services(settings, clock, keys, DirectoryService(repo, clock), view, grants, TokenService(ctx),
-                    validator, resources, access, authorization, dataplane)
+                    validator, resources, access, authorization, dataplane, identities)
 
 
 def build_catalogue(settings: Settings) -> ModelCatalogue:
@@ -115,6 +118,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.access = services.access
     app.state.authorization_service = services.authorization
     app.state.dataplane = services.dataplane
+    app.state.identity_service = services.identities
     errors.install(app)
     openai.install_errors(app)
 
@@ -125,6 +129,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # The data plane and the token endpoint are the hottest routes: they are matched first.
     app.include_router(openai.router)
     app.include_router(oauth.router)
+    app.include_router(managed_identity.router)
     app.include_router(pages.router)
     app.include_router(graph.router)
     app.include_router(arm.router)

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from cielo.api import arm_compute
 from cielo.api.arm_context import ArmContext, arm_context, require_api_version
 from cielo.control import authorization as authz
 from cielo.control.naming import check_case_unambiguous
@@ -195,6 +196,8 @@ async def dispatch(request: Request, rest: str) -> Response:
             return _list_in_group(request, ctx, sub, rg)
         if tail_lower[2] == "providers" and len(tail) >= 5 and tail_lower[3] == "microsoft.cognitiveservices":
             return await _cognitive(request, ctx, sub, rg, tail[4:], method)
+        if tail_lower[2] == "providers" and len(tail) >= 5 and tail_lower[3] in arm_compute.NAMESPACES:
+            return await arm_compute.handle(request, ctx, sub.id, rg, tail[3:], method)
     if tail_lower[0] == "providers" and len(tail) == 3 and tail_lower[1] == "microsoft.cognitiveservices" \
             and tail_lower[2] == "accounts":
         return _list_accounts(request, ctx, sub, None)

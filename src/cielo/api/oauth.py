@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from cielo.api.errors import NO_STORE
 from cielo.api.forms import basic_credentials, read_form, request_base
+from cielo.errors import TenantNotFound
 from cielo.identity.context import TokenRequest
 from cielo.identity.service import TokenService
 from cielo.identity.tokens import issuer_v1, issuer_v2
@@ -34,9 +35,18 @@ def _tenant_id_text(tenant: Tenant | None) -> str:
     return tenant.id if tenant else "{tenantid}"
 
 
+def _metadata_tenant(request: Request, segment: str) -> Tenant | None:
+    """The tenant of a metadata request. Entra's metadata endpoints call an unknown tenant
+    `invalid_tenant` (MSAL and az print that body); its token endpoint calls it `invalid_request`."""
+    try:
+        return _service(request).resolve_tenant(segment)
+    except TenantNotFound as exc:
+        exc.error = "invalid_tenant"
+        raise
+
+
 def _discovery(request: Request, segment: str, version: int) -> dict[str, Any]:
-    service = _service(request)
-    tenant = service.resolve_tenant(segment)
+    tenant = _metadata_tenant(request, segment)
     base = request_base(request)
     issuer_base = request.app.state.settings.base_url
     tid = _tenant_id_text(tenant)
@@ -112,7 +122,7 @@ async def discovery_v1(tenant: str, request: Request) -> Response:
 @router.get("/{tenant}/discovery/v2.0/keys")
 @router.get("/{tenant}/discovery/keys")
 async def jwks(tenant: str, request: Request) -> Response:
-    _service(request).resolve_tenant(tenant)
+    _metadata_tenant(request, tenant)
     return _json(request.app.state.keys.jwks(), headers=_DISCOVERY_HEADERS)
 
 

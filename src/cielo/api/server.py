@@ -45,6 +45,8 @@ def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) 
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
         timeout_keep_alive=30,
+        # Idle keep-alive connections must not hold a shutdown up.
+        timeout_graceful_shutdown=3,
         lifespan="off",
     )
     server = uvicorn.Server(config)

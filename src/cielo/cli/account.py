@@ -94,6 +94,8 @@ def _entries(client: CieloClient, arm_token: str, user_name: str, user_type: str
 @click.option("-p", "--password", default=None,
               help="Password, or with --service-principal a client secret or a PEM file with key and certificate.")
 @click.option("--service-principal", is_flag=True, help="Sign in with a service principal.")
+@click.option("--identity", is_flag=True,
+              help="Sign in with this host's managed identity (--username CLIENT_ID for a user-assigned one).")
 @click.option("--certificate", default=None, type=click.Path(dir_okay=False),
               help="With --service-principal: a PEM file holding the private key and certificate.")
 @click.option("--federated-token", default=None,
@@ -103,7 +105,7 @@ def _entries(client: CieloClient, arm_token: str, user_name: str, user_type: str
 @click.option("--allow-no-subscriptions", is_flag=True, help="Sign in even without access to any subscription.")
 @click.option("--scope", default=None, help="Scope to consent to while signing in (default: the resource manager).")
 @global_options
-def login(username: str | None, password: str | None, service_principal: bool, certificate: str | None,
+def login(username: str | None, password: str | None, service_principal: bool, identity: bool, certificate: str | None,
           federated_token: str | None, tenant: str | None, use_device_code: bool,
           allow_no_subscriptions: bool, scope: str | None) -> list[dict[str, Any]]:
     """Sign in to Cielo: device code (default without a browser), browser, user name and password,
@@ -111,11 +113,21 @@ def login(username: str | None, password: str | None, service_principal: bool, c
     config = CliConfig.load()
     client = open_client(config)
     arm_scope = scope or resource_scope(ARM_RESOURCE)
+    account: dict[str, Any]
     try:
-        if service_principal:
+        if identity:
+            from cielo.cli.managed_login import managed_identity_token
+
+            body = managed_identity_token(ARM_RESOURCE, username)
+            claims = jwt_claims(body["access_token"])
+            tenant_id = claims["tid"]
+            user_name = "userAssignedIdentity" if username else "systemAssignedIdentity"
+            user_type = "servicePrincipal"
+            account = {"kind": "managedIdentity", "client_id": (username or "").lower(), "tenant": tenant_id}
+        elif service_principal:
             if not username or not tenant:
                 raise CliError("--service-principal needs --username APP_ID and --tenant TENANT.")
-            account: dict[str, Any] = {"kind": "servicePrincipal", "client_id": username.lower()}
+            account = {"kind": "servicePrincipal", "client_id": username.lower()}
             if federated_token:
                 account["federated_token"] = federated_token
             elif certificate or (password and Path(password).is_file()):
@@ -151,6 +163,10 @@ def login(username: str | None, password: str | None, service_principal: bool, c
                        "refresh_token": body.get("refresh_token", "")}
         entries = _entries(client, body["access_token"], user_name, user_type, tenant_id,
                            allow_no_subscriptions)
+        if identity:
+            info = f"MSIClient-{username}" if username else "MSI"
+            for entry in entries:
+                entry["user"]["assignedIdentityInfo"] = info
     finally:
         client.close()
     with token_lock():

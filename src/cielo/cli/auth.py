@@ -97,6 +97,10 @@ def request_token(client: CieloClient, account: dict[str, Any], scope: str, tena
     if kind == "user":
         form.update({"grant_type": "refresh_token", "refresh_token": account["refresh_token"]})
         form["scope"] = f"{scope} offline_access openid profile"
+    elif kind == "managedIdentity":
+        from cielo.cli.managed_login import managed_identity_token
+
+        return managed_identity_token(scope, account.get("client_id") or None)
     elif kind == "servicePrincipal":
         form["grant_type"] = "client_credentials"
         if account.get("secret"):

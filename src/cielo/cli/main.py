@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from cielo.cli import account, ad, cognitiveservices, group, role, shim
+from cielo.cli import account, ad, agent, cognitiveservices, compute, group, role, shim
 from cielo.cli.auth import prog_name
 from cielo.cli.up import env, keys, up
 
@@ -31,6 +31,11 @@ cli.add_command(shim.az_shim)
 cli.add_command(group.group)
 cli.add_command(role.role)
 cli.add_command(cognitiveservices.cognitiveservices)
+cli.add_command(compute.vm)
+cli.add_command(compute.vmss)
+cli.add_command(compute.webapp)
+cli.add_command(compute.identity)
+cli.add_command(agent.agent)
 
 
 def main() -> None:

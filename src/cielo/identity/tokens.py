@@ -88,10 +88,11 @@ class TokenMinter:
         client_auth: str,
         scopes: Iterable[str] = (),
         now: float,
+        lifetime_s: int | None = None,
     ) -> MintedToken:
         """`client_auth` is Entra's appidacr: "0" public client, "1" secret, "2" certificate/assertion."""
         iat = int(now)
-        exp = iat + self._lifetime()
+        exp = iat + (lifetime_s or self._lifetime())
         tid = subject.tenant_id
         claims: dict[str, object] = {"aud": audience}
         if version == 2:

@@ -245,6 +245,17 @@ custom_roles = Table(
 )
 
 
+host_credentials = Table(
+    "host_credentials",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("resource_key", String(1024), nullable=False, index=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

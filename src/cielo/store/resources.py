@@ -241,6 +241,44 @@ class ResourceRepo:
         return found is not None
 
 
+@dataclass(frozen=True)
+class HostCredential:
+    id: str
+    resource_key: str
+    secret_hash: str
+    created_at: float
+    revoked: bool
+
+
+class HostCredentialRepo:
+    """Credentials that enroll a host agent to one compute resource (stored hashed)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def add(self, credential: HostCredential) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(insert(db.host_credentials).values(**credential.__dict__))
+
+    def get(self, credential_id: str) -> HostCredential | None:
+        t = db.host_credentials
+        with self._engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.id == credential_id.lower())).first()
+        return HostCredential(row.id, row.resource_key, row.secret_hash, row.created_at, bool(row.revoked)) \
+            if row else None
+
+    def revoke_for(self, resource_key: str) -> int:
+        t = db.host_credentials
+        with self._engine.begin() as conn:
+            return int(conn.execute(update(t).where(t.c.resource_key == resource_key.lower()).values(revoked=True))
+                       .rowcount)
+
+    def delete_for(self, resource_key: str) -> None:
+        t = db.host_credentials
+        with self._engine.begin() as conn:
+            conn.execute(delete(t).where(t.c.resource_key == resource_key.lower()))
+
+
 def _assignment(row: Row[Any]) -> StoredAssignment:
     return StoredAssignment(
         row.name, row.scope, row.tenant_id, row.role_definition_name, row.principal_id, row.principal_type,

