@@ -174,9 +174,6 @@ def test_deleted_service_principal_is_denied_at_once(arm: Arm, delete: str) -> N
     assert held(arm, sp) == []
 
 
-@pytest.mark.xfail(reason="RBAC engine bug: rbac.model.Principal.lookup_ids holds only the object id, never its "
-                          "group ids, so group assignments grant nothing (tests/unit/rbac group tests fail too)",
-                   strict=False)
 def test_group_membership_grants_and_removal_revokes_at_once(arm: Arm) -> None:
     rg = arm.rg_path(arm.new_rg())
     user = arm.new_user()

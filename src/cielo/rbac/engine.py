@@ -17,7 +17,6 @@ import dataclasses
 import gc
 import threading
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
 
 from cielo.core.clock import Clock, SystemClock
 from cielo.rbac.actions import RolePermissions, normalize_action
@@ -40,16 +39,18 @@ _COW_MAX = 32
 _CUSTOM_ROLE_SCOPE_KINDS = (ScopeKind.MANAGEMENT_GROUP, ScopeKind.SUBSCRIPTION, ScopeKind.RESOURCE_GROUP)
 
 
-class _Entry(NamedTuple):
-    assignment: RoleAssignment
-    effective_at: float  # 0.0 when there is no propagation delay
+# (assignment, effective_at): plain tuples, ten times cheaper to build than a NamedTuple. effective_at is
+# 0.0 without a propagation delay.
+_Entry = tuple[RoleAssignment, float]
+_NO_PRINCIPALS: dict[str, tuple[_Entry, ...]] = {}
 
 
 class _Role:
-    __slots__ = ("definition", "everywhere", "name", "permissions", "scopes")
+    __slots__ = ("builtin", "definition", "everywhere", "name", "permissions", "scopes")
 
     def __init__(self, definition: RoleDefinition) -> None:
         self.definition = definition
+        self.builtin = definition.is_builtin
         self.name = definition.role_name
         self.permissions = RolePermissions(
             (p.actions, p.not_actions, p.data_actions, p.not_data_actions) for p in definition.permissions
@@ -84,7 +85,7 @@ class RbacIndex:
         self._roles: dict[str, _Role] = {role.id: _Role(role) for role in BUILTIN_ROLES}
         self._role_names: dict[str, str] = {fold(role.role_name): role.id for role in BUILTIN_ROLES}
         self._scopes: dict[str, dict[str, tuple[_Entry, ...]]] = {}
-        self._by_id: dict[str, tuple[str, _Entry]] = {}  # assignment id -> (scope key, entry)
+        self._by_id: dict[str, tuple[str, RoleAssignment, float]] = {}  # id -> (scope key, assignment, effective_at)
         self._by_principal: dict[str, set[str]] = {}  # principal id -> assignment ids
         self._by_custom_role: dict[str, set[str]] = {}  # custom role id -> assignment ids
         for role in custom_roles:
@@ -134,7 +135,7 @@ class RbacIndex:
         compiled = _Role(stored)  # compiles the patterns: raises InvalidAction before anything changes
         with self._lock:
             previous = self._roles.get(stored.id)
-            if previous is not None and previous.definition.is_builtin:
+            if previous is not None and previous.builtin:
                 raise InvalidRoleDefinition(f"'{previous.name}' is a built-in role and cannot be changed.")
             same_name = self._role_names.get(fold(stored.role_name))
             if same_name is not None and same_name != stored.id:
@@ -142,7 +143,7 @@ class RbacIndex:
                     "A custom role with the same name already exists in this directory."
                 )
             for assignment_id in self._by_custom_role.get(stored.id, ()):
-                assignment = self._by_id[assignment_id][1].assignment
+                assignment = self._by_id[assignment_id][1]
                 if not compiled.assignable_at(parse_scope(assignment.scope)):
                     raise RoleDefinitionHasAssignments(
                         f"Role assignment '{assignment.id}' at '{assignment.scope}' is outside the new assignable "
@@ -161,7 +162,7 @@ class RbacIndex:
             role = self._roles.get(guid)
             if role is None:
                 return None
-            if role.definition.is_builtin:
+            if role.builtin:
                 raise InvalidRoleDefinition(f"'{role.name}' is a built-in role and cannot be deleted.")
             if self._by_custom_role.get(guid):
                 raise RoleDefinitionHasAssignments(
@@ -178,7 +179,7 @@ class RbacIndex:
 
     def get_assignment(self, assignment_id: str) -> RoleAssignment | None:
         found = self._by_id.get(fold(assignment_id))
-        return found[1].assignment if found is not None else None
+        return found[1] if found is not None else None
 
     def add_assignment(self, assignment: RoleAssignment) -> RoleAssignment:
         """Store an assignment; returns it normalised. Idempotent for the same id and content.
@@ -243,7 +244,7 @@ class RbacIndex:
                     prefix = "/" if parsed.key == "/" else parsed.key + "/"
                     keys += sorted(k for k in self._scopes if k.startswith(prefix) and k != parsed.key)
             return [
-                entry.assignment
+                entry[0]
                 for key in keys
                 for pid, entries in self._scopes.get(key, {}).items()
                 if wanted is None or pid == wanted
@@ -253,7 +254,7 @@ class RbacIndex:
     def assignments_of(self, principal_id: str) -> list[RoleAssignment]:
         with self._lock:
             ids = self._by_principal.get(fold(principal_id), set())
-            return [self._by_id[i][1].assignment for i in sorted(ids)]
+            return [self._by_id[i][1] for i in sorted(ids)]
 
     def __iter__(self) -> Iterator[RoleAssignment]:
         return iter(self.list_assignments())
@@ -338,8 +339,11 @@ class RbacIndex:
                 f"The role '{role.name}' is not available for assignment at the requested scope '{scope.path}'."
             )
         assignment_id = fold(assignment.id)
-        if (assignment_id, scope.path, role_id, principal_id) != (
-            assignment.id, assignment.scope, assignment.role_definition_id, assignment.principal_id
+        if (
+            assignment_id != assignment.id
+            or scope.path != assignment.scope
+            or role_id != assignment.role_definition_id
+            or principal_id != assignment.principal_id
         ):
             assignment = dataclasses.replace(
                 assignment, id=assignment_id, scope=scope.path, role_definition_id=role_id, principal_id=principal_id
@@ -348,59 +352,61 @@ class RbacIndex:
 
     def _add_locked(self, assignment: RoleAssignment) -> RoleAssignment:
         assignment, scope, role = self._normalize(assignment)
-        previous = self._by_id.get(assignment.id)
+        assignment_id, principal_id, key = assignment.id, assignment.principal_id, scope.key
+        previous = self._by_id.get(assignment_id)
         if previous is not None:
-            old = previous[1].assignment
-            if (old.principal_id, old.role_definition_id, previous[0]) != (
-                assignment.principal_id, assignment.role_definition_id, scope.key
-            ):
+            old_key, old, effective_at = previous  # an update (description, condition) does not re-propagate
+            if (old.principal_id, old.role_definition_id, old_key) != (principal_id, assignment.role_definition_id, key):
                 raise RoleAssignmentUpdateNotPermitted()
             if old == assignment:
                 return old
-            self._remove_locked(assignment.id)
-            effective_at = previous[1].effective_at  # an update (description, condition) does not re-propagate
+            self._remove_locked(assignment_id)
         else:
-            for other in self._scopes.get(scope.key, {}).get(assignment.principal_id, ()):
-                if other.assignment.role_definition_id == assignment.role_definition_id:
-                    raise RoleAssignmentExists(other.assignment.id)
+            for other, _ in self._scopes.get(key, _NO_PRINCIPALS).get(principal_id, ()):
+                if other.role_definition_id == assignment.role_definition_id:
+                    raise RoleAssignmentExists(other.id)
             effective_at = 0.0
             if self._delay:
                 created = assignment.created_on.timestamp() if assignment.created_on else self._clock.now()
                 effective_at = created + self._delay
-        entry = _Entry(assignment, effective_at)
-        by_principal = self._scopes.get(scope.key)
+        entry = (assignment, effective_at)
+        by_principal = self._scopes.get(key)
         if by_principal is None:
-            self._scopes[scope.key] = {assignment.principal_id: (entry,)}
+            self._scopes[key] = {principal_id: (entry,)}
         else:
-            entries = (*by_principal.get(assignment.principal_id, ()), entry)
+            entries = by_principal.get(principal_id)
+            entries = (entry,) if entries is None else (*entries, entry)
             if len(by_principal) > _COW_MAX:
-                by_principal[assignment.principal_id] = entries
+                by_principal[principal_id] = entries
             else:
-                copy = dict(by_principal)
-                copy[assignment.principal_id] = entries
-                self._scopes[scope.key] = copy
-        self._by_id[assignment.id] = (scope.key, entry)
-        self._by_principal.setdefault(assignment.principal_id, set()).add(assignment.id)
-        if not role.definition.is_builtin:
-            self._by_custom_role.setdefault(role.definition.id, set()).add(assignment.id)
+                copy = by_principal.copy()
+                copy[principal_id] = entries
+                self._scopes[key] = copy
+        self._by_id[assignment_id] = (key, assignment, effective_at)
+        ids = self._by_principal.get(principal_id)
+        if ids is None:
+            self._by_principal[principal_id] = {assignment_id}
+        else:
+            ids.add(assignment_id)
+        if not role.builtin:
+            self._by_custom_role.setdefault(role.definition.id, set()).add(assignment_id)
         return assignment
 
     def _remove_locked(self, assignment_id: str) -> RoleAssignment | None:
         found = self._by_id.pop(assignment_id, None)
         if found is None:
             return None
-        key, entry = found
-        assignment = entry.assignment
+        key, assignment, _ = found
         pid = assignment.principal_id
         by_principal = self._scopes[key]
-        remaining = tuple(e for e in by_principal[pid] if e.assignment.id != assignment_id)
+        remaining = tuple(e for e in by_principal[pid] if e[0].id != assignment_id)
         if len(by_principal) > _COW_MAX:
             if remaining:
                 by_principal[pid] = remaining
             else:
                 del by_principal[pid]
         else:
-            copy = dict(by_principal)
+            copy = by_principal.copy()
             if remaining:
                 copy[pid] = remaining
             else:

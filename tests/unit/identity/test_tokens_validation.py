@@ -133,7 +133,7 @@ def test_validate_refuses_other_key_and_tampering(ring: KeyRing, clock: FrozenCl
         _validator(ring, clock).validate(forged, [AUD])
     assert info.value.reason == "signature"
     good = _app_token(ring, clock)
-    header, payload, signature = good.split(".")
+    header, _payload, signature = good.split(".")
     claims = _claims(good)
     claims["oid"] = "someone-else"
     tampered_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
