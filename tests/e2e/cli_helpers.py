@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,6 @@ class Cli:
     server: CieloServer
     env: dict[str, str]
     home: Path
-    secrets_seen: list[str] = field(default_factory=list)
 
     @property
     def config_dir(self) -> Path:

@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest_arm import (
+from arm_support import (
     ARM_SCOPE,
     MODEL,
     OWNER,
@@ -21,7 +22,6 @@ from conftest_arm import (
     RG_READ,
     Arm,
     Who,
-    arm_fixture,  # noqa: F401 (the `arm` fixture)
     assert_denied,
     assert_unauthenticated,
     error_of,
@@ -30,6 +30,7 @@ from conftest_arm import (
 
 from support.server import CLI_CLIENT_ID, CieloServer, start_server
 
+pytest_plugins = ("conftest_arm",)  # the `arm` fixture: one private Cielo for all test_arm_* modules
 pytestmark = pytest.mark.e2e
 
 MISSING_SUB = "/subscriptions/00000000-0000-0000-0000-000000000000"
@@ -179,16 +180,12 @@ def test_callers_without_access_learn_nothing_about_existence(arm: Arm) -> None:
 
 
 # ----------------------------------------------------------------------------- tokens
-def _segments(token: str) -> list[str]:
-    return token.split(".")
-
-
 def _b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
 def test_bad_tokens_get_401(arm: Arm) -> None:
-    header, payload, signature = _segments(arm.admin.token)
+    header, payload, signature = arm.admin.token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     forged_claims = _b64({**claims, "oid": str(uuid.uuid4())})
     graph = arm.server.admin_token("https://graph.microsoft.com")
@@ -228,7 +225,7 @@ def test_denials_name_the_client_object_id_action_and_scope(arm: Arm) -> None:
     account = arm.account_path("cielo-rg", "cielo-openai")
     deployment = arm.deployment_path("cielo-rg", "cielo-openai", "smollm2")
     for who in (user, sp):
-        checks = [
+        checks: list[tuple[str, str, dict[str, Any] | None, str, str]] = [
             ("GET", rg, None, RG_READ, rg),
             ("PUT", rg, {"location": "local"}, "Microsoft.Resources/subscriptions/resourceGroups/write", rg),
             ("PATCH", rg, {"tags": {}}, "Microsoft.Resources/subscriptions/resourceGroups/write", rg),
@@ -254,35 +251,8 @@ def test_denials_name_the_client_object_id_action_and_scope(arm: Arm) -> None:
     assert arm.call("GET", deployment, arm.admin).status_code == 200
 
 
-# ----------------------------------------------------------------------------- two servers
-@pytest.fixture(scope="module")
-def other_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arm]:
-    server = start_server(tmp_path_factory.mktemp("arm-other") / "data")
-    try:
-        client = Arm(server)
-        yield client
-        client.close()
-    finally:
-        server.stop()
-
-
-def test_tokens_of_another_cielo_are_not_accepted(arm: Arm, other_server: Arm) -> None:
-    """Server B's administrator (same UPN and password as A's) holds a token signed by B's keys."""
-    foreign = other_server.admin
-    secret_bits = [arm.sub, arm.tenant, "cielo-rg", "Cielo Subscription"]
-    for method, path in [("GET", "/subscriptions"), ("GET", "/tenants"), ("GET", arm.sub_path),
-                         ("GET", arm.rg_path("cielo-rg")), ("GET", arm.ra_path(arm.sub_path)),
-                         ("PUT", arm.ra_path(arm.rg_path("cielo-rg"), str(uuid.uuid4())))]:
-        response = arm.call(method, path, foreign, {"properties": {"roleDefinitionId": OWNER,
-                                                                   "principalId": foreign.object_id}})
-        assert_unauthenticated(response)
-        assert not any(bit in response.text for bit in secret_bits)
-    # And B knows nothing of A's subscription.
-    error_of(other_server.call("GET", arm.sub_path, foreign), 404, "SubscriptionNotFound")
-    assert arm.assignments(arm.sub_path, f"principalId eq '{foreign.object_id}'") == []
-
-
 # ----------------------------------------------------------------------------- two tenants in one Cielo
+# (a second server too: its tokens are signed by other keys than `arm`'s)
 @dataclass
 class TwoTenants:
     arm: Arm  # tenant A: the one bootstrap made
@@ -291,9 +261,9 @@ class TwoTenants:
     owner_b: Who
 
 
-def _seed_second_tenant(data_dir: Path) -> tuple[str, str, str]:
-    """Tenant B with a subscription, a resource group and an Owner, written with Cielo's own services while
-    the server is stopped (Cielo has no API to create a tenant; bootstrap makes the first one)."""
+def _seed_second_tenant(data_dir: Path) -> tuple[str, str, str, str]:
+    """Tenant B with a subscription, a resource group and an Owner, written with Cielo's own services (Cielo has
+    no API to create a tenant; bootstrap makes the first one)."""
     from cielo.api.app import build_services
     from cielo.control.resources import Caller
     from cielo.core.ids import new_guid
@@ -314,34 +284,24 @@ def _seed_second_tenant(data_dir: Path) -> tuple[str, str, str]:
         principal_id=owner.object_id, principal_type="User", description=None, condition=None,
         condition_version=None, created_on=now, updated_on=now, created_by=None, updated_by=None))
     services.resources.put_group(sub.id, "other-rg", {"location": "local"}, Caller(upn, "User"))
-    return tenant.id, sub.id, upn
+    return tenant.id, sub.id, upn, owner.object_id
 
 
 @pytest.fixture(scope="module")
 def two_tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoTenants]:
     data_dir = tmp_path_factory.mktemp("arm-tenants") / "data"
-    first = start_server(data_dir)
-    tenant_a, sub_a = first.tenant_id, first.subscription_id
-    first.stop()
-    tenant_b, sub_b, upn_b = _seed_second_tenant(data_dir)
     server: CieloServer = start_server(data_dir)
     try:
-        assert (server.tenant_id, server.subscription_id) == (tenant_a, sub_a)
+        # The running server sees the new tenant through its change markers, as it sees any directory write.
+        tenant_b, sub_b, upn_b, owner_id = _seed_second_tenant(data_dir)
         client = Arm(server)
         token = server.token({"client_id": CLI_CLIENT_ID, "grant_type": "password", "username": upn_b,
                               "password": PASSWORD, "scope": ARM_SCOPE}, tenant=tenant_b)["access_token"]
-        me = client.call("GET", "/tenants", token).json()["value"]
-        assert [t["tenantId"] for t in me] == [tenant_b]
-        owner_id = client.call("GET", arm_ra_of(sub_b), token, params={"$filter": "atScope()"}).json()
-        owner = Who(owner_id["value"][0]["properties"]["principalId"], upn_b, token)
-        yield TwoTenants(client, tenant_b, sub_b, owner)
+        assert [t["tenantId"] for t in client.call("GET", "/tenants", token).json()["value"]] == [tenant_b]
+        yield TwoTenants(client, tenant_b, sub_b, Who(owner_id, upn_b, token))
         client.close()
     finally:
         server.stop()
-
-
-def arm_ra_of(sub: str) -> str:
-    return f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleAssignments"
 
 
 def test_a_tenant_b_token_cannot_see_or_touch_tenant_a(two_tenants: TwoTenants) -> None:
@@ -375,7 +335,7 @@ def test_tenant_a_cannot_see_or_touch_tenant_b(two_tenants: TwoTenants) -> None:
     assert [s["subscriptionId"] for s in arm.call("GET", "/subscriptions", arm.admin).json()["value"]] == [arm.sub]
     assert [t["tenantId"] for t in arm.call("GET", "/tenants", arm.admin).json()["value"]] == [arm.tenant]
     for method, path in [("GET", sub_b), ("GET", f"{sub_b}/resourceGroups/other-rg"),
-                         ("DELETE", f"{sub_b}/resourceGroups/other-rg"), ("GET", arm_ra_of(two_tenants.sub_b))]:
+                         ("DELETE", f"{sub_b}/resourceGroups/other-rg"), ("GET", arm.ra_path(sub_b))]:
         error_of(arm.call(method, path, arm.admin), 401, "InvalidAuthenticationTokenTenant")
     assert arm.call("GET", f"{sub_b}/resourceGroups/other-rg", owner_b).status_code == 200
 
@@ -390,3 +350,21 @@ def test_tenant_a_cannot_see_or_touch_tenant_b(two_tenants: TwoTenants) -> None:
                        {"action": RG_READ, "principalId": str(uuid.uuid4())}).json()
     assert explained["allowed"] is False and explained["reason"] == unknown["reason"]
     assert arm.assignments(rg, f"assignedTo('{owner_b.object_id}')") == []
+
+
+# ----------------------------------------------------------------------------- two servers
+def test_tokens_of_another_cielo_are_not_accepted(arm: Arm, two_tenants: TwoTenants) -> None:
+    """Another Cielo's administrator (same UPN and password) holds a token signed by that server's keys."""
+    other_server = two_tenants.arm
+    foreign = other_server.admin
+    secret_bits = [arm.sub, arm.tenant, "cielo-rg", "Cielo Subscription"]
+    for method, path in [("GET", "/subscriptions"), ("GET", "/tenants"), ("GET", arm.sub_path),
+                         ("GET", arm.rg_path("cielo-rg")), ("GET", arm.ra_path(arm.sub_path)),
+                         ("PUT", arm.ra_path(arm.rg_path("cielo-rg"), str(uuid.uuid4())))]:
+        response = arm.call(method, path, foreign, {"properties": {"roleDefinitionId": OWNER,
+                                                                   "principalId": foreign.object_id}})
+        assert_unauthenticated(response)
+        assert not any(bit in response.text for bit in secret_bits)
+    # And B knows nothing of A's subscription.
+    error_of(other_server.call("GET", arm.sub_path, foreign), 404, "SubscriptionNotFound")
+    assert arm.assignments(arm.sub_path, f"principalId eq '{foreign.object_id}'") == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest_arm import (
+from arm_support import (
     COGNITIVE_SERVICES_CONTRIBUTOR,
     COGNITIVE_SERVICES_USER,
     CONTRIBUTOR,
@@ -18,11 +18,11 @@ from conftest_arm import (
     USER_ACCESS_ADMINISTRATOR,
     Arm,
     Who,
-    arm_fixture,  # noqa: F401 (the `arm` fixture)
     assert_denied,
     error_of,
 )
 
+pytest_plugins = ("conftest_arm",)  # the `arm` fixture: one private Cielo for all test_arm_* modules
 pytestmark = pytest.mark.e2e
 
 ACCOUNT_WRITE = "Microsoft.CognitiveServices/accounts/write"
@@ -125,6 +125,16 @@ def test_resource_group_owner_can_assign_only_inside_its_group(arm: Arm) -> None
     for scope in (arm.sub_path, arm.rg_path("cielo-rg")):
         assert_denied(arm.call("PUT", arm.ra_path(scope, str(uuid.uuid4())), owner,
                                assignment_body(READER, other.object_id)), owner, RA_WRITE, scope)
+    # A custom role it defines cannot be made assignable above its group.
+    custom = {"properties": {"roleName": f"wide-{uuid.uuid4()}", "assignableScopes": [rg, arm.sub_path],
+                             "permissions": [{"actions": ["*"]}]}}
+    assert_denied(arm.call("PUT", arm.rd_path(rg, str(uuid.uuid4())), owner, custom), owner,
+                  "Microsoft.Authorization/roleDefinitions/write", arm.sub_path)
+    # An assignment elsewhere cannot be reached by naming it under the owner's own scope.
+    admin_grant = arm.assignments(arm.sub_path, f"principalId eq '{arm.admin.object_id}'")[0]
+    assert arm.call("DELETE", arm.ra_path(rg, admin_grant["name"]), owner).status_code == 204
+    error_of(arm.call("GET", arm.ra_path(rg, admin_grant["name"]), owner), 404, "RoleAssignmentNotFound")
+    assert arm.call("GET", admin_grant["id"], arm.admin).status_code == 200
 
 
 # ----------------------------------------------------------------------------- revocation is immediate

@@ -4,10 +4,12 @@ scope with their filters and refusals, and Cielo's checkAccess explain API (azur
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 import pytest
-from conftest_arm import (
+from arm_support import (
     COGNITIVE_SERVICES_USER,
     CONTRIBUTOR,
     OWNER,
@@ -15,18 +17,18 @@ from conftest_arm import (
     RG_READ,
     Arm,
     Who,
-    arm_fixture,  # noqa: F401 (the `arm` fixture)
     assert_denied,
     error_of,
 )
 
+pytest_plugins = ("conftest_arm",)  # the `arm` fixture: one private Cielo for all test_arm_* modules
 pytestmark = pytest.mark.e2e
 
 CHAT = "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action"
 LIST_KEYS = "Microsoft.CognitiveServices/accounts/listKeys/action"
 
 
-def put_assignment(arm: Arm, scope: str, props: dict[str, object], name: str | None = None,
+def put_assignment(arm: Arm, scope: str, props: Mapping[str, object], name: str | None = None,
                    who: Who | None = None) -> tuple[str, httpx.Response]:
     name = name or str(uuid.uuid4())
     response = arm.call("PUT", arm.ra_path(scope, name), who or arm.admin, {"properties": props})
@@ -313,11 +315,11 @@ def test_assignments_at_resource_scopes_grant_there_only(arm: Arm) -> None:
 
 
 # ----------------------------------------------------------------------------- checkAccess
-def check(arm: Arm, scope: str, who: Who, action: str, **extra: object) -> dict[str, object]:
+def check(arm: Arm, scope: str, who: Who, action: str, **extra: object) -> dict[str, Any]:
     response = arm.call("POST", f"{scope}/providers/Microsoft.Authorization/checkAccess", who,
                         {"action": action, **extra})
     assert response.status_code == 200, response.text
-    body: dict[str, object] = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 
@@ -330,7 +332,7 @@ def test_check_access_explains_grants_and_denials(arm: Arm) -> None:
     allowed = check(arm, account_scope, sp, LIST_KEYS)
     assert allowed["allowed"] is True and allowed["principalId"] == sp.object_id
     assert allowed["scope"] == account_scope and allowed["action"] == LIST_KEYS
-    [match] = allowed["matchedAssignments"]  # type: ignore[misc]
+    [match] = allowed["matchedAssignments"]
     assert match["name"] == name
     assert "Cognitive Services User" in str(allowed["reason"]) and name in str(allowed["reason"])
 

@@ -4,18 +4,18 @@ Services accounts (keys included) and deployments, against a real `cielo up` (az
 from __future__ import annotations
 
 import pytest
-from conftest_arm import (
+from arm_support import (
     COGNITIVE_SERVICES_USER,
     MODEL,
     READER,
     RG_READ,
     Arm,
-    arm_fixture,  # noqa: F401 (the `arm` fixture)
     assert_denied,
     error_of,
     new_name,
 )
 
+pytest_plugins = ("conftest_arm",)  # the `arm` fixture: one private Cielo for all test_arm_* modules
 pytestmark = pytest.mark.e2e
 
 ACCOUNT_READ = "Microsoft.CognitiveServices/accounts/read"
@@ -170,6 +170,33 @@ def test_deleting_a_group_deletes_its_accounts_deployments_and_role_assignments(
     assert arm.call("DELETE", arm.rg_path(rg), arm.admin).status_code == 200
 
 
+def test_deleting_an_account_or_deployment_deletes_the_role_assignments_there(arm: Arm) -> None:
+    rg = arm.new_rg()
+    account = arm.new_account(rg)
+    deployment = arm.new_deployment(rg, account)
+    account_scope = arm.account_path(rg, account)
+    deployment_scope = arm.deployment_path(rg, account, deployment)
+    sp = arm.new_sp()
+    arm.assign(READER, sp, deployment_scope)
+    assert arm.call("GET", deployment_scope, sp).status_code == 200
+
+    assert arm.call("DELETE", deployment_scope, arm.admin).status_code == 200
+    assert arm.assignments(arm.rg_path(rg), f"assignedTo('{sp.object_id}')") == []
+    arm.new_deployment(rg, account, name=deployment)  # the same name again grants nothing
+    assert_denied(arm.call("GET", deployment_scope, sp), sp, "Microsoft.CognitiveServices/accounts/deployments/read",
+                  deployment_scope)
+
+    arm.assign(READER, sp, account_scope)
+    arm.assign(COGNITIVE_SERVICES_USER, sp, deployment_scope)
+    assert arm.call("DELETE", account_scope, arm.admin).status_code == 200
+    error_of(arm.call("GET", deployment_scope, arm.admin), 404, "ResourceNotFound")
+    assert arm.assignments(arm.rg_path(rg), f"assignedTo('{sp.object_id}')") == []
+    recreated = arm.call("PUT", account_scope, arm.admin, {"location": "local", "kind": "OpenAI", "sku": {"name": "S0"},
+                                                           "properties": {"customSubDomainName": account}})
+    assert recreated.status_code == 201, recreated.text
+    assert_denied(arm.call("GET", account_scope, sp), sp, ACCOUNT_READ, account_scope)
+
+
 # ----------------------------------------------------------------------------- accounts
 def test_account_lifecycle(arm: Arm) -> None:
     rg = arm.new_rg()
@@ -199,6 +226,10 @@ def test_account_lifecycle(arm: Arm) -> None:
     patched = arm.call("PATCH", path, arm.admin, {"tags": {"b": "2"}})
     assert patched.status_code == 200, patched.text
     assert patched.json()["tags"] == {"b": "2"} and patched.json()["properties"]["endpoint"] == props["endpoint"]
+    # An account does not move: its deployments and their quota belong to its location.
+    error_of(arm.call("PUT", path, arm.admin, {**body, "location": "westeurope"}), 409, "InvalidResourceLocation")
+    error_of(arm.call("PATCH", path, arm.admin, {"location": "westeurope"}), 409, "InvalidResourceLocation")
+    assert arm.call("GET", path, arm.admin).json()["location"] == "local"
 
     in_group = arm.call("GET", arm.rg_path(rg) + "/providers/Microsoft.CognitiveServices/accounts", arm.admin)
     assert [a["name"] for a in in_group.json()["value"]] == [name]

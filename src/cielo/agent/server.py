@@ -5,14 +5,18 @@
 - App Service 2019-08-01: `GET /msi/token?api-version=2019-08-01&resource=R` with `X-IDENTITY-HEADER`;
   selectors `client_id|object_id|principal_id|mi_res_id`; integer-epoch `expires_on` (as a string).
 - Legacy 2017-09-01 (`MSI_ENDPOINT`/`MSI_SECRET`): `GET /msi/legacy?api-version=2017-09-01&resource=R` with
-  header `secret`; selector `clientid`; `expires_on` as a date-time string.
+  header `secret`; selector `clientid` (and whatever azure-identity and MSAL send for an object or resource id:
+  `object_id`, `msi_res_id`, `resource_id`); integer-epoch `expires_on` (as a string). azure-identity and MSAL
+  treat these variables as Azure Machine Learning, whose `expires_on` is an epoch: MSAL parses nothing else.
+
+The rate limit (20 per second, 5 at a time) is the host's: it covers all three protocols.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
+import hmac
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -25,8 +29,11 @@ from starlette.routing import Route
 
 from cielo.agent.upstream import Failure, TokenSource
 
-IMDS_VERSIONS = {"2018-02-01", "2018-04-02", "2018-10-01", "2019-08-01", "2020-06-01", "2020-09-01", "2021-02-01"}
-NEWEST = ["2021-02-01", "2020-09-01", "2020-06-01"]
+IMDS_VERSIONS = {"2018-02-01", "2018-04-02", "2018-10-01", "2019-08-01", "2020-06-01", "2020-07-15", "2020-09-01",
+                 "2020-10-01", "2021-02-01"}
+# What IMDS lists in its "api-version was not specified" answer (azure-facts.md §5.1), verbatim.
+NEWEST = ["2020-10-01", "2020-09-01", "2020-07-15"]
+TOO_MANY = "Too many requests: IMDS allows 20 per second and 5 at a time for managed identity tokens."
 RATE_PER_S = 20
 MAX_CONCURRENT = 5
 
@@ -67,6 +74,10 @@ def _app_service_error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"statusCode": status, "message": message}, status_code=status)
 
 
+def _secret_ok(presented: str | None, expected: str) -> bool:
+    return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
+
+
 def build_app(source: TokenSource, identity_header: str, tenant_id: str) -> Starlette:
     limiter = RateLimiter()
 
@@ -96,8 +107,7 @@ def build_app(source: TokenSource, identity_header: str, tenant_id: str) -> Star
         except Conflict:
             return _imds_error(400, "invalid_request", "Only one of client_id, object_id and msi_res_id may be given.")
         if not limiter.try_enter():
-            return _imds_error(429, "too_many_requests", "Too many requests: IMDS allows 20 per second and 5 at a "
-                               "time for managed identity tokens.")
+            return _imds_error(429, "too_many_requests", TOO_MANY)
         try:
             body = await source.token(resource, selector)
         except Failure as exc:
@@ -119,7 +129,7 @@ def build_app(source: TokenSource, identity_header: str, tenant_id: str) -> Star
         return JSONResponse({"tenantId": tenant_id})
 
     async def app_service_token(request: Request) -> Response:
-        if request.headers.get("x-identity-header") != identity_header:
+        if not _secret_ok(request.headers.get("x-identity-header"), identity_header):
             return _app_service_error(401, "The X-IDENTITY-HEADER is missing or wrong.")
         query = _query(request)
         if query is None or query.get("api-version") != "2019-08-01":
@@ -133,27 +143,39 @@ def build_app(source: TokenSource, identity_header: str, tenant_id: str) -> Star
                                          "resource_id": "msi_res_id"})
         except Conflict:
             return _app_service_error(400, "Only one of client_id, principal_id and mi_res_id may be given.")
+        if not limiter.try_enter():
+            return _app_service_error(429, TOO_MANY)
         try:
             body = await source.token(resource, selector)
         except Failure as exc:
             return _app_service_error(exc.status, exc.description)
+        finally:
+            limiter.leave()
         return JSONResponse({"access_token": body["access_token"], "expires_on": str(body["expires_on"]),
                              "resource": body["resource"], "token_type": "Bearer", "client_id": body["client_id"]})
 
     async def legacy_token(request: Request) -> Response:
-        if request.headers.get("secret") != identity_header:
+        if not _secret_ok(request.headers.get("secret"), identity_header):
             return _app_service_error(401, "The secret header is missing or wrong.")
         query = _query(request)
         if query is None or not query.get("resource"):
             return _app_service_error(400, "The resource parameter is required, once.")
-        client_id = query.get("clientid") or query.get("client_id")
         try:
-            body = await source.token(query["resource"], ("client_id", client_id) if client_id else None)
+            selector = _selector(query, {"clientid": "client_id", "client_id": "client_id", "object_id": "object_id",
+                                         "principal_id": "object_id", "msi_res_id": "msi_res_id",
+                                         "mi_res_id": "msi_res_id", "resource_id": "msi_res_id"})
+        except Conflict:
+            return _app_service_error(400, "Only one of clientid, object_id and msi_res_id may be given.")
+        if not limiter.try_enter():
+            return _app_service_error(429, TOO_MANY)
+        try:
+            body = await source.token(query["resource"], selector)
         except Failure as exc:
             return _app_service_error(exc.status, exc.description)
-        expires = dt.datetime.fromtimestamp(int(body["expires_on"]), dt.UTC).strftime("%m/%d/%Y %H:%M:%S +00:00")
-        return JSONResponse({"access_token": body["access_token"], "expires_on": expires,
-                             "resource": body["resource"], "token_type": "Bearer"})
+        finally:
+            limiter.leave()
+        return JSONResponse({"access_token": body["access_token"], "expires_on": str(body["expires_on"]),
+                             "resource": body["resource"], "token_type": "Bearer", "client_id": body["client_id"]})
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -54,7 +54,9 @@ class TokenSource:
         form = {"resource": resource}
         if selector is not None:
             form[selector[0]] = selector[1]
-        key = (resource.rstrip("/").lower(), *(selector or ("", "")))
+        # The exact resource: a token's `aud` (and `resource`) is the resource as requested, with or without
+        # its trailing slash, so two spellings are two tokens.
+        key = (resource, *(selector or ("", "")))
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._cache.get(key)

@@ -183,8 +183,9 @@ async def dispatch(request: Request, rest: str) -> Response:
         if method != "GET":
             raise _method_not_allowed(method)
         # As in Azure, a caller with a role anywhere in the subscription may read it (GET /subscriptions lists it).
-        if sub.id not in {s.id for s in _visible_subscriptions(request, ctx)}:
-            ctx.require(SUB_READ, f"/subscriptions/{sub.id}")
+        scope = f"/subscriptions/{sub.id}"
+        if not ctx.allowed(SUB_READ, scope) and sub.id not in {s.id for s in _visible_subscriptions(request, ctx)}:
+            ctx.require(SUB_READ, scope)
         return _ok(subscription_json(sub))
     if tail_lower[0] == "resourcegroups":
         if len(tail) == 1:
@@ -347,6 +348,7 @@ async def _deployment(request: Request, ctx: ArmContext, svc: ResourceService, r
         ctx.require(f"{DEPLOYMENTS}/delete", rid.id)
         if not svc.delete_deployment(rid):
             return Response(status_code=204)
+        ctx.access.scopes_deleted()  # the store dropped the role assignments at the deployment: so must RBAC
         return Response(status_code=200)
     raise _method_not_allowed(method)
 

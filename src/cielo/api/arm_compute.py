@@ -72,10 +72,16 @@ async def handle(request: Request, ctx: ArmContext, subscription: str, rg: str, 
             if type_ == UAMI_TYPE:
                 resource, created = svc.put_uami(rid, body, tenant, _writer(ctx))
             else:
-                if body.get("identity") is not None and (body["identity"].get("userAssignedIdentities") or {}):
-                    # Attaching a user-assigned identity needs its assign action (ARM checks it too).
-                    for uami_id in body["identity"]["userAssignedIdentities"]:
-                        ctx.require("Microsoft.ManagedIdentity/userAssignedIdentities/assign/action", uami_id)
+                identity = body.get("identity")
+                if identity is not None and not isinstance(identity, dict):
+                    raise BadRequest("identity must be an object.", code="InvalidIdentity")
+                wanted = (identity or {}).get("userAssignedIdentities")
+                if isinstance(wanted, dict):
+                    # Attaching a user-assigned identity needs its assign action (ARM checks it too);
+                    # detaching one (value null) does not.
+                    for uami_id, value in wanted.items():
+                        if value is not None:
+                            ctx.require("Microsoft.ManagedIdentity/userAssignedIdentities/assign/action", uami_id)
                 if method == "PATCH":
                     svc.get_typed(rid, type_)
                 resource, created = svc.put_compute(rid, type_, body, tenant, _writer(ctx), patch=method == "PATCH")

@@ -23,8 +23,8 @@ class BackendError(Exception):
 
 
 class ContextLengthExceeded(BackendError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=400, code="context_length_exceeded", param="messages")
+    def __init__(self, message: str, param: str = "messages") -> None:
+        super().__init__(message, status=400, code="context_length_exceeded", param=param)
 
 
 class ModelBackend(Protocol):

@@ -31,7 +31,7 @@ def smollm2_path() -> Path | None:
     return path if path.exists() else None
 
 
-def _raise_for_error(result: dict[str, Any]) -> None:
+def _raise_for_error(result: dict[str, Any], kind: str) -> None:
     error = result.get("error")
     if error is None and "code" in result and "message" in result and "choices" not in result:
         error = result
@@ -41,9 +41,10 @@ def _raise_for_error(result: dict[str, Any]) -> None:
         raise BackendError(str(error))
     message = str(error.get("message", "the model failed"))
     if error.get("type") == "exceed_context_size_error":
+        what = {"chat": "messages", "embeddings": "input"}.get(kind, "prompt")
         raise ContextLengthExceeded(
-            f"This model's maximum context length is {error.get('n_ctx')} tokens. However, your messages resulted "
-            f"in {error.get('n_prompt_tokens')} tokens. Please reduce the length of the messages.")
+            f"This model's maximum context length is {error.get('n_ctx')} tokens. However, your {what} resulted "
+            f"in {error.get('n_prompt_tokens')} tokens. Please reduce the length of the {what}.", what)
     code = error.get("code")
     status = code if isinstance(code, int) and 400 <= code < 600 else 500
     raise BackendError(message, status=status,
@@ -94,7 +95,7 @@ class LlamaCppBackend:
     async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         result: dict[str, Any] = await loop.run_in_executor(self._pool, lambda: self._handler(kind)(dict(body)))
-        _raise_for_error(result)
+        _raise_for_error(result, kind)
         return result
 
     async def stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -123,7 +124,7 @@ class LlamaCppBackend:
                 if isinstance(item, Exception):
                     raise BackendError(f"the model failed: {item}")
                 assert isinstance(item, dict)
-                _raise_for_error(item)
+                _raise_for_error(item, kind)
                 yield item
         finally:
             gone.set()
@@ -132,7 +133,7 @@ class LlamaCppBackend:
         loop = asyncio.get_running_loop()
         result: dict[str, Any] = await loop.run_in_executor(
             self._pool, lambda: self._load().handle_embeddings({"input": inputs}))
-        _raise_for_error(result)
+        _raise_for_error(result, "embeddings")
         vectors = [item["embedding"] for item in sorted(result["data"], key=lambda d: d["index"])]
         return vectors, int(result.get("usage", {}).get("prompt_tokens", 0))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 from pathlib import Path
 
@@ -28,6 +29,10 @@ def _write_state(port: int, identity_header: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump({"port": port, "identityHeader": identity_header, "pid": os.getpid()}, handle)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _can_bind(host: str, port: int) -> bool:
@@ -70,6 +75,9 @@ def agent(ctx: click.Context, credential: Path | None, port: int, no_imds_addres
         hosts.append(IMDS_ADDRESS)
     if not _can_bind("127.0.0.1", port):
         raise CliError(f"port {port} on 127.0.0.1 is in use")
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises it: with the default handler the process would
+    # die there, before the `finally` that removes the state file (and `agent env` would print a dead agent's).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _write_state(port, identity_header)
     click.echo(f"Cielo host agent for {host_credential.resource_id}")
     click.echo(f"  IMDS         http://127.0.0.1:{port}/metadata/identity/oauth2/token"

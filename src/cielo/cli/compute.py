@@ -22,6 +22,32 @@ KINDS = {
 UAMI = ("Microsoft.ManagedIdentity", "userAssignedIdentities", "2023-01-31")
 
 
+class _AzListCommand(click.Command):
+    """Takes az's space-separated lists (`--identities [system] myId`, `--assign-identity [system] myId`): each
+    value after such an option, up to the next option, counts as one more use of it."""
+
+    LIST_OPTIONS = ("--identities", "--assign-identity")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        expanded: list[str] = []
+        current: str | None = None
+        taken = 0
+        for arg in args:
+            if arg.startswith("-"):
+                name, has_value, _ = arg.partition("=")
+                current = name if name in self.LIST_OPTIONS else None
+                taken = 1 if has_value else 0
+                expanded.append(arg)
+            elif current is not None:
+                if taken:
+                    expanded.append(current)
+                expanded.append(arg)
+                taken += 1
+            else:
+                expanded.append(arg)
+        return super().parse_args(ctx, expanded)
+
+
 def _path(kind: tuple[str, str, str], resource_group: str, name: str) -> str:
     return f"{group_path(resource_group)}/providers/{kind[0]}/{kind[1]}/{name}"
 
@@ -68,12 +94,13 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
     kind = KINDS[kind_name]
     label = {"vm": "virtual machine", "vmss": "scale set", "webapp": "web app"}[kind_name]
 
-    @group.command("create")
+    @group.command("create", cls=_AzListCommand)
     @click.option("-g", "--resource-group", required=True, help="Resource group name.")
     @click.option("-n", "--name", required=True, help=f"The {label}'s name.")
     @click.option("-l", "--location", default=None, help="Location (default: the resource group's).")
     @click.option("--assign-identity", "assign_identity", multiple=True, is_flag=False, flag_value="[system]",
-                  help="Enable managed identities: [system] and/or user-assigned identity names or ids.")
+                  help="Enable managed identities: [system] (alone: the default) and/or user-assigned identity "
+                  "names or ids, space-separated.")
     @global_options
     def create(resource_group: str, name: str, location: str | None, assign_identity: tuple[str, ...]) -> Any:
         body: dict[str, Any] = {}
@@ -123,10 +150,11 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
 
     identity.help = f"Manage the {label}'s managed identities."
 
-    @identity.command("assign")
+    @identity.command("assign", cls=_AzListCommand)
     @click.option("-g", "--resource-group", required=True, help="Resource group name.")
     @click.option("-n", "--name", required=True, help="Name.")
-    @click.option("--identities", multiple=True, help="[system] (default) and/or user-assigned identity names or ids.")
+    @click.option("--identities", multiple=True,
+                  help="[system] (default) and/or user-assigned identity names or ids, space-separated.")
     @global_options
     def assign(resource_group: str, name: str, identities: tuple[str, ...]) -> Any:
         path = _path(kind, resource_group, name)
@@ -136,10 +164,11 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
 
     assign.help = "Enable managed identities (system-assigned by default)."
 
-    @identity.command("remove")
+    @identity.command("remove", cls=_AzListCommand)
     @click.option("-g", "--resource-group", required=True, help="Resource group name.")
     @click.option("-n", "--name", required=True, help="Name.")
-    @click.option("--identities", multiple=True, help="[system] (default) and/or user-assigned identity names or ids.")
+    @click.option("--identities", multiple=True,
+                  help="[system] (default) and/or user-assigned identity names or ids, space-separated.")
     @global_options
     def remove(resource_group: str, name: str, identities: tuple[str, ...]) -> Any:
         path = _path(kind, resource_group, name)

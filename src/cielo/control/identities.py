@@ -113,11 +113,13 @@ class IdentityService:
         tags = body.get("tags", existing.tags if existing else None)
         if tags is not None and not isinstance(tags, dict):
             raise BadRequest("Tags must be an object of string values.", code="InvalidTag")
+        # The Microsoft.ManagedIdentity provider spells its ids with `resourcegroups` (azure-facts.md §5.6): the
+        # same string as the keys of `userAssignedIdentities` blocks and the tokens' `xms_mirid`.
         resource = Resource(
-            id=existing.id if existing else rid.id, subscription_id=rid.subscription, resource_group=rid.resource_group,
-            parent_key=None, type=UAMI_TYPE, name=existing.name if existing else rid.name,
-            location=str(location).replace(" ", "").lower(), kind=None, sku=None, tags=tags, properties=props,
-            identity=None, system_data=None, etag=uuid.uuid4().hex,
+            id=existing.id if existing else mirid(rid.id), subscription_id=rid.subscription,
+            resource_group=rid.resource_group, parent_key=None, type=UAMI_TYPE,
+            name=existing.name if existing else rid.name, location=str(location).replace(" ", "").lower(), kind=None,
+            sku=None, tags=tags, properties=props, identity=None, system_data=None, etag=uuid.uuid4().hex,
         )
         self._resources.repo.put(resource)
         return resource, existing is None

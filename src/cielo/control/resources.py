@@ -146,6 +146,12 @@ class ResourceService:
         if sku is None:
             raise BadRequest(f"The SKU '{sku_name}' is not supported; use S0.", code="InvalidSkuName")
         location = normalize_location(body.get("location") or (existing.location if existing else None))
+        if existing and existing.location != location:
+            # Its deployments (and their quota) stay in the account's location: ARM refuses a move by PUT.
+            raise Conflict(
+                f"The resource '{existing.name}' already exists in location '{existing.location}' in resource group "
+                f"'{rid.resource_group}'. A resource with the same name cannot be created in location '{location}'. "
+                "Please select a new resource name.", code="InvalidResourceLocation")
         props_in = _obj(body, "properties")
         old = existing.properties if existing else {}
         subdomain = str(props_in.get("customSubDomainName") or old.get("customSubDomainName") or rid.name)

@@ -20,6 +20,9 @@ FIRST_PARTY_RESOURCES: dict[str, tuple[str, str]] = {
     "https://management.core.windows.net": ("797f4846-ba00-4fd7-ba43-dac1f8f63013", "user_impersonation"),
     "https://graph.microsoft.com": ("00000003-0000-0000-c000-000000000000", "User.Read"),
     "https://ai.azure.com": ("18a66f5f-dbdf-4c17-9dd7-1634712a9cbe", "user_impersonation"),
+    # The audience of tokens used as federated credentials (a managed identity or app presenting its own
+    # Cielo token to another app: workload identity federation with Cielo as the issuer).
+    "api://azureadtokenexchange": ("", "user_impersonation"),
 }
 
 # First-party public clients: Azure CLI (also azure-identity's default developer client id) and

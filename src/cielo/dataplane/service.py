@@ -98,31 +98,46 @@ class DataPlane:
         (wire.validate_chat if kind == "chat" else wire.validate_completions)(body)
         headers = self._admit(deployment, kind, body, api_version, account)
         request = {k: body[k] for k in PASSTHROUGH if body.get(k) is not None}
+        if "max_tokens" not in request and body.get("max_completion_tokens") is not None:
+            request["max_tokens"] = body["max_completion_tokens"]
         if kind == "chat":
             request["messages"] = body["messages"]
         else:
             request["prompt"] = body["prompt"]
+            # The backend would otherwise generate until the context is full; OpenAI's default is 16.
+            request.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
         backend = self.backends.for_model(deployment.model)
         model = deployment.model.name
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return Stream(self._events(backend.stream(kind, request), kind, model, include_usage), headers)
+            chunks = backend.stream(kind, request)
+            try:
+                # A request's own errors (an over-long prompt) come before its first token: answer them
+                # with their status, as Azure does, rather than inside a 200 stream.
+                first = await anext(chunks, None)
+            except BackendError as exc:
+                raise _from_backend(exc) from exc
+            return Stream(self._events(first, chunks, kind, model, include_usage), headers)
         try:
             result = await backend.complete(kind, request)
         except BackendError as exc:
             raise _from_backend(exc) from exc
         return Answer(shapes.finish(kind, result, model, body), headers)
 
-    async def _events(self, chunks: AsyncIterator[dict[str, Any]], kind: str, model: str,
-                      include_usage: bool) -> AsyncIterator[bytes]:
+    async def _events(self, first: dict[str, Any] | None, chunks: AsyncIterator[dict[str, Any]], kind: str,
+                      model: str, include_usage: bool) -> AsyncIterator[bytes]:
         stream_id = shapes.new_id(kind)
         created = int(time.time())
         yield shapes.prompt_annotation_event()
         try:
-            async for raw in chunks:
-                out = shapes.chunk(kind, raw, stream_id, created, model, include_usage)
+            if first is not None:
+                out = shapes.chunk(kind, first, stream_id, created, model, include_usage)
                 if out is not None:
                     yield shapes.sse(out)
+                async for raw in chunks:
+                    out = shapes.chunk(kind, raw, stream_id, created, model, include_usage)
+                    if out is not None:
+                        yield shapes.sse(out)
         except BackendError as exc:
             error = _from_backend(exc)
             yield shapes.sse({"error": {"code": error.code, "message": error.message}})

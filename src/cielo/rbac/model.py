@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from sys import intern
 from typing import Literal
 
 from cielo.rbac.scopes import fold
@@ -64,8 +65,8 @@ class Principal:
     def __post_init__(self) -> None:
         if not self.object_id:
             raise ValueError("a principal needs an object id")
-        object_id = fold(self.object_id)
-        groups = frozenset(fold(g) for g in self.group_ids if g) - {object_id}
+        object_id = intern(fold(self.object_id))  # interned, as the index's keys are: identity hits
+        groups = frozenset(intern(fold(g)) for g in self.group_ids if g) - {object_id}
         object.__setattr__(self, "object_id", object_id)
         object.__setattr__(self, "group_ids", groups)
         object.__setattr__(self, "lookup_ids", (object_id, *sorted(groups)))

@@ -6,7 +6,8 @@ subscription, a resource group, or a resource id, nested resources and extension
     /subscriptions/{s}/resourceGroups/{rg}/providers/{ns}/{type}/{name}[/{subtype}/{subname}...]
                                                                   [/providers/{ns}/{type}/{name}...]
 
-Scopes compare case-insensitively, as ARM resource ids do. Only ASCII letters are folded: two strings
+Scopes compare case-insensitively, as ARM resource ids do. Keys are interned, so the index's dict
+probes match by identity without reading the stored key. Only ASCII letters are folded: two strings
 that differ in a non-ASCII character are different scopes, so Unicode case rules (the Kelvin sign
 lower-cases to `k`) can never make one scope stand for another. Anything that a path could use to
 escape its parent is refused rather than interpreted: `.`/`..` segments, empty segments, `%` (no
@@ -21,11 +22,15 @@ import unicodedata
 from enum import StrEnum
 from functools import lru_cache
 from itertools import accumulate
+from sys import intern
 from typing import NamedTuple
 
 from cielo.rbac.errors import InvalidScope
 
 MAX_SCOPE_LENGTH = 2048
+# Parsed scopes kept (LRU). A cached deployment scope costs ~0.8 KB, so the cache tops out near 100 MB; it
+# only fills where that many distinct scopes are asked about, and a miss costs a few microseconds.
+SCOPE_CACHE_SIZE = 131072
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _FORBIDDEN_ASCII = re.compile(r"[\x00-\x20\x7f%\\?#]")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
@@ -96,19 +101,62 @@ def _check_characters(value: str, path: str) -> None:
             raise _invalid(value, "it contains a forbidden character")
 
 
-@lru_cache(maxsize=32768)
+@lru_cache(maxsize=SCOPE_CACHE_SIZE)
 def parse_scope(value: str) -> Scope:
     """Parse and canonicalise a scope; raise `InvalidScope` for anything else. Cached: scopes repeat.
 
     A nested resource (`{resource}/{type}/{name}`, e.g. a deployment under an account) reuses its
     parent's cached parse, so a cache miss on a deep scope costs a fraction of a full parse.
     """
-    nested = _parse_nested(value)
-    return nested if nested is not None else _parse_full(value)
+    parsed = _parse_nested(value)
+    if parsed is None:
+        parsed = _parse_common(value)
+    return parsed if parsed is not None else _parse_full(value)
+
+
+# The common shape in one regex: /subscriptions/{s}[/resourceGroups/{rg}][/providers/{ns}/{type}/{name}...].
+# A segment is never `.`/`..` and never holds a forbidden character; a type is never `providers`.
+_SEGMENT = r"(?!\.\.?(?:/|$))[^/\x00-\x20\x7f%\\?#]+"
+_COMMON = re.compile(
+    rf"/subscriptions/(?P<sub>{_SEGMENT})(?:/resourceGroups/(?P<rg>{_SEGMENT}))?"
+    rf"(?:/providers/(?P<ns>{_SEGMENT})(?P<pairs>(?:/(?!providers(?:/|$)){_SEGMENT}/{_SEGMENT})+))?/?",
+    re.IGNORECASE,
+)
+
+
+def _parse_common(value: str) -> Scope | None:
+    """The common ASCII shape at C speed, or None to let the full parser decide."""
+    if not value.isascii() or len(value) > MAX_SCOPE_LENGTH:
+        return None
+    match = _COMMON.fullmatch(value)
+    if match is None:
+        return None
+    subscription, resource_group, namespace, pairs = match.group("sub", "rg", "ns", "pairs")
+    # Keywords differ from ARM's casing at most by case, so positions in `value` are positions in `path`.
+    ends = [match.end("sub")]
+    path = "/subscriptions/" + subscription
+    kind = ScopeKind.SUBSCRIPTION
+    if resource_group is not None:
+        ends.append(match.end("rg"))
+        path += "/resourceGroups/" + resource_group
+        kind = ScopeKind.RESOURCE_GROUP
+    if namespace is not None:
+        end = match.start("pairs")
+        segments = pairs.split("/")  # "", type, name, type, name...
+        for i in range(1, len(segments), 2):
+            end += len(segments[i]) + len(segments[i + 1]) + 2
+            ends.append(end)
+        path += "/providers/" + namespace + pairs
+        kind = _RESOURCE
+    if path == value:
+        path = value
+    key = path.lower()
+    chain_keys = ("/", *[intern(key[:end]) for end in ends])
+    return Scope(path, chain_keys[-1], kind, chain_keys, subscription, resource_group)
 
 
 def _parse_nested(value: str) -> Scope | None:
-    """`value` as its parent resource plus one type/name pair, or None to let the full parser decide."""
+    """`value` as its parent resource plus one type/name pair, or None to let the other parsers decide."""
     path = value[:-1] if value.endswith("/") else value
     parts = path.rsplit("/", 4)
     if len(parts) != 5 or len(value) > MAX_SCOPE_LENGTH:
@@ -130,7 +178,9 @@ def _parse_nested(value: str) -> Scope | None:
     if parent.kind is not _RESOURCE:
         return None
     full = parent.path + tail
-    key = parent.key + fold(tail)
+    if full == value:
+        full = value  # share the caller's string: the cache holds it anyway
+    key = intern(parent.key + fold(tail))
     return Scope(full, key, _RESOURCE, (*parent.chain_keys, key), parent.subscription_id, parent.resource_group)
 
 
@@ -197,8 +247,8 @@ def _parse_full(value: str) -> Scope:
     canonical = "/" + "/".join(segments)
     key = fold(canonical)
     ends = list(accumulate(map(len, segments)))  # the first n segments end at ends[n - 1] + n
-    chain_keys = ("/", *[key[: ends[n - 1] + n] for n in levels])
-    return Scope(canonical, key, kind, chain_keys, subscription, resource_group)
+    chain_keys = ("/", *[intern(key[: ends[n - 1] + n]) for n in levels])
+    return Scope(canonical, chain_keys[-1], kind, chain_keys, subscription, resource_group)
 
 
 def as_scope(value: str | Scope) -> Scope:
