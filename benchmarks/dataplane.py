@@ -194,7 +194,7 @@ def upstream_name(index: int) -> str:
     return "null" if index == 0 else f"null-{index + 1}"
 
 
-def gateway(args: argparse.Namespace, tmp: Path, driver: Driver, model_part: Any) -> dict[str, Any]:
+def gateway(args: argparse.Namespace, tmp: Path, driver: Driver) -> list[dict[str, Any]]:
     port = free_port()
     upstream = subprocess.Popen([sys.executable, str(find_bench_file("null_upstream.py")), "--port", str(port)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -239,16 +239,13 @@ def gateway(args: argparse.Namespace, tmp: Path, driver: Driver, model_part: Any
             result.update(target="Cielo, ONE deployment (quota check)", concurrency=32, deployments=1)
             rows.append(result)
             print(f"  one deployment c=32 {result['rps']:8.0f} req/s  {result['statuses']}", flush=True)
-        upstream.terminate()
-        upstream.wait(10)
-        model = model_part(server, arm, token) if model_part is not None else None
     finally:
         if server is not None:
             server.stop()
         if upstream.poll() is None:
             upstream.terminate()
             upstream.wait(10)
-    return {"rows": rows, "model": model}
+    return rows
 
 
 def print_gateway(rows: list[dict[str, Any]], workers: int) -> dict[str, Any]:
@@ -282,12 +279,40 @@ def stream_body(max_tokens: int) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens, "temperature": 0}
 
 
-def _measure(t0: float, stamps: list[float], text: list[str]) -> dict[str, Any]:
+def process_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process, and of its main thread (where an asyncio server runs its event loop)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read(path: str) -> float:
+        text = Path(path).read_text()
+        fields = text[text.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    return read(f"/proc/{pid}/stat"), read(f"/proc/{pid}/task/{pid}/stat")
+
+
+def model_worker(server: CieloServer) -> int:
+    """The Cielo process that holds the model: the one with the most threads (llama.cpp's pool)."""
+    pids = [server.process.pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == server.process.pid:
+                pids.append(int(entry.name))
+    return max(pids, key=lambda pid: len(list(Path(f"/proc/{pid}/task").iterdir())))
+
+
+def _measure(t0: float, stamps: list[float], text: list[str], pid: int, cpu0: tuple[float, float]) -> dict[str, Any]:
     end = time.perf_counter()
+    cpu1 = process_cpu(pid)
     n = len(stamps)
     return {"ttft_ms": (stamps[0] - t0) * 1000 if stamps else float("nan"), "tokens": n,
             "total_s": end - t0, "tokens_per_s": n / (end - t0) if n else 0.0,
-            "decode_tokens_per_s": (n - 1) / (stamps[-1] - stamps[0]) if n > 1 else 0.0, "text": "".join(text)}
+            "decode_tokens_per_s": (n - 1) / (stamps[-1] - stamps[0]) if n > 1 else 0.0, "text": "".join(text),
+            "cpu_s": cpu1[0] - cpu0[0], "main_thread_cpu_ms_per_token": (cpu1[1] - cpu0[1]) * 1000 / max(1, n)}
 
 
 def direct_stream(srv: Any, body: dict[str, Any]) -> dict[str, Any]:
@@ -302,14 +327,17 @@ def direct_stream(srv: Any, body: dict[str, Any]) -> dict[str, Any]:
                 text.append(content)
         return False
 
+    cpu0 = process_cpu(os.getpid())
     t0 = time.perf_counter()
     srv.handle_chat_completions({**body, "stream": True}, on_chunk)
-    return _measure(t0, stamps, text)
+    return _measure(t0, stamps, text, os.getpid(), cpu0)
 
 
-def cielo_stream(client: httpx.Client, url: str, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+def cielo_stream(client: httpx.Client, url: str, headers: dict[str, str], body: dict[str, Any],
+                 pid: int) -> dict[str, Any]:
     stamps: list[float] = []
     text: list[str] = []
+    cpu0 = process_cpu(pid)
     t0 = time.perf_counter()
     with client.stream("POST", url, json={**body, "stream": True}, headers=headers) as response:
         if response.status_code != 200:
@@ -322,7 +350,7 @@ def cielo_stream(client: httpx.Client, url: str, headers: dict[str, str], body: 
                 if content:
                     stamps.append(time.perf_counter())
                     text.append(content)
-    return _measure(t0, stamps, text)
+    return _measure(t0, stamps, text, pid, cpu0)
 
 
 def load_direct_model() -> tuple[Any, dict[str, Any]]:
@@ -348,9 +376,20 @@ def load_direct_model() -> tuple[Any, dict[str, Any]]:
     return xllamacpp.Server(params), config
 
 
-def model_serving(args: argparse.Namespace, server: CieloServer, arm: Arm, token: str) -> dict[str, Any]:
-    # The bootstrap deployment has capacity 10 (10 requests per 10 s): raise it so quota never interferes.
-    arm.deploy(SMOLLM2, {"format": "HuggingFace", "name": "SmolLM2-135M-Instruct", "version": "1"}, 100)
+def model_serving(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    # One worker: one model instance, like the direct baseline (with several, a new connection may land on a
+    # worker that has not loaded the model yet).
+    server = start_server(tmp / "data-model", extra_args=("--workers", str(args.model_workers)))
+    try:
+        arm = Arm(server)
+        # The bootstrap deployment has capacity 10 (10 requests per 10 s): raise it so quota never interferes.
+        arm.deploy(SMOLLM2, {"format": "HuggingFace", "name": "SmolLM2-135M-Instruct", "version": "1"}, 100)
+        return _model_serving(args, server, arm, arm.openai_user())
+    finally:
+        server.stop()
+
+
+def _model_serving(args: argparse.Namespace, server: CieloServer, arm: Arm, token: str) -> dict[str, Any]:
     url = f"{arm.endpoint()}/openai/deployments/{SMOLLM2}/chat/completions?api-version={DATA_API}"
     headers = {"Authorization": f"Bearer {token}"}
     body = stream_body(args.max_tokens)
@@ -359,15 +398,16 @@ def model_serving(args: argparse.Namespace, server: CieloServer, arm: Arm, token
     direct: list[dict[str, Any]] = []
     cielo: list[dict[str, Any]] = []
     with httpx.Client(verify=server.bundle, timeout=300) as client:
-        cielo_stream(client, url, headers, body)  # warm-up: Cielo loads the model on first use
+        cielo_stream(client, url, headers, body, server.process.pid)  # warm-up: Cielo loads the model on first use
+        worker = model_worker(server)
         direct_stream(srv, body)
         deadline = time.time() + args.model_budget_s
         for rep in range(args.reps):
             if rep % 2 == 0:  # alternate which one goes first
                 d = direct_stream(srv, body)
-                c = cielo_stream(client, url, headers, body)
+                c = cielo_stream(client, url, headers, body, worker)
             else:
-                c = cielo_stream(client, url, headers, body)
+                c = cielo_stream(client, url, headers, body, worker)
                 d = direct_stream(srv, body)
             direct.append(d)
             cielo.append(c)
@@ -377,7 +417,8 @@ def model_serving(args: argparse.Namespace, server: CieloServer, arm: Arm, token
                 print("  (time budget reached)", flush=True)
                 break
     del srv
-    keys = ("ttft_ms", "tokens", "tokens_per_s", "decode_tokens_per_s", "total_s")
+    keys = ("ttft_ms", "tokens", "tokens_per_s", "decode_tokens_per_s", "total_s", "cpu_s",
+            "main_thread_cpu_ms_per_token")
     result = {"config": config, "max_tokens": args.max_tokens,
               "direct": {k: statistics.median(r[k] for r in direct) for k in keys},
               "cielo": {k: statistics.median(r[k] for r in cielo) for k in keys},
@@ -389,11 +430,13 @@ def model_serving(args: argparse.Namespace, server: CieloServer, arm: Arm, token
 def print_model(result: dict[str, Any]) -> dict[str, Any]:
     d, c = result["direct"], result["cielo"]
     print()
-    print("| path | TTFT ms | tokens | tokens/s (end to end) | decode tokens/s | total s |")
-    print("|---|---|---|---|---|---|")
+    print("| path | TTFT ms | tokens | tokens/s (end to end) | decode tokens/s | total s | process CPU s | "
+          "main-thread CPU ms/token |")
+    print("|---|---|---|---|---|---|---|---|")
     for label, r in (("xllamacpp direct (in-process)", d), ("Cielo (HTTPS, bearer, SSE)", c)):
         print(f"| {label} | {r['ttft_ms']:.1f} | {r['tokens']:.0f} | {r['tokens_per_s']:.1f} | "
-              f"{r['decode_tokens_per_s']:.1f} | {r['total_s']:.2f} |")
+              f"{r['decode_tokens_per_s']:.1f} | {r['total_s']:.2f} | {r['cpu_s']:.2f} | "
+              f"{r['main_thread_cpu_ms_per_token']:.3f} |")
     pct = c["tokens_per_s"] / d["tokens_per_s"] * 100 if d["tokens_per_s"] else 0.0
     added = c["ttft_ms"] - d["ttft_ms"]
     print(f"\nCielo tokens/s = {pct:.1f}% of direct (target >= {TARGET_TOKENS_PCT:g}%: "
@@ -415,10 +458,12 @@ def main() -> None:
                         help="null-upstream deployments the load rotates over (each admits 100 req/s per worker)")
     parser.add_argument("--no-quota-run", dest="quota_run", action="store_false",
                         help="skip the run against a single deployment")
+    parser.add_argument("--model-workers", type=int, default=1, help="cielo workers for the model part")
     parser.add_argument("--reps", type=int, default=5, help="streaming requests per side (median)")
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--model-budget-s", type=float, default=90, help="stop adding reps after this long")
+    parser.add_argument("--model-budget-s", type=float, default=45, help="stop adding reps after this long")
     parser.add_argument("--skip-model", action="store_true", help="gateway overhead only")
+    parser.add_argument("--skip-gateway", action="store_true", help="model serving only")
     args = parser.parse_args()
 
     started = time.time()
@@ -427,17 +472,17 @@ def main() -> None:
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
     driver = Driver(args.warmup, args.duration, args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
-        out = gateway(args, Path(tmp), driver,
-                      None if args.skip_model else lambda s, a, t: model_serving(args, s, a, t))
-    summary = print_gateway(out["rows"], args.workers)
-    if out["model"] is not None:
-        summary.update(print_model(out["model"]))
+        rows = [] if args.skip_gateway else gateway(args, Path(tmp), driver)
+        model = None if args.skip_model else model_serving(args, Path(tmp))
+    summary = print_gateway(rows, args.workers) if rows else {}
+    if model is not None:
+        summary.update(print_model(model))
     print(f"\n(took {time.time() - started:.0f} s; load average now "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())})")
     results = REPO / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
     (results / "dataplane.json").write_text(json.dumps(
-        {"cores": cores, "workers": args.workers, "gateway": out["rows"], "model": out["model"],
+        {"cores": cores, "workers": args.workers, "gateway": rows, "model": model,
          "summary": summary, "ts": time.time()}, indent=2, default=str))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import ssl
 import subprocess
 import sys
 import time
@@ -96,6 +97,10 @@ class MiServer:
 
     def path(self, provider_type: str, name: str, rg: str = RG) -> str:
         return f"{self.rg_id(rg)}/providers/{provider_type}/{name}"
+
+    def tls(self) -> ssl.SSLContext:
+        """Trust for Cielo's certificate (httpx deprecates `verify=<path>`)."""
+        return ssl.create_default_context(cafile=self.server.bundle)
 
     @property
     def account_id(self) -> str:
@@ -287,12 +292,14 @@ class Agent:
                 self.process.wait(5)
 
 
-def launch_agent(mi: MiServer, credential: Path, name: str) -> tuple[subprocess.Popen[bytes], Path, Path, int]:
+def launch_agent(mi: MiServer, credential: Path, name: str, extra_env: dict[str, str] | None = None,
+                 ) -> tuple[subprocess.Popen[bytes], Path, Path, int]:
     config_dir = mi.work / f"agent-{name}-config"
     log = mi.work / f"agent-{name}.log"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in MI_VARIABLES}
-    env.update({"CIELO_CONFIG_DIR": str(config_dir), "HOME": str(mi.work), "PYTHONDONTWRITEBYTECODE": "1"})
+    env = {k: v for k, v in os.environ.items() if k not in MI_VARIABLES and k != "CIELO_AGENT_IDENTITY_HEADER"}
+    env.update({"CIELO_CONFIG_DIR": str(config_dir), "HOME": str(mi.work), "PYTHONDONTWRITEBYTECODE": "1",
+                **(extra_env or {})})
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "cielo.cli.main", "agent", "--credential", str(credential),
                                     "--port", str(port), "--no-imds-address"], stdout=out, stderr=subprocess.STDOUT,
@@ -300,16 +307,17 @@ def launch_agent(mi: MiServer, credential: Path, name: str) -> tuple[subprocess.
     return process, config_dir, log, port
 
 
-def start_agent(mi: MiServer, credential: Path, name: str) -> Agent:
+def start_agent(mi: MiServer, credential: Path, name: str, extra_env: dict[str, str] | None = None) -> Agent:
     """Start an agent and wait until it answers (the caller stops it)."""
-    return start_agents(mi, [(credential, name)])[0]
+    return start_agents(mi, [(credential, name)], extra_env)[0]
 
 
-def start_agents(mi: MiServer, wanted: list[tuple[Path, str]]) -> list[Agent]:
+def start_agents(mi: MiServer, wanted: list[tuple[Path, str]], extra_env: dict[str, str] | None = None,
+                 ) -> list[Agent]:
     """Start several agents at once and wait until all answer (the caller stops them)."""
     agents = []
     for credential, name in wanted:
-        process, config_dir, log, port = launch_agent(mi, credential, name)
+        process, config_dir, log, port = launch_agent(mi, credential, name, extra_env)
         agents.append(Agent(mi, port, config_dir, process, log))
     waiting = list(agents)
     deadline = time.time() + 30

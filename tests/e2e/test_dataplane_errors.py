@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from dataplane_support import (
+from conftest_dataplane import (
     CHAT,
     COGNITIVE,
     EMBED,
@@ -26,7 +26,7 @@ from dataplane_support import (
 
 from support.server import CieloServer, start_server
 
-pytest_plugins = ("dataplane_support",)
+pytest_plugins = ("conftest_dataplane",)
 pytestmark = pytest.mark.e2e
 
 HI = [{"role": "user", "content": "Hi"}]

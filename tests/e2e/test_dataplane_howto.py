@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dataplane_support import COGNITIVE_SERVICES_USER, DataPlane
+from conftest_dataplane import COGNITIVE_SERVICES_USER, DataPlane
 
 from e2e.cli_helpers import Cli, make_cli, new_user
 
-pytest_plugins = ("dataplane_support",)  # the `dataplane` server and `admin_cli`, shared by test_dataplane_*
+pytest_plugins = ("conftest_dataplane",)  # the `dataplane` server and `dp_admin`, shared by test_dataplane_*
 pytestmark = pytest.mark.e2e
 
 CURL_BODY = '{"prompt":"Once upon a time","max_tokens":16}'
@@ -47,14 +47,14 @@ def _curl(cli: Cli, endpoint: str, token_file: Path, out: Path, body: str = CURL
     return int(status), json.loads(out.read_text())
 
 
-def test_howto_cli_and_curl(dataplane: DataPlane, admin_cli: Cli, tmp_path: Path) -> None:
+def test_howto_cli_and_curl(dataplane: DataPlane, dp_admin: Cli, tmp_path: Path) -> None:
     if shutil.which("jq") is None or shutil.which("curl") is None:
         pytest.skip("jq and curl are needed to run the how-to's shell lines")
     server = dataplane.server
     member = new_user(server, "howto")
     # A user who can read the subscription (so `account show` and `group show` work as in the how-to),
     # but holds no data action: Reader, like Owner, has none.
-    admin_cli.run("role", "assignment", "create", "--role", "Reader", "--assignee", member.upn,
+    dp_admin.run("role", "assignment", "create", "--role", "Reader", "--assignee", member.upn,
                   "--scope", f"/subscriptions/{server.subscription_id}", "-o", "none")
 
     user_cli = make_cli(server, {**dataplane.client_env(), "CIELO_CONFIG_DIR": str(tmp_path / "user-config")},
@@ -90,7 +90,7 @@ def test_howto_cli_and_curl(dataplane: DataPlane, admin_cli: Cli, tmp_path: Path
     # The administrator assigns "Cognitive Services User" on the resource group: the next request is served.
     created = json.loads(_shell("""
         cielo role assignment create --role "Cognitive Services User" --assignee "$user" --scope "$resourceId"
-        """, {**admin_cli.env, "user": user, "resourceId": resource_id}))
+        """, {**dp_admin.env, "user": user, "resourceId": resource_id}))
     assert created["principalId"] == member.object_id
     assert created["scope"] == resource_id
     assert created["roleDefinitionId"].endswith(f"/roleDefinitions/{COGNITIVE_SERVICES_USER}")
@@ -112,7 +112,7 @@ def test_howto_cli_and_curl(dataplane: DataPlane, admin_cli: Cli, tmp_path: Path
     assert 0 < body["usage"]["completion_tokens"] <= 16
 
     # Removing the assignment refuses again at once.
-    admin_cli.run("role", "assignment", "delete", "--ids", created["id"], "-o", "none")
+    dp_admin.run("role", "assignment", "delete", "--ids", created["id"], "-o", "none")
     status, body = _curl(user_cli, endpoint, token_file, tmp_path / "revoked.json")
     assert status == 401, body
     assert body["error"]["code"] == "PermissionDenied"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from dataplane_support import (
+from conftest_dataplane import (
     API_VERSION,
     KEY_DENIED,
     MOCK,
@@ -26,7 +26,7 @@ from openai import AuthenticationError, AzureOpenAI, OpenAI, PermissionDeniedErr
 
 from e2e.cli_helpers import Cli
 
-pytest_plugins = ("dataplane_support",)
+pytest_plugins = ("conftest_dataplane",)
 pytestmark = pytest.mark.e2e
 
 HI = [{"role": "user", "content": "hello keys"}]
@@ -51,15 +51,15 @@ def _chat(dataplane: DataPlane, account: KeyedAccount, headers: dict[str, str]) 
     return dataplane.post(MOCK_DEPLOYMENT, "chat/completions", BODY, headers=headers, endpoint=account.endpoint)
 
 
-def _keys(admin_cli: Cli, account: KeyedAccount) -> dict[str, str]:
-    keys: dict[str, str] = admin_cli.json("cognitiveservices", "account", "keys", "list", "-n", account.name,
+def _keys(dp_admin: Cli, account: KeyedAccount) -> dict[str, str]:
+    keys: dict[str, str] = dp_admin.json("cognitiveservices", "account", "keys", "list", "-n", account.name,
                                           "-g", "cielo-rg")
     return keys
 
 
-def test_keys_work_and_wrong_keys_are_refused(dataplane: DataPlane, admin_cli: Cli, account: KeyedAccount,
+def test_keys_work_and_wrong_keys_are_refused(dataplane: DataPlane, dp_admin: Cli, account: KeyedAccount,
                                               dp_env: dict[str, str]) -> None:
-    keys = _keys(admin_cli, account)
+    keys = _keys(dp_admin, account)
     assert set(keys) == {"key1", "key2"} and keys["key1"] != keys["key2"]
 
     for key in keys.values():
@@ -95,9 +95,9 @@ def test_keys_work_and_wrong_keys_are_refused(dataplane: DataPlane, admin_cli: C
     assert v1_wrong.status_code == 401 and v1_wrong.json()["error"]["message"] == KEY_DENIED
 
 
-def test_regenerated_key_stops_at_once(dataplane: DataPlane, admin_cli: Cli, account: KeyedAccount) -> None:
-    before = _keys(admin_cli, account)
-    after: dict[str, str] = admin_cli.json("cognitiveservices", "account", "keys", "regenerate", "-n", account.name,
+def test_regenerated_key_stops_at_once(dataplane: DataPlane, dp_admin: Cli, account: KeyedAccount) -> None:
+    before = _keys(dp_admin, account)
+    after: dict[str, str] = dp_admin.json("cognitiveservices", "account", "keys", "regenerate", "-n", account.name,
                                            "-g", "cielo-rg", "--key-name", "key1")
     assert after["key1"] != before["key1"] and after["key2"] == before["key2"]
     assert _chat(dataplane, account, {"api-key": before["key1"]}).json()["error"]["message"] == KEY_DENIED
@@ -105,11 +105,11 @@ def test_regenerated_key_stops_at_once(dataplane: DataPlane, admin_cli: Cli, acc
     assert _chat(dataplane, account, {"api-key": after["key1"]}).status_code == 200
 
 
-def test_disable_local_auth(dataplane: DataPlane, admin_cli: Cli, account: KeyedAccount,
+def test_disable_local_auth(dataplane: DataPlane, dp_admin: Cli, account: KeyedAccount,
                             dp_env: dict[str, str]) -> None:
-    keys = _keys(admin_cli, account)
+    keys = _keys(dp_admin, account)
     bearer = {"Authorization": f"Bearer {dataplane.sp_token()}"}
-    updated = admin_cli.json("cognitiveservices", "account", "update", "-n", account.name, "-g", "cielo-rg",
+    updated = dp_admin.json("cognitiveservices", "account", "update", "-n", account.name, "-g", "cielo-rg",
                              "--disable-local-auth", "true")
     try:
         assert updated["properties"]["disableLocalAuth"] is True
@@ -133,8 +133,8 @@ def test_disable_local_auth(dataplane: DataPlane, admin_cli: Cli, account: Keyed
         listed = dataplane.arm("POST", f"{dataplane.account_path(account.name)}/listKeys")
         assert listed.status_code == 400, listed.text
         assert listed.json()["error"]["message"] == "Failed to list key. disableLocalAuth is set to be true"
-        admin_cli.fails("cognitiveservices", "account", "keys", "list", "-n", account.name, "-g", "cielo-rg")
+        dp_admin.fails("cognitiveservices", "account", "keys", "list", "-n", account.name, "-g", "cielo-rg")
     finally:
-        admin_cli.run("cognitiveservices", "account", "update", "-n", account.name, "-g", "cielo-rg",
+        dp_admin.run("cognitiveservices", "account", "update", "-n", account.name, "-g", "cielo-rg",
                       "--disable-local-auth", "false", "-o", "none")
     assert _chat(dataplane, account, {"api-key": keys["key1"]}).status_code == 200

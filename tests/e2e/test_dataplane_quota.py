@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from dataplane_support import API_VERSION, MOCK, DataPlane, azure_error
+from conftest_dataplane import API_VERSION, MOCK, DataPlane, azure_error
 from openai import AzureOpenAI, RateLimitError
 
-pytest_plugins = ("dataplane_support",)
+pytest_plugins = ("conftest_dataplane",)
 pytestmark = pytest.mark.e2e
 
 QUOTA_LINK = "Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default " \
@@ -63,7 +63,7 @@ def test_call_rate_limit_and_client_retry(dataplane: DataPlane, limited: tuple[s
     calls, _ = limited
     token = dataplane.sp_token()
     body = {"prompt": "one two three", "max_tokens": 5}
-    _fresh_window(10, 4.0)
+    _fresh_window(10, 5.0)
     first = dataplane.post(calls, "completions", body, token=token)
     second = dataplane.post(calls, "completions", body, token=token)
     assert first.status_code == second.status_code == 200, (first.text, second.text)
@@ -103,7 +103,7 @@ def test_token_rate_limit(dataplane: DataPlane, limited: tuple[str, str], dp_env
     assert _limited(too_big, "ChatCompletions_Create", "token") <= 60_000
     assert int(too_big.headers["x-rate-limit-reset-tokens"]) >= 1
 
-    _fresh_window(60, 3.0)
+    _fresh_window(60, 5.0)
     half = dataplane.post(tokens, "chat/completions", {"messages": messages, "max_tokens": 600}, token=token)
     assert half.status_code == 200, half.text
     left = int(half.headers["x-ratelimit-remaining-tokens"])

@@ -219,5 +219,35 @@ def test_login_identity(mi: MiServer) -> None:
                                       "assignedIdentityInfo": f"MSIClient-{uami.client_id}"}
         token = host.json("account", "get-access-token", "--resource", COGNITIVE, env=imds_env)
         mi.check_token(token["accessToken"], uami)
+
+        # By resource id, as az also accepts it (the App Service protocol calls it mi_res_id).
+        entries = host.json("login", "--identity", "--username", uami.resource_id, env=app_env)
+        assert entries[0]["user"]["name"] == "userAssignedIdentity"
+        token = host.json("account", "get-access-token", "--resource", COGNITIVE, env=app_env)
+        mi.check_token(token["accessToken"], uami)
     finally:
         agent.stop()
+
+
+# ----------------------------------------------------------------------------- ARM validation
+def test_identity_blocks_that_are_refused(mi: MiServer) -> None:
+    vm = mi.put_vm("vm-validate")
+    principal_id = vm["identity"]["principalId"]
+    path = mi.path("Microsoft.Compute/virtualMachines", "vm-validate")
+    uami = mi.create_uami("id-validate")
+    cases = [
+        ({"identity": "SystemAssigned"}, "InvalidIdentity"),
+        # No type: refused, not read as "None" (which would delete the system-assigned identity).
+        ({"identity": {"userAssignedIdentities": {uami.resource_id: {}}}}, "InvalidIdentityType"),
+        ({"identity": {"type": "Everything"}}, "InvalidIdentityType"),
+        ({"identity": {"type": "UserAssigned"}}, "InvalidIdentity"),
+        ({"identity": {"type": "UserAssigned", "userAssignedIdentities": {mi.path(UAMI_TYPE, "nope"): {}}}},
+         "FailedIdentityOperation"),
+    ]
+    for method in ("PATCH", "PUT"):
+        for body, code in cases:
+            answer = mi.arm(method, path, body)
+            assert answer.status_code == 400, (method, body, answer.text)
+            assert answer.json()["error"]["code"] == code, (body, answer.text)
+    assert mi.arm_ok("GET", path)["identity"]["principalId"] == principal_id
+    assert _sp_status(mi, principal_id) == 200

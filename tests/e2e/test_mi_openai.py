@@ -57,7 +57,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         uami = mi.create_uami("uami-openai")
         vm = mi.put_vm("vm-openai", uamis=(uami,))
         system = mi.system_identity(vm)
-        agent = start_agent(mi, mi.host_credential("vm-openai"), "openai")
+        agent = start_agent(mi, mi.host_credential_api("vm-openai"), "openai")
         yield World(mi, agent, system, uami)
     finally:
         if agent is not None:
@@ -69,11 +69,11 @@ def _client(world: World, credential: ManagedIdentityCredential) -> openai.Azure
     return openai.AzureOpenAI(
         azure_endpoint=world.mi.endpoint, api_version=API_VERSION, max_retries=0,
         azure_ad_token_provider=get_bearer_token_provider(credential, COGNITIVE_SCOPE),
-        http_client=httpx.Client(verify=world.mi.server.bundle, timeout=60))
+        http_client=httpx.Client(verify=world.mi.tls(), timeout=60))
 
 
 def _chat(client: openai.AzureOpenAI) -> str:
-    answer = client.chat.completions.create(model=DEPLOYMENT, messages=PROMPT, max_tokens=16)  # type: ignore[arg-type]
+    answer = client.chat.completions.create(model=DEPLOYMENT, messages=PROMPT, max_tokens=16)
     return answer.choices[0].message.content or ""
 
 
@@ -87,7 +87,7 @@ def _refused(client: openai.AzureOpenAI, principal_id: str) -> None:
 
 
 def _raw_chat(world: World, token: str) -> httpx.Response:
-    with httpx.Client(verify=world.mi.server.bundle, timeout=60) as client:
+    with httpx.Client(verify=world.mi.tls(), timeout=60) as client:
         return client.post(f"{world.mi.endpoint}openai/deployments/{DEPLOYMENT}/chat/completions",
                            params={"api-version": API_VERSION}, json={"messages": PROMPT, "max_tokens": 16},
                            headers={"Authorization": f"Bearer {token}"})
@@ -125,13 +125,15 @@ def test_role_assignment_lifecycle_then_vm_deletion(world: World, monkeypatch: p
     _refused(client, world.system.principal_id)
     refused = _raw_chat(world, token)
     assert refused.status_code == 401, refused.text
-    answer = world.agent.imds({"api-version": "2018-02-01", "resource": COGNITIVE})
-    assert answer.status_code == 401, answer.text
-    assert answer.json()["error"] == "unauthorized_client"
+    for selector in ({}, {"client_id": world.uami.client_id}):  # its user-assigned identity neither
+        answer = world.agent.imds({"api-version": "2018-02-01", "resource": COGNITIVE, **selector})
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error"] == "unauthorized_client"
     with pytest.raises(ClientAuthenticationError):
         ManagedIdentityCredential().get_token(COGNITIVE_SCOPE)
     assert mi.graph_status(f"/servicePrincipals/{world.system.principal_id}") == 404
     assert mi.assignments_of(world.system.principal_id) == []
+    client.close()
 
 
 async def test_async_client_with_a_user_assigned_identity(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,11 +147,11 @@ async def test_async_client_with_a_user_assigned_identity(world: World, monkeypa
             client = openai.AsyncAzureOpenAI(
                 azure_endpoint=mi.endpoint, api_version=API_VERSION, max_retries=0,
                 azure_ad_token_provider=async_bearer_token_provider(credential, COGNITIVE_SCOPE),
-                http_client=httpx.AsyncClient(verify=mi.server.bundle, timeout=60))
+                http_client=httpx.AsyncClient(verify=mi.tls(), timeout=60))
             with pytest.raises(openai.AuthenticationError):
-                await client.chat.completions.create(model=DEPLOYMENT, messages=PROMPT)  # type: ignore[arg-type]
+                await client.chat.completions.create(model=DEPLOYMENT, messages=PROMPT)
             mi.assign_role(world.uami.principal_id, mi.account_id)
-            answer = await client.chat.completions.create(model=DEPLOYMENT, messages=PROMPT,  # type: ignore[arg-type]
+            answer = await client.chat.completions.create(model=DEPLOYMENT, messages=PROMPT,
                                                           max_tokens=16)
             assert answer.choices[0].message.content
             await client.close()

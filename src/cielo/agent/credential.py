@@ -24,7 +24,13 @@ class HostCredentialFile:
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise PermissionError(f"{path} is readable by others; run `chmod 600 {path}` (it holds a secret)")
         data = json.loads(path.read_text())
-        return cls(data["endpoint"], data["tenantId"], data["resourceId"], data["credential"], data.get("caBundle"))
+        ca_bundle = data.get("caBundle")
+        if ca_bundle and not Path(ca_bundle).is_file():
+            # The file names the bundle where `agent-credential` ran: on another host, copy Cielo's
+            # tls/bundle.pem there and point caBundle at it (or set it to null if Cielo's CA is trusted).
+            raise ValueError(f"its caBundle {ca_bundle} does not exist on this host; copy Cielo's tls/bundle.pem "
+                             "here and set caBundle to its path")
+        return cls(data["endpoint"], data["tenantId"], data["resourceId"], data["credential"], ca_bundle)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -92,11 +92,31 @@ class LlamaCppBackend:
         server = self._load()
         return server.handle_chat_completions if kind == "chat" else server.handle_completions
 
-    async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _complete_one(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         result: dict[str, Any] = await loop.run_in_executor(self._pool, lambda: self._handler(kind)(dict(body)))
         _raise_for_error(result, kind)
         return result
+
+    async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        n = int(body.get("n") or 1)
+        prompt = body.get("prompt")
+        if n == 1 and not isinstance(prompt, list):
+            return await self._complete_one(kind, body)
+        # llama.cpp answers several choices (n > 1, a list of prompts) with the usage of the first one only.
+        # One task per choice, as llama.cpp splits them itself (choice i samples with seed + i), run
+        # concurrently so its slots still batch them, gives each choice's own counts to add up.
+        prompts = prompt if isinstance(prompt, list) else [prompt]
+        seed = body.get("seed")
+        tasks = [{**body, "n": 1, **({"prompt": p} if kind == "completions" else {}),
+                  **({"seed": seed + i} if seed is not None else {})} for p in prompts for i in range(n)]
+        results = await asyncio.gather(*(self._complete_one(kind, task) for task in tasks))
+        choices = [{**result["choices"][0], "index": index} for index, result in enumerate(results)]
+        prompt_tokens = sum(int(results[k * n].get("usage", {}).get("prompt_tokens", 0)) for k in range(len(prompts)))
+        completion_tokens = sum(int(r.get("usage", {}).get("completion_tokens", 0)) for r in results)
+        return {**results[0], "choices": choices, "usage": {
+            "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}}
 
     async def stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from cielo.cli.profile import config_dir
 
 DEFAULT_PORT = 8100
 IMDS_ADDRESS = "169.254.169.254"
+MIN_HEADER_LENGTH = 32
 
 
 def _state_path(port: int) -> Path:
@@ -50,8 +51,13 @@ def _can_bind(host: str, port: int) -> bool:
               help="The host credential file (from `cielo vm agent-credential`).")
 @click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="Loopback port to serve on.")
 @click.option("--no-imds-address", is_flag=True, help="Do not try to listen on 169.254.169.254:80.")
+@click.option("--identity-header", envvar="CIELO_AGENT_IDENTITY_HEADER", show_envvar=True, default=None,
+              help="The secret workloads send as X-IDENTITY-HEADER (IDENTITY_HEADER) and MSI_SECRET, instead of a "
+              f"random one made at each start; at least {MIN_HEADER_LENGTH} characters. Set it through the "
+              "environment (a command line is visible to every local user).")
 @click.pass_context
-def agent(ctx: click.Context, credential: Path | None, port: int, no_imds_address: bool) -> None:
+def agent(ctx: click.Context, credential: Path | None, port: int, no_imds_address: bool,
+          identity_header: str | None) -> None:
     """Run the managed-identity host agent: IMDS and App Service token protocols on loopback.
 
     Workloads on this host get tokens for the identities of the resource the credential enrolls,
@@ -68,7 +74,9 @@ def agent(ctx: click.Context, credential: Path | None, port: int, no_imds_addres
         host_credential = HostCredentialFile.load(credential)
     except (PermissionError, OSError, ValueError, KeyError) as exc:
         raise CliError(f"cannot use {credential}: {exc}") from exc
-    identity_header = secrets.token_urlsafe(24)
+    if identity_header is not None and len(identity_header.strip()) < MIN_HEADER_LENGTH:
+        raise CliError(f"the identity header must have at least {MIN_HEADER_LENGTH} characters")
+    identity_header = identity_header.strip() if identity_header else secrets.token_urlsafe(24)
     app = build_app(TokenSource(host_credential), identity_header, host_credential.tenant_id)
     hosts = ["127.0.0.1"]
     if not no_imds_address and _can_bind(IMDS_ADDRESS, 80):

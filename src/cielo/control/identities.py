@@ -61,8 +61,11 @@ class IdentityError(Exception):
 
 
 def _parse_type(value: object) -> tuple[bool, bool]:
+    # A missing type is not "None": read so, an identity block without it would delete the system-assigned
+    # identity's principal and its role assignments.
     if value is None:
-        return False, False
+        raise BadRequest("identity.type is required: None, SystemAssigned, UserAssigned or "
+                         "'SystemAssigned, UserAssigned'.", code="InvalidIdentityType")
     if not isinstance(value, str):
         raise BadRequest("identity.type must be a string.", code="InvalidIdentityType")
     parts = {p.strip().lower() for p in value.split(",") if p.strip()}

@@ -33,8 +33,8 @@ ROUTES = {
 }
 EMBEDDING_DIMENSIONS = 384
 DEFAULT_MAX_TOKENS = 16  # OpenAI's completions default; chat defaults to what is left of the context
-PASSTHROUGH = ("max_tokens", "temperature", "top_p", "n", "stop", "presence_penalty", "frequency_penalty", "seed",
-               "logprobs", "top_logprobs", "response_format", "logit_bias", "user")
+PASSTHROUGH = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stop", "presence_penalty",
+               "frequency_penalty", "seed", "logprobs", "top_logprobs", "response_format", "logit_bias", "user")
 
 
 @dataclass
@@ -98,8 +98,6 @@ class DataPlane:
         (wire.validate_chat if kind == "chat" else wire.validate_completions)(body)
         headers = self._admit(deployment, kind, body, api_version, account)
         request = {k: body[k] for k in PASSTHROUGH if body.get(k) is not None}
-        if "max_tokens" not in request and body.get("max_completion_tokens") is not None:
-            request["max_tokens"] = body["max_completion_tokens"]
         if kind == "chat":
             request["messages"] = body["messages"]
         else:

@@ -2,7 +2,7 @@
 
 The tests change role assignments, keys and `disableLocalAuth`, so they run against their own `cielo up`
 with the test-only `mock` model enabled, never the shared session server. Test modules load this file
-with `pytest_plugins = ("dataplane_support",)`, so all of them share one server.
+with `pytest_plugins = ("conftest_dataplane",)`, so all of them share one server.
 
 Setup, as an administrator would do it through the resource manager: a SmolLM2 deployment `chat`, an
 e5 deployment `embed` and a mock deployment `mock`, each with enough capacity that the suite never
@@ -189,7 +189,7 @@ def dp_env(dataplane: DataPlane, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
 
 
 @pytest.fixture(scope="session")
-def admin_cli(dataplane: DataPlane, tmp_path_factory: pytest.TempPathFactory) -> Cli:
+def dp_admin(dataplane: DataPlane, tmp_path_factory: pytest.TempPathFactory) -> Cli:
     """The `cielo` command signed in as the administrator (Owner of the subscription) of the private server."""
     work = tmp_path_factory.mktemp("dataplane-admin")
     cli = make_cli(dataplane.server, {**dataplane.client_env(), "CIELO_CONFIG_DIR": str(work / "config")}, work)
