@@ -51,6 +51,8 @@ def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) 
     )
     server = uvicorn.Server(config)
     asyncio.run(server.serve(sockets=list(sockets)))
+    if multiprocessing.parent_process() is not None:
+        os._exit(0)  # a worker: do not wait for model threads still generating (see cli/up.py)
 
 
 def run(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) -> None:

@@ -125,6 +125,10 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     with contextlib.suppress(KeyboardInterrupt):
         run(settings, tls, sockets)
     out.write("Cielo stopped.\n")
+    out.flush()
+    # A generation running on llama.cpp's threads cannot be interrupted and would hold the interpreter's exit:
+    # everything is stored already (SQLite commits per write), so leave now.
+    os._exit(0)
 
 
 @click.command("env")
