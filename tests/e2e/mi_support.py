@@ -2,8 +2,9 @@
 
 Each test module runs its own `cielo up` (`MiServer`, started by `start_mi_server` in a module-scoped
 fixture): the tests create and delete VMs, identities and role assignments. Host agents are real
-`cielo agent` subprocesses with their own CIELO_CONFIG_DIR (`Agent`), stopped by the fixtures that
-start them. Tokens are checked against the server's published signing keys.
+`cielo agent` subprocesses with their own CIELO_CONFIG_DIR (`Agent`); tests stop the ones they start,
+and the module fixture's teardown (`MiServer.stop`) stops any left, then the server. Tokens are checked
+against the server's published signing keys.
 """
 
 from __future__ import annotations
@@ -71,9 +72,16 @@ class MiServer:
     server: CieloServer
     work: Path
     _cli: Cli | None = None
+    agents: list[Agent] = field(default_factory=list)  # every agent started: stopped by stop()
     _arm_token: str = ""
     _graph_token: str = ""
     _keys: dict[str, Any] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        """Stop every agent started against this server (whatever a test left running), then the server."""
+        for agent in self.agents:
+            agent.stop()
+        self.server.stop()
 
     @property
     def cli(self) -> Cli:
@@ -118,7 +126,7 @@ class MiServer:
     def arm(self, method: str, path: str, body: Any = None, *, api: str = COMPUTE_API,
             params: dict[str, str] | None = None) -> httpx.Response:
         if not self._arm_token:
-            self._arm_token = self._admin_token(ARM_AUDIENCE.rstrip("/") + "/")
+            self._arm_token = self._admin_token(ARM_AUDIENCE)
         with self.server.http() as client:
             return client.request(method, path, params={"api-version": api, **(params or {})}, json=body,
                                   headers={"Authorization": f"Bearer {self._arm_token}"})
@@ -270,14 +278,15 @@ class Agent:
     def imds(self, params: dict[str, str] | str, headers: dict[str, str] | None = None) -> httpx.Response:
         """A raw IMDS request (`params` a dict, or a literal query string)."""
         query = params if isinstance(params, str) else httpx.QueryParams(params)
-        return httpx.get(f"{self.base}/metadata/identity/oauth2/token?{query}",
-                         headers={"Metadata": "true"} if headers is None else headers, timeout=30)
+        return _get(f"{self.base}/metadata/identity/oauth2/token?{query}",
+                    {"Metadata": "true"} if headers is None else headers)
 
     def app_service(self, params: dict[str, str] | str, header: str | None = "") -> httpx.Response:
+        """A raw App Service request; `header` None sends no X-IDENTITY-HEADER, "" the agent's own."""
         query = params if isinstance(params, str) else httpx.QueryParams(params)
         headers = {"X-IDENTITY-HEADER": self.identity_header if header == "" else header} if header is not None \
             else {}
-        return httpx.get(f"{self.base}/msi/token?{query}", headers=headers, timeout=30)
+        return _get(f"{self.base}/msi/token?{query}", headers)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -292,8 +301,19 @@ class Agent:
                 self.process.wait(5)
 
 
+def _get(url: str, headers: dict[str, str]) -> httpx.Response:
+    """One GET; on a 429 (the agent's own 20-a-second limit, which a fast test module can reach) one more,
+    a second later. The rate-limit test itself does not come through here."""
+    answer = httpx.get(url, headers=headers, timeout=30)
+    if answer.status_code == 429:
+        time.sleep(1.05)
+        answer = httpx.get(url, headers=headers, timeout=30)
+    return answer
+
+
 def launch_agent(mi: MiServer, credential: Path, name: str, extra_env: dict[str, str] | None = None,
                  ) -> tuple[subprocess.Popen[bytes], Path, Path, int]:
+    """Start `cielo agent` (the caller waits for it, or for its exit); `mi.stop()` stops it if it still runs."""
     config_dir = mi.work / f"agent-{name}-config"
     log = mi.work / f"agent-{name}.log"
     port = free_port()
@@ -304,6 +324,7 @@ def launch_agent(mi: MiServer, credential: Path, name: str, extra_env: dict[str,
         process = subprocess.Popen([sys.executable, "-m", "cielo.cli.main", "agent", "--credential", str(credential),
                                     "--port", str(port), "--no-imds-address"], stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env)
+    mi.agents.append(Agent(mi, port, config_dir, process, log))
     return process, config_dir, log, port
 
 
@@ -320,11 +341,19 @@ def start_agents(mi: MiServer, wanted: list[tuple[Path, str]], extra_env: dict[s
         process, config_dir, log, port = launch_agent(mi, credential, name, extra_env)
         agents.append(Agent(mi, port, config_dir, process, log))
     waiting = list(agents)
+    relaunched = 0
     deadline = time.time() + 30
     try:
         while waiting and time.time() < deadline:
             for agent in list(waiting):
                 if agent.process.poll() is not None:
+                    if "is in use" in agent.output() and relaunched < 3:  # another process took the free port
+                        relaunched += 1
+                        credential, name = wanted[agents.index(agent)]
+                        process, config_dir, log, port = launch_agent(mi, credential, f"{name}-{relaunched}",
+                                                                      extra_env)
+                        agent.process, agent.config_dir, agent.log, agent.port = process, config_dir, log, port
+                        continue
                     raise RuntimeError(f"cielo agent exited ({agent.process.returncode}):\n{agent.output()}")
                 try:
                     ready = httpx.get(f"{agent.base}/metadata/identity/info?api-version=2018-02-01",

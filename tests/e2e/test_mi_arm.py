@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from cli_helpers import make_cli
-from mi_support import COGNITIVE, RG, MiServer, start_agent, start_agents, start_mi_server
+from mi_support import COGNITIVE, READER_ROLE, RG, MiServer, start_agent, start_agents, start_mi_server
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,7 @@ IMDS = {"api-version": "2018-02-01", "resource": COGNITIVE}
 def mi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiServer]:
     server = start_mi_server(tmp_path_factory, "mi-arm")
     yield server
-    server.server.stop()
+    server.stop()  # every agent started in this module, then the server
 
 
 def _uami_path(mi: MiServer, name: str) -> str:
@@ -115,7 +115,7 @@ def test_removing_the_system_identity_deletes_its_principal_and_assignments(mi: 
     principal_id = mi.cli.json("vm", "create", "-g", RG, "-n", "vm-drop", "--assign-identity")["identity"][
         "systemAssignedIdentity"]
     mi.assign_role(principal_id, mi.account_id)
-    mi.assign_role(principal_id, mi.rg_id(), role="acdd72a7-3385-48ef-bd42-f606fba81ae7")  # Reader
+    mi.assign_role(principal_id, mi.rg_id(), role=READER_ROLE)
     assert len(mi.assignments_of(principal_id)) == 2
     removed = mi.cli.json("vm", "identity", "remove", "-g", RG, "-n", "vm-drop")
     assert removed == {"systemAssignedIdentity": "", "userAssignedIdentities": {}}
@@ -251,3 +251,20 @@ def test_identity_blocks_that_are_refused(mi: MiServer) -> None:
             assert answer.json()["error"]["code"] == code, (body, answer.text)
     assert mi.arm_ok("GET", path)["identity"]["principalId"] == principal_id
     assert _sp_status(mi, principal_id) == 200
+
+
+def test_deleting_a_resource_group_deletes_its_identities_principals(mi: MiServer) -> None:
+    """A VM's system identity and a user-assigned identity in a deleted group lose their principals and their
+    role assignments outside the group too (the account's scope is in another group)."""
+    rg = "rg-doomed"
+    mi.cli.json("group", "create", "-n", rg, "-l", "local")
+    vm_principal = mi.cli.json("vm", "create", "-g", rg, "-n", "vm-doomed", "--assign-identity")["identity"][
+        "systemAssignedIdentity"]
+    uami = mi.cli.json("identity", "create", "-g", rg, "-n", "uami-doomed")
+    for principal in (vm_principal, uami["principalId"]):
+        mi.assign_role(principal, mi.account_id)
+        assert len(mi.assignments_of(principal)) == 1
+    mi.cli.run("group", "delete", "-n", rg, "--yes")
+    for principal in (vm_principal, uami["principalId"]):
+        assert _sp_status(mi, principal) == 404
+        assert mi.assignments_of(principal) == []

@@ -49,7 +49,6 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     mi = start_mi_server(tmp_path_factory, "mi-openai")
-    agent: Agent | None = None
     try:
         mi.arm_ok("PUT", f"{mi.account_id}/deployments/{DEPLOYMENT}", {
             "sku": {"name": "Standard", "capacity": 100},
@@ -60,9 +59,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         agent = start_agent(mi, mi.host_credential_api("vm-openai"), "openai")
         yield World(mi, agent, system, uami)
     finally:
-        if agent is not None:
-            agent.stop()
-        mi.server.stop()
+        mi.stop()  # every agent started in this module, then the server
 
 
 def _client(world: World, credential: ManagedIdentityCredential) -> openai.AzureOpenAI:

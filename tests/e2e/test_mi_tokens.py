@@ -49,7 +49,6 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     mi = start_mi_server(tmp_path_factory, "mi-tokens")
-    agent: Agent | None = None
     try:
         uami = mi.create_uami("uami-tokens")
         vm = mi.put_vm("vm-tokens", uamis=(uami,))
@@ -57,9 +56,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         agent = start_agent(mi, mi.host_credential_api("vm-tokens"), "tokens")
         yield World(mi, agent, system, uami)
     finally:
-        if agent is not None:
-            agent.stop()
-        mi.server.stop()
+        mi.stop()  # every agent started in this module, then the server
 
 
 _PACER = Pacer()

@@ -7,18 +7,16 @@ Every operation names its ARM action and is authorized at its scope before it ru
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from cielo.api import arm_compute
-from cielo.api.arm_context import ArmContext, arm_context, require_api_version
+from cielo.api.arm_context import ArmContext, arm_context, read_json_body, require_api_version
 from cielo.control import authorization as authz
 from cielo.control.naming import check_case_unambiguous
 from cielo.control.resources import ACCOUNT_TYPE, DEPLOYMENT_TYPE, ResourceService, resource_json
-from cielo.control.resources import Caller as WriteCaller
 from cielo.core.arm_ids import RG_TYPE, ResourceId
 from cielo.errors import ArmError, BadRequest, InvalidAuthenticationToken, NotFound
 from cielo.store.directory import DirectoryRepo
@@ -34,7 +32,6 @@ ACCOUNT = "Microsoft.CognitiveServices/accounts"
 DEPLOYMENTS = "Microsoft.CognitiveServices/accounts/deployments"
 RA = "Microsoft.Authorization/roleAssignments"
 RD = "Microsoft.Authorization/roleDefinitions"
-MAX_BODY = 1024 * 1024
 
 
 def subscription_json(sub: Subscription) -> dict[str, Any]:
@@ -64,22 +61,6 @@ def _resources(request: Request) -> ResourceService:
 def _authz(request: Request) -> authz.AuthorizationService:
     svc: authz.AuthorizationService = request.app.state.authorization_service
     return svc
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadRequest("The request content is too large.", code="RequestContentTooLarge")
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"The request content was invalid and could not be deserialized: {exc}.",
-                         code="InvalidRequestContent") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("The request content must be a JSON object.", code="InvalidRequestContent")
-    return body
 
 
 def _ok(body: Any, status: int = 200) -> JSONResponse:
@@ -112,9 +93,6 @@ def _visible_subscriptions(request: Request, ctx: ArmContext) -> list[Subscripti
     held = {authz.subscription_of(a.scope) for a in mine}
     return [s for s in subs if s.id in {h.lower() for h in held if h}]
 
-
-def _writer(ctx: ArmContext) -> WriteCaller:
-    return WriteCaller(ctx.caller.display, "User" if ctx.caller.kind == "User" else "Application")
 
 
 # ----------------------------------------------------------------------------- fixed routes
@@ -231,14 +209,16 @@ async def _group(request: Request, ctx: ArmContext, sub: Subscription, rg: str, 
         return _ok(resource_json(svc.get_group(sub.id, rg)))
     if method in ("PUT", "PATCH"):
         ctx.require(RG_WRITE, scope)
-        body = await _body(request)
+        body = await read_json_body(request)
         if method == "PATCH":
             current = svc.get_group(sub.id, rg)
             body = {"location": current.location, "tags": body.get("tags", current.tags)}
-        group, created = svc.put_group(sub.id, rg, body, _writer(ctx))
+        group, created = svc.put_group(sub.id, rg, body, ctx.writer())
         return _ok(resource_json(group), 201 if created else 200)
     if method == "DELETE":
         ctx.require(RG_DELETE, scope)
+        # Managed identities die with their resources: their principals and role assignments elsewhere too.
+        request.app.state.identity_service.delete_in_group(sub.id, rg)
         if not svc.delete_group(sub.id, rg):
             raise NotFound(f"Resource group '{rg}' could not be found.", code="ResourceGroupNotFound")
         ctx.access.scopes_deleted()
@@ -293,7 +273,7 @@ async def _cognitive(request: Request, ctx: ArmContext, sub: Subscription, rg: s
         account = svc.get_account(rid)
         if action == "listKeys":
             return _ok(svc.list_keys(account))
-        body = await _body(request)
+        body = await read_json_body(request)
         return _ok(svc.regenerate_key(account, body.get("keyName")))
     if lower[2] == "deployments":
         if len(tail) == 3:
@@ -315,12 +295,12 @@ async def _account(request: Request, ctx: ArmContext, svc: ResourceService, rid:
         return _ok(resource_json(svc.get_account(rid)))
     if method in ("PUT", "PATCH"):
         ctx.require(f"{ACCOUNT}/write", rid.id)
-        body = await _body(request)
+        body = await read_json_body(request)
         if method == "PATCH":
             current = resource_json(svc.get_account(rid))
             merged_props = {**current["properties"], **(body.get("properties") or {})}
             body = {**current, **body, "properties": merged_props}
-        account, created = svc.put_account(rid, body, _writer(ctx))
+        account, created = svc.put_account(rid, body, ctx.writer())
         return _ok(resource_json(account), 201 if created else 200)
     if method == "DELETE":
         ctx.require(f"{ACCOUNT}/delete", rid.id)
@@ -338,11 +318,11 @@ async def _deployment(request: Request, ctx: ArmContext, svc: ResourceService, r
         return _ok(resource_json(svc.get_deployment(rid)))
     if method in ("PUT", "PATCH"):
         ctx.require(f"{DEPLOYMENTS}/write", rid.id)
-        body = await _body(request)
+        body = await read_json_body(request)
         if method == "PATCH":
             current = resource_json(svc.get_deployment(rid))
             body = {**current, **body}
-        deployment, created = svc.put_deployment(rid, body, _writer(ctx))
+        deployment, created = svc.put_deployment(rid, body, ctx.writer())
         return _ok(resource_json(deployment), 201 if created else 200)
     if method == "DELETE":
         ctx.require(f"{DEPLOYMENTS}/delete", rid.id)
@@ -377,7 +357,7 @@ async def _authorization(request: Request, ctx: ArmContext, method: str, scope: 
             return _ok(authz.assignment_json(svc.get_assignment(scope, name)))
         if method == "PUT":
             ctx.require(f"{RA}/write", scope)
-            assignment, created = svc.create_assignment(ctx.caller, scope, name, await _body(request))
+            assignment, created = svc.create_assignment(ctx.caller, scope, name, await read_json_body(request))
             return _ok(authz.assignment_json(assignment), 201 if created else 200)
         if method == "DELETE":
             ctx.require(f"{RA}/delete", scope)
@@ -394,7 +374,7 @@ async def _authorization(request: Request, ctx: ArmContext, method: str, scope: 
         if method == "GET":
             return _ok(svc.get_role_definition(guid, ctx.principal.tenant_id).to_arm(sub_id))
         if method == "PUT":
-            body = await _body(request)
+            body = await read_json_body(request)
             props = body.get("properties")
             scopes = props.get("assignableScopes") if isinstance(props, dict) else None
             for target in scopes if isinstance(scopes, list) and scopes else [scope]:
@@ -433,7 +413,7 @@ def _permissions(ctx: ArmContext, scope: str) -> list[dict[str, list[str]]]:
 async def _check_access(request: Request, ctx: ArmContext, scope: str) -> dict[str, Any]:
     """Cielo's "why was I denied?": `POST {scope}/providers/Microsoft.Authorization/checkAccess` with
     `{"principalId"?, "action", "isDataAction"?}`. Asking about someone else needs roleAssignments/read."""
-    body = await _body(request)
+    body = await read_json_body(request)
     action = body.get("action")
     if not isinstance(action, str) or not action:
         raise BadRequest("'action' is required.", code="InvalidRequestContent")

@@ -3,15 +3,11 @@ with their `identity` blocks, plus Cielo's host-credential actions for the host 
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cielo.api.arm_context import ArmContext
+from cielo.api.arm_context import ArmContext, read_json_body
 from cielo.control.identities import SITE_TYPE, UAMI_TYPE, VM_TYPE, VMSS_TYPE, IdentityService, compute_json
-from cielo.control.resources import Caller
 from cielo.core.arm_ids import ResourceId
 from cielo.errors import ArmError, BadRequest, NotFound
 
@@ -23,24 +19,6 @@ TYPES = {
     ("microsoft.managedidentity", "userassignedidentities"): UAMI_TYPE,
 }
 NAMESPACES = {ns for ns, _ in TYPES}
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > 1024 * 1024:
-        raise BadRequest("The request content is too large.", code="RequestContentTooLarge")
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        raise BadRequest(f"The request content was invalid and could not be deserialized: {exc}.",
-                         code="InvalidRequestContent") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("The request content must be a JSON object.", code="InvalidRequestContent")
-    return body
-
-
-def _writer(ctx: ArmContext) -> Caller:
-    return Caller(ctx.caller.display, "User" if ctx.caller.kind == "User" else "Application")
 
 
 async def handle(request: Request, ctx: ArmContext, subscription: str, rg: str, tail: list[str],
@@ -68,9 +46,9 @@ async def handle(request: Request, ctx: ArmContext, subscription: str, rg: str, 
             return JSONResponse(compute_json(svc.get_typed(rid, type_)))
         if method in ("PUT", "PATCH"):
             ctx.require(f"{type_}/write", rid.id)
-            body = await _body(request)
+            body = await read_json_body(request)
             if type_ == UAMI_TYPE:
-                resource, created = svc.put_uami(rid, body, tenant, _writer(ctx))
+                resource, created = svc.put_uami(rid, body, tenant, ctx.writer())
             else:
                 identity = body.get("identity")
                 if identity is not None and not isinstance(identity, dict):
@@ -84,7 +62,7 @@ async def handle(request: Request, ctx: ArmContext, subscription: str, rg: str, 
                             ctx.require("Microsoft.ManagedIdentity/userAssignedIdentities/assign/action", uami_id)
                 if method == "PATCH":
                     svc.get_typed(rid, type_)
-                resource, created = svc.put_compute(rid, type_, body, tenant, _writer(ctx), patch=method == "PATCH")
+                resource, created = svc.put_compute(rid, type_, body, tenant, ctx.writer(), patch=method == "PATCH")
             return JSONResponse(compute_json(resource), status_code=201 if created else 200)
         if method == "DELETE":
             ctx.require(f"{type_}/delete", rid.id)

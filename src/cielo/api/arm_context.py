@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 
 from cielo.api.auth import ARM_AUDIENCES, bearer_principal
 from cielo.control.access import AccessService, Caller
+from cielo.control.resources import Caller as WriteCaller
 from cielo.errors import ArmError, AuthorizationFailed, BadRequest
 from cielo.identity.validation import Principal
 
@@ -28,6 +31,30 @@ class ArmContext:
 
     def allowed(self, action: str, scope: str) -> bool:
         return self.access.authorize(self.caller, action, scope).allowed
+
+    def writer(self) -> WriteCaller:
+        """Who writes, for a resource's systemData."""
+        return WriteCaller(self.caller.display, "User" if self.caller.kind == "User" else "Application")
+
+
+MAX_BODY = 1024 * 1024
+
+
+async def read_json_body(request: Request) -> dict[str, Any]:
+    """An ARM request body: a JSON object of at most 1 MiB (empty means `{}`), else 400 with ARM's codes."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise BadRequest("The request content is too large.", code="RequestContentTooLarge")
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"The request content was invalid and could not be deserialized: {exc}.",
+                         code="InvalidRequestContent") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The request content must be a JSON object.", code="InvalidRequestContent")
+    return body
 
 
 def authorization_failed(caller: Caller, action: str, scope: str) -> AuthorizationFailed:

@@ -164,7 +164,9 @@ def login(username: str | None, password: str | None, service_principal: bool, i
         entries = _entries(client, body["access_token"], user_name, user_type, tenant_id,
                            allow_no_subscriptions)
         if identity:
-            info = f"MSIClient-{username}" if username else "MSI"
+            # az's labels: MSI, MSIClient-{clientId}, MSIResource-{resourceId}.
+            info = ("MSI" if not username else f"MSIResource-{username}" if username.startswith("/")
+                    else f"MSIClient-{username}")
             for entry in entries:
                 entry["user"]["assignedIdentityInfo"] = info
     finally:

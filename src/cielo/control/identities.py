@@ -259,6 +259,16 @@ class IdentityService:
             self._drop_principal(str(principal_id))
         return True
 
+    def delete_in_group(self, subscription: str, resource_group: str) -> None:
+        """Before a resource group goes: delete its compute resources' and user-assigned identities' principals
+        (and their role assignments anywhere), as deleting each resource would."""
+        for resource in self._resources.repo.list_resources(subscription_id=subscription,
+                                                            resource_group=resource_group):
+            if resource.type in COMPUTE_TYPES:
+                self.delete_compute(parse(resource.id), resource.type)
+            elif resource.type == UAMI_TYPE:
+                self.delete_uami(parse(resource.id))
+
     # ----------------------------------------------------------------- host credentials
     def issue_host_credential(self, resource: Resource) -> str:
         """`<id>.<secret>`: shown once, stored hashed. The host agent presents it for tokens."""
