@@ -22,7 +22,7 @@
     alternate between the two and never overlap; medians of `--reps` back-to-back pairs.
 
 Usage: .venv/bin/python benchmarks/dataplane.py [--duration 5] [--concurrency 1,32] [--reps 5]
-Writes benchmarks/results/dataplane.json (ignored by git). Takes about three minutes on a quiet 2-core machine.
+Writes benchmarks/results/dataplane.json (ignored by git). Takes about two minutes on a quiet 2-core machine.
 """
 
 from __future__ import annotations
@@ -80,10 +80,10 @@ def find_bench_file(name: str) -> Path:
     sys.exit(f"{name} not found (expected ../shared/bench/{name})")
 
 
-def import_loadgen() -> ModuleType:
+def import_loadgen() -> Any:
     spec = importlib.util.spec_from_file_location("loadgen", find_bench_file("loadgen.py"))
     assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    module: ModuleType = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
@@ -99,7 +99,7 @@ class Driver:
     """loadgen's wrk engine, called in-process so that the request path can rotate over deployments."""
 
     def __init__(self, warmup: float, duration: float, repeat: int) -> None:
-        self.lg = import_loadgen()
+        self.lg: Any = import_loadgen()
         self.template = self.lg.LUA_TEMPLATE
         self.warmup, self.duration, self.repeat = warmup, duration, repeat
 
@@ -310,7 +310,7 @@ def model_worker(server: CieloServer) -> int:
                 continue
             if int(stat[stat.rindex(")") + 2:].split()[1]) == server.process.pid:
                 pids.append(int(entry.name))
-    return max(pids, key=lambda pid: len(list(Path(f"/proc/{pid}/task").iterdir())))
+    return int(max(pids, key=lambda pid: len(list(Path(f"/proc/{pid}/task").iterdir()))))
 
 
 def _measure(t0: float, stamps: list[float], text: list[str], pid: int, cpu0: tuple[float, float]) -> dict[str, Any]:
@@ -346,6 +346,7 @@ def cielo_stream(client: httpx.Client, url: str, headers: dict[str, str], body: 
     stamps: list[float] = []
     text: list[str] = []
     cpu0 = process_cpu(pid)
+    client_cpu0 = time.thread_time()
     t0 = time.perf_counter()
     with client.stream("POST", url, json={**body, "stream": True}, headers=headers) as response:
         if response.status_code != 200:
@@ -358,7 +359,9 @@ def cielo_stream(client: httpx.Client, url: str, headers: dict[str, str], body: 
                 if content:
                     stamps.append(time.perf_counter())
                     text.append(content)
-    return _measure(t0, stamps, text, pid, cpu0)
+    result = _measure(t0, stamps, text, pid, cpu0)
+    result["client_cpu_ms_per_token"] = (time.thread_time() - client_cpu0) * 1000 / max(1, len(stamps))
+    return result
 
 
 def load_direct_model() -> tuple[Any, dict[str, Any]]:
@@ -411,11 +414,16 @@ def _model_serving(args: argparse.Namespace, server: CieloServer, arm: Arm, toke
         direct_stream(srv, body)
         deadline = time.time() + args.model_budget_s
         for rep in range(args.reps):
-            if rep % 2 == 0:  # alternate which one goes first
+            # Alternate which one goes first, and let the other side's llama.cpp threads stop spinning first.
+            if rep % 2 == 0:
+                time.sleep(args.pause)
                 d = direct_stream(srv, body)
+                time.sleep(args.pause)
                 c = cielo_stream(client, url, headers, body, worker)
             else:
+                time.sleep(args.pause)
                 c = cielo_stream(client, url, headers, body, worker)
+                time.sleep(args.pause)
                 d = direct_stream(srv, body)
             direct.append(d)
             cielo.append(c)
@@ -429,7 +437,7 @@ def _model_serving(args: argparse.Namespace, server: CieloServer, arm: Arm, toke
             "main_thread_cpu_ms_per_token")
     result = {"config": config, "max_tokens": args.max_tokens,
               "direct": {k: statistics.median(r[k] for r in direct) for k in keys},
-              "cielo": {k: statistics.median(r[k] for r in cielo) for k in keys},
+              "cielo": {k: statistics.median(r[k] for r in cielo) for k in (*keys, "client_cpu_ms_per_token")},
               "same_text": all(d["text"] == c["text"] for d, c in zip(direct, cielo, strict=True)),
               "reps": len(direct),
               # Each pair ran back to back, so its ratio is less exposed to other load on the machine.
@@ -450,6 +458,8 @@ def print_model(result: dict[str, Any]) -> dict[str, Any]:
         print(f"| {label} | {r['ttft_ms']:.1f} | {r['tokens']:.0f} | {r['tokens_per_s']:.1f} | "
               f"{r['decode_tokens_per_s']:.1f} | {r['total_s']:.2f} | {r['cpu_s']:.2f} | "
               f"{r['main_thread_cpu_ms_per_token']:.3f} |")
+    print(f"(the HTTPS client in this process used {c['client_cpu_ms_per_token']:.3f} CPU ms per token to receive "
+          "Cielo's stream, on the same cores as the model)")
     pct, added = result["pair_tokens_pct"], result["pair_added_ttft_ms"]
     print(f"\nmedians of the {result['reps']} back-to-back pairs: Cielo tokens/s = {pct:.1f}% of direct (target >= "
           f"{TARGET_TOKENS_PCT:g}%: "
@@ -474,6 +484,7 @@ def main() -> None:
     parser.add_argument("--model-workers", type=int, default=1, help="cielo workers for the model part")
     parser.add_argument("--reps", type=int, default=5, help="streaming requests per side (median)")
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--pause", type=float, default=0.3, help="seconds between streaming requests")
     parser.add_argument("--model-budget-s", type=float, default=45, help="stop adding reps after this long")
     parser.add_argument("--skip-model", action="store_true", help="gateway overhead only")
     parser.add_argument("--skip-gateway", action="store_true", help="model serving only")

@@ -87,7 +87,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     identities = IdentityService(resources, repo, access, HostCredentialRepo(engine), clock)
     dataplane = DataPlane(
         DataPlaneIndex(resource_repo, repo, catalogue, Generation(settings.data_dir / "resources.generation")),
-        QuotaLimiter(clock),
+        QuotaLimiter(clock, share=1.0 / max(1, settings.workers)),
         BackendRegistry(n_ctx=settings.model_ctx, n_parallel=settings.model_parallel, threads=settings.model_threads),
     )
     return Services(settings, clock, keys, DirectoryService(repo, clock), view, grants, TokenService(ctx),

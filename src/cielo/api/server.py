@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import os
@@ -50,7 +49,7 @@ def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) 
         lifespan="off",
     )
     server = uvicorn.Server(config)
-    asyncio.run(server.serve(sockets=list(sockets)))
+    server.run(sockets=list(sockets))  # uvicorn picks uvloop when it is installed
     if multiprocessing.parent_process() is not None:
         os._exit(0)  # a worker: do not wait for model threads still generating (see cli/up.py)
 

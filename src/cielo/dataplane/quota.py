@@ -3,7 +3,7 @@
 Two fixed windows, as ARM's `rateLimits` states them: `request` (count per 10 s) and `token`
 (capacity x 1,000 per 60 s). Tokens are charged at admission from the estimate (prompt + max_tokens),
 so a large max_tokens uses headroom even when the answer is short, as in Azure. The counters live
-in this process (a scaled-out deployment shares them through Redis: not yet).
+in this process; with several workers each admits its share of the limits.
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ class Admission:
 
 
 class QuotaLimiter:
-    def __init__(self, clock: Clock) -> None:
+    """`share` is this process's part of each limit: with N workers every worker admits 1/N of it (rounded up),
+    so together they stay within the deployment's limits without sharing counters."""
+
+    def __init__(self, clock: Clock, share: float = 1.0) -> None:
         self._clock = clock
+        self._share = share
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, str], _Window] = {}
 
@@ -49,6 +53,8 @@ class QuotaLimiter:
         limits = {str(r["key"]): (int(r["count"]), int(r["renewalPeriod"])) for r in rate_limits}  # type: ignore[call-overload]
         req_count, req_period = limits.get("request", (10**9, 10))
         tok_count, tok_period = limits.get("token", (10**12, 60))
+        req_count = math.ceil(req_count * self._share)
+        tok_count = math.ceil(tok_count * self._share)
         with self._lock:
             requests = self._window(deployment_key, "request", req_period, now)
             token_window = self._window(deployment_key, "token", tok_period, now)
