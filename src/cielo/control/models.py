@@ -21,6 +21,8 @@ class ModelEntry:
     target: str = ""  # GGUF path or upstream base URL
     upstream_model: str = ""
     api_key_env: str = ""
+    # The upstream's credential besides an API key: OAuth2 client credentials or this host's managed identity.
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_embedding(self) -> bool:
@@ -65,8 +67,14 @@ def parse_gguf(spec: str) -> ModelEntry:
     return ModelEntry("GGUF", name, "1", (("chatCompletion", "true"), ("completion", "true")), "llamacpp", path)
 
 
+UPSTREAM_OPTIONS = {"model", "api-key-env", "embeddings", "token-url", "client-id", "client-secret-env", "scope",
+                    "managed-identity", "ca-bundle"}
+
+
 def parse_upstream(spec: str) -> ModelEntry:
-    """`NAME=URL[,model=M][,api-key-env=VAR][,embeddings]` for an OpenAI-compatible engine."""
+    """`NAME=URL[,model=M][,api-key-env=VAR][,embeddings]` for an OpenAI-compatible engine, with its credential:
+    `api-key-env=VAR`, or `token-url=URL,client-id=ID,client-secret-env=VAR[,scope=S]` (a service principal), or
+    `managed-identity[=CLIENT_ID][,scope=S]`; `ca-bundle=PATH` to trust a private CA."""
     name, sep, rest = spec.partition("=")
     parts = rest.split(",")
     if not sep or not name or not parts[0].startswith(("http://", "https://")):
@@ -74,8 +82,12 @@ def parse_upstream(spec: str) -> ModelEntry:
     options: dict[str, str] = {}
     for part in parts[1:]:
         key, has_value, value = part.partition("=")
+        if key not in UPSTREAM_OPTIONS:
+            raise ValueError(f"--upstream: unknown option {key!r} (known: {', '.join(sorted(UPSTREAM_OPTIONS))})")
         options[key] = value if has_value else "true"
     caps = (("embeddings", "true"),) if options.get("embeddings") else (("chatCompletion", "true"),
                                                                            ("completion", "true"))
+    if "token-url" in options and not ("client-id" in options and "client-secret-env" in options):
+        raise ValueError("--upstream: token-url needs client-id and client-secret-env")
     return ModelEntry("OpenAI-Compatible", name, "1", caps, "upstream", parts[0],
-                      options.get("model", name), options.get("api-key-env", ""))
+                      options.get("model", name), options.get("api-key-env", ""), tuple(sorted(options.items())))

