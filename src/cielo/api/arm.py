@@ -124,7 +124,8 @@ async def metadata_endpoints(request: Request) -> JSONResponse:
     return _ok({
         "galleryEndpoint": "", "graphEndpoint": "https://graph.microsoft.com/",
         "portalEndpoint": base + "/", "graph": "https://graph.microsoft.com/", "name": "Cielo",
-        "microsoftGraphResourceId": "https://graph.microsoft.com/",
+        # az sends its Graph calls (principal look-ups) to this URL, with a token for it as the resource.
+        "microsoftGraphResourceId": base + "/",
         "resourceManager": base + "/",
         "authentication": {"loginEndpoint": base, "audiences": ["https://management.core.windows.net/",
                                                                 "https://management.azure.com/"],

@@ -38,7 +38,8 @@ def _svc(request: Request) -> DirectoryService:
 
 
 def _caller(request: Request, *, write: bool) -> Caller:
-    principal = bearer_principal(request, GRAPH_AUDIENCES)
+    base = request.app.state.settings.base_url
+    principal = bearer_principal(request, (*GRAPH_AUDIENCES, base))
     svc = _svc(request)
     tenant = svc.repo.find_tenant(principal.tenant_id)
     user = svc.repo.get_user(principal.object_id) if principal.kind == "user" else None
@@ -76,12 +77,17 @@ def _text(body: dict[str, Any], name: str, *, required: bool = True) -> str:
 
 
 _FILTER = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$")
+# az resolves `--assignee` with `servicePrincipalNames/any(c:c eq 'APP_ID')`.
+_ANY_SPN = re.compile(r"^\s*servicePrincipalNames/any\((\w+):\s*\1\s+eq\s+'((?:[^']|'')*)'\)\s*$")
 
 
 def _filter(request: Request) -> tuple[str, str] | None:
     raw = request.query_params.get("$filter")
     if not raw:
         return None
+    any_spn = _ANY_SPN.match(raw)
+    if any_spn:
+        return "servicePrincipalNames", any_spn.group(2).replace("''", "'")
     match = _FILTER.match(raw)
     if not match:
         raise BadRequest(f"Unsupported or invalid query filter clause specified: {raw[:100]}",
@@ -284,15 +290,38 @@ async def list_members(group_id: str, request: Request) -> JSONResponse:
     caller = _caller(request, write=False)
     svc = _svc(request)
     group = svc.get_group(caller.tenant, group_id)
-    items: list[dict[str, Any]] = []
-    for member_id in svc.repo.list_member_ids(group.object_id):
-        if (user := svc.repo.get_user(member_id)) is not None:
-            items.append({"@odata.type": "#microsoft.graph.user", **user_json(user)})
-        elif (member_group := svc.repo.find_group(caller.tenant.id, member_id)) is not None:
-            items.append({"@odata.type": "#microsoft.graph.group", **group_json(member_group)})
-        elif (sp := svc.repo.find_service_principal(member_id)) is not None:
-            items.append({"@odata.type": "#microsoft.graph.servicePrincipal", **sp_json(sp)})
-    return _collection("directoryObjects", items)
+    members = (_directory_object(request, caller, m) for m in svc.repo.list_member_ids(group.object_id))
+    return _collection("directoryObjects", [m for m in members if m is not None])
+
+
+def _directory_object(request: Request, caller: Caller, object_id: str) -> dict[str, Any] | None:
+    """A user, group or service principal of the caller's tenant, with its `@odata.type`, as Graph lists them."""
+    svc = _svc(request)
+    if (user := svc.repo.get_user(object_id)) is not None and user.tenant_id == caller.tenant.id:
+        return {"@odata.type": "#microsoft.graph.user", **user_json(user)}
+    if (group := svc.repo.find_group(caller.tenant.id, object_id)) is not None and group.object_id == object_id:
+        return {"@odata.type": "#microsoft.graph.group", **group_json(group)}
+    sp = svc.repo.find_service_principal(object_id)
+    if sp is not None and sp.object_id == object_id and sp.tenant_id == caller.tenant.id:
+        return {"@odata.type": "#microsoft.graph.servicePrincipal", **sp_json(sp)}
+    return None
+
+
+@router.post("/directoryObjects/getByIds")
+async def get_by_ids(request: Request) -> JSONResponse:
+    """What az asks to learn a principal's type and name (`{"ids": [...], "types": [...]}`)."""
+    caller = _caller(request, write=False)
+    body = await _body(request)
+    ids, types = body.get("ids"), body.get("types")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 1000:
+        raise BadRequest("'ids' must be a list of at most 1000 object ids.", code="Request_BadRequest")
+    wanted = {str(t).lower() for t in types} if isinstance(types, list) and types else None
+    found = []
+    for object_id in ids:
+        item = _directory_object(request, caller, object_id.lower())
+        if item is not None and (wanted is None or item["@odata.type"].rsplit(".", 1)[-1].lower() in wanted):
+            found.append(item)
+    return _collection("directoryObjects", found)
 
 
 # ----------------------------------------------------------------------------- applications
@@ -474,9 +503,12 @@ async def list_sps(request: Request) -> JSONResponse:
     flt = _filter(request)
     if flt:
         field, value = flt
-        if field not in ("appId", "displayName", "id", "servicePrincipalType"):
+        if field == "servicePrincipalNames":
+            sps = [s for s in sps if value.lower() in (n.lower() for n in sp_json(s)["servicePrincipalNames"])]
+        elif field not in ("appId", "displayName", "id", "servicePrincipalType"):
             raise BadRequest(f"Filtering on '{field}' is not supported.", code="Request_UnsupportedQuery")
-        sps = [s for s in sps if str(sp_json(s).get(field) or "").lower() == value.lower()]
+        else:
+            sps = [s for s in sps if str(sp_json(s).get(field) or "").lower() == value.lower()]
     return _collection("servicePrincipals", [sp_json(s) for s in sps])
 
 

@@ -66,6 +66,10 @@ def resolve_resource(ctx: GrantContext, tenant: Tenant, scope: ScopeRequest) -> 
     key = normalize_resource(scope.resource)
     if key in FIRST_PARTY_RESOURCES:
         return Resource(scope.resource, 1, FIRST_PARTY_RESOURCES[key][1])
+    if key == normalize_resource(ctx.settings.base_url):
+        # Cielo's own base URL names its Graph-compatible API: az asks for a token for the cloud's
+        # microsoftGraphResourceId, which /metadata/endpoints sets to it (a cloud registered against Cielo).
+        return Resource(scope.resource, 1, "User.Read")
     candidate = key.removeprefix("api://")
     app = ctx.directory.application(candidate) if len(candidate) == 36 else None
     if app is None:
