@@ -41,6 +41,18 @@ def _quote(value: str) -> str:
     return value.replace("'", "''")
 
 
+def _list(path: str, odata_filter: str | None, **equals: str | None) -> list[Any]:
+    """A Graph collection, filtered like az's list commands: the first given `field eq 'value'`, else --filter."""
+    params = {}
+    chosen = next(((field, value) for field, value in equals.items() if value), None)
+    if chosen is not None:
+        params["$filter"] = f"{chosen[0]} eq '{_quote(chosen[1])}'"
+    elif odata_filter:
+        params["$filter"] = odata_filter
+    values: list[Any] = _graph("GET", path, params=params)["value"]
+    return values
+
+
 def _end_after(years: int) -> str:
     end = dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * years)
     return end.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -84,14 +96,7 @@ def user_create(display_name: str, password: str, user_principal_name: str, mail
 @global_options
 def user_list(upn: str | None, display_name: str | None, odata_filter: str | None) -> Any:
     """List users."""
-    params = {}
-    if upn:
-        params["$filter"] = f"userPrincipalName eq '{_quote(upn)}'"
-    elif display_name:
-        params["$filter"] = f"displayName eq '{_quote(display_name)}'"
-    elif odata_filter:
-        params["$filter"] = odata_filter
-    return _graph("GET", "/users", params=params)["value"]
+    return _list("/users", odata_filter, userPrincipalName=upn, displayName=display_name)
 
 
 @user.command("show")
@@ -146,12 +151,7 @@ def group_create(display_name: str, mail_nickname: str, description: str | None)
 @global_options
 def group_list(display_name: str | None, odata_filter: str | None) -> Any:
     """List groups."""
-    params = {}
-    if display_name:
-        params["$filter"] = f"displayName eq '{_quote(display_name)}'"
-    elif odata_filter:
-        params["$filter"] = odata_filter
-    return _graph("GET", "/groups", params=params)["value"]
+    return _list("/groups", odata_filter, displayName=display_name)
 
 
 @group.command("show")
@@ -320,14 +320,7 @@ def app_create(display_name: str, is_fallback_public_client: bool, public_client
 @global_options
 def app_list(display_name: str | None, app_id: str | None, odata_filter: str | None) -> Any:
     """List application registrations."""
-    params = {}
-    if app_id:
-        params["$filter"] = f"appId eq '{_quote(app_id)}'"
-    elif display_name:
-        params["$filter"] = f"displayName eq '{_quote(display_name)}'"
-    elif odata_filter:
-        params["$filter"] = odata_filter
-    return _graph("GET", "/applications", params=params)["value"]
+    return _list("/applications", odata_filter, appId=app_id, displayName=display_name)
 
 
 @app.command("show")
@@ -466,12 +459,7 @@ def sp_create(app_id: str) -> Any:
 @global_options
 def sp_list(display_name: str | None, odata_filter: str | None, show_all: bool) -> Any:
     """List service principals."""
-    params = {}
-    if display_name:
-        params["$filter"] = f"displayName eq '{_quote(display_name)}'"
-    elif odata_filter:
-        params["$filter"] = odata_filter
-    values = _graph("GET", "/servicePrincipals", params=params)["value"]
+    values = _list("/servicePrincipals", odata_filter, displayName=display_name)
     return values if show_all else values[:100]
 
 

@@ -127,15 +127,29 @@ class DataPlane:
         stream_id = shapes.new_id(kind)
         created = int(time.time())
         yield shapes.prompt_annotation_event()
+        role_sent = kind != "chat"
+
+        def shaped(raw: dict[str, Any]) -> bytes | None:
+            nonlocal role_sent
+            out = shapes.chunk(kind, raw, stream_id, created, model, include_usage)
+            if out is None:
+                return None
+            if not role_sent and out["choices"]:
+                # The first chat chunk names the role, as Azure's do (llama.cpp leaves it out on some paths).
+                for choice in out["choices"]:
+                    choice["delta"].setdefault("role", "assistant")
+                role_sent = True
+            return shapes.sse(out)
+
         try:
             if first is not None:
-                out = shapes.chunk(kind, first, stream_id, created, model, include_usage)
-                if out is not None:
-                    yield shapes.sse(out)
+                event = shaped(first)
+                if event is not None:
+                    yield event
                 async for raw in chunks:
-                    out = shapes.chunk(kind, raw, stream_id, created, model, include_usage)
-                    if out is not None:
-                        yield shapes.sse(out)
+                    event = shaped(raw)
+                    if event is not None:
+                        yield event
         except BackendError as exc:
             error = _from_backend(exc)
             yield shapes.sse({"error": {"code": error.code, "message": error.message}})

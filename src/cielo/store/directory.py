@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
 
 from cielo.store import db
+from cielo.store.base import Repo
 from cielo.store.models import (
     Application,
     FederatedCredential,
@@ -51,18 +52,8 @@ def _sp(row: Row[Any]) -> ServicePrincipal:
     )
 
 
-class DirectoryRepo:
+class DirectoryRepo(Repo):
     """All directory reads and writes. Each write calls `on_change` so caches drop what they hold."""
-
-    def __init__(self, engine: Engine, on_change: Callable[[], None] = lambda: None) -> None:
-        self._engine = engine
-        self._on_change = on_change
-
-    def _write(self, *statements: Any) -> None:
-        with self._engine.begin() as conn:
-            for statement in statements:
-                conn.execute(statement)
-        self._on_change()
 
     # ----------------------------------------------------------------- tenants and subscriptions
     def create_tenant(self, tenant: Tenant) -> None:

@@ -4,13 +4,13 @@ assignments and custom role definitions."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, Row, delete, insert, or_, select, update
 
 from cielo.store import db
+from cielo.store.base import Repo
 
 
 @dataclass(frozen=True)
@@ -89,16 +89,8 @@ def _resource(row: Row[Any]) -> Resource:
     )
 
 
-class ResourceRepo:
-    def __init__(self, engine: Engine, on_change: Callable[[], None] = lambda: None) -> None:
-        self._engine = engine
-        self._on_change = on_change
-
-    def _write(self, *statements: Any) -> None:
-        with self._engine.begin() as conn:
-            for statement in statements:
-                conn.execute(statement)
-        self._on_change()
+class ResourceRepo(Repo):
+    """Resources, account keys, role assignments and custom roles. Each write calls `on_change`."""
 
     # ----------------------------------------------------------------- resources
     def get(self, key: str) -> Resource | None:
