@@ -8,7 +8,6 @@ forwarded upstream.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from cielo.backends.base import BackendError
+from cielo.core.managed_identity import token_request
 
 TokenProvider = Callable[[], Awaitable[str]]
 RENEW_BEFORE_S = 300
@@ -58,21 +58,11 @@ def client_credentials(token_url: str, client_id: str, secret: str, scope: str, 
 
 
 def managed_identity(resource: str, client_id: str | None = None) -> TokenProvider:
-    """This host's managed identity: App Service protocol when IDENTITY_ENDPOINT/IDENTITY_HEADER are set, else IMDS
-    at AZURE_POD_IDENTITY_AUTHORITY_HOST (default http://169.254.169.254), as azure-identity looks for them."""
+    """This host's managed identity (see core.managed_identity for where it is asked)."""
 
     async def fetch(http: aiohttp.ClientSession) -> tuple[str, float]:
-        endpoint, header = os.environ.get("IDENTITY_ENDPOINT"), os.environ.get("IDENTITY_HEADER")
-        params = {"resource": resource}
-        if client_id:
-            params["client_id"] = client_id
-        if endpoint and header:
-            request = http.get(endpoint, params={**params, "api-version": "2019-08-01"},
-                               headers={"X-IDENTITY-HEADER": header})
-        else:
-            host = os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://169.254.169.254").rstrip("/")
-            request = http.get(f"{host}/metadata/identity/oauth2/token", params={**params, "api-version": "2018-02-01"},
-                               headers={"Metadata": "true"})
+        url, params, headers = token_request(resource, client_id)
+        request = http.get(url, params=params, headers=headers)
         async with request as response:
             body = await response.json(content_type=None)
             if response.status != 200 or "access_token" not in body:

@@ -8,33 +8,19 @@ A user-assigned identity is named by its client id or, as az also accepts, its r
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
 
 from cielo.cli.common import CliError
-
-
-def _selector(identity: str | None, resource_id_param: str) -> dict[str, str]:
-    if not identity:
-        return {}
-    return {resource_id_param: identity} if identity.startswith("/") else {"client_id": identity}
+from cielo.core.managed_identity import token_request
 
 
 def managed_identity_token(resource: str, client_id: str | None) -> dict[str, Any]:
     """`client_id`: a user-assigned identity's client id or resource id; None for the system-assigned one."""
-    resource = resource.removesuffix("/.default")
-    endpoint, header = os.environ.get("IDENTITY_ENDPOINT"), os.environ.get("IDENTITY_HEADER")
+    url, params, headers = token_request(resource, client_id)
     try:
-        if endpoint and header:
-            params = {"api-version": "2019-08-01", "resource": resource, **_selector(client_id, "mi_res_id")}
-            response = httpx.get(endpoint, params=params, headers={"X-IDENTITY-HEADER": header}, timeout=30)
-        else:
-            host = os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://169.254.169.254").rstrip("/")
-            params = {"api-version": "2018-02-01", "resource": resource, **_selector(client_id, "msi_res_id")}
-            response = httpx.get(f"{host}/metadata/identity/oauth2/token", params=params,
-                                 headers={"Metadata": "true"}, timeout=30)
+        response = httpx.get(url, params=params, headers=headers, timeout=30)
     except httpx.HTTPError as exc:
         raise CliError(f"Failed to connect to the managed identity endpoint: {exc}. Is a host agent running "
                        "(`cielo agent`)?") from exc
