@@ -38,6 +38,19 @@ class Settings(BaseSettings):
     auth_code_lifetime_s: int = 600
     clock_skew_s: int = 300
     max_form_bytes: int = 64 * 1024
+    # Request-body limits per surface, enforced while the body streams in (413 before buffering).
+    max_arm_body_bytes: int = 1024 * 1024
+    max_graph_body_bytes: int = 1024 * 1024
+    max_openai_body_bytes: int = 4 * 1024 * 1024
+    # Smart lockout (Entra: AADSTS50053 after about 10 failures): after `lockout_threshold` wrong passwords
+    # a user is locked for `lockout_duration_s`, doubling with each further lockout up to `lockout_max_s`.
+    lockout_threshold: int = 10
+    lockout_duration_s: float = 60.0
+    lockout_max_s: float = 3600.0
+    # Per client address: at most this many failed password sign-ins per `signin_throttle_window_s`
+    # across all users and password paths (ROPC, the sign-in form, the device-login page).
+    signin_throttle_failures: int = 100
+    signin_throttle_window_s: float = 60.0
     workers: int = 1
     # Models: local GGUF files (`NAME=PATH`) and OpenAI-compatible upstreams (`NAME=URL[,model=M][,api-key-env=V]`)
     # a deployment may name, besides the embedded SmolLM2-135M-Instruct and multilingual-e5-small.
