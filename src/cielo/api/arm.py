@@ -7,13 +7,21 @@ Every operation names its ARM action and is authorized at its scope before it ru
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from cielo.api import arm_compute
-from cielo.api.arm_context import ArmContext, arm_context, read_json_body, require_api_version
+from cielo.api.arm_context import (
+    ArmContext,
+    arm_context,
+    authorization_failed,
+    read_json_body,
+    require_api_version,
+)
 from cielo.control import authorization as authz
 from cielo.control.naming import check_case_unambiguous
 from cielo.control.resources import ACCOUNT_TYPE, DEPLOYMENT_TYPE, ResourceService, resource_json
@@ -31,7 +39,6 @@ SUB_READ = "Microsoft.Resources/subscriptions/read"
 ACCOUNT = "Microsoft.CognitiveServices/accounts"
 DEPLOYMENTS = "Microsoft.CognitiveServices/accounts/deployments"
 RA = "Microsoft.Authorization/roleAssignments"
-RD = "Microsoft.Authorization/roleDefinitions"
 
 
 def subscription_json(sub: Subscription) -> dict[str, Any]:
@@ -61,6 +68,19 @@ def _resources(request: Request) -> ResourceService:
 def _authz(request: Request) -> authz.AuthorizationService:
     svc: authz.AuthorizationService = request.app.state.authorization_service
     return svc
+
+
+@dataclass(frozen=True)
+class _Guard:
+    """The caller's RBAC as the Microsoft.Authorization service asks it (`authz.Guard`)."""
+
+    ctx: ArmContext
+
+    def allowed(self, action: str, scope: str) -> bool:
+        return self.ctx.allowed(action, scope)
+
+    def denied(self, action: str, scope: str) -> Exception:
+        return authorization_failed(self.ctx.caller, action, scope)
 
 
 def _ok(body: Any, status: int = 200) -> JSONResponse:
@@ -366,28 +386,21 @@ async def _authorization(request: Request, ctx: ArmContext, method: str, scope: 
             return _ok(authz.assignment_json(removed)) if removed else Response(status_code=204)
         raise _method_not_allowed(method)
     if kind == "roledefinitions":
+        guard = _Guard(ctx)
         if len(tail) == 1:
             if method != "GET":
                 raise _method_not_allowed(method)
-            roles = svc.role_definitions(scope, flt, ctx.principal.tenant_id)
+            roles = svc.role_definitions(guard, scope, flt, ctx.principal.tenant_id)
             return _ok({"value": [r.to_arm(sub_id) for r in roles]})
         guid = tail[1]
         if method == "GET":
-            return _ok(svc.get_role_definition(guid, ctx.principal.tenant_id).to_arm(sub_id))
+            return _ok(svc.get_role_definition(guard, scope, guid, ctx.principal.tenant_id).to_arm(sub_id))
         if method == "PUT":
             body = await read_json_body(request)
-            props = body.get("properties")
-            scopes = props.get("assignableScopes") if isinstance(props, dict) else None
-            for target in scopes if isinstance(scopes, list) and scopes else [scope]:
-                if isinstance(target, str):
-                    ctx.require(f"{RD}/write", target)
-            role, created = svc.put_role_definition(ctx.caller, guid, body)
+            role, created = svc.put_role_definition(guard, ctx.caller, scope, guid, body)
             return _ok(role.to_arm(sub_id), 201 if created else 200)
         if method == "DELETE":
-            role_found = svc.get_role_definition(guid, ctx.principal.tenant_id) if guid else None
-            for target in (role_found.assignable_scopes if role_found else (scope,)):
-                ctx.require(f"{RD}/delete", target)
-            deleted_role = svc.delete_role_definition(guid, ctx.principal.tenant_id)
+            deleted_role = svc.delete_role_definition(guard, scope, guid, ctx.principal.tenant_id)
             return _ok(deleted_role.to_arm(sub_id)) if deleted_role else Response(status_code=204)
         raise _method_not_allowed(method)
     if kind == "permissions" and len(tail) == 1 and method == "GET":
@@ -411,18 +424,55 @@ def _permissions(ctx: ArmContext, scope: str) -> list[dict[str, list[str]]]:
     return out
 
 
+# A checkAccess body is a principal id, an action and a flag: a few hundred bytes.
+CHECK_ACCESS_MAX_BODY = 16 * 1024
+
+
+class _CheckAccessTooLarge(ArmError):
+    """ARM's 413 RequestContentTooLarge, for a checkAccess body past its own, small limit."""
+
+    status = 413
+    code = "RequestContentTooLarge"
+
+
+async def _read_small_json(request: Request, limit: int) -> dict[str, Any]:
+    """A JSON object read as it streams in: refused (413) as soon as it passes `limit` bytes, declared or not."""
+    too_large = _CheckAccessTooLarge(f"The request content size exceeds the maximum size of {limit // 1024} KB.")
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
+        raise too_large
+    raw = bytearray()
+    async for chunk in request.stream():
+        if len(raw) + len(chunk) > limit:
+            raise too_large
+        raw += chunk
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: brackets nested past Python's limit
+        raise BadRequest(f"The request content was invalid and could not be deserialized: {exc}.",
+                         code="InvalidRequestContent") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The request content must be a JSON object.", code="InvalidRequestContent")
+    return body
+
+
 async def _check_access(request: Request, ctx: ArmContext, scope: str) -> dict[str, Any]:
     """Cielo's "why was I denied?": `POST {scope}/providers/Microsoft.Authorization/checkAccess` with
-    `{"principalId"?, "action", "isDataAction"?}`. Asking about someone else needs roleAssignments/read."""
-    body = await read_json_body(request)
-    action = body.get("action")
-    if not isinstance(action, str) or not action:
-        raise BadRequest("'action' is required.", code="InvalidRequestContent")
+    `{"principalId"?, "action", "isDataAction"?}`. Anyone may ask about themselves; asking about someone else
+    needs roleAssignments/read at the scope. That right is decided before the body is read (the body only says
+    whom the question is about), and the body is read bounded."""
+    may_ask_about_others = ctx.allowed(f"{RA}/read", scope)
+    body = await _read_small_json(request, CHECK_ACCESS_MAX_BODY)
     principal_id = body.get("principalId") or ctx.caller.object_id
     if not isinstance(principal_id, str):
         raise BadRequest("'principalId' must be a string.", code="InvalidRequestContent")
-    if principal_id.lower() != ctx.caller.object_id:
-        ctx.require(f"{RA}/read", scope)
+    if principal_id.lower() != ctx.caller.object_id.lower() and not may_ask_about_others:
+        raise authorization_failed(ctx.caller, f"{RA}/read", scope)
+    action = body.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadRequest("'action' is required.", code="InvalidRequestContent")
     from cielo.rbac.model import Principal
 
     target = Principal(principal_id, ctx.principal.tenant_id, ctx.access.groups_of(principal_id.lower()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from cielo.control.access import AccessService, Caller
 from cielo.control.naming import check_case_unambiguous
@@ -20,6 +20,9 @@ from cielo.store.directory import DirectoryRepo
 from cielo.store.resources import ResourceRepo, StoredAssignment, StoredRole
 
 ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
+RD_READ = "Microsoft.Authorization/roleDefinitions/read"
+RD_WRITE = "Microsoft.Authorization/roleDefinitions/write"
+RD_DELETE = "Microsoft.Authorization/roleDefinitions/delete"
 _FILTER = re.compile(r"^\s*(?:(atScope\(\))|(principalId)\s+eq\s+'([^']*)'|(assignedTo)\('([^']*)'\)|"
                      r"(roleName)\s+eq\s+'((?:[^']|'')*)'|(type)\s+eq\s+'([^']*)')\s*$", re.IGNORECASE)
 
@@ -77,6 +80,16 @@ def parse_filter(raw: str | None) -> tuple[str, str] | None:
     if match.group(6):
         return "roleName", match.group(7).replace("''", "'")
     return "type", match.group(9)
+
+
+class Guard(Protocol):
+    """The caller's Azure RBAC, as the resource manager applies it (the API layer builds one per request)."""
+
+    def allowed(self, action: str, scope: str) -> bool: ...
+
+    def denied(self, action: str, scope: str) -> Exception:
+        """The error for a denial: ARM's 403 AuthorizationFailed naming `action` and `scope`."""
+        ...
 
 
 class AuthorizationService:
@@ -203,7 +216,35 @@ class AuthorizationService:
         return [a for a in found if (subscription_of(a.scope) or "").lower() in tenant_subs or a.scope == "/"]
 
     # ----------------------------------------------------------------- role definitions
-    def role_definitions(self, scope: str, flt: tuple[str, str] | None, tenant_id: str) -> list[RoleDefinition]:
+    def _tenant_role(self, guid: str, tenant_id: str) -> RoleDefinition | None:
+        """A built-in, or a custom role of `tenant_id`; None for anything else (another tenant's role too)."""
+        role = self.access.index.get_role_definition(guid) if is_guid(guid.lower()) else None
+        if role is None or role.is_builtin:
+            return role
+        return role if role.id in {r.name for r in self._resources.list_roles(tenant_id)} else None
+
+    @staticmethod
+    def may_read(guard: Guard, role: RoleDefinition, scope: str) -> bool:
+        """Whether the caller may see `role` when asking at `scope`.
+
+        Built-ins are readable by every signed-in principal. A custom role needs
+        `Microsoft.Authorization/roleDefinitions/read` at the asked scope where the role applies there (one of
+        its assignable scopes is that scope or above it), else at one of its assignable scopes.
+        """
+        if role.is_builtin:
+            return True
+        for assignable in role.assignable_scopes:
+            if guard.allowed(RD_READ, scope if is_within(scope, assignable) else assignable):
+                return True
+        return False
+
+    def role_definitions(self, guard: Guard, scope: str, flt: tuple[str, str] | None,
+                         tenant_id: str) -> list[RoleDefinition]:
+        """ARM's list at `scope`: the built-ins, and the tenant's custom roles related to `scope` (assignable at
+        it, above it or below it) that the caller may read. Never 403: built-ins are for everyone."""
+        if flt and flt[0] not in ("roleName", "type"):
+            raise BadRequest("Only roleName and type filters are supported for role definitions.",
+                             code="InvalidFilterInQueryString")
         roles = self.access.index.role_definitions()
         tenant_roles = {r.name for r in self._resources.list_roles(tenant_id)}
         roles = [r for r in roles if r.is_builtin or r.id in tenant_roles]
@@ -214,40 +255,62 @@ class AuthorizationService:
             roles = [r for r in roles if r.role_name.lower() == flt[1].lower()]
         elif flt and flt[0] == "type":
             roles = [r for r in roles if r.role_type.lower() == flt[1].lower()]
-        elif flt:
-            raise BadRequest("Only roleName and type filters are supported for role definitions.",
-                             code="InvalidFilterInQueryString")
+        roles = [r for r in roles if self.may_read(guard, r, scope)]
         return sorted(roles, key=lambda r: (not r.is_builtin, r.role_name.lower()))
 
-    def get_role_definition(self, role_id: str, tenant_id: str) -> RoleDefinition:
-        role = self.access.index.get_role_definition(role_id) if is_guid(role_id.lower()) else None
-        if role is not None and (role.is_builtin or role.id in {r.name for r in self._resources.list_roles(tenant_id)}):
+    def get_role_definition(self, guard: Guard, scope: str, role_id: str, tenant_id: str) -> RoleDefinition:
+        """A role the caller may read; 404 RoleDefinitionDoesNotExist otherwise, the same answer as for an
+        unknown id, so that probing GUIDs tells nothing (and the list leaves such a role out too)."""
+        role = self._tenant_role(role_id, tenant_id)
+        if role is not None and self.may_read(guard, role, scope):
             return role
         raise NotFound(f"The role definition '{role_id}' could not be found.", code="RoleDefinitionDoesNotExist")
 
-    def put_role_definition(self, caller: Caller, guid: str, body: dict[str, Any]) -> tuple[RoleDefinition, bool]:
+    def _require_at_current_scopes(self, guard: Guard, action: str, scope: str, role: RoleDefinition) -> None:
+        """`action` at every assignable scope the role has now (Azure: a role is changed or deleted only by
+        someone who may write it wherever it is assignable). A denial names that scope if the caller may read
+        the role, else the role's own id, so that it never reveals where a hidden role is assignable."""
+        for assignable in role.assignable_scopes:
+            if not guard.allowed(action, assignable):
+                named = assignable if self.may_read(guard, role, scope) else (
+                    f"{'' if scope == '/' else scope}{role.resource_id}")
+                raise guard.denied(action, named)
+
+    def put_role_definition(self, guard: Guard, caller: Caller, scope: str, guid: str,
+                            body: dict[str, Any]) -> tuple[RoleDefinition, bool]:
+        """Create or replace a custom role: `roleDefinitions/write` at every assignable scope it has (when it
+        exists) and at every one it will have. Built-ins are never changed. Nothing is written on a refusal."""
         if not is_guid(guid.lower()):
             raise BadRequest("The role definition id must be a GUID.", code="InvalidRoleDefinitionId")
+        existing = self.access.index.get_role_definition(guid)
+        if existing is not None and existing.is_builtin:
+            raise BadRequest(f"'{existing.role_name}' is a built-in role and cannot be changed.",
+                             code="InvalidRoleDefinition")
+        if existing is not None:
+            if self._tenant_role(guid, caller.tenant_id) is None:
+                # Another tenant's role: its GUID is taken, and nothing about it may show.
+                raise guard.denied(RD_WRITE, f"{'' if scope == '/' else scope}{existing.resource_id}")
+            self._require_at_current_scopes(guard, RD_WRITE, scope, existing)
         props = body.get("properties")
         if not isinstance(props, dict):
             raise BadRequest("The request body must contain 'properties'.", code="InvalidRequestContent")
         perms = props.get("permissions") or []
         scopes = props.get("assignableScopes") or []
-        if not isinstance(perms, list) or not all(isinstance(p, dict) for p in perms):
-            raise BadRequest("permissions must be a list of objects.", code="InvalidRoleDefinition")
         if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
             raise BadRequest("assignableScopes must list at least one scope.", code="InvalidRoleDefinition")
+        for target in scopes:
+            # Before checking that the scope exists: a caller without the right learns nothing from a 404.
+            if not guard.allowed(RD_WRITE, target):
+                raise guard.denied(RD_WRITE, target)
+        if not isinstance(perms, list) or not all(isinstance(p, dict) for p in perms):
+            raise BadRequest("permissions must be a list of objects.", code="InvalidRoleDefinition")
         for perm in perms:
             for field in ("actions", "notActions", "dataActions", "notDataActions"):
                 values = perm.get(field, [])
                 if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                     raise BadRequest(f"permissions.{field} must be a list of strings.", code="InvalidRoleDefinition")
-        for scope in scopes:
-            self.check_scope_exists(scope, caller.tenant_id)
-        existing = self.access.index.get_role_definition(guid)
-        if existing is not None and existing.is_builtin:
-            raise BadRequest(f"'{existing.role_name}' is a built-in role and cannot be changed.",
-                             code="InvalidRoleDefinition")
+        for target in scopes:
+            self.check_scope_exists(target, caller.tenant_id)
         name = props.get("roleName")
         description = props.get("description")
         now = self._clock.now()
@@ -260,9 +323,16 @@ class AuthorizationService:
         )
         return self.access.put_role(stored), existing is None
 
-    def delete_role_definition(self, guid: str, tenant_id: str) -> RoleDefinition | None:
-        try:
-            self.get_role_definition(guid, tenant_id)
-        except NotFound:
+    def delete_role_definition(self, guard: Guard, scope: str, guid: str, tenant_id: str) -> RoleDefinition | None:
+        """Delete a custom role: `roleDefinitions/delete` at every assignable scope it has. None (ARM's 204)
+        when there is no such role, after checking the right at the request's scope. Built-ins stay."""
+        role = self._tenant_role(guid, tenant_id)
+        if role is None:
+            if not guard.allowed(RD_DELETE, scope):
+                raise guard.denied(RD_DELETE, scope)
             return None
-        return self.access.delete_role(guid)
+        if role.is_builtin:
+            raise BadRequest(f"'{role.role_name}' is a built-in role and cannot be deleted.",
+                             code="InvalidRoleDefinition")
+        self._require_at_current_scopes(guard, RD_DELETE, scope, role)
+        return self.access.delete_role(role.id)
