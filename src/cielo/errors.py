@@ -127,6 +127,19 @@ class BadVerificationCode(OAuthError):
     aadsts = 70019
 
 
+class AccountLocked(InvalidGrant):
+    """Entra AADSTS50053 (IdsLocked): smart lockout, or too many failed sign-ins from one address.
+
+    `retry_after` (seconds) is sent as the `Retry-After` header.
+    """
+
+    aadsts = 50053
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(OAuthError):
     """The form body exceeds the token endpoint's limit."""
 

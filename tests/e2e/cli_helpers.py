@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from support.browser import device_login
 from support.server import ADMIN_PASSWORD, ADMIN_USER, CieloServer
 
 CLI = (sys.executable, "-m", "cielo.cli.main")
@@ -144,9 +145,7 @@ def client_credentials(server: CieloServer, app_id: str, secret: str, scope: str
 def approve_device_code(server: CieloServer, user_code: str, username: str, password: str,
                         decision: str = "approve") -> httpx.Response:
     """What a person does on the verification page: enter the code, sign in, allow (or decline)."""
-    with httpx.Client(verify=server.bundle, timeout=30) as browser:
-        return browser.post(f"{server.base_url}/devicelogin", data={
-            "user_code": user_code, "username": username, "password": password, "decision": decision})
+    return device_login(server.base_url, server.bundle, user_code, username, password, decision)
 
 
 # ----------------------------------------------------------------------------- a scripted browser

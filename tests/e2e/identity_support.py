@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from support.browser import device_login
 from support.server import CieloServer
 
 GRAPH = "https://graph.microsoft.com"
@@ -302,11 +303,8 @@ def query_of(url: str) -> dict[str, str]:
 def approve_device_code(server: CieloServer, user_code: str, user: UserAccount,
                         decision: str = "approve") -> None:
     """What a person does on the verification page: enter the code, sign in and allow."""
-    with httpx.Client(verify=_tls(server), timeout=30) as browser:
-        answer = browser.post(f"{server.base_url}/devicelogin", data={
-            "user_code": user_code, "username": user.upn, "password": user.password, "decision": decision,
-        })
-        assert answer.status_code == 200, answer.text
+    answer = device_login(server.base_url, _tls(server), user_code, user.upn, user.password, decision)
+    assert answer.status_code == 200, answer.text
 
 
 # ----------------------------------------------------------------------------- an OIDC issuer

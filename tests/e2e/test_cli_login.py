@@ -79,7 +79,7 @@ def test_device_code_declined(cli: Cli, cielo_server: CieloServer, member: User)
     process = cli.popen("login", "--use-device-code", "--allow-no-subscriptions")
     try:
         _, code = _wait_for_code(process)
-        assert approve_device_code(cielo_server, code, member.upn, member.password, "decline").status_code == 200
+        assert approve_device_code(cielo_server, code, member.upn, member.password, "deny").status_code == 200
         out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:

@@ -28,6 +28,7 @@ from cielo.identity.directory_view import DirectoryView
 from cielo.identity.federation import JwksFetcher
 from cielo.identity.keys import KeyRing
 from cielo.identity.service import TokenService
+from cielo.identity.signin_guard import SignInGuard
 from cielo.identity.tokens import TokenMinter, issuer_v1, issuer_v2
 from cielo.identity.validation import TokenValidator
 from cielo.logging_setup import install_redaction
@@ -37,6 +38,7 @@ from cielo.store.directory import DirectoryRepo
 from cielo.store.generation import Generation
 from cielo.store.grants import GrantRepo
 from cielo.store.resources import HostCredentialRepo, ResourceRepo
+from cielo.store.signin import SignInFailureRepo
 from cielo.web import pages
 
 log = logging.getLogger("cielo")
@@ -75,7 +77,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         issuer_v1(settings.base_url, t.id) for t in repo.list_tenants()
     ]
     clients = ClientAuthenticator(view, keys, JwksFetcher(settings.tls_dir / "bundle.pem"), own_issuers)
-    ctx = GrantContext(settings, view, grants, minter, clients, clock)
+    signin = SignInGuard(SignInFailureRepo(engine), settings, clock)
+    ctx = GrantContext(settings, view, grants, minter, clients, clock, signin)
     validator = TokenValidator(keys, settings.base_url, view.tenant_exists, clock, settings.clock_skew_s)
     resource_repo = ResourceRepo(engine, on_change=Generation(settings.data_dir / "resources.generation").bump)
     catalogue = build_catalogue(settings)

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from cielo.errors import ArmError, CieloError, OAuthError
+from cielo.errors import AccountLocked, ArmError, CieloError, OAuthError
 
 log = logging.getLogger("cielo.api")
 
@@ -46,6 +46,8 @@ def oauth_response(exc: OAuthError, request: Request) -> Response:
     headers = dict(NO_STORE)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="cielo"'
+    if isinstance(exc, AccountLocked):
+        headers["Retry-After"] = str(exc.retry_after)
     return Response(json.dumps(body), status_code=exc.status, media_type="application/json", headers=headers)
 
 

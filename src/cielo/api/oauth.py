@@ -163,6 +163,10 @@ async def user_realm(upn: str, request: Request) -> Response:
     )
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
 async def _token_request(request: Request, segment: str, version: int) -> TokenRequest:
     settings = request.app.state.settings
     service = _service(request)
@@ -177,7 +181,8 @@ async def _token_request(request: Request, segment: str, version: int) -> TokenR
                 {f"{base}/{seg}/oauth2/v2.0/token", f"{base}/{seg}/oauth2/token", f"{base}/{seg}/v2.0",
                  f"{base}/{seg}/"}
             )
-    return TokenRequest(tenant, segment, version, form, basic_credentials(request), tuple(sorted(audiences)))
+    return TokenRequest(tenant, segment, version, form, basic_credentials(request), tuple(sorted(audiences)),
+                        client_address(request))
 
 
 @router.post("/{tenant}/oauth2/v2.0/token")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from cielo.core.clock import Clock
 from cielo.identity.clients import ClientAuthenticator
 from cielo.identity.directory_view import DirectoryView
+from cielo.identity.signin_guard import SignInGuard
 from cielo.identity.tokens import TokenMinter
 from cielo.settings import Settings
 from cielo.store.grants import GrantRepo
@@ -22,6 +23,7 @@ class GrantContext:
     minter: TokenMinter
     clients: ClientAuthenticator
     clock: Clock
+    signin: SignInGuard
 
 
 @dataclass(frozen=True)
@@ -34,3 +36,5 @@ class TokenRequest:
     form: Mapping[str, str]
     basic: tuple[str, str] | None
     assertion_audiences: tuple[str, ...]
+    # The caller's network address, for per-address sign-in throttling ("" when unknown).
+    client_address: str = ""

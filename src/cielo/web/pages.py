@@ -1,8 +1,15 @@
-"""Sign-in pages: the device-code verification page and the authorize endpoint's sign-in form."""
+"""Sign-in pages: the device-code verification page and the authorize endpoint's sign-in form.
+
+Every form carries an anti-CSRF token (web/csrf.py); every password typed here goes through smart
+lockout and per-address throttling (identity/signin_guard.py); redirect URIs are matched strictly and
+the browser is only ever sent to a URI rebuilt from its parsed parts (identity/redirects.py).
+"""
 
 from __future__ import annotations
 
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -12,10 +19,13 @@ from starlette.responses import RedirectResponse, Response
 
 from cielo.api.forms import read_form
 from cielo.core.resources import FIRST_PARTY_PUBLIC_CLIENTS
-from cielo.errors import CieloError
-from cielo.identity.grants.authorization_code import issue_code, redirect_allowed
+from cielo.errors import AccountLocked, CieloError
+from cielo.identity.grants.authorization_code import issue_code
+from cielo.identity.redirects import RedirectUri, allowed_redirect
 from cielo.identity.service import TokenService
 from cielo.identity.signin import check_credentials
+from cielo.store.models import DeviceCode, User
+from cielo.web import csrf
 
 router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -23,6 +33,8 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 _AUTHORIZE_PARAMS = ("client_id", "response_type", "redirect_uri", "scope", "state", "code_challenge",
                      "code_challenge_method", "nonce", "response_mode", "prompt", "login_hint", "resource")
 _BAD_LOGIN = "Your account or password is incorrect."
+_BAD_CODE = "That code didn't work. Check the code and try again."
+_STALE_FORM = "This sign-in page has expired or did not come from Cielo. Please try again."
 _FRAME = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'",
           "Cache-Control": "no-store"}
 
@@ -32,19 +44,54 @@ def _service(request: Request) -> TokenService:
     return service
 
 
-def _page(request: Request, name: str, status: int = 200, **context: object) -> Response:
-    return templates.TemplateResponse(request, name, context, status_code=status, headers=_FRAME)
+def _address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _page(request: Request, name: str, status: int = 200, headers: dict[str, str] | None = None,
+          **context: object) -> Response:
+    token = csrf.page_token(request)
+    response = templates.TemplateResponse(request, name, {**context, "csrf_token": token}, status_code=status,
+                                          headers={**_FRAME, **(headers or {})})
+    csrf.set_cookie(response, token)
+    return response
 
 
 def _message(request: Request, title: str, message: str, status: int = 200, code: int | None = None) -> Response:
     return _page(request, "message.html", status, title=title, message=message, code=code)
 
 
+def _sign_in(request: Request, username: str, password: str) -> User | AccountLocked | None:
+    service = _service(request)
+    try:
+        return check_credentials(service.ctx.directory, service.ctx.signin, username, password, _address(request))
+    except AccountLocked as locked:
+        return locked
+
+
+def _app_name(request: Request, client_id: str) -> str:
+    app = _service(request).ctx.directory.application(client_id) if client_id else None
+    return FIRST_PARTY_PUBLIC_CLIENTS.get(client_id) or (app.display_name if app else client_id)
+
+
 # ----------------------------------------------------------------------------- device code
+def _device_code_page(request: Request, status: int = 200, user_code: str = "", error: str | None = None,
+                      headers: dict[str, str] | None = None) -> Response:
+    return _page(request, "device.html", status, headers, title="Enter code", action="/devicelogin",
+                 user_code=user_code, error=error)
+
+
+def _consent_page(request: Request, record: DeviceCode, status: int = 200, username: str = "",
+                  error: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    """Step two: who is asking, for what, then sign in. Enter approves (the first button); Deny is second."""
+    return _page(request, "device_consent.html", status, headers, title="Sign in", action="/devicelogin",
+                 user_code=record.user_code, app_name=_app_name(request, record.client_id),
+                 scopes=record.scope.split(), username=username, error=error)
+
+
 @router.get("/devicelogin")
 async def device_page(request: Request) -> Response:
-    return _page(request, "device.html", title="Enter code", action="/devicelogin", user_code="",
-                 username="", error=None)
+    return _device_code_page(request)
 
 
 @router.post("/devicelogin")
@@ -52,35 +99,42 @@ async def device_submit(request: Request) -> Response:
     service = _service(request)
     form = await read_form(request, 16 * 1024)
     user_code = form.get("user_code", "").strip().upper().replace("-", "")
-    username = form.get("username", "")
-
-    def again(error: str) -> Response:
-        return _page(request, "device.html", 400, title="Enter code", action="/devicelogin",
-                     user_code=user_code, username=username, error=error)
-
+    if not csrf.valid(request, form):
+        return _device_code_page(request, 400, user_code, _STALE_FORM)
     record = service.ctx.grants.find_user_code(user_code) if user_code else None
     if record is None or record.status != "pending" or record.expires_at < time.time():
-        return again("That code didn't work. Check the code and try again.")
-    user = check_credentials(service.ctx.directory, username, form.get("password", ""))
+        return _device_code_page(request, 400, user_code, _BAD_CODE)
+    if form.get("decision") == "deny":
+        service.ctx.grants.decide_device_code(user_code, "declined", None)
+        return _message(request, "Request denied", "You declined the sign-in request. You may close this window.")
+    if "username" not in form:
+        return _consent_page(request, record)
+    username = form.get("username", "")
+    user = _sign_in(request, username, form.get("password", ""))
+    if isinstance(user, AccountLocked):
+        return _consent_page(request, record, 429, username, f"{user.message} (AADSTS{user.aadsts})",
+                             {"Retry-After": str(user.retry_after)})
     if user is None:
-        return again(_BAD_LOGIN)
+        return _consent_page(request, record, 400, username, _BAD_LOGIN)
     if record.tenant_id is not None and record.tenant_id != user.tenant_id:
-        return again("This account does not belong to the tenant the device asked for.")
-    approve = form.get("decision", "approve") == "approve"
-    service.ctx.grants.decide_device_code(user_code, "approved" if approve else "declined",
-                                         user.object_id if approve else None)
-    if approve:
-        return _message(request, "You're signed in",
-                        "You have signed in on your device. You may now close this window.")
-    return _message(request, "Request denied", "You declined the sign-in request. You may close this window.")
+        return _consent_page(request, record, 400, username,
+                             "This account does not belong to the tenant the device asked for.")
+    service.ctx.grants.decide_device_code(user_code, "approved", user.object_id)
+    return _message(request, "You're signed in", "You have signed in on your device. You may now close this window.")
 
 
 # ----------------------------------------------------------------------------- authorize
+@dataclass(frozen=True)
+class _Checked:
+    app_name: str
+    redirect: RedirectUri
+
+
 def _authorize_error(request: Request, message: str, code: int) -> Response:
     return _message(request, "Sorry, but we're having trouble signing you in.", message, 400, code)
 
 
-def _check_authorize(request: Request, tenant_segment: str, params: dict[str, str]) -> Response | str:
+def _check_authorize(request: Request, tenant_segment: str, params: dict[str, str]) -> Response | _Checked:
     """Validate the request; a problem with the client or redirect URI is shown, never redirected."""
     service = _service(request)
     try:
@@ -92,42 +146,51 @@ def _check_authorize(request: Request, tenant_segment: str, params: dict[str, st
     if client_id not in FIRST_PARTY_PUBLIC_CLIENTS and (app is None or (tenant and app.tenant_id != tenant.id)):
         return _authorize_error(request, f"Application with identifier '{client_id}' was not found in the "
                                 "directory.", 700016)
-    redirect_uri = params.get("redirect_uri", "")
-    if not redirect_allowed(client_id, app, redirect_uri):
+    redirect = allowed_redirect(client_id, app.redirect_uris if app else None, params.get("redirect_uri", ""))
+    if redirect is None:
         return _authorize_error(request, "The redirect URI specified in the request does not match the "
                                 "redirect URIs configured for the application.", 50011)
     if params.get("response_type") != "code":
-        return _redirect_error(request, redirect_uri, params, "unsupported_response_type",
-                               "AADSTS700054: response_type must be 'code'.")
+        return _redirect_error(redirect, params, "unsupported_response_type",
+                               "AADSTS700054: response_type must be 'code'.", request)
     method = params.get("code_challenge_method")
     if method and method not in ("S256", "plain"):
-        return _redirect_error(request, redirect_uri, params, "invalid_request",
-                               "AADSTS501491: Invalid code_challenge_method.")
+        return _redirect_error(redirect, params, "invalid_request",
+                               "AADSTS501491: Invalid code_challenge_method.", request)
     if params.get("prompt") == "none":
-        return _redirect_error(request, redirect_uri, params, "login_required",
-                               "AADSTS50058: A silent sign-in request was sent but no user is signed in.")
-    return FIRST_PARTY_PUBLIC_CLIENTS.get(client_id) or (app.display_name if app else client_id)
+        return _redirect_error(redirect, params, "login_required",
+                               "AADSTS50058: A silent sign-in request was sent but no user is signed in.", request)
+    return _Checked(_app_name(request, client_id), redirect)
 
 
-def _respond(request: Request, redirect_uri: str, params: dict[str, str], values: dict[str, str]) -> Response:
+def _respond(request: Request, redirect: RedirectUri, params: dict[str, str], values: dict[str, str]) -> Response:
     """Hand the result to the client as its `response_mode` asks (OAuth 2.0 Multiple Response Type
     Encoding Practices; Form Post Response Mode): query (the default for code), fragment, or an
-    auto-submitting form that POSTs to the redirect URI, as Entra does for web apps."""
+    auto-submitting form that POSTs to the redirect URI, as Entra does for web apps. The target is always
+    the URI rebuilt from its parsed parts."""
     if params.get("state"):
         values = {**values, "state": params["state"]}
+    target = redirect.url()
     mode = params.get("response_mode", "query")
-    if mode == "form_post" and redirect_uri.lower().startswith(("https://", "http://")):
-        return _page(request, "form_post.html", action=redirect_uri, fields=list(values.items()))
+    if mode == "form_post":
+        return _page(request, "form_post.html", action=target, fields=list(values.items()))
     if mode == "fragment":
-        return RedirectResponse(redirect_uri.partition("#")[0] + "#" + urlencode(values), status_code=302)
-    sep = "&" if "?" in redirect_uri else "?"
-    return RedirectResponse(redirect_uri + sep + urlencode(values), status_code=302)
+        return RedirectResponse(target + "#" + urlencode(values), status_code=302)
+    sep = "&" if redirect.query is not None else "?"
+    return RedirectResponse(target + sep + urlencode(values), status_code=302)
 
 
 def _redirect_error(
-    request: Request, redirect_uri: str, params: dict[str, str], error: str, description: str
+    redirect: RedirectUri, params: dict[str, str], error: str, description: str, request: Request
 ) -> Response:
-    return _respond(request, redirect_uri, params, {"error": error, "error_description": description})
+    return _respond(request, redirect, params, {"error": error, "error_description": description})
+
+
+def _sign_in_page(request: Request, checked: _Checked, params: dict[str, str], status: int = 200,
+                  username: str = "", error: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    hidden = sorted((k, v) for k, v in params.items() if k != "login_hint")
+    return _page(request, "signin.html", status, headers, title="Sign in", action=str(request.url.path),
+                 hidden=hidden, app_name=checked.app_name, tenant_name=None, username=username, error=error)
 
 
 @router.get("/{tenant}/oauth2/v2.0/authorize")
@@ -137,9 +200,7 @@ async def authorize_page(tenant: str, request: Request) -> Response:
     checked = _check_authorize(request, tenant, params)
     if isinstance(checked, Response):
         return checked
-    hidden = sorted((k, v) for k, v in params.items() if k != "login_hint")
-    return _page(request, "signin.html", title="Sign in", action=str(request.url.path), hidden=hidden,
-                 app_name=checked, tenant_name=None, username=params.get("login_hint", ""), error=None)
+    return _sign_in_page(request, checked, params, username=params.get("login_hint", ""))
 
 
 @router.post("/{tenant}/oauth2/v2.0/authorize")
@@ -150,13 +211,17 @@ async def authorize_submit(tenant: str, request: Request) -> Response:
     checked = _check_authorize(request, tenant, params)
     if isinstance(checked, Response):
         return checked
+    username = form.get("username", "")
+    if not csrf.valid(request, form):
+        return _sign_in_page(request, checked, params, 400, username, _STALE_FORM)
     service = _service(request)
-    user = check_credentials(service.ctx.directory, form.get("username", ""), form.get("password", ""))
+    user = _sign_in(request, username, form.get("password", ""))
+    if isinstance(user, AccountLocked):
+        return _sign_in_page(request, checked, params, 429, username, f"{user.message} (AADSTS{user.aadsts})",
+                             {"Retry-After": str(user.retry_after)})
     tenant_record = service.resolve_tenant(tenant)
     if user is None or (tenant_record is not None and tenant_record.id != user.tenant_id):
-        hidden = sorted(params.items())
-        return _page(request, "signin.html", 400, title="Sign in", action=str(request.url.path), hidden=hidden,
-                     app_name=checked, tenant_name=None, username=form.get("username", ""), error=_BAD_LOGIN)
+        return _sign_in_page(request, checked, params, 400, username, _BAD_LOGIN)
     scope = params.get("scope") or "openid profile offline_access"
     if request.url.path.endswith("/oauth2/authorize") and params.get("resource"):
         # v1 names a resource; it travels through the sign-in form as a hidden field.
@@ -172,4 +237,5 @@ async def authorize_submit(tenant: str, request: Request) -> Response:
         code_challenge_method=params.get("code_challenge_method"),
         nonce=params.get("nonce"),
     )
-    return _respond(request, params["redirect_uri"], params, {"code": code, "session_state": user.object_id})
+    # session_state is opaque (OpenID Connect Session Management §2): never the user's object id.
+    return _respond(request, checked.redirect, params, {"code": code, "session_state": str(uuid.uuid4())})

@@ -6,38 +6,13 @@ import base64
 import hashlib
 import hmac
 from typing import Any
-from urllib.parse import urlsplit
 
 from cielo.core.ids import new_opaque_token, sha256_hex
-from cielo.core.resources import FIRST_PARTY_PUBLIC_CLIENTS
 from cielo.errors import InvalidGrant, InvalidRequest
 from cielo.identity.context import GrantContext, TokenRequest
 from cielo.identity.grants.common import active_user, tenant_for_user
 from cielo.identity.issuance import requested_scope, user_token_response
-from cielo.store.models import Application, AuthCode
-
-NATIVE_CLIENT = "https://login.microsoftonline.com/common/oauth2/nativeclient"
-
-
-def _is_loopback(uri: str) -> bool:
-    parts = urlsplit(uri)
-    return parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
-
-
-def redirect_allowed(client_id: str, app: Application | None, redirect_uri: str) -> bool:
-    """Registered URIs match exactly, except that loopback URIs may use any port (RFC 8252 §7.3)."""
-    if client_id in FIRST_PARTY_PUBLIC_CLIENTS:
-        return _is_loopback(redirect_uri) or redirect_uri == NATIVE_CLIENT
-    if app is None:
-        return False
-    for registered in app.redirect_uris:
-        if registered == redirect_uri:
-            return True
-        if _is_loopback(registered) and _is_loopback(redirect_uri):
-            a, b = urlsplit(registered), urlsplit(redirect_uri)
-            if a.hostname == b.hostname and a.path == b.path:
-                return True
-    return False
+from cielo.store.models import AuthCode
 
 
 def issue_code(
