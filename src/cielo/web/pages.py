@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from cielo.api.forms import read_form
@@ -61,10 +62,12 @@ def _message(request: Request, title: str, message: str, status: int = 200, code
     return _page(request, "message.html", status, title=title, message=message, code=code)
 
 
-def _sign_in(request: Request, username: str, password: str) -> User | AccountLocked | None:
+async def _sign_in(request: Request, username: str, password: str) -> User | AccountLocked | None:
+    """Check a password on a worker thread: argon2 must not stall the event loop (see api/oauth.py)."""
     service = _service(request)
     try:
-        return check_credentials(service.ctx.directory, service.ctx.signin, username, password, _address(request))
+        return await run_in_threadpool(check_credentials, service.ctx.directory, service.ctx.signin, username,
+                                       password, _address(request))
     except AccountLocked as locked:
         return locked
 
@@ -110,7 +113,7 @@ async def device_submit(request: Request) -> Response:
     if "username" not in form:
         return _consent_page(request, record)
     username = form.get("username", "")
-    user = _sign_in(request, username, form.get("password", ""))
+    user = await _sign_in(request, username, form.get("password", ""))
     if isinstance(user, AccountLocked):
         return _consent_page(request, record, 429, username, f"{user.message} (AADSTS{user.aadsts})",
                              {"Retry-After": str(user.retry_after)})
@@ -215,7 +218,7 @@ async def authorize_submit(tenant: str, request: Request) -> Response:
     if not csrf.valid(request, form):
         return _sign_in_page(request, checked, params, 400, username, _STALE_FORM)
     service = _service(request)
-    user = _sign_in(request, username, form.get("password", ""))
+    user = await _sign_in(request, username, form.get("password", ""))
     if isinstance(user, AccountLocked):
         return _sign_in_page(request, checked, params, 429, username, f"{user.message} (AADSTS{user.aadsts})",
                              {"Retry-After": str(user.retry_after)})
