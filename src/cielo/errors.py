@@ -196,6 +196,18 @@ class BadRequest(ArmError):
     code = "BadRequest"
 
 
+class RequestContentTooLarge(ArmError):
+    """413: a body over the surface's limit, refused while it streams in (RFC 9110 §15.5.14).
+
+    ARM answers 413 `RequestContentTooLarge`, "The request content size exceeds the maximum size of 4 MB."
+    Graph documents 413 ("The request size exceeds the maximum limit.") without a code; the directory API
+    passes `code="Request_EntityTooLarge"`, in the `Request_*` family of its other codes.
+    """
+
+    status = 413
+    code = "RequestContentTooLarge"
+
+
 # --------------------------------------------------------------------------- Azure OpenAI data plane
 class DataPlaneError(CieloError):
     """An Azure OpenAI data-plane error: `{"error": {"code", "message", "param"?, "type"?}}` (azure-facts.md §2).

@@ -69,7 +69,7 @@ def test_malformed_bodies_are_refused_and_change_nothing(arm: Arm) -> None:
     for method, path in targets:
         for content in (b'{"location": "local",', b"[1, 2]", b'"text"', b"\xff\xfe"):
             error_of(arm.call(method, path, arm.admin, content=content), 400, "InvalidRequestContent")
-    error_of(arm.call("PUT", arm.rg_path(new_name("big")), arm.admin, content=b" " * (1024 * 1024 + 1)), 400,
+    error_of(arm.call("PUT", arm.rg_path(new_name("big")), arm.admin, content=b" " * (1024 * 1024 + 1)), 413,
              "RequestContentTooLarge")
     for method, path in targets[:4]:
         if method == "PUT":

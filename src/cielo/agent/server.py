@@ -36,6 +36,10 @@ NEWEST = ["2020-10-01", "2020-09-01", "2020-07-15"]
 TOO_MANY = "Too many requests: IMDS allows 20 per second and 5 at a time for managed identity tokens."
 RATE_PER_S = 20
 MAX_CONCURRENT = 5
+# These are GET protocols: a request carries no body. One over this size is refused (413) without being
+# held: a declared Content-Length at once, a chunked body as soon as its running count passes it.
+MAX_BODY_BYTES = 4 * 1024
+BODY_TOO_LARGE = f"Request rejected: these endpoints take no request body (at most {MAX_BODY_BYTES} bytes)."
 
 
 class RateLimiter:
@@ -66,6 +70,20 @@ def _query(request: Request) -> dict[str, str] | None:
     return None if len(names) != len(set(names)) else dict(pairs)
 
 
+async def _body_too_large(request: Request) -> bool:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        return not (declared.isascii() and declared.isdigit()) or len(declared) > 18 or int(declared) > MAX_BODY_BYTES
+    if "transfer-encoding" not in request.headers:
+        return False
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > MAX_BODY_BYTES:
+            return True
+    return False
+
+
 def _imds_error(status: int, error: str, description: str) -> JSONResponse:
     return JSONResponse({"error": error, "error_description": description}, status_code=status)
 
@@ -86,6 +104,8 @@ def build_app(source: TokenSource, identity_header: str, tenant_id: str) -> Star
             return _imds_error(400, "invalid_request", "Request rejected: the X-Forwarded-For header is not allowed.")
         if request.headers.get("metadata") != "true":
             return _imds_error(400, "bad_request_102", "Required metadata header not specified")
+        if await _body_too_large(request):
+            return _imds_error(413, "invalid_request", BODY_TOO_LARGE)
         query = _query(request)
         if query is None:
             return _imds_error(400, "invalid_request", "A query parameter is duplicated.")
@@ -126,11 +146,15 @@ def build_app(source: TokenSource, identity_header: str, tenant_id: str) -> Star
     async def imds_info(request: Request) -> Response:
         if request.headers.get("metadata") != "true":
             return _imds_error(400, "bad_request_102", "Required metadata header not specified")
+        if await _body_too_large(request):
+            return _imds_error(413, "invalid_request", BODY_TOO_LARGE)
         return JSONResponse({"tenantId": tenant_id})
 
     async def app_service_token(request: Request) -> Response:
         if not _secret_ok(request.headers.get("x-identity-header"), identity_header):
             return _app_service_error(401, "The X-IDENTITY-HEADER is missing or wrong.")
+        if await _body_too_large(request):
+            return _app_service_error(413, BODY_TOO_LARGE)
         query = _query(request)
         if query is None or query.get("api-version") != "2019-08-01":
             return _app_service_error(400, "api-version 2019-08-01 is required, once.")
@@ -157,6 +181,8 @@ def build_app(source: TokenSource, identity_header: str, tenant_id: str) -> Star
     async def legacy_token(request: Request) -> Response:
         if not _secret_ok(request.headers.get("secret"), identity_header):
             return _app_service_error(401, "The secret header is missing or wrong.")
+        if await _body_too_large(request):
+            return _app_service_error(413, BODY_TOO_LARGE)
         query = _query(request)
         if query is None or not query.get("resource"):
             return _app_service_error(400, "The resource parameter is required, once.")

@@ -9,9 +9,10 @@ from typing import Any
 from starlette.requests import Request
 
 from cielo.api.auth import ARM_AUDIENCES, bearer_principal
+from cielo.api.bodies import MAX_JSON_DEPTH, describe_size, nested_deeper_than, read_limited
 from cielo.control.access import AccessService, Caller
 from cielo.control.resources import Caller as WriteCaller
-from cielo.errors import ArmError, AuthorizationFailed, BadRequest
+from cielo.errors import ArmError, AuthorizationFailed, BadRequest, RequestContentTooLarge
 from cielo.identity.validation import Principal
 
 _API_VERSION_CHARS = set("0123456789-abcdefghijklmnopqrstuvwxyz")
@@ -37,16 +38,21 @@ class ArmContext:
         return WriteCaller(self.caller.display, "User" if self.caller.kind == "User" else "Application")
 
 
-MAX_BODY = 1024 * 1024
-
-
 async def read_json_body(request: Request) -> dict[str, Any]:
-    """An ARM request body: a JSON object of at most 1 MiB (empty means `{}`), else 400 with ARM's codes."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadRequest("The request content is too large.", code="RequestContentTooLarge")
+    """An ARM request body: a JSON object (empty means `{}`), else 400 `InvalidRequestContent`.
+
+    Over `settings.max_arm_body_bytes` it is refused while it streams in, with ARM's 413
+    `RequestContentTooLarge` ("The request content size exceeds the maximum size of 4 MB." is Azure's
+    wording for its own 4 MB limit); nested deeper than 64 levels, with 400 `InvalidRequestContent`.
+    """
+    limit: int = request.app.state.settings.max_arm_body_bytes
+    raw = await read_limited(request, limit, lambda: RequestContentTooLarge(
+        f"The request content size exceeds the maximum size of {describe_size(limit)}."))
     if not raw.strip():
         return {}
+    if nested_deeper_than(raw):
+        raise BadRequest("The request content was invalid and could not be deserialized: arrays and objects are "
+                         f"nested deeper than {MAX_JSON_DEPTH} levels.", code="InvalidRequestContent")
     try:
         body = json.loads(raw)
     except ValueError as exc:

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.requests import Request
 
+from cielo.api.bodies import read_limited
 from cielo.errors import InvalidRequest, PayloadTooLarge
 
 # A '%' must start a two-digit hex escape (WHATWG URL §1.3, RFC 3986 §2.1); Python's parser would
@@ -24,14 +25,8 @@ async def read_form(request: Request, limit: int) -> dict[str, str]:
         raise InvalidRequest(
             "Invalid request. The request body must be application/x-www-form-urlencoded.", aadsts=9002313
         )
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise PayloadTooLarge("The request body is too large.", aadsts=9002313)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge("The request body is too large.", aadsts=9002313)
+    body = await read_limited(request, limit,
+                              lambda: PayloadTooLarge("The request body is too large.", aadsts=9002313))
     try:
         text = body.decode("utf-8")
         if _BAD_ESCAPE.search(text):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -17,7 +18,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from cielo.api.auth import GRAPH_AUDIENCES, bearer_principal
-from cielo.errors import AuthorizationFailed, BadRequest, NotFound
+from cielo.api.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
+from cielo.errors import AuthorizationFailed, BadRequest, NotFound, RequestContentTooLarge
 from cielo.identity.directory import DirectoryService, iso
 from cielo.store.models import Application, Group, ServicePrincipal, Tenant, User
 
@@ -53,12 +55,18 @@ def _caller(request: Request, *, write: bool) -> Caller:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > 256 * 1024:
-        raise BadRequest("The request body is too large.", code="Request_BadRequest")
-    try:
-        import json
+    """A JSON object, read only after the caller is authenticated (every route calls `_caller` first).
 
+    Over `settings.max_graph_body_bytes` it is refused while it streams in: Graph's 413 "The request size
+    exceeds the maximum limit." (learn.microsoft.com/graph/errors lists the status, not a code).
+    """
+    limit: int = request.app.state.settings.max_graph_body_bytes
+    raw = await read_limited(request, limit, lambda: RequestContentTooLarge(
+        "The request size exceeds the maximum limit.", code="Request_EntityTooLarge"))
+    if nested_deeper_than(raw):
+        raise BadRequest(f"Unable to read JSON request payload: it nests deeper than {MAX_JSON_DEPTH} levels.",
+                         code="BadRequest")
+    try:
         body = json.loads(raw or b"{}")
     except ValueError as exc:
         raise BadRequest("Unable to read JSON request payload.", code="BadRequest") from exc

@@ -18,6 +18,8 @@ from cielo.errors import OAuthError
 from cielo.identity.tokens import Subject
 
 router = APIRouter()
+# An IMDS request is a resource and one selector: a few hundred bytes.
+MAX_FORM_BYTES = 16 * 1024
 
 
 def _error(exc: IdentityError) -> JSONResponse:
@@ -43,10 +45,11 @@ async def _serve(request: Request, *, check_only: bool) -> JSONResponse:
         if scheme.lower() != "hostcredential" or not presented:
             raise IdentityError(401, "unauthorized_client", "A host credential is required.")
         host = identities.host_for(presented.strip())
+        # Read only once the host credential holds, and only up to MAX_FORM_BYTES (413 past it).
         try:
-            form = await read_form(request, 16 * 1024)
+            form = await read_form(request, MAX_FORM_BYTES)
         except OAuthError as exc:
-            raise IdentityError(400, "invalid_request", exc.message) from exc
+            raise IdentityError(exc.status, "invalid_request", exc.message) from exc
         resource = form.get("resource", "").strip()
         if not resource:
             raise IdentityError(400, "invalid_request", "Required query variable 'resource' is missing")

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from cielo.api.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
 from cielo.dataplane import auth, wire
 from cielo.dataplane.index import Account
 from cielo.dataplane.service import ACTIONS, ROUTES, Answer, DataPlane, Stream
@@ -78,7 +79,12 @@ async def _run(request: Request, account_name: str, deployment_name: str, operat
                version: str | None) -> Response:
     account = _account(request, account_name)
     _authenticate(request, account, operation, v1=v1)
-    body = wire.parse_body(await request.body())
+    # Only an authenticated caller with the data action gets its body read, and only up to the limit.
+    limit: int = request.app.state.settings.max_openai_body_bytes
+    raw = await read_limited(request, limit, lambda: wire.too_large(limit))
+    if nested_deeper_than(raw):
+        raise wire.too_deep(MAX_JSON_DEPTH)
+    body = wire.parse_body(raw)
     plane = _plane(request)
     if v1:
         model = body.get("model")

@@ -11,7 +11,6 @@ from typing import Any
 
 from cielo.errors import DataPlaneError
 
-MAX_BODY_BYTES = 4 * 1024 * 1024
 ROLES = {"system", "user", "assistant", "tool", "function", "developer"}
 MAX_EMBEDDING_INPUTS = 2048
 
@@ -20,16 +19,26 @@ def bad(message: str, param: str | None = None, code: str = "BadRequest") -> Dat
     return DataPlaneError(message, code=code, param=param, error_type="invalid_request_error")
 
 
+def too_large(limit: int) -> DataPlaneError:
+    """413 for a body over `limit` bytes, raised while it streams in (before it is held or parsed)."""
+    return DataPlaneError(f"The request body is larger than {limit} bytes.", code="RequestTooLarge", status=413)
+
+
+def too_deep(max_depth: int) -> DataPlaneError:
+    return bad(f"The request body nests arrays and objects deeper than {max_depth} levels.")
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
-    if len(raw) > MAX_BODY_BYTES:
-        raise DataPlaneError(f"The request body is larger than {MAX_BODY_BYTES} bytes.", code="RequestTooLarge",
-                             status=413)
+    """A JSON object. The caller has bounded `raw` (size, and nesting with a byte scan); RecursionError is
+    still answered as a 400 rather than a 500, should text nested past Python's limit ever get here."""
     try:
         body = json.loads(raw) if raw.strip() else None
     except json.JSONDecodeError as exc:
         raise bad(f"The request body is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno}).") from exc
     except ValueError as exc:  # e.g. bytes that are not UTF-8
         raise bad("The request body is not valid JSON text.") from exc
+    except RecursionError as exc:
+        raise bad("The request body nests arrays and objects too deeply.") from exc
     if not isinstance(body, dict):
         raise bad("The request body must be a JSON object.")
     return body
