@@ -6,6 +6,7 @@ data directory from before role assignments existed has no assignment at all).""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from cielo.control.models import DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDING_MODEL
 from cielo.control.resources import Caller
 from cielo.core.arm_ids import ResourceId
 from cielo.core.ids import new_guid, new_password
+from cielo.identity.directory import _check_password as check_password
 from cielo.rbac.roles import OWNER
 from cielo.store.models import Subscription, Tenant
 from cielo.store.resources import StoredAssignment
@@ -39,7 +41,10 @@ class BootstrapResult:
     account_endpoint: str | None = None
 
 
-def bootstrap(services: Services, admin_user: str | None, admin_password: str | None) -> BootstrapResult:
+def bootstrap(services: Services, admin_user: str | None, admin_password: str | None, *,
+              ask_password: Callable[[], str] | None = None) -> BootstrapResult:
+    """First start: everything above, the administrator's password `admin_password`, else `ask_password()`'s
+    answer, else a generated one (shown once). Later starts: nothing is asked."""
     repo = services.directory.repo
     tenants = repo.list_tenants()
     if tenants:
@@ -47,6 +52,10 @@ def bootstrap(services: Services, admin_user: str | None, admin_password: str | 
         _ensure_owner(services, tenants[0], subs[0] if subs else None)
         endpoint = _account_endpoint(services, subs[0]) if subs else None
         return BootstrapResult(False, tenants[0], subs[0] if subs else None, None, None, False, endpoint)
+    if admin_password is None and ask_password is not None:
+        admin_password = ask_password()
+    if admin_password is not None:
+        check_password(admin_password)  # before anything is stored: a refused password must leave no tenant behind
     clock = services.clock
     tenant = Tenant(new_guid(), "Cielo", DEFAULT_DOMAIN, clock.now())
     repo.create_tenant(tenant)

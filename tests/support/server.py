@@ -114,10 +114,15 @@ def start_server(data_dir: Path, *, listen_443: bool = False, extra_args: tuple[
     port = free_port()
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     args = [sys.executable, "-m", "cielo.cli.main", "up", "--data-dir", str(data_dir), "--port", str(port),
-            "--admin-user", ADMIN_USER, "--admin-password", ADMIN_PASSWORD, *extra_args]
+            "--admin-user", ADMIN_USER, *extra_args]
     if listen_443:
         args.append("--listen-443")
-    process_env = {**os.environ, **(env or {})}
+    # The password through the environment (a command line is visible to every local user), unless the caller
+    # gives it another way.
+    password_given = any(arg.startswith("--admin-password") for arg in extra_args) or \
+        "CIELO_ADMIN_PASSWORD_FILE" in (env or {})
+    process_env = {**os.environ, **({} if password_given else {"CIELO_ADMIN_PASSWORD": ADMIN_PASSWORD}),
+                   **(env or {})}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=process_env)
     server = CieloServer(data_dir, port, process, log_path)

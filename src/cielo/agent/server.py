@@ -9,7 +9,8 @@
   `object_id`, `msi_res_id`, `resource_id`); integer-epoch `expires_on` (as a string). azure-identity and MSAL
   treat these variables as Azure Machine Learning, whose `expires_on` is an epoch: MSAL parses nothing else.
 
-The rate limit (20 per second, 5 at a time) is the host's: it covers all three protocols.
+The rate limit (20 per second, 5 at a time) is the host's: it covers all three protocols. Every request must
+name the agent in `Host` (agent/hosts.py: DNS rebinding), which IMDS itself does not ask.
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cielo.agent.hosts import HostAllowList
 from cielo.agent.upstream import Failure, TokenSource
 
 IMDS_VERSIONS = {"2018-02-01", "2018-04-02", "2018-10-01", "2019-08-01", "2020-06-01", "2020-07-15", "2020-09-01",
@@ -96,7 +101,28 @@ def _secret_ok(presented: str | None, expected: str) -> bool:
     return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
 
 
-def build_app(source: TokenSource, identity_header: str, tenant_id: str) -> Starlette:
+class HostGuard:
+    """Answers only requests whose `Host` names the agent (DNS rebinding, agent/hosts.py): anything else gets
+    400 in the shape of the protocol its path belongs to, before any other check."""
+
+    def __init__(self, app: ASGIApp, hosts: HostAllowList) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            values = Headers(scope=scope).getlist("host")
+            if len(values) != 1 or not self.hosts.permits(values[0]):
+                message = "Request rejected: the Host header does not name this agent."
+                answer = _app_service_error(400, message) if scope["path"].startswith("/msi/") \
+                    else _imds_error(400, "invalid_request", message)
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(source: TokenSource, identity_header: str, tenant_id: str,
+              hosts: HostAllowList | None = None) -> Starlette:
     limiter = RateLimiter()
 
     async def imds_token(request: Request) -> Response:
@@ -208,7 +234,7 @@ def build_app(source: TokenSource, identity_header: str, tenant_id: str) -> Star
         yield
         await source.close()
 
-    app = Starlette(lifespan=lifespan, routes=[
+    app = Starlette(lifespan=lifespan, middleware=[Middleware(HostGuard, hosts=hosts or HostAllowList())], routes=[
         Route("/metadata/identity/oauth2/token", imds_token),
         Route("/metadata/identity/info", imds_info),
         Route("/msi/token", app_service_token),

@@ -55,9 +55,14 @@ def _can_bind(host: str, port: int) -> bool:
               help="The secret workloads send as X-IDENTITY-HEADER (IDENTITY_HEADER) and MSI_SECRET, instead of a "
               f"random one made at each start; at least {MIN_HEADER_LENGTH} characters. Set it through the "
               "environment (a command line is visible to every local user).")
+@click.option("--allow-host", "allow_hosts", multiple=True, envvar="CIELO_AGENT_ALLOW_HOSTS", show_envvar=True,
+              metavar="NAME",
+              help="A further name (or address) workloads may reach the agent by, e.g. a sidecar's service name; "
+              "repeatable (the environment variable: separated by spaces). Requests whose Host header names "
+              "anything but 127.0.0.1, localhost, [::1], 169.254.169.254 and these are refused (DNS rebinding).")
 @click.pass_context
 def agent(ctx: click.Context, credential: Path | None, port: int, no_imds_address: bool,
-          identity_header: str | None) -> None:
+          identity_header: str | None, allow_hosts: tuple[str, ...]) -> None:
     """Run the managed-identity host agent: IMDS and App Service token protocols on loopback.
 
     Workloads on this host get tokens for the identities of the resource the credential enrolls,
@@ -67,6 +72,7 @@ def agent(ctx: click.Context, credential: Path | None, port: int, no_imds_addres
     if credential is None:
         raise CliError("--credential is required (write one with `cielo vm agent-credential --file PATH`)")
     from cielo.agent.credential import HostCredentialFile
+    from cielo.agent.hosts import HostAllowList
     from cielo.agent.server import build_app, run_forever
     from cielo.agent.upstream import TokenSource
 
@@ -74,13 +80,17 @@ def agent(ctx: click.Context, credential: Path | None, port: int, no_imds_addres
         host_credential = HostCredentialFile.load(credential)
     except (PermissionError, OSError, ValueError, KeyError) as exc:
         raise CliError(f"cannot use {credential}: {exc}") from exc
+    try:
+        hosts = HostAllowList(allow_hosts)
+    except ValueError as exc:
+        raise CliError(f"--allow-host: {exc}") from exc
     if identity_header is not None and len(identity_header.strip()) < MIN_HEADER_LENGTH:
         raise CliError(f"the identity header must have at least {MIN_HEADER_LENGTH} characters")
     identity_header = identity_header.strip() if identity_header else secrets.token_urlsafe(24)
-    app = build_app(TokenSource(host_credential), identity_header, host_credential.tenant_id)
-    hosts = ["127.0.0.1"]
+    app = build_app(TokenSource(host_credential), identity_header, host_credential.tenant_id, hosts)
+    addresses = ["127.0.0.1"]
     if not no_imds_address and _can_bind(IMDS_ADDRESS, 80):
-        hosts.append(IMDS_ADDRESS)
+        addresses.append(IMDS_ADDRESS)
     if not _can_bind("127.0.0.1", port):
         raise CliError(f"port {port} on 127.0.0.1 is in use")
     # uvicorn shuts down gracefully on SIGTERM and then re-raises it: with the default handler the process would
@@ -89,11 +99,13 @@ def agent(ctx: click.Context, credential: Path | None, port: int, no_imds_addres
     _write_state(port, identity_header)
     click.echo(f"Cielo host agent for {host_credential.resource_id}")
     click.echo(f"  IMDS         http://127.0.0.1:{port}/metadata/identity/oauth2/token"
-               + (f" and http://{IMDS_ADDRESS}/metadata/identity/oauth2/token" if len(hosts) > 1 else ""))
+               + (f" and http://{IMDS_ADDRESS}/metadata/identity/oauth2/token" if len(addresses) > 1 else ""))
     click.echo(f"  App Service  http://127.0.0.1:{port}/msi/token (X-IDENTITY-HEADER)")
+    if allow_hosts:
+        click.echo(f"  also as      {', '.join(allow_hosts)} (--allow-host)")
     click.echo(f"  workloads:   eval \"$(cielo agent env --port {port})\"")
     try:
-        run_forever(app, hosts, port)
+        run_forever(app, addresses, port)
     except KeyboardInterrupt:
         pass
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cielo.cli.common import CliError, global_options
+from cielo.cli.scrub import hide_option_values
+from cielo.errors import CieloError
 
 if TYPE_CHECKING:
     from cielo.settings import Settings
@@ -50,6 +53,72 @@ def env_lines(settings: Settings, base_url: str | None = None) -> list[str]:
     ]
 
 
+def _admin_password(value: str | None, file: Path | None, prompt: bool) -> str | None:
+    """The administrator's password from exactly one of --admin-password (hidden from the process list at once),
+    CIELO_ADMIN_PASSWORD, --admin-password-file / CIELO_ADMIN_PASSWORD_FILE; None to prompt or generate one."""
+    ctx = click.get_current_context()
+    on_command_line = ctx.get_parameter_source("admin_password") is click.ParameterSource.COMMANDLINE
+    if value is not None and on_command_line:
+        problem = hide_option_values("--admin-password")
+        if problem:
+            click.echo(f"WARNING: other local users can read --admin-password in the process list ({problem}); "
+                       "prefer --admin-password-file or CIELO_ADMIN_PASSWORD.", err=True)
+    # Not for the workers, nor for anything this process starts.
+    os.environ.pop("CIELO_ADMIN_PASSWORD", None)
+    file_from_env = ctx.get_parameter_source("admin_password_file") is click.ParameterSource.ENVIRONMENT
+    given = [name for name, present in (
+        ("--admin-password" if on_command_line else "CIELO_ADMIN_PASSWORD", value is not None),
+        ("CIELO_ADMIN_PASSWORD_FILE" if file_from_env else "--admin-password-file", file is not None),
+        ("--admin-password-prompt", prompt)) if present]
+    if len(given) > 1:
+        raise CliError(f"give the administrator's password one way, not {' and '.join(given)}")
+    if prompt and not sys.stdin.isatty():
+        raise CliError("--admin-password-prompt needs a terminal; use --admin-password-file or CIELO_ADMIN_PASSWORD")
+    if value == "":
+        raise CliError("the administrator's password is empty")
+    if file is None:
+        return value
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read the administrator's password from {file}: {exc}") from exc
+    text = text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
+    if not text:
+        raise CliError(f"{file} holds no password")
+    return text
+
+
+def _make_private(data_dir: Path) -> None:
+    """Directories 0700 and files 0600 (or narrower) throughout the data directory: what an earlier version or
+    another tool made wider is tightened at each start. Symbolic links are neither changed nor followed."""
+    for root, _dirs, files in os.walk(data_dir):
+        _narrow(root, 0o700)
+        for name in files:
+            _narrow(os.path.join(root, name), 0o600)
+
+
+def _narrow(path: str, allowed: int) -> None:
+    with contextlib.suppress(FileNotFoundError):  # e.g. a temporary file replaced meanwhile
+        info = os.lstat(path)
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISLNK(info.st_mode) and mode & ~allowed:
+            os.chmod(path, mode & allowed)
+
+
+def _ask_password() -> str:
+    from cielo.identity.directory import _check_password as check_password
+
+    def valid(answer: str) -> str:
+        try:
+            check_password(answer)
+        except CieloError as exc:
+            raise click.BadParameter(str(exc)) from exc  # click says why and asks again
+        return answer
+
+    return str(click.prompt("Password for the new administrator", hide_input=True, confirmation_prompt=True,
+                            err=True, value_proc=valid))
+
+
 @click.command("up")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="CIELO_DATA_DIR", default=None,
               help=_DATA_DIR_HELP)
@@ -62,7 +131,15 @@ def env_lines(settings: Settings, base_url: str | None = None) -> list[str]:
 @click.option("--admin-user", envvar="CIELO_ADMIN_USER", default=None,
               help="First start only: the administrator's user name (env CIELO_ADMIN_USER).")
 @click.option("--admin-password", envvar="CIELO_ADMIN_PASSWORD", default=None,
-              help="First start only: the administrator's password (env CIELO_ADMIN_PASSWORD).")
+              help="First start only: the administrator's password (env CIELO_ADMIN_PASSWORD). Given here, it is "
+                   "visible to other local users until Cielo starts; prefer --admin-password-file or "
+                   "CIELO_ADMIN_PASSWORD.")
+@click.option("--admin-password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="CIELO_ADMIN_PASSWORD_FILE", default=None,
+              help="First start only: read the administrator's password from this file (one trailing newline "
+                   "is dropped; env CIELO_ADMIN_PASSWORD_FILE).")
+@click.option("--admin-password-prompt", is_flag=True, default=False,
+              help="First start only: ask for the administrator's password on the terminal.")
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
 @click.option("--gguf", "gguf", multiple=True, help="NAME=PATH: a local GGUF chat model deployments may name.")
 @click.option("--upstream", "upstreams", multiple=True,
@@ -71,9 +148,13 @@ def env_lines(settings: Settings, base_url: str | None = None) -> list[str]:
 @click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
 def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bool | None,
        tls_names: tuple[str, ...], public_url: str | None, admin_user: str | None,
-       admin_password: str | None, workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...],
-       log_level: str | None) -> None:
-    """Set up (first start) and run Cielo: HTTPS token service and APIs on one port."""
+       admin_password: str | None, admin_password_file: Path | None, admin_password_prompt: bool,
+       workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...], log_level: str | None) -> None:
+    """Set up (first start) and run Cielo: HTTPS token service and APIs on one port.
+
+    Without a password (--admin-password-file, CIELO_ADMIN_PASSWORD, --admin-password-prompt) the first
+    start generates the administrator's and prints it once."""
+    admin_password = _admin_password(admin_password, admin_password_file, admin_password_prompt)
     from cielo.api.app import build_services
     from cielo.api.server import bind, run
     from cielo.bootstrap import DEFAULT_ACCOUNT, DEFAULT_DEPLOYMENT, DEFAULT_RESOURCE_GROUP, bootstrap
@@ -94,9 +175,15 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}: {exc.strerror}") from exc
     services = build_services(settings)
-    result = bootstrap(services, settings.admin_user, settings.admin_password)
+    try:
+        result = bootstrap(services, settings.admin_user, settings.admin_password,
+                           ask_password=_ask_password if admin_password_prompt else None)
+    except CieloError as exc:
+        raise CliError(f"cannot create the administrator: {exc}") from exc
+    admin_given = bool(settings.admin_user or settings.admin_password or admin_password_prompt)
     base = settings.base_url
     (settings.data_dir / "server.json").write_text(json.dumps({"base_url": base, "pid": os.getpid()}))
+    _make_private(settings.data_dir)
     out = sys.stdout
     out.write(f"Cielo is running at {base}\n")
     out.write(f"  token service  {base}/{result.tenant.id}/oauth2/v2.0/token (authority host {base})\n")
@@ -111,6 +198,8 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
         out.write(f"  openai account {DEFAULT_ACCOUNT} in {DEFAULT_RESOURCE_GROUP}, deployment {DEFAULT_DEPLOYMENT}: "
                   f"{result.account_endpoint}\n")
     out.write(f"  data dir       {settings.data_dir}\n")
+    if admin_given and not result.created:
+        out.write("  (the administrator options apply at the first start only: this data directory has one)\n")
     if result.created:
         out.write(f"\nCreated the administrator {result.admin_user}\n")
         if result.password_generated:
@@ -122,6 +211,8 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     out.write("Press Ctrl-C to stop.\n")
     out.flush()
     del services
+    # The password has served its purpose: the workers do not need it.
+    settings = settings.model_copy(update={"admin_password": None})
     with contextlib.suppress(KeyboardInterrupt):
         run(settings, tls, sockets)
     out.write("Cielo stopped.\n")

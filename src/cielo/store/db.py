@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -265,10 +268,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+SQLITE_FILE_MODE = 0o600
+
+
+def _private_sqlite_files(path: Path) -> None:
+    """The database and its `-wal`/`-shm` files readable by this user only (they hold password hashes and sealed
+    keys). The database is created here with mode 0600, so SQLite never makes it with its default 0644;
+    SQLite creates the `-wal` and `-shm` files with the database file's mode. Files an earlier version created
+    wider are narrowed."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                         SQLITE_FILE_MODE))  # an empty file is an empty SQLite database
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            file = path.with_name(name)
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & ~SQLITE_FILE_MODE:
+                os.chmod(file, mode & SQLITE_FILE_MODE)
+
+
 def open_engine(url_or_path: str | Path) -> Engine:
     """Open (and create) the database. A Path means SQLite at that path."""
     if isinstance(url_or_path, Path):
         url_or_path.parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_files(url_or_path)
         url = f"sqlite:///{url_or_path}"
     else:
         url = url_or_path
