@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
 """Data plane: what Cielo adds in front of a model, each figure against a baseline measured in the same run.
 
-(a) Gateway overhead. ../shared/bench/null_upstream.py (an OpenAI-compatible server that answers at once)
-    runs on a free loopback port; a real `cielo up --workers 2` names it with `--upstream`. Through Cielo's
-    ARM API the script creates deployments of it on the bootstrap account `cielo-openai`, a service principal
-    holding "Cognitive Services OpenAI User" on the account, and gets that principal's bearer token for
-    https://cognitiveservices.azure.com. ../shared/bench/loadgen.py (wrk engine) then drives
-    `POST {endpoint}/openai/deployments/{dep}/chat/completions?api-version=2024-10-21` over keep-alive HTTPS,
-    and, in the same run, the null upstream directly over HTTP with the same requests (same paths, headers and
-    body), at each concurrency. The added p50 at concurrency 1 is the per-request overhead.
+(a) Gateway overhead. benchmarks/null_upstream.py (an OpenAI-compatible server that answers at once) runs on a
+    free loopback port; a real `cielo up --workers 2` names it with `--upstream`. Through Cielo's ARM API the
+    script creates deployments of it on the bootstrap account `cielo-openai`, a service principal holding
+    "Cognitive Services OpenAI User" on the account, and gets that principal's bearer token for
+    https://cognitiveservices.azure.com (benchmarks/gateway_rig.py). benchmarks/loadgen.py (wrk when installed)
+    then drives `POST {endpoint}/openai/deployments/{dep}/chat/completions?api-version=2024-10-21` over
+    keep-alive HTTPS, and, in the same run, the null upstream directly over HTTP with the same requests (same
+    paths, headers and body), at each concurrency. The added p50 at concurrency 1 is the per-request overhead.
 
     Quota: a Standard deployment admits `capacity` requests per 10 s (at most 1,000, the per-model quota, so
-    100 req/s) and capacity x 1,000 tokens per 60 s, counted in each worker process. One deployment would
+    100 req/s) and capacity x 1,000 tokens per 60 s; each of N workers admits 1/N of that. One deployment would
     throttle the benchmark, so there are `--deployments` upstream models (`null`, `null-2`, ...), each with a
-    capacity-1000 deployment, and wrk's request() cycles through them. One extra run against a single
+    capacity-1000 deployment, and the load generator cycles through them. One extra run against a single
     deployment shows the throttling.
 
 (b) Model serving. Streaming chat (greedy, `--max-tokens`) to the bootstrap deployment `smollm2` of a
@@ -28,66 +28,27 @@ Writes benchmarks/results/dataplane.json (ignored by git). Takes about two minut
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
+import loadgen
+from gateway_rig import DATA_API, QUOTA_CAPACITY, Arm, CieloServer, gateway_rig, start_server
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "src"))
-
-from support.server import CieloServer, free_port, start_server  # noqa: E402
-
-BENCH_DIRS = [REPO.parent / "shared" / "bench", REPO / "shared" / "bench"]
-ARM_API = "2023-05-01"
-DATA_API = "2024-10-21"
-RG, ACCOUNT, SMOLLM2 = "cielo-rg", "cielo-openai", "smollm2"
-OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"  # Cognitive Services OpenAI User
-QUOTA_CAPACITY = 1000  # the most one model's deployments may hold in a subscription and region
-GATEWAY_BODY = {"messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 16, "temperature": 0}
+SMOLLM2 = "smollm2"
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 TARGET_RPS, TARGET_ADDED_P50_MS = 2000.0, 1.0
 TARGET_TOKENS_PCT, TARGET_ADDED_TTFT_MS = 95.0, 10.0
 
-# Appended to loadgen's wrk script (a %-format template, hence %%): each request takes the next path.
-ROTATE_LUA = """
-local paths = {PATHS}
-local next_path = 0
-function request()
-  next_path = next_path %% #paths + 1
-  return wrk.format(nil, paths[next_path])
-end
-"""
-
 
 # ----------------------------------------------------------------------------- helpers
-def find_bench_file(name: str) -> Path:
-    for folder in BENCH_DIRS:
-        if (folder / name).exists():
-            return folder / name
-    sys.exit(f"{name} not found (expected ../shared/bench/{name})")
-
-
-def import_loadgen() -> Any:
-    spec = importlib.util.spec_from_file_location("loadgen", find_bench_file("loadgen.py"))
-    assert spec is not None and spec.loader is not None
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def machine_busy() -> tuple[int, int]:
     """(busy, total) jiffies of the whole machine: a run's share of busy CPU shows other load on the box."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -96,156 +57,57 @@ def machine_busy() -> tuple[int, int]:
 
 
 class Driver:
-    """loadgen's wrk engine, called in-process so that the request path can rotate over deployments."""
+    """benchmarks/loadgen.py called in-process: a warm-up, then `repeat` runs whose medians make a row."""
 
-    def __init__(self, warmup: float, duration: float, repeat: int) -> None:
-        self.lg: Any = import_loadgen()
-        self.template = self.lg.LUA_TEMPLATE
+    def __init__(self, warmup: float, duration: float, repeat: int, engine: str) -> None:
         self.warmup, self.duration, self.repeat = warmup, duration, repeat
+        self.engine = loadgen.resolve_engine(engine)
 
     def run(self, url: str, paths: list[str], headers: dict[str, str], body: str, concurrency: int,
             watch: list[int]) -> dict[str, Any]:
-        lg = self.lg
-        if any("%" in p or '"' in p for p in paths):
-            raise ValueError("paths must not contain % or quotes")
-        lg.LUA_TEMPLATE = self.template + ROTATE_LUA.replace("PATHS", ", ".join(f'"{p}"' for p in paths))
-        a = argparse.Namespace(url=url, method="POST", threads=1, concurrency=concurrency, timeout=10.0,
-                               cpu=None, engine="wrk")
-        pairs = list(headers.items())
-        try:
-            if self.warmup > 0:
-                lg.one_run(a, pairs, body, self.warmup, 0, [])
-            runs = []
-            for _ in range(self.repeat):
-                b0, t0 = machine_busy()
-                r = lg.one_run(a, pairs, body, self.duration, 0, watch)
-                b1, t1 = machine_busy()
-                r["machine_busy"] = (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
-                runs.append(r)
-        finally:
-            lg.LUA_TEMPLATE = self.template
-        keys = ["rps", "p50_ms", "p90_ms", "p99_ms", "machine_busy", "target_cpu_util", "target_cpu_ms_per_req"]
-        med: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys if k in runs[0]}
-        statuses: dict[str, int] = {}
-        for r in runs:
-            for k, v in r["statuses"].items():
-                statuses[k] = statuses.get(k, 0) + v
-        errors: dict[str, int] = {}
-        for r in runs:
-            for k, v in r["socket_errors"].items():
-                errors[k] = errors.get(k, 0) + v
-        med.update(requests=sum(r["requests"] for r in runs), statuses=statuses, socket_errors=errors,
-                   engine=runs[0]["engine"], runs=len(runs))
+        plan = loadgen.Plan(url=url, method="POST", headers=tuple(headers.items()), body=body, paths=tuple(paths),
+                            concurrency=concurrency, engine=self.engine)
+        if self.warmup > 0:
+            loadgen.measure(plan, self.warmup)
+        runs = []
+        for _ in range(self.repeat):
+            b0, t0 = machine_busy()
+            r = loadgen.measure(plan, self.duration, watch=watch)
+            b1, t1 = machine_busy()
+            r["machine_busy"] = (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+            runs.append(r)
+        summary = loadgen.summarize(runs)
+        med: dict[str, Any] = dict(summary["median"])
+        med.update(machine_busy=statistics.median(r["machine_busy"] for r in runs),
+                   statuses=summary["statuses_total"], socket_errors=summary["socket_errors_total"],
+                   engine=summary["engine"], runs=summary["runs"])
         return med
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], seconds: float = 10.0) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit("null_upstream exited early")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit("null_upstream did not start")
-
-
-class Arm:
-    """The few resource-manager calls the benchmark needs, as the bootstrap administrator."""
-
-    def __init__(self, server: CieloServer) -> None:
-        self.server = server
-        self.client = server.http()
-        self.headers = {"Authorization": f"Bearer {server.admin_token('https://management.core.windows.net/')}"}
-        self.account = (f"/subscriptions/{server.subscription_id}/resourceGroups/{RG}/providers/"
-                        f"Microsoft.CognitiveServices/accounts/{ACCOUNT}")
-
-    def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        response = self.client.request(method, path, params={"api-version": ARM_API}, json=body,
-                                       headers=self.headers)
-        if not response.is_success:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
-        result: dict[str, Any] = response.json() if response.content else {}
-        return result
-
-    def endpoint(self) -> str:
-        return str(self.call("GET", self.account)["properties"]["endpoint"]).rstrip("/")
-
-    def deploy(self, name: str, model: dict[str, str], capacity: int) -> dict[str, Any]:
-        return self.call("PUT", f"{self.account}/deployments/{name}",
-                         {"sku": {"name": "Standard", "capacity": capacity}, "properties": {"model": model}})
-
-    def openai_user(self) -> str:
-        """A new service principal holding Cognitive Services OpenAI User on the account: its bearer token."""
-        app = self.server.create_app(f"bench-dataplane-{os.getpid()}")
-        self.call("PUT", f"{self.account}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}", {
-            "properties": {"roleDefinitionId": f"/subscriptions/{self.server.subscription_id}/providers/"
-                                               f"Microsoft.Authorization/roleDefinitions/{OPENAI_USER}",
-                           "principalId": app["spObjectId"], "principalType": "ServicePrincipal"}})
-        token = self.server.token({"client_id": app["appId"], "client_secret": app["secret"],
-                                   "grant_type": "client_credentials",
-                                   "scope": "https://cognitiveservices.azure.com/.default"})
-        return str(token["access_token"])
-
-
 # ----------------------------------------------------------------------------- (a) gateway overhead
-def upstream_name(index: int) -> str:
-    return "null" if index == 0 else f"null-{index + 1}"
-
-
 def gateway(args: argparse.Namespace, tmp: Path, driver: Driver) -> list[dict[str, Any]]:
-    port = free_port()
-    upstream = subprocess.Popen([sys.executable, str(find_bench_file("null_upstream.py")), "--port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server: CieloServer | None = None
     rows: list[dict[str, Any]] = []
-    try:
-        wait_port(port, upstream)
-        base = f"http://127.0.0.1:{port}/v1"  # null_upstream answers any path ending in /chat/completions
-        extra: list[str] = ["--workers", str(args.workers)]
-        for i in range(args.deployments):
-            extra += ["--upstream", f"{upstream_name(i)}={base},model=null"]
-        server = start_server(tmp / "data", extra_args=tuple(extra))
-        arm = Arm(server)
-        for i in range(args.deployments):
-            name = upstream_name(i)
-            arm.deploy(name, {"format": "OpenAI-Compatible", "name": name, "version": "1"}, QUOTA_CAPACITY)
-        token = arm.openai_user()
-        endpoint = arm.endpoint()
-        prefix = endpoint.removeprefix(server.base_url)
-        paths = [f"{prefix}/openai/deployments/{upstream_name(i)}/chat/completions?api-version={DATA_API}"
-                 for i in range(args.deployments)]
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        body = json.dumps(GATEWAY_BODY, separators=(",", ":"))
-        with server.http() as client:  # the exact request works before it is timed
-            check = client.post(paths[0], content=body, headers=headers)
-            assert check.status_code == 200, check.text
-            assert check.json()["choices"][0]["message"]["content"] == "ok", check.text
-        direct_url = f"http://127.0.0.1:{port}/"
-        cielo_url = f"{server.base_url}/"
+    with gateway_rig(tmp / "data", workers=args.workers, deployments=args.deployments,
+                     principal="bench-dataplane") as rig:
+        direct_url = f"{rig.upstream.base_url}/"
         print(f"gateway: {args.deployments} deployments x capacity {QUOTA_CAPACITY}; cielo workers={args.workers}; "
-              f"wrk {driver.duration:g} s x {driver.repeat} per row", flush=True)
+              f"{driver.engine} {driver.duration:g} s x {driver.repeat} per row", flush=True)
+        if driver.engine != "wrk":
+            print("  (wrk is not installed: the aiohttp engine shares the CPUs with Cielo and lowers its figures; "
+                  "apt-get install wrk)", flush=True)
         for concurrency in [int(c) for c in args.concurrency.split(",")]:
-            for label, url, watch in (("null upstream direct (http)", direct_url, [upstream.pid]),
-                                      ("Cielo -> null upstream (https, bearer)", cielo_url, [server.process.pid])):
-                result = driver.run(url, paths, headers, body, concurrency, watch)
+            for label, url, watch in (("null upstream direct (http)", direct_url, [rig.upstream.pid]),
+                                      ("Cielo -> null upstream (https, bearer)", rig.url, [rig.server.process.pid])):
+                result = driver.run(url, rig.paths, rig.headers, rig.body, concurrency, watch)
                 result.update(target=label, concurrency=concurrency, deployments=args.deployments)
                 rows.append(result)
                 print(f"  {label:<40} c={concurrency:<3} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} "
                       f"p99 {result['p99_ms']:.2f} ms  {result['statuses']}", flush=True)
         if args.quota_run:
-            result = driver.run(cielo_url, paths[:1], headers, body, 32, [server.process.pid])
+            result = driver.run(rig.url, rig.paths[:1], rig.headers, rig.body, 32, [rig.server.process.pid])
             result.update(target="Cielo, ONE deployment (quota check)", concurrency=32, deployments=1)
             rows.append(result)
             print(f"  one deployment c=32 {result['rps']:8.0f} req/s  {result['statuses']}", flush=True)
-    finally:
-        if server is not None:
-            server.stop()
-        if upstream.poll() is None:
-            upstream.terminate()
-            upstream.wait(10)
     return rows
 
 
@@ -395,7 +257,7 @@ def model_serving(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         arm = Arm(server)
         # The bootstrap deployment has capacity 10 (10 requests per 10 s): raise it so quota never interferes.
         arm.deploy(SMOLLM2, {"format": "HuggingFace", "name": "SmolLM2-135M-Instruct", "version": "1"}, 100)
-        return _model_serving(args, server, arm, arm.openai_user())
+        return _model_serving(args, server, arm, arm.openai_user(f"bench-dataplane-model-{os.getpid()}"))
     finally:
         server.stop()
 
@@ -472,13 +334,15 @@ def print_model(result: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=5, help="seconds per wrk run")
-    parser.add_argument("--repeat", type=int, default=3, help="wrk runs per row (median)")
+    parser.add_argument("--duration", type=float, default=5, help="seconds per load run")
+    parser.add_argument("--repeat", type=int, default=3, help="load runs per row (median)")
     parser.add_argument("--warmup", type=float, default=2, help="unrecorded seconds before each row")
     parser.add_argument("--concurrency", default="1,32", help="comma-separated connection counts")
     parser.add_argument("--workers", type=int, default=2, help="cielo worker processes")
+    parser.add_argument("--engine", choices=("auto", "wrk", "python"), default="auto",
+                        help="load generator engine (auto: wrk when installed)")
     parser.add_argument("--deployments", type=int, default=40,
-                        help="null-upstream deployments the load rotates over (each admits 100 req/s per worker)")
+                        help="null-upstream deployments the load rotates over (each admits 100 req/s)")
     parser.add_argument("--no-quota-run", dest="quota_run", action="store_false",
                         help="skip the run against a single deployment")
     parser.add_argument("--model-workers", type=int, default=1, help="cielo workers for the model part")
@@ -494,7 +358,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(f"machine: {cores} cores; Python {sys.version.split()[0]}; load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
-    driver = Driver(args.warmup, args.duration, args.repeat)
+    driver = Driver(args.warmup, args.duration, args.repeat, args.engine)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [] if args.skip_gateway else gateway(args, Path(tmp), driver)
         model = None if args.skip_model else model_serving(args, Path(tmp))

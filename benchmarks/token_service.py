@@ -4,7 +4,7 @@
 Side by side in one run:
   * the raw RS256 signing rate of `cryptography` on this machine (one process, and one per core),
   * a real `cielo up` (1 and 2 workers) answering `POST /{tenant}/oauth2/v2.0/token` with
-    grant_type=client_credentials and a client secret, driven by ../shared/bench/loadgen.py
+    grant_type=client_credentials and a client secret, driven by benchmarks/loadgen.py
     (Debian's wrk when installed, else aiohttp) over keep-alive HTTPS connections.
 
 Every number is measured in this run; nothing is compared with a stored baseline.
@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from support.server import start_server  # noqa: E402
 
-LOADGEN_CANDIDATES = [REPO.parent / "shared" / "bench" / "loadgen.py", REPO / "shared" / "bench" / "loadgen.py"]
+LOADGEN = Path(__file__).resolve().with_name("loadgen.py")
 
 
 def _sign_loop(seconds: float) -> int:
@@ -74,10 +74,6 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,16,32", help="comma-separated connection counts")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to measure")
     args = parser.parse_args()
-    loadgen = next((p for p in LOADGEN_CANDIDATES if p.exists()), None)
-    if loadgen is None:
-        sys.exit("loadgen.py not found (expected ../shared/bench/loadgen.py)")
-
     cores = os.cpu_count() or 1
     print(f"machine: {cores} cores; Python {sys.version.split()[0]}", flush=True)
     raw1 = raw_sign_rate(1)
@@ -97,7 +93,7 @@ def main() -> None:
                 body.write_text(urlencode(form))
                 url = f"{server.base_url}/{server.tenant_id}/oauth2/v2.0/token"
                 for concurrency in [int(c) for c in args.concurrency.split(",")]:
-                    result = run_loadgen(loadgen, url, body, concurrency, args.duration)
+                    result = run_loadgen(LOADGEN, url, body, concurrency, args.duration)
                     med = result["median"]
                     assert isinstance(med, dict)
                     statuses = result["statuses_total"]
