@@ -1,17 +1,25 @@
-"""Privilege escalation through the resource manager: who may create role assignments, how fast a
-revoked grant (assignment, principal, group membership) stops working, and path tricks that try to
-reach a scope the caller holds nothing on."""
+"""Privilege escalation through the resource manager (and what it grants on the data plane): who may create role
+assignments, that a revoked grant (assignment, user, service principal, group membership) stops working at the
+next request, and path tricks (`..`, encoded slashes, double slashes, case and Unicode case aliases) that try to
+reach a scope the caller holds nothing on. Refusals are ARM's 403 AuthorizationFailed, naming the client, its
+object id, the action and the scope, and the data plane's 401 PermissionDenied.
+
+These tests run against the resource-manager tests' private Cielo (the `arm` fixture of tests/e2e/conftest_arm.py):
+they change role assignments at subscription scope and delete principals.
+"""
 
 from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 from arm_support import (
     COGNITIVE_SERVICES_CONTRIBUTOR,
     COGNITIVE_SERVICES_USER,
     CONTRIBUTOR,
     OWNER,
+    PASSWORD,
     RA_WRITE,
     READER,
     RG_READ,
@@ -20,12 +28,18 @@ from arm_support import (
     Who,
     assert_denied,
     error_of,
+    new_name,
 )
 
-pytest_plugins = ("conftest_arm",)  # the `arm` fixture: one private Cielo for all test_arm_* modules
+from support.server import CLI_CLIENT_ID
+
+pytest_plugins = ("conftest_arm",)  # the `arm` fixture: one private Cielo, shared with the test_arm_* modules
 pytestmark = pytest.mark.e2e
 
 ACCOUNT_WRITE = "Microsoft.CognitiveServices/accounts/write"
+OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"  # Cognitive Services OpenAI User
+OPENAI_CONTRIBUTOR = "a001fd3d-188f-4b5d-821b-7da978bf7442"  # Cognitive Services OpenAI Contributor
+MODELS_ACTION = "Microsoft.CognitiveServices/accounts/OpenAI/models/read"
 
 
 def assignment_body(role: str, principal: str) -> dict[str, object]:
@@ -41,13 +55,15 @@ def held(arm: Arm, who: Who) -> list[tuple[str, str]]:
 
 # ----------------------------------------------------------------------------- who may assign roles
 @pytest.mark.parametrize("at", ["resourceGroup", "subscription"])
-@pytest.mark.parametrize("role", [COGNITIVE_SERVICES_USER, CONTRIBUTOR, READER, COGNITIVE_SERVICES_CONTRIBUTOR],
-                         ids=["cognitive-services-user", "contributor", "reader", "cognitive-services-contributor"])
+@pytest.mark.parametrize("role", [COGNITIVE_SERVICES_USER, CONTRIBUTOR, READER, COGNITIVE_SERVICES_CONTRIBUTOR,
+                                  OPENAI_CONTRIBUTOR, OPENAI_USER],
+                         ids=["cognitive-services-user", "contributor", "reader", "cognitive-services-contributor",
+                              "cognitive-services-openai-contributor", "cognitive-services-openai-user"])
 def test_non_administrators_cannot_create_role_assignments(arm: Arm, role: str, at: str) -> None:
     rg = arm.new_rg()
     account = arm.account_path(rg, arm.new_account(rg))
     rg_scope = arm.rg_path(rg)
-    user = arm.new_user() if role != COGNITIVE_SERVICES_CONTRIBUTOR else arm.new_sp()
+    user = arm.new_user() if role in (COGNITIVE_SERVICES_USER, CONTRIBUTOR, READER) else arm.new_sp()
     victim = arm.new_sp()
     arm.assign(role, user, rg_scope if at == "resourceGroup" else arm.sub_path)
     before = held(arm, user)
@@ -283,3 +299,80 @@ def test_unicode_case_aliases_are_refused(arm: Arm) -> None:
     error_of(arm.call("PUT", arm.rd_path(arm.sub_path, str(uuid.uuid4())), arm.admin, custom), 400,
              "InvalidResourceName")
     assert held(arm, sp) == []
+
+
+def test_case_aliases_name_the_same_scope_and_grant_nothing_more(arm: Arm) -> None:
+    """ARM names are case-insensitive: another spelling of a group is that group, authorized as such."""
+    mine, theirs = arm.new_rg(), arm.new_rg()
+    owner = arm.new_sp()
+    arm.assign(OWNER, owner, arm.rg_path(mine))
+    sub = arm.sub_path
+    for alias in (f"{sub}/resourcegroups/{theirs.upper()}", f"{sub}/RESOURCEGROUPS/{theirs.title()}",
+                  f"/subscriptions/{arm.sub.upper()}/resourceGroups/{theirs}"):
+        error_of(arm.call("GET", alias, owner), 403, "AuthorizationFailed")
+        error_of(arm.call("PUT", arm.ra_path(alias, str(uuid.uuid4())), owner,
+                          assignment_body(OWNER, owner.object_id)), 403, "AuthorizationFailed")
+    # Azure also routes `/SUBSCRIPTIONS/…`; Cielo does not (404), which grants nothing either.
+    alias = f"/SUBSCRIPTIONS/{arm.sub}/resourceGroups/{theirs}"
+    assert arm.call("GET", alias, owner).status_code in (403, 404)
+    assert arm.call("PUT", arm.ra_path(alias, str(uuid.uuid4())), owner,
+                    assignment_body(OWNER, owner.object_id)).status_code in (403, 404)
+    assert arm.call("GET", f"{sub}/RESOURCEGROUPS/{mine.upper()}", owner).status_code == 200
+    assert held(arm, owner) == [(OWNER, arm.rg_path(mine))]
+
+
+# ----------------------------------------------------------------------------- revocation reaches the data plane
+def _data_plane_principal(arm: Arm, kind: str) -> Who:
+    """A user or service principal holding a token for the data plane (https://cognitiveservices.azure.com)."""
+    scope = "https://cognitiveservices.azure.com/.default"
+    if kind == "user":
+        upn = f"{new_name('dp-user')}@cielo.local"
+        user = arm.graph("POST", "/users", {"userPrincipalName": upn, "displayName": "dp",
+                                            "passwordProfile": {"password": PASSWORD}})
+        body = arm.server.token({"client_id": CLI_CLIENT_ID, "grant_type": "password", "username": upn,
+                                 "password": PASSWORD, "scope": scope})
+        return Who(user["id"], upn, str(body["access_token"]))
+    app = arm.graph("POST", "/applications", {"displayName": new_name("dp-sp")})
+    secret = arm.graph("POST", f"/applications/{app['id']}/addPassword",
+                       {"passwordCredential": {"displayName": "dp"}})["secretText"]
+    sp = arm.graph("POST", "/servicePrincipals", {"appId": app["appId"]})
+    body = arm.server.token({"client_id": app["appId"], "client_secret": secret,
+                             "grant_type": "client_credentials", "scope": scope})
+    return Who(sp["id"], app["appId"], str(body["access_token"]), "ServicePrincipal", app["id"])
+
+
+def _list_models(arm: Arm, account: str, who: Who) -> httpx.Response:
+    return arm.client.get(f"/accounts/{account}/openai/v1/models", headers={"Authorization": f"Bearer {who.token}"})
+
+
+@pytest.mark.parametrize("revoke", ["assignment", "group-membership", "user", "service-principal", "application"])
+def test_revocation_reaches_the_data_plane_at_the_next_request(arm: Arm, revoke: str) -> None:
+    """The data plane serves role assignments and principals from in-memory indexes and caches validated tokens:
+    a revocation must still apply to the very next request, with the token unexpired."""
+    rg = arm.new_rg()
+    account = arm.new_account(rg)
+    scope = arm.account_path(rg, account)
+    who = _data_plane_principal(arm, "user" if revoke == "user" else "sp")
+    group = arm.new_group() if revoke == "group-membership" else None
+    name = arm.assign(OPENAI_USER, group or who, scope, principal_type="Group" if group else None)
+    if group:
+        arm.graph("POST", f"/groups/{group}/members/$ref",
+                  {"@odata.id": f"{arm.server.base_url}/v1.0/directoryObjects/{who.object_id}"})
+    granted = _list_models(arm, account, who)
+    assert granted.status_code == 200, granted.text
+
+    if revoke == "assignment":
+        arm.unassign(scope, name)
+    elif revoke == "group-membership":
+        arm.graph("DELETE", f"/groups/{group}/members/{who.object_id}/$ref")
+    elif revoke == "user":
+        arm.graph("DELETE", f"/users/{who.object_id}")
+    elif revoke == "service-principal":
+        arm.graph("DELETE", f"/servicePrincipals/{who.object_id}")
+    else:
+        arm.graph("DELETE", f"/applications/{who.app_object_id}")
+
+    refused = _list_models(arm, account, who)
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"]["code"] == "PermissionDenied", refused.text
+    assert MODELS_ACTION in refused.json()["error"]["message"]

@@ -1,8 +1,12 @@
-"""What a host agent and Cielo's managed-identity endpoint refuse, each with Azure's answer (azure-facts.md §5.1).
+"""Attacks on managed identities: what a host agent and Cielo's managed-identity endpoint refuse, each with
+Azure's answer (azure-facts.md §5.1). A request that may come from off the host (no `Metadata: true`, an
+`X-Forwarded-For`), a workload without the App Service identity header or the legacy MSI secret, an identity not
+attached to this host (by client id, object id or resource id, on every protocol), another host's or a revoked
+host credential, a credential file others may read, and a flood of requests (429).
 
 VM A has a system-assigned identity and user-assigned `uami-a`; VM B only a system-assigned one; VM C
 two user-assigned identities and no system one; `uami-x` is attached to nothing. Each VM has its own
-agent (subprocess).
+agent (subprocess), all against one private Cielo. (The agent's Host header check is test_sec_host.py's.)
 """
 
 from __future__ import annotations
@@ -136,9 +140,12 @@ def test_wrong_identity_header_is_refused(world: World, monkeypatch: pytest.Monk
         assert answer.status_code == 401, header
         assert answer.json()["statusCode"] == 401
         assert "access_token" not in answer.text
-    legacy = httpx.get(f"{world.a.base}/msi/legacy", params={"api-version": "2017-09-01", "resource": COGNITIVE},
-                       headers={"secret": "wrong"})
-    assert legacy.status_code == 401
+    for headers in ({"secret": "wrong"}, {}, {"secret": world.b.identity_header},
+                    {"X-IDENTITY-HEADER": world.a.identity_header}):
+        legacy = httpx.get(f"{world.a.base}/msi/legacy", params={"api-version": "2017-09-01", "resource": COGNITIVE},
+                           headers=headers)
+        assert legacy.status_code == 401, headers
+        assert "access_token" not in legacy.text
     use_env(monkeypatch, {**world.a.env("appservice"), "IDENTITY_HEADER": "not-the-agents-secret"})
     with pytest.raises(ClientAuthenticationError):
         ManagedIdentityCredential().get_token(COGNITIVE_SCOPE)
@@ -151,9 +158,11 @@ def test_user_assigned_identity_not_attached_is_not_found(world: World, monkeypa
         answer = world.a.imds({**IMDS_VERSION, **selector})
         assert answer.status_code == 400, selector
         assert answer.json() == NOT_FOUND
-    answer = world.a.app_service({**APP_VERSION, "client_id": x.client_id})
-    assert answer.status_code == 400
-    assert answer.json() == {"statusCode": 400, "message": "Identity not found"}
+    for selector in ({"client_id": x.client_id}, {"principal_id": x.principal_id}, {"object_id": x.principal_id},
+                     {"mi_res_id": x.resource_id}):
+        answer = world.a.app_service({**APP_VERSION, **selector})
+        assert answer.status_code == 400, selector
+        assert answer.json() == {"statusCode": 400, "message": "Identity not found"}
     use_env(monkeypatch, world.a.env("imds"))
     with pytest.raises(ClientAuthenticationError, match=r"not found|not been assigned|Identity"):
         ManagedIdentityCredential(client_id=x.client_id).get_token(COGNITIVE_SCOPE)
