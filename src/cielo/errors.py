@@ -270,3 +270,20 @@ class RateLimited(DataPlaneError):
 # --------------------------------------------------------------------------- configuration
 class ConfigError(CieloError):
     """Refused configuration (for example an insecure default outside local mode)."""
+
+
+# --------------------------------------------------------------------------- data plane quotas
+class EstimateExceedsTokenLimit(DataPlaneError):
+    """400 `RequestTooLarge`: a request whose token estimate (prompt + max_tokens for every choice of every
+    prompt, azure-facts.md §7) exceeds the deployment's whole per-minute token limit. Waiting would never
+    let it through, so it is not a 429 (which clients retry): the client must ask for less or the deployment
+    needs more capacity. OpenAI's own API words the same case "Request too large for ... on tokens per min"."""
+
+    status = 400
+    code = "RequestTooLarge"
+
+
+class PortInUse(CieloError):
+    """`cielo up` refuses an address something already listens on (an earlier server's orphaned workers,
+    another program): with SO_REUSEPORT a second server could otherwise bind beside the first and the
+    kernel would split connections between them. The message names the holder when it can be found."""

@@ -19,7 +19,7 @@ from cielo.core.clock import Clock, SystemClock
 from cielo.core.sealing import Sealer
 from cielo.dataplane.backends import BackendRegistry
 from cielo.dataplane.index import DataPlaneIndex
-from cielo.dataplane.quota import QuotaLimiter
+from cielo.dataplane.quota import QuotaLimiter, counter_for
 from cielo.dataplane.service import DataPlane
 from cielo.identity.clients import ClientAuthenticator
 from cielo.identity.context import GrantContext
@@ -90,7 +90,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     identities = IdentityService(resources, repo, access, HostCredentialRepo(engine), clock)
     dataplane = DataPlane(
         DataPlaneIndex(resource_repo, repo, catalogue, Generation(settings.data_dir / "resources.generation")),
-        QuotaLimiter(clock, share=1.0 / max(1, settings.workers)),
+        QuotaLimiter(clock, counter_for(settings.workers, settings.data_dir)),
         BackendRegistry(n_ctx=settings.model_ctx, n_parallel=settings.model_parallel, threads=settings.model_threads),
     )
     return Services(settings, clock, keys, DirectoryService(repo, clock), view, grants, TokenService(ctx),

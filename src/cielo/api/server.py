@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import ipaddress
 import logging
 import multiprocessing
 import os
 import signal
 import socket
 import ssl
-from collections.abc import Sequence
+import sys
+import threading
+import time
+from collections.abc import Collection, Sequence
+from pathlib import Path
 
 import uvicorn
 
 from cielo.api.app import create_app
+from cielo.errors import PortInUse
 from cielo.identity.pki import TlsFiles
 from cielo.settings import Settings
 
 log = logging.getLogger("cielo")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_TCP_LISTEN = "0A"  # include/net/tcp_states.h: TCP_LISTEN = 10
 
 
 def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -32,6 +42,117 @@ def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """`bind`, refusing an address something else already listens on. With SO_REUSEPORT the kernel would let
+    this server bind beside an earlier one of the same user (its orphaned workers, say), so the check is
+    explicit: before binding, and again after (closing the race with a server starting at the same time)."""
+    holder = port_holder(host, port)
+    if holder:
+        raise PortInUse(f"cannot listen on {host}:{port}: the port is in use by {holder}")
+    try:
+        sock = bind(host, port, reuse_port=reuse_port)
+    except OSError as exc:
+        holder = port_holder(host, port) if exc.errno == errno.EADDRINUSE else None
+        if holder:
+            raise PortInUse(f"cannot listen on {host}:{port}: the port is in use by {holder}") from exc
+        raise
+    holder = port_holder(host, sock.getsockname()[1], ignore={os.fstat(sock.fileno()).st_ino})
+    if holder:
+        sock.close()
+        raise PortInUse(f"cannot listen on {host}:{port}: the port is in use by {holder}")
+    return sock
+
+
+def port_holder(host: str, port: int, ignore: Collection[int] = ()) -> str | None:
+    """Who listens on `port` at an address that clashes with `host`, in words ("pid 123 (python -m ...)"), or
+    None. Linux: LISTEN sockets from /proc/net/tcp{,6}, their inodes traced to processes through /proc/*/fd
+    (other users' processes cannot be traced: "another process"). Elsewhere: a connection attempt."""
+    try:
+        ours = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM)}
+    except (OSError, ValueError):
+        ours = set()
+    try:
+        inodes = _listening_inodes(port, ours)
+    except OSError:
+        return _answers_connect(host, port)
+    inodes -= set(ignore)
+    if not inodes:
+        return None
+    holders = _processes_holding(inodes)
+    if not holders:
+        return "another process"
+    return ", ".join(f"pid {pid} ({command})" for pid, command in sorted(holders.items()))
+
+
+def _listening_inodes(port: int, ours: set[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> set[int]:
+    found: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue  # no IPv6 in this kernel
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], int(fields[9])
+            address, _, port_hex = local.partition(":")
+            if state != _TCP_LISTEN or int(port_hex, 16) != port or inode == 0:
+                continue
+            if _clashes(_proc_address(address), ours):
+                found.add(inode)
+    return found
+
+
+def _proc_address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """/proc/net/tcp prints addresses as 32-bit words in host byte order."""
+    raw = bytes.fromhex(hex_address)
+    words = b"".join(raw[i:i + 4][::-1] if sys.byteorder == "little" else raw[i:i + 4] for i in range(0, len(raw), 4))
+    address = ipaddress.ip_address(words)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _clashes(theirs: ipaddress.IPv4Address | ipaddress.IPv6Address,
+             ours: set[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> bool:
+    # A wildcard on either side takes every address (a dual-stack "::" listener takes IPv4 too).
+    return not ours or theirs.is_unspecified or any(a.is_unspecified or a == theirs for a in ours)
+
+
+def _processes_holding(inodes: set[int]) -> dict[int, str]:
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    holders: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) in wanted:
+                    holders[int(entry.name)] = _command(entry)
+                    break
+        except OSError:
+            continue  # another user's process, or gone meanwhile
+    return holders
+
+
+def _command(proc: Path) -> str:
+    try:
+        words = (proc / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        command = " ".join(w.decode(errors="replace") for w in words) or (proc / "comm").read_text().strip()
+    except OSError:
+        return "?"
+    return command if len(command) <= 160 else command[:157] + "..."
+
+
+def _answers_connect(host: str, port: int) -> str | None:
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        with socket.create_connection((target, port), timeout=1):
+            return "another process"
+    except OSError:
+        return None
 
 
 def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) -> None:
@@ -54,6 +175,35 @@ def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) 
         os._exit(0)  # a worker: do not wait for model threads still generating (see cli/up.py)
 
 
+def _worker(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket], parent: int) -> None:
+    _die_with_parent(parent)
+    _serve(settings, tls, sockets)
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker must not outlive its server (kill -9 of the parent would leave it serving the port): the
+    kernel sends it SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG), and a watchdog thread,
+    for other systems and as a fallback, notices the parent gone within a second."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+                log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        except (OSError, AttributeError) as exc:
+            log.warning("prctl(PR_SET_PDEATHSIG) unavailable: %s", exc)
+    if os.getppid() != parent:
+        os._exit(0)  # the parent died before the death signal was armed
+    threading.Thread(target=_watch_parent, args=(parent,), name="cielo-parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown, as for the death signal
+    time.sleep(5.0)
+    os._exit(1)
+
+
 def run(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) -> None:
     """Serve until SIGINT/SIGTERM.
 
@@ -68,7 +218,8 @@ def run(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) -> 
     for _ in range(settings.workers - 1):
         socket_sets.append([bind(*s.getsockname()[:2], reuse_port=True) for s in sockets])
     ctx = multiprocessing.get_context("fork")
-    children = [ctx.Process(target=_serve, args=(settings, tls, own), daemon=False) for own in socket_sets]
+    parent = os.getpid()
+    children = [ctx.Process(target=_worker, args=(settings, tls, own, parent), daemon=False) for own in socket_sets]
     for child in children:
         child.start()
     for own in socket_sets:

@@ -15,7 +15,7 @@ import click
 
 from cielo.cli.common import CliError, global_options
 from cielo.cli.scrub import hide_option_values
-from cielo.errors import CieloError
+from cielo.errors import CieloError, PortInUse
 
 if TYPE_CHECKING:
     from cielo.settings import Settings
@@ -156,7 +156,7 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     start generates the administrator's and prints it once."""
     admin_password = _admin_password(admin_password, admin_password_file, admin_password_prompt)
     from cielo.api.app import build_services
-    from cielo.api.server import bind, run
+    from cielo.api.server import listen, run
     from cielo.bootstrap import DEFAULT_ACCOUNT, DEFAULT_DEPLOYMENT, DEFAULT_RESOURCE_GROUP, bootstrap
     from cielo.identity.pki import ensure_tls
 
@@ -168,10 +168,13 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     os.chmod(settings.data_dir, 0o700)
     tls = ensure_tls(settings.tls_dir, settings.tls_names)
     try:
+        # Refused when anything listens there already, an earlier server's orphaned workers included.
         reuse_port = settings.workers > 1
-        sockets = [bind(settings.host, settings.port, reuse_port=reuse_port)]
+        sockets = [listen(settings.host, settings.port, reuse_port=reuse_port)]
         if settings.listen_443:
-            sockets.append(bind(settings.host, 443, reuse_port=reuse_port))
+            sockets.append(listen(settings.host, 443, reuse_port=reuse_port))
+    except PortInUse as exc:
+        raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}: {exc.strerror}") from exc
     services = build_services(settings)

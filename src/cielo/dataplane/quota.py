@@ -1,24 +1,49 @@
 """Per-deployment rate limits from the deployment's sku capacity (azure-facts.md §7).
 
-Two fixed windows, as ARM's `rateLimits` states them: `request` (count per 10 s) and `token`
-(capacity x 1,000 per 60 s). Tokens are charged at admission from the estimate (prompt + max_tokens),
-so a large max_tokens uses headroom even when the answer is short, as in Azure. The counters live
-in this process; with several workers each admits its share of the limits.
+Two fixed windows, as ARM's `rateLimits` states them: `request` (count per 10 s; 6 RPM per 1,000 TPM) and
+`token` (capacity x 1,000 per 60 s). Tokens are charged at admission from the estimate (prompt + max_tokens
+for each choice of each prompt), so a large max_tokens uses headroom even when the answer is short, as in
+Azure. A request whose estimate exceeds the whole per-minute token limit could never be admitted: it is
+refused as such (`limit="size"`), not told to retry.
+
+The windows live behind `QuotaCounter`, one atomic check-and-charge per request, so that every worker of a
+server admits against the same numbers: `LocalQuotaCounter` for one process, `SharedQuotaCounter` (a
+memory-mapped file locked with flock) for the workers of one server. A Redis counter for several hosts
+would implement the same method as one Lua script over the same four numbers per deployment.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import logging
 import math
+import mmap
+import os
+import struct
 import threading
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 from cielo.core.clock import Clock
 
+log = logging.getLogger("cielo")
 
-@dataclass
-class _Window:
-    start: float
-    used: int
+
+@dataclass(frozen=True)
+class Limits:
+    requests: int
+    request_period: int
+    tokens: int
+    token_period: int
+
+    @classmethod
+    def from_rate_limits(cls, rate_limits: list[dict[str, Any]]) -> Limits:
+        rules = {str(r["key"]): (int(r["count"]), int(r["renewalPeriod"])) for r in rate_limits}
+        requests, request_period = rules.get("request", (10**9, 10))
+        tokens, token_period = rules.get("token", (10**12, 60))
+        return cls(requests, request_period, tokens, token_period)
 
 
 @dataclass(frozen=True)
@@ -27,47 +52,207 @@ class Admission:
     remaining_requests: int
     remaining_tokens: int
     retry_after_s: float = 0.0
-    limit: str = ""  # "request" | "token" when refused
+    limit: str = ""  # "request" | "token" when refused for now; "size" when the request can never fit
+    token_limit: int = 0
+
+
+# One deployment's windows: (request window start, requests used, token window start, tokens used).
+State = tuple[float, int, float, int]
+EMPTY_STATE: State = (0.0, 0, 0.0, 0)
+
+
+def decide(state: State, limits: Limits, tokens: int, now: float) -> tuple[State | None, Admission]:
+    """The rule every counter applies atomically: count one request and `tokens` if both fit their current
+    windows. Returns the new state (None when unchanged) and the answer. A window stored by a process whose
+    clock read came later is kept (never reset to an earlier one), so racing readers cannot lose counts."""
+    req_start, req_used, tok_start, tok_used = state
+    start = math.floor(now / limits.request_period) * limits.request_period
+    if start > req_start:
+        req_start, req_used = float(start), 0
+    start = math.floor(now / limits.token_period) * limits.token_period
+    if start > tok_start:
+        tok_start, tok_used = float(start), 0
+    if req_used + 1 > limits.requests:
+        return None, Admission(False, 0, max(0, limits.tokens - tok_used),
+                               max(0.0, req_start + limits.request_period - now), "request", limits.tokens)
+    if tok_used + tokens > limits.tokens:
+        return None, Admission(False, limits.requests - req_used, max(0, limits.tokens - tok_used),
+                               max(0.0, tok_start + limits.token_period - now), "token", limits.tokens)
+    req_used += 1
+    tok_used += tokens
+    return (req_start, req_used, tok_start, tok_used), Admission(
+        True, limits.requests - req_used, limits.tokens - tok_used, token_limit=limits.tokens)
+
+
+class QuotaCounter(Protocol):
+    """Atomically: if one more request and `tokens` more tokens fit `key`'s current windows, count them."""
+
+    def charge(self, key: str, limits: Limits, tokens: int, now: float) -> Admission: ...
+
+    def close(self) -> None: ...
+
+
+class LocalQuotaCounter:
+    """The windows in this process's memory: exact for a server with one worker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[str, State] = {}
+
+    def charge(self, key: str, limits: Limits, tokens: int, now: float) -> Admission:
+        with self._lock:
+            new, admission = decide(self._states.get(key, EMPTY_STATE), limits, tokens, now)
+            if new is not None:
+                self._states[key] = new
+            return admission
+
+    def close(self) -> None:
+        self._states.clear()
+
+
+_MAGIC = b"CIELOQUOTA1\0"
+_HEADER = 64
+_DIGEST = 16
+_SLOT_SIZE = 64  # a key digest, then the state
+_STATE = struct.Struct("<dqdqd")  # request window start, used; token window start, used; both end at
+_FREE = bytes(_DIGEST)
+
+
+class SharedQuotaCounter:
+    """The windows in a memory-mapped file that every worker of a server maps: exact across processes.
+
+    Each charge takes an exclusive flock on the file (the kernel drops it if the holder dies, so a killed
+    worker cannot wedge the others), reads and rewrites one 64-byte slot, and unlocks. Slots form an
+    open-addressing table keyed by a BLAKE2b digest of the deployment key; a slot whose windows have both
+    ended is reused by a new key, so deleted deployments do not fill the table. Each process opens the file
+    itself (after a fork too): flock excludes open files, not processes.
+    """
+
+    def __init__(self, path: Path, slots: int = 16384) -> None:
+        self._path = path
+        self._slots = slots
+        self._size = _HEADER + slots * _SLOT_SIZE
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._fd = -1
+        self._map: mmap.mmap | None = None
+        self._where: dict[str, tuple[bytes, int]] = {}
+        self._warned = False
+        self._open()
+
+    def _open(self) -> None:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        header = _MAGIC + self._slots.to_bytes(4, "little")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_size < self._size:
+                os.ftruncate(fd, self._size)  # grows with zeros: an empty table
+            if os.pread(fd, len(header), 0) != header:
+                os.pwrite(fd, bytes(self._size), 0)
+                os.pwrite(fd, header, 0)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self._map = mmap.mmap(fd, self._size)
+        self._fd = fd
+        self._pid = os.getpid()
+        self._where = {}
+
+    def charge(self, key: str, limits: Limits, tokens: int, now: float) -> Admission:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's open file would share its locks
+                self._open()
+            assert self._map is not None
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                offset = self._slot(key, now)
+                if offset is None:
+                    return self._table_full(limits)
+                req_start, req_used, tok_start, tok_used, _ = _STATE.unpack_from(self._map, offset + _DIGEST)
+                new, admission = decide((req_start, req_used, tok_start, tok_used), limits, tokens, now)
+                if new is not None:
+                    expires = max(new[0] + limits.request_period, new[2] + limits.token_period)
+                    _STATE.pack_into(self._map, offset + _DIGEST, *new, expires)
+                return admission
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _slot(self, key: str, now: float) -> int | None:
+        """The offset of `key`'s slot (claimed if it has none), under the file lock; None if the table is full."""
+        assert self._map is not None
+        cached = self._where.get(key)
+        if cached is not None:
+            digest, offset = cached
+            if self._map[offset:offset + _DIGEST] == digest:
+                return offset
+        else:
+            digest = hashlib.blake2b(key.encode(), digest_size=_DIGEST).digest()
+            if digest == _FREE:
+                digest = b"\1" + digest[1:]
+        first = int.from_bytes(digest[:8], "little") % self._slots
+        reusable: int | None = None
+        target: int | None = None
+        for step in range(self._slots):
+            offset = _HEADER + (first + step) % self._slots * _SLOT_SIZE
+            found = self._map[offset:offset + _DIGEST]
+            if found == digest:
+                self._where[key] = (digest, offset)
+                return offset
+            if found == _FREE:
+                target = offset if reusable is None else reusable
+                break
+            if reusable is None and _STATE.unpack_from(self._map, offset + _DIGEST)[4] <= now:
+                reusable = offset
+        target = target if target is not None else reusable
+        if target is None:
+            return None
+        self._map[target:target + _DIGEST] = digest
+        _STATE.pack_into(self._map, target + _DIGEST, *EMPTY_STATE, 0.0)
+        self._where[key] = (digest, target)
+        return target
+
+    def _table_full(self, limits: Limits) -> Admission:
+        # More deployments active within one minute than slots: admit rather than refuse everyone.
+        if not self._warned:
+            log.warning("quota table %s is full: deployments beyond it are not rate limited", self._path)
+            self._warned = True
+        return Admission(True, limits.requests, limits.tokens, token_limit=limits.tokens)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._map is not None:
+                self._map.close()
+                self._map = None
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+def counter_for(workers: int, data_dir: Path) -> QuotaCounter:
+    """In this process for one worker; shared through the data directory for several."""
+    if workers <= 1:
+        return LocalQuotaCounter()
+    return SharedQuotaCounter(data_dir / "quota-counters.bin")
 
 
 class QuotaLimiter:
-    """`share` is this process's part of each limit: with N workers every worker admits 1/N of it (rounded up),
-    so together they stay within the deployment's limits without sharing counters."""
+    """Admits data-plane requests against their deployment's `rateLimits`, through one `QuotaCounter`."""
 
-    def __init__(self, clock: Clock, share: float = 1.0) -> None:
+    def __init__(self, clock: Clock, counter: QuotaCounter | None = None) -> None:
         self._clock = clock
-        self._share = share
-        self._lock = threading.Lock()
-        self._windows: dict[tuple[str, str], _Window] = {}
+        self._counter: QuotaCounter = counter or LocalQuotaCounter()
+        # Parsed limits per deployment, kept while the index serves the same `rateLimits` list.
+        self._limits: dict[str, tuple[list[dict[str, Any]], Limits]] = {}
 
-    def _window(self, key: str, kind: str, period: int, now: float) -> _Window:
-        window = self._windows.get((key, kind))
-        start = math.floor(now / period) * period
-        if window is None or window.start != start:
-            window = _Window(start, 0)
-            self._windows[(key, kind)] = window
-        return window
+    def admit(self, deployment_key: str, rate_limits: list[dict[str, Any]], tokens: int) -> Admission:
+        cached = self._limits.get(deployment_key)
+        if cached is None or cached[0] is not rate_limits:
+            cached = (rate_limits, Limits.from_rate_limits(rate_limits))
+            self._limits[deployment_key] = cached
+        limits = cached[1]
+        if tokens > limits.tokens:
+            # Larger than the whole minute's budget: no wait would ever let it through (a 400, not a 429).
+            return Admission(False, 0, 0, 0.0, "size", limits.tokens)
+        return self._counter.charge(deployment_key, limits, tokens, self._clock.now())
 
-    def admit(self, deployment_key: str, rate_limits: list[dict[str, object]], tokens: int) -> Admission:
-        now = self._clock.now()
-        limits = {str(r["key"]): (int(r["count"]), int(r["renewalPeriod"])) for r in rate_limits}  # type: ignore[call-overload]
-        req_count, req_period = limits.get("request", (10**9, 10))
-        tok_count, tok_period = limits.get("token", (10**12, 60))
-        req_count = math.ceil(req_count * self._share)
-        tok_count = math.ceil(tok_count * self._share)
-        with self._lock:
-            requests = self._window(deployment_key, "request", req_period, now)
-            token_window = self._window(deployment_key, "token", tok_period, now)
-            if requests.used + 1 > req_count:
-                return Admission(False, 0, max(0, tok_count - token_window.used),
-                                 requests.start + req_period - now, "request")
-            if tokens > tok_count:
-                # A request larger than the whole budget could never pass: tell the client the full period.
-                return Admission(False, req_count - requests.used, max(0, tok_count - token_window.used),
-                                 float(tok_period), "token")
-            if token_window.used + tokens > tok_count:
-                return Admission(False, req_count - requests.used, max(0, tok_count - token_window.used),
-                                 token_window.start + tok_period - now, "token")
-            requests.used += 1
-            token_window.used += tokens
-            return Admission(True, req_count - requests.used, tok_count - token_window.used)
+    def close(self) -> None:
+        self._counter.close()

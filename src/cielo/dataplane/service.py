@@ -14,7 +14,7 @@ from cielo.dataplane import shapes, tokens, wire
 from cielo.dataplane.backends import BackendRegistry
 from cielo.dataplane.index import Account, DataPlaneIndex, Deployment
 from cielo.dataplane.quota import QuotaLimiter
-from cielo.errors import DataPlaneError, DeploymentNotFound, RateLimited
+from cielo.errors import DataPlaneError, DeploymentNotFound, EstimateExceedsTokenLimit, RateLimited
 
 OPERATIONS = {"chat": "ChatCompletions_Create", "completions": "Completions_Create", "embeddings": "Embeddings_Create"}
 ACTIONS = {
@@ -69,6 +69,13 @@ class DataPlane:
         default = self.backends.context_per_slot() if kind == "chat" else DEFAULT_MAX_TOKENS
         estimate = tokens.estimate_request(kind, body, default)
         admission = self.quota.admit(deployment.key, deployment.rate_limits, estimate)
+        if admission.limit == "size":
+            raise EstimateExceedsTokenLimit(
+                f"Request too large for deployment {deployment.name}: its token estimate is {estimate} (the prompt, "
+                f"and max_tokens for every choice of every prompt), more than its whole limit of "
+                f"{admission.token_limit} tokens per minute, so it can never be served. Lower max_tokens, n or the "
+                "prompt, or raise the deployment's capacity.",
+                param="input" if kind == "embeddings" else "max_tokens", error_type="invalid_request_error")
         headers = {"x-ratelimit-remaining-requests": str(admission.remaining_requests),
                    "x-ratelimit-remaining-tokens": str(admission.remaining_tokens)}
         if admission.allowed:

@@ -56,19 +56,29 @@ def estimate_prompt(kind: str, body: dict[str, Any]) -> int:
                 content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
             total += 4 + count(str(content or ""))
         return total
-    source = body.get("prompt") if kind == "completions" else body.get("input")
-    if isinstance(source, str):
-        return count(source)
-    if isinstance(source, list):
-        return sum(count(item) if isinstance(item, str) else len(item) for item in source)
-    return 0
+    return sum(_tokens(item) for item in _prompts(body.get("prompt") if kind == "completions" else body.get("input")))
+
+
+def _prompts(source: Any) -> list[Any]:
+    """The separate prompts (or inputs) of a request: a string, a list of token ids, or a list of either."""
+    if isinstance(source, str) or (isinstance(source, list) and source and all(isinstance(t, int) for t in source)):
+        return [source]
+    return list(source) if isinstance(source, list) else []
+
+
+def _tokens(item: Any) -> int:
+    if isinstance(item, str):
+        return count(item)
+    return len(item) if isinstance(item, list) else 0
 
 
 def estimate_request(kind: str, body: dict[str, Any], default_max_tokens: int) -> int:
-    """prompt + max_tokens x max(n, best_of), as azure-facts.md §7 reads the quota doc."""
+    """Azure's admission estimate (azure-facts.md §7): the prompt tokens, plus max_tokens for every completion
+    the request can produce: max(n, best_of) of them for each prompt of a completions prompt list."""
     prompt = estimate_prompt(kind, body)
     if kind == "embeddings":
         return prompt
     max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or default_max_tokens
     fanout = max(int(body.get("n") or 1), int(body.get("best_of") or 1))
-    return prompt + int(max_tokens) * fanout
+    prompts = max(1, len(_prompts(body.get("prompt")))) if kind == "completions" else 1
+    return prompt + int(max_tokens) * fanout * prompts

@@ -25,11 +25,8 @@ def test_token_limit_and_requests_larger_than_the_budget() -> None:
     assert limiter.admit("d", limits, 9_000).allowed
     refused = limiter.admit("d", limits, 2_000)
     assert not refused.allowed and refused.limit == "token" and refused.remaining_tokens == 1_000
-    too_big = limiter.admit("other", limits, 20_000)
-    assert not too_big.allowed and too_big.retry_after_s == 60.0
-
-
-def test_each_worker_admits_its_share() -> None:
-    limiter = QuotaLimiter(FrozenClock(2000.0), share=0.5)
-    limits = rate_limits(3)  # 3 per 10 s -> 2 for each of two workers (rounded up)
-    assert [limiter.admit("d", limits, 1).allowed for _ in range(3)] == [True, True, False]
+    # More than the whole minute's budget can never pass: refused as such, and nothing is counted.
+    too_big = limiter.admit("other", limits, 10_001)
+    assert not too_big.allowed and too_big.limit == "size" and too_big.token_limit == 10_000
+    exactly = limiter.admit("other", limits, 10_000)
+    assert exactly.allowed and exactly.remaining_requests == 9 and exactly.remaining_tokens == 0
