@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cielo.core.clock import Clock
+from cielo.core.ids import is_guid
 from cielo.identity import jwt
 from cielo.identity.keys import KeyRing
 from cielo.identity.tokens import issuer_v1, issuer_v2
@@ -107,11 +108,15 @@ class TokenValidator:
         exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat"))
         if not isinstance(exp, int | float) or exp + self._skew < now:
             raise TokenInvalid("expired", "The token is expired.")
+        if nbf is not None and not isinstance(nbf, int | float):
+            raise TokenInvalid("malformed", "The token's nbf claim is not a number.")
         if isinstance(nbf, int | float) and nbf - self._skew > now:
             raise TokenInvalid("not_yet_valid", "The token is not yet valid.")
         tid = claims.get("tid")
-        if not isinstance(tid, str):
-            raise TokenInvalid("tenant", "The token has no tenant.")
+        # Cielo always mints the tenant's id in its canonical lower-case form; a domain name or another
+        # spelling in `tid` is no token of Cielo's, whatever signed it.
+        if not isinstance(tid, str) or tid != tid.lower() or not is_guid(tid):
+            raise TokenInvalid("tenant", "The token has no valid tenant id.")
         if claims.get("iss") not in (issuer_v1(self._base_url, tid), issuer_v2(self._base_url, tid)):
             raise TokenInvalid("issuer", "The token's issuer is invalid.")
         aud = claims.get("aud")
