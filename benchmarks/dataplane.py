@@ -11,7 +11,7 @@
     paths, headers and body), at each concurrency. The added p50 at concurrency 1 is the per-request overhead.
 
     Quota: a Standard deployment admits `capacity` requests per 10 s (at most 1,000, the per-model quota, so
-    100 req/s) and capacity x 1,000 tokens per 60 s; each of N workers admits 1/N of that. One deployment would
+    100 req/s) and capacity x 1,000 tokens per 60 s, shared by all workers of a server. One deployment would
     throttle the benchmark, so there are `--deployments` upstream models (`null`, `null-2`, ...), each with a
     capacity-1000 deployment, and the load generator cycles through them. One extra run against a single
     deployment shows the throttling.

@@ -9,7 +9,7 @@ targets, headers and body of an authenticated chat completion, checked once befo
 
 Why several deployments: a Standard deployment admits `capacity` requests per 10 s and one model's
 deployments may hold at most 1,000 capacity per subscription and region, so one deployment admits at most
-100 req/s (each of N workers admits 1/N of it). Each upstream name is its own model, so `deployments`
+100 req/s (shared by all workers of a server). Each upstream name is its own model, so `deployments`
 capacity-1,000 deployments admit about `deployments` x 100 req/s in all.
 """
 
