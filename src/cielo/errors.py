@@ -147,6 +147,15 @@ class PayloadTooLarge(OAuthError):
     aadsts = 9002313
 
 
+class ServerError(OAuthError):
+    """An unexpected failure inside the token service: RFC 6749 §4.1.2.1 `server_error`, with Entra's AADSTS50000
+    (TokenIssuanceError, "There's an issue with the sign-in service", Entra's error-code reference). Status 500."""
+
+    status = 500
+    error = "server_error"
+    aadsts = 50000
+
+
 # --------------------------------------------------------------------------- ARM-style errors
 class ArmError(CieloError):
     """An error of the resource manager or directory API: `{"error": {"code", "message"}}`."""

@@ -11,6 +11,9 @@
 
 The rate limit (20 per second, 5 at a time) is the host's: it covers all three protocols. Every request must
 name the agent in `Host` (agent/hosts.py: DNS rebinding), which IMDS itself does not ask.
+
+An unexpected failure is a 500 in the protocol's shape (IMDS `server_error`, App Service `statusCode` 500), never
+Starlette's plain-text page; its traceback is logged once, redacted, with the request id the answer names.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import time
+import traceback
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
@@ -29,10 +35,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cielo.agent.hosts import HostAllowList
 from cielo.agent.upstream import Failure, TokenSource
+from cielo.logging_setup import redact
+
+log = logging.getLogger("cielo.agent")
 
 IMDS_VERSIONS = {"2018-02-01", "2018-04-02", "2018-10-01", "2019-08-01", "2020-06-01", "2020-07-15", "2020-09-01",
                  "2020-10-01", "2021-02-01"}
@@ -119,6 +128,43 @@ class HostGuard:
                 await answer(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class CatchAll:
+    """Whatever a handler or HostGuard raises becomes a 500 in the shape of the protocol its path belongs to:
+    IMDS's `{"error": "server_error", "error_description"}` (the 500 code of IMDS's spec examples) or App
+    Service's `{"statusCode": 500, "message"}`. Pure ASGI, outermost: Starlette's ServerErrorMiddleware would
+    answer in plain text, and re-raise so the server logs the traceback a second time, unredacted. An answer
+    already started is not answered again; the server closes the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            request_id = str(uuid.uuid4())
+            text = redact(f"Unhandled {type(exc).__name__} on {scope.get('method')} {scope.get('path')} "
+                          f"(request id {request_id})\n" + "".join(traceback.format_exception(exc)))
+            log.error("%s", text.encode("utf-8", "backslashreplace").decode("utf-8"))
+            if started:
+                return
+            message = f"The managed identity endpoint had an internal error (request id {request_id})."
+            answer = _app_service_error(500, message) if str(scope.get("path", "")).startswith("/msi/") \
+                else _imds_error(500, "server_error", message)
+            await answer(scope, receive, send)
 
 
 def build_app(source: TokenSource, identity_header: str, tenant_id: str,
@@ -234,7 +280,8 @@ def build_app(source: TokenSource, identity_header: str, tenant_id: str,
         yield
         await source.close()
 
-    app = Starlette(lifespan=lifespan, middleware=[Middleware(HostGuard, hosts=hosts or HostAllowList())], routes=[
+    app = Starlette(lifespan=lifespan, middleware=[Middleware(CatchAll),
+                                                   Middleware(HostGuard, hosts=hosts or HostAllowList())], routes=[
         Route("/metadata/identity/oauth2/token", imds_token),
         Route("/metadata/identity/info", imds_info),
         Route("/msi/token", app_service_token),

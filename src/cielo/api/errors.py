@@ -1,32 +1,79 @@
-"""One exception handler per error envelope (OAuth, ARM/Graph)."""
+"""One exception handler per error envelope (OAuth, ARM/Graph), and one catch-all for what nothing else handled.
+
+The catch-all answers in the envelope of the surface the request's path belongs to (`surface_of`), with status
+500 and a request id, and logs the traceback once, redacted. It is a pure ASGI middleware rather than a handler
+for `Exception`: Starlette's ServerErrorMiddleware re-raises after its handler has answered, so the server would
+log the traceback a second time, unredacted. When the response had already started (a stream that fails after
+its headers went out) no second answer is sent: the server closes the connection, so the client sees a cut-off
+response rather than a complete-looking one.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import logging
+import re
+import traceback
 import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cielo.errors import AccountLocked, ArmError, CieloError, OAuthError
+from cielo.errors import AccountLocked, ArmError, CieloError, OAuthError, ServerError
+from cielo.logging_setup import redact
 
 log = logging.getLogger("cielo.api")
 
 NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+# An error message may quote what the client sent; a lone surrogate in it would make the envelope itself fail
+# to encode (a 500 in place of the 400). It is shown as U+FFFD.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def oauth_body(exc: OAuthError, correlation_id: str | None, base_url: str) -> dict[str, object]:
+def _encodable(text: str) -> str:
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
+class Surface(enum.Enum):
+    OAUTH = "oauth"  # token service, discovery, sign-in pages, the managed-identity endpoint
+    ARM = "arm"
+    GRAPH = "graph"
+    DATA_PLANE = "data plane"
+
+
+_ARM_ROOTS = frozenset({"subscriptions", "providers", "tenants", "metadata"})
+
+
+def surface_of(path: str) -> Surface:
+    """Which envelope a request's failures are rendered in, decided by its path as the routers are mounted:
+    `/v1.0/...` Graph, `/accounts/{name}/openai/...` the data plane, `/subscriptions`, `/providers`,
+    `/tenants`, `/metadata/endpoints` ARM; everything else is the token service's (`/{tenant}/oauth2/...`,
+    discovery, `/common/...`, `/devicelogin`, `/cielo/managed-identity/...`)."""
+    parts = path.lstrip("/").split("/", 3)
+    first = parts[0].lower()
+    if first == "v1.0":
+        return Surface.GRAPH
+    if first == "accounts" and len(parts) > 2 and parts[2] == "openai":
+        return Surface.DATA_PLANE
+    if first in _ARM_ROOTS:
+        return Surface.ARM
+    return Surface.OAUTH
+
+
+def oauth_body(exc: OAuthError, correlation_id: str | None, base_url: str,
+               trace_id: str | None = None) -> dict[str, object]:
     """Entra's error envelope (azure-facts.md §4.3): the AADSTS code leads the description."""
     now = dt.datetime.now(dt.UTC)
     stamp = now.strftime("%Y-%m-%d %H:%M:%SZ")
-    trace_id = str(uuid.uuid4())
+    trace_id = trace_id or str(uuid.uuid4())
     correlation = correlation_id or str(uuid.uuid4())
     description = (
-        f"AADSTS{exc.aadsts}: {exc.message}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation}"
+        f"AADSTS{exc.aadsts}: {_encodable(exc.message)}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation}"
         f"\r\nTimestamp: {now.strftime('%Y-%m-%d %H:%M:%S')}Z"
     )
     return {
@@ -40,9 +87,9 @@ def oauth_body(exc: OAuthError, correlation_id: str | None, base_url: str) -> di
     }
 
 
-def oauth_response(exc: OAuthError, request: Request) -> Response:
+def oauth_response(exc: OAuthError, request: Request, trace_id: str | None = None) -> Response:
     base = request.app.state.settings.base_url
-    body = oauth_body(exc, request.headers.get("client-request-id"), base)
+    body = oauth_body(exc, request.headers.get("client-request-id"), base, trace_id)
     headers = dict(NO_STORE)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="cielo"'
@@ -52,9 +99,9 @@ def oauth_response(exc: OAuthError, request: Request) -> Response:
 
 
 def arm_response(exc: ArmError, request: Request) -> Response:
-    error: dict[str, object] = {"code": exc.code, "message": exc.message}
+    error: dict[str, object] = {"code": exc.code, "message": _encodable(exc.message)}
     if exc.target:
-        error["target"] = exc.target
+        error["target"] = _encodable(exc.target)
     headers = {"x-ms-failure-cause": "gateway"} if exc.status == 401 else {}
     if exc.status == 401:
         headers["WWW-Authenticate"] = (
@@ -62,6 +109,90 @@ def arm_response(exc: ArmError, request: Request) -> Response:
             'error="invalid_token", error_description="The access token is invalid."'
         )
     return JSONResponse({"error": error}, status_code=exc.status, headers=headers)
+
+
+# ----------------------------------------------------------------------------- 500, per surface
+def internal_error_response(request: Request, request_id: str) -> Response:
+    """Status 500 in the envelope of the request's surface, naming `request_id` (also in the log line)."""
+    surface = surface_of(request.scope.get("path", "/"))
+    if surface is Surface.OAUTH:
+        # Entra's AADSTS50000 TokenIssuanceError, "There's an issue with the sign-in service"
+        # (learn.microsoft.com/entra/identity-platform/reference-error-codes); `server_error` is RFC 6749
+        # §4.1.2.1's code for an unexpected condition. The request id is the trace id, as Entra's is.
+        exc = ServerError("There was an error issuing a token or an issue with our sign-in service.")
+        return oauth_response(exc, request, trace_id=request_id)
+    if surface is Surface.GRAPH:
+        # learn.microsoft.com/graph/errors: `generalException` "An unspecified error has occurred.", with
+        # `innerError` {date, request-id, client-request-id} and the same ids in the headers.
+        graph_client_id = _echo(request.headers.get("client-request-id")) or request_id
+        date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return JSONResponse({"error": {"code": "generalException", "message": "An unspecified error has occurred.",
+                                       "innerError": {"date": date, "request-id": request_id,
+                                                      "client-request-id": graph_client_id}}},
+                            status_code=500, headers={"request-id": request_id, "client-request-id": graph_client_id})
+    if surface is Surface.DATA_PLANE:
+        # Azure OpenAI's 500: type `server_error` and the request id in the message (observed:
+        # Azure-Samples/azure-search-openai-demo#1390, Azure/azure-sdk-for-python#40812). Cielo's data-plane
+        # errors always carry a code (Azure.Core ErrorResponse requires one) and x-ms-error-code.
+        headers = {"apim-request-id": request_id, "x-request-id": request_id, "x-ms-region": "local",
+                   "x-ms-error-code": "InternalServerError"}
+        client_id = _echo(request.headers.get("x-ms-client-request-id"))
+        if client_id:
+            headers["x-ms-client-request-id"] = client_id
+        message = ("The server had an error while processing your request. You can retry it; if the error "
+                   f"persists, give the server's administrator the request ID {request_id}.")
+        return JSONResponse({"error": {"code": "InternalServerError", "message": message, "param": None,
+                                       "type": "server_error"}}, status_code=500, headers=headers)
+    # ARM's InternalServerError, with the request id as ARM's x-ms-request-id.
+    correlation = _echo(request.headers.get("x-ms-correlation-request-id")) or request_id
+    return JSONResponse({"error": {"code": "InternalServerError",
+                                   "message": f"Encountered an internal server error. (request id {request_id})"}},
+                        status_code=500, headers={"x-ms-request-id": request_id,
+                                                  "x-ms-correlation-request-id": correlation})
+
+
+def _echo(value: str | None) -> str | None:
+    """A client's request id, echoed only when it is short printable ASCII (it goes into a header)."""
+    if value and len(value) <= 100 and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
+def log_failure(scope: Scope, exc: BaseException, request_id: str, *, started: bool) -> None:
+    """The traceback, once, through the redaction patterns, with text that cannot be encoded escaped."""
+    text = "".join(traceback.format_exception(exc))
+    where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
+    note = " after the response had started; the connection is closed" if started else ""
+    line = redact(f"Unhandled {type(exc).__name__} on {where} (request id {request_id}){note}\n{text}")
+    log.error("%s", line.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+class CatchAll:
+    """Pure ASGI middleware: whatever escapes the routers and the typed handlers becomes a 500 in the surface's
+    envelope (`internal_error_response`), logged once (`log_failure`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            request_id = str(uuid.uuid4())
+            log_failure(scope, exc, request_id, started=started)
+            if not started:
+                await internal_error_response(Request(scope), request_id)(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
@@ -75,7 +206,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(CieloError)
     async def _other(request: Request, exc: CieloError) -> Response:
-        return JSONResponse({"error": {"code": "InternalServerError", "message": exc.message}},
+        if exc.status >= 500:  # a typed error that is still the server's fault: as the catch-all answers
+            request_id = str(uuid.uuid4())
+            log_failure(request.scope, exc, request_id, started=False)
+            return internal_error_response(request, request_id)
+        return JSONResponse({"error": {"code": "InternalServerError", "message": _encodable(exc.message)}},
                             status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
@@ -93,3 +228,15 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             {"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code
         )
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> Response:
+        # Only what fails outside CatchAll reaches Starlette's ServerErrorMiddleware (which then re-raises).
+        request_id = str(uuid.uuid4())
+        log_failure(request.scope, exc, request_id, started=False)
+        return internal_error_response(request, request_id)
+
+    # Added before the app factory's own middleware (CollapseSlashes), so CatchAll sits inside it and sees
+    # the collapsed path.
+    app.add_middleware(CatchAll)
+

@@ -30,7 +30,10 @@ def too_deep(max_depth: int) -> DataPlaneError:
 
 def parse_body(raw: bytes) -> dict[str, Any]:
     """A JSON object. The caller has bounded `raw` (size, and nesting with a byte scan); RecursionError is
-    still answered as a 400 rather than a 500, should text nested past Python's limit ever get here."""
+    still answered as a 400 rather than a 500, should text nested past Python's limit ever get here.
+
+    Text that is not Unicode (a UTF-16 surrogate without its pair: `json.loads` makes one of an unpaired
+    `\\ud800` escape, or of the bytes ED A0 80) is refused: no tokenizer, upstream or echo could encode it."""
     try:
         body = json.loads(raw) if raw.strip() else None
     except json.JSONDecodeError as exc:
@@ -41,7 +44,60 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise bad("The request body nests arrays and objects too deeply.") from exc
     if not isinstance(body, dict):
         raise bad("The request body must be a JSON object.")
+    if _may_hold_surrogates(raw) and lone_surrogate_in(body):
+        raise bad("The request body holds a UTF-16 surrogate (\\ud800 to \\udfff) without its pair, which is "
+                  "not Unicode text.")
     return body
+
+
+def _may_hold_surrogates(raw: bytes) -> bool:
+    """False when `json.loads` cannot have made a surrogate of `raw`: text with neither an escape (a backslash),
+    nor the lead byte ED of a surrogate encoded as UTF-8, nor a NUL (JSON in UTF-16 or UTF-32 has one in every
+    ASCII character, its brackets and quotes; JSON in UTF-8 never has one). Three memchr passes."""
+    return b"\\" in raw or b"\xed" in raw or b"\x00" in raw
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def lone_surrogate_in(value: Any) -> bool:
+    """Whether a parsed JSON value holds a surrogate code point in a string or a key. `json.loads` joins a valid
+    escaped pair into one code point, so any surrogate left is a lone one.
+
+    Its cost follows the number of containers, not the bytes: a list of numbers is passed by the set of its
+    types, strings (a list's, or an object's keys) are joined and checked at once: ASCII text in O(1) (`isascii`
+    reads a flag), other text by CPython's strict UTF-32 encoder, the fastest strict one (~1 ns a code point)
+    and, like every strict UTF encoder, one that refuses surrogates. Joining cannot make a pair of two halves:
+    a str holds code points, and the encoder refuses each."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if not _encodable(item):
+                return True
+        elif kind is dict:
+            if not _encodable("".join(item)):
+                return True
+            stack.extend(item.values())
+        elif kind is list:
+            kinds = set(map(type, item))
+            if kinds == {str}:
+                if not _encodable("".join(item)):
+                    return True
+            elif not kinds <= _SCALARS:
+                stack.extend(item)
+    return False
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-32-le")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _number(body: dict[str, Any], name: str, low: float, high: float, *, integer: bool = False) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
 
 from cielo.store import db
 from cielo.store.base import Repo
+from cielo.store.jsontext import load_json
 from cielo.store.models import (
     Application,
     FederatedCredential,
@@ -208,7 +209,7 @@ class DirectoryRepo(Repo):
         )
         federated = tuple(
             FederatedCredential(
-                r.id, r.name, r.issuer, r.subject, tuple(json.loads(r.audiences)), r.description
+                r.id, r.name, r.issuer, r.subject, tuple(load_json(r.audiences)), r.description
             )
             for r in conn.execute(select(fc).where(fc.c.app_object_id == row.object_id))
         )
@@ -219,8 +220,8 @@ class DirectoryRepo(Repo):
             row.display_name,
             bool(row.is_public_client),
             row.access_token_version,
-            tuple(json.loads(row.identifier_uris)),
-            tuple(json.loads(row.redirect_uris)),
+            tuple(load_json(row.identifier_uris)),
+            tuple(load_json(row.redirect_uris)),
             row.created_at,
             passwords,
             keys,

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, Row, delete, insert, or_, select, update
 
 from cielo.store import db
 from cielo.store.base import Repo
+from cielo.store.jsontext import load_json
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,13 @@ def _json(value: Any) -> str | None:
 
 
 def _load(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
+    return None if value is None else load_json(value)
 
 
 def _resource(row: Row[Any]) -> Resource:
     return Resource(
         row.id, row.subscription_id, row.resource_group, row.parent_key, row.type, row.name, row.location,
-        row.kind, _load(row.sku), _load(row.tags), json.loads(row.properties), _load(row.identity),
+        row.kind, _load(row.sku), _load(row.tags), load_json(row.properties), _load(row.identity),
         _load(row.system_data), row.etag,
     )
 
@@ -218,8 +219,8 @@ class ResourceRepo(Repo):
         query = select(t) if tenant_id is None else select(t).where(t.c.tenant_id == tenant_id)
         with self._engine.connect() as conn:
             return [
-                StoredRole(r.name, r.tenant_id, r.role_name, r.description, json.loads(r.permissions),
-                           json.loads(r.assignable_scopes), r.created_on, r.updated_on, r.created_by)
+                StoredRole(r.name, r.tenant_id, r.role_name, r.description, load_json(r.permissions),
+                           load_json(r.assignable_scopes), r.created_on, r.updated_on, r.created_by)
                 for r in conn.execute(query)
             ]
 
