@@ -296,3 +296,30 @@ class PortInUse(CieloError):
     """`cielo up` refuses an address something already listens on (an earlier server's orphaned workers,
     another program): with SO_REUSEPORT a second server could otherwise bind beside the first and the
     kernel would split connections between them. The message names the holder when it can be found."""
+
+
+# --------------------------------------------------------------------------- store integrity and data directory
+class DuplicateKey(Conflict):
+    """409: a write stored a value that a unique constraint of the database holds already (in practice, another
+    worker or replica stored it first: the database, not a process's memory, decides who wins).
+
+    `table` and `columns` name the constraint. Services turn it into their surface's error (ARM's
+    `RoleAssignmentExists`, Graph's `Request_BadRequest`, ...); one that is not mapped still answers 409 in the
+    ARM envelope, never a 500."""
+
+    code = "Conflict"
+
+    def __init__(self, table: str, columns: tuple[str, ...]) -> None:
+        super().__init__("The object exists already: another request stored the same value first.")
+        self.table = table
+        self.columns = columns
+
+
+class DataDirectoryError(ConfigError):
+    """A data directory Cielo refuses to start from: `path` (a database, key or key metadata file) is damaged,
+    unreadable, or missing beside the data that needs it. The message is one line naming the file."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem

@@ -33,7 +33,7 @@ from cielo.identity.tokens import TokenMinter, issuer_v1, issuer_v2
 from cielo.identity.validation import TokenValidator
 from cielo.logging_setup import install_redaction
 from cielo.settings import Settings
-from cielo.store.db import open_engine
+from cielo.store.datadir import open_database
 from cielo.store.directory import DirectoryRepo
 from cielo.store.generation import Generation
 from cielo.store.grants import GrantRepo
@@ -64,7 +64,8 @@ class Services:
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = open_engine(settings.db_path)
+    # Refuses a damaged or missing database (DataDirectoryError); migrates an older one (`cielo up` did already).
+    engine, _ = open_database(settings.data_dir, settings.db_path)
     generation = Generation(settings.data_dir / "generation")
     repo = DirectoryRepo(engine, on_change=generation.bump)
     view = DirectoryView(repo, generation)

@@ -15,7 +15,7 @@ import click
 
 from cielo.cli.common import CliError, global_options
 from cielo.cli.scrub import hide_option_values
-from cielo.errors import CieloError, PortInUse
+from cielo.errors import CieloError, DataDirectoryError, PortInUse
 
 if TYPE_CHECKING:
     from cielo.settings import Settings
@@ -105,6 +105,51 @@ def _narrow(path: str, allowed: int) -> None:
             os.chmod(path, mode & allowed)
 
 
+def _recovery_hint(data_dir: Path) -> str:
+    return (f"restore it from a backup, or run `cielo up --reset` to move {data_dir} aside (to "
+            f"{data_dir.name}.bak-<timestamp>) and start over")
+
+
+def _reset(data_dir: Path) -> None:
+    """--reset: the old data directory is moved aside, never deleted."""
+    from cielo.store.datadir import move_aside
+
+    try:
+        moved = move_aside(data_dir)
+    except DataDirectoryError as exc:
+        raise CliError(f"cannot reset: {exc}") from exc
+    except OSError as exc:
+        raise CliError(f"cannot reset: cannot move {data_dir} aside: {exc.strerror or exc}") from exc
+    if moved is not None:
+        click.echo(f"Moved the data directory {data_dir} aside to {moved}; starting over with a new one.", err=True)
+
+
+def _open_data_dir(settings: Settings) -> None:
+    """Check the database and bring its schema to the newest revision, before anything else starts and before
+    the workers fork. A damaged or missing one is refused with a one-line error naming the file."""
+    from cielo.core.sealing import Sealer
+    from cielo.identity.keys import KeyRing
+    from cielo.store.datadir import open_database
+    from cielo.store.migrate import NEW
+
+    try:
+        # The key files first: a damaged one is refused before the database is upgraded (and backed up).
+        if settings.keys_dir.is_dir():
+            KeyRing(settings.keys_dir, settings.token_lifetime_max_s).active_keys(0.0)
+        if (settings.data_dir / "sealing.key").exists():  # a missing one is refused below if secrets need it
+            Sealer(settings.data_dir / "sealing.key")
+        engine, upgraded = open_database(settings.data_dir, settings.db_path)
+    except DataDirectoryError as exc:
+        raise CliError(f"cannot start: {exc}; {_recovery_hint(settings.data_dir)}") from exc
+    engine.dispose()
+    if upgraded is not None and upgraded.from_revision != NEW:
+        kept = f"; the previous database is kept at {upgraded.backup}" if upgraded.backup else ""
+        click.echo(f"Upgraded the database {settings.db_path} from schema {upgraded.from_revision} to "
+                   f"{upgraded.to_revision}{kept}", err=True)
+        for note in upgraded.notes:
+            click.echo(f"  upgrade: {note}", err=True)
+
+
 def _ask_password() -> str:
     from cielo.identity.directory import _check_password as check_password
 
@@ -146,10 +191,14 @@ def _ask_password() -> str:
               help="NAME=URL[,model=M][,api-key-env=VAR][,embeddings]: an OpenAI-compatible engine (vLLM, "
                    "llama.cpp server, Ollama, ...) deployments may name.")
 @click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--reset", is_flag=True, default=False,
+              help="Start over: move the data directory aside to DATA_DIR.bak-<timestamp> (nothing is deleted) "
+                   "and set up a new one.")
 def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bool | None,
        tls_names: tuple[str, ...], public_url: str | None, admin_user: str | None,
        admin_password: str | None, admin_password_file: Path | None, admin_password_prompt: bool,
-       workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...], log_level: str | None) -> None:
+       workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...], log_level: str | None,
+       reset: bool) -> None:
     """Set up (first start) and run Cielo: HTTPS token service and APIs on one port.
 
     Without a password (--admin-password-file, CIELO_ADMIN_PASSWORD, --admin-password-prompt) the first
@@ -164,8 +213,11 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
                          admin_user=admin_user, admin_password=admin_password, workers=workers,
                          log_level=log_level, tls_names=list(tls_names) or None, gguf=list(gguf) or None,
                          upstreams=list(upstreams) or None)
+    if reset:
+        _reset(settings.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
+    _open_data_dir(settings)
     tls = ensure_tls(settings.tls_dir, settings.tls_names)
     try:
         # Refused when anything listens there already, an earlier server's orphaned workers included.
@@ -177,7 +229,10 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}: {exc.strerror}") from exc
-    services = build_services(settings)
+    try:
+        services = build_services(settings)
+    except DataDirectoryError as exc:  # a damaged signing key or sealing key
+        raise CliError(f"cannot start: {exc}; {_recovery_hint(settings.data_dir)}") from exc
     try:
         result = bootstrap(services, settings.admin_user, settings.admin_password,
                            ask_password=_ask_password if admin_password_prompt else None)

@@ -3,26 +3,44 @@
 Writes go to the database and to this process's index at once (a role change applies to the very
 next request). Other worker processes notice the change through the `rbac.generation` marker and
 reload their index from the database.
+
+The database decides uniqueness (one assignment per principal, role and scope; custom role names): a check in
+this process's index cannot see what another worker writes at the same moment. A reload never fails on what it
+finds stored: an assignment or role the index refuses (a duplicate an older release let in, a role that no
+longer exists) is logged and left out, and every other request goes on being answered.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cielo.core.clock import Clock
+from cielo.errors import CieloError, DuplicateKey
 from cielo.identity.directory_view import DirectoryView
 from cielo.identity.validation import Principal as TokenPrincipal
 from cielo.rbac.decision import Decision
 from cielo.rbac.engine import RbacIndex
+from cielo.rbac.errors import RoleAssignmentExists, RoleDefinitionWithSameNameExists
 from cielo.rbac.model import Principal, RoleAssignment, transitive_groups
 from cielo.rbac.roles import Permission, RoleDefinition
 from cielo.store.directory import DirectoryRepo
 from cielo.store.generation import Generation
+from cielo.store.integrity import (
+    CUSTOM_ROLE_TENANT_ROLE_NAME,
+    ROLE_ASSIGNMENT_NAME,
+    ROLE_ASSIGNMENT_PRINCIPAL_ROLE_SCOPE,
+)
 from cielo.store.resources import ResourceRepo, StoredAssignment, StoredRole
+
+log = logging.getLogger("cielo.rbac")
+# What a reload may refuse: the index's validation errors (RbacError is a ValueError and an ARM error).
+_UNLOADABLE = (ValueError, CieloError)
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,7 @@ class AccessService:
         self._index = RbacIndex(clock=clock, propagation_delay_s=propagation_delay_s)
         self._groups_seen: object = None
         self._memberships: dict[str, list[str]] = {}
+        self._reported: set[tuple[str, str]] = set()
 
     # ----------------------------------------------------------------- the index
     @property
@@ -83,10 +102,41 @@ class AccessService:
         return self._index
 
     def _load(self) -> RbacIndex:
-        roles = [role_from_stored(r) for r in self._resources.list_roles()]
-        index = RbacIndex(custom_roles=roles, clock=self._clock, propagation_delay_s=self._delay)
-        index.add_assignments(_from_stored(a) for a in self._resources.list_assignments())
-        return index
+        """A new index from the database. What it cannot take is skipped with a warning (once per process), oldest
+        first kept: a reload that raised would leave every request answering the same error."""
+        index = RbacIndex(clock=self._clock, propagation_delay_s=self._delay)
+        for stored_role in self._resources.list_roles():
+            try:
+                index.add_role_definition(role_from_stored(stored_role))
+            except _UNLOADABLE as exc:
+                self._skipped("custom role", stored_role.name, exc)
+        assignments = iter(self._resources.list_assignments())  # oldest first
+        while True:
+            tracker = _Tracker(assignments)
+            try:
+                index.add_assignments(tracker)  # the bulk path: one lock, no GC passes
+                return index
+            except _UNLOADABLE as exc:
+                if tracker.current is None:
+                    raise
+                self._skipped("role assignment", tracker.current.name, exc)
+
+    def _skipped(self, what: str, name: str, exc: Exception) -> None:
+        if (what, name) not in self._reported:
+            self._reported.add((what, name))
+            log.warning("RBAC: the stored %s %s is left out of the index: %s", what, name, exc)
+
+    def refresh(self) -> None:
+        """Reload the index from the database now (another worker may have written without this one noticing
+        yet)."""
+        with self._lock:
+            self._seen = self._generation.token()
+            self._index = self._load()
+
+    def stored_assignment(self, name: str) -> RoleAssignment | None:
+        """An assignment as the database holds it (whatever this process's index knows)."""
+        stored = self._resources.get_assignment(name)
+        return _from_stored(stored) if stored is not None else None
 
     def changed(self) -> None:
         """Tell other processes; this one's index was already updated in place."""
@@ -135,10 +185,24 @@ class AccessService:
 
     # ----------------------------------------------------------------- writes
     def add_assignment(self, stored: StoredAssignment) -> RoleAssignment:
-        """Validate in the index first (it raises ARM errors), then store; undo the index if the store fails."""
+        """Validate in the index first (it raises ARM errors), then store; undo the index if the store fails.
+
+        The database has the last word: another worker may have stored the same principal, role and scope a
+        moment ago (409 `RoleAssignmentExists`, naming the stored one), or the same name (`DuplicateKey` for
+        ROLE_ASSIGNMENT_NAME: the caller compares with what is stored)."""
         added = self.index.add_assignment(_from_stored(stored))
         try:
             self._resources.add_assignment(stored)
+        except DuplicateKey as exc:
+            self.index.remove_assignment(stored.name)
+            if ROLE_ASSIGNMENT_PRINCIPAL_ROLE_SCOPE.matches(exc):
+                other = self._resources.find_assignment(stored.principal_id, stored.role_definition_name,
+                                                        stored.scope)
+                if other is not None and other.name == stored.name:
+                    # The database named the triple, but it is this very name, stored by another worker.
+                    raise DuplicateKey(ROLE_ASSIGNMENT_NAME.table, ROLE_ASSIGNMENT_NAME.columns) from exc
+                raise RoleAssignmentExists(other.name if other is not None else stored.name) from exc
+            raise
         except Exception:
             self.index.remove_assignment(stored.name)
             raise
@@ -148,6 +212,9 @@ class AccessService:
     def update_assignment(self, name: str, description: str | None, updated_by: str) -> RoleAssignment:
         """Change an assignment's description (all a PUT on an existing assignment may change)."""
         current = self.index.get_assignment(name)
+        if current is None:  # stored by another worker an instant ago
+            self.refresh()
+            current = self.index.get_assignment(name)
         assert current is not None
         now = self._clock.now()
         self._resources.update_assignment(name, description, now, updated_by)
@@ -169,7 +236,14 @@ class AccessService:
 
     def put_role(self, stored: StoredRole) -> RoleDefinition:
         added = self.index.add_role_definition(role_from_stored(stored))
-        self._resources.put_role(stored)
+        try:
+            self._resources.put_role(stored)
+        except Exception as exc:
+            self.refresh()  # the index took a role the database refused
+            if isinstance(exc, DuplicateKey) and CUSTOM_ROLE_TENANT_ROLE_NAME.matches(exc):
+                raise RoleDefinitionWithSameNameExists(
+                    "A custom role with the same name already exists in this directory.") from exc
+            raise
         self.changed()
         return added
 
@@ -185,3 +259,17 @@ class AccessService:
         with self._lock:
             self._index = self._load()
         self.changed()
+
+
+class _Tracker(Iterator[RoleAssignment]):
+    """Feeds stored assignments to the index's bulk load, remembering the last one handed over: when the index
+    refuses it, the load skips it and goes on from the next."""
+
+    def __init__(self, stored: Iterator[StoredAssignment]) -> None:
+        self._stored = stored
+        self.current: StoredAssignment | None = None
+
+    def __next__(self) -> RoleAssignment:
+        self.current = None
+        self.current = next(self._stored)
+        return _from_stored(self.current)

@@ -11,12 +11,13 @@ from cielo.control.naming import check_case_unambiguous
 from cielo.core.arm_ids import InvalidResourceId, parse
 from cielo.core.clock import Clock
 from cielo.core.ids import is_guid
-from cielo.errors import BadRequest, NotFound
+from cielo.errors import BadRequest, DuplicateKey, NotFound
 from cielo.rbac.errors import RoleAssignmentUpdateNotPermitted
 from cielo.rbac.model import RoleAssignment
 from cielo.rbac.roles import RoleDefinition
 from cielo.rbac.scopes import is_within, parse_scope
 from cielo.store.directory import DirectoryRepo
+from cielo.store.integrity import ROLE_ASSIGNMENT_NAME
 from cielo.store.resources import ResourceRepo, StoredAssignment, StoredRole
 
 ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
@@ -172,22 +173,28 @@ class AuthorizationService:
         description = props.get("description")
         description = description if isinstance(description, str) else None
         existing = self.access.index.get_assignment(name)
-        if existing is not None:
-            # The same name again: its principal, role and scope cannot change; the description can.
-            if (existing.principal_id, existing.role_definition_id, parse_scope(existing.scope).key) != (
-                    principal_id, role.id, parse_scope(canonical).key):
-                raise RoleAssignmentUpdateNotPermitted()
-            if description == existing.description:
-                return existing, False
-            return self.access.update_assignment(existing.id, description, caller.object_id), False
-        now = self._clock.now()
-        stored = StoredAssignment(
-            name=name.lower(), scope=canonical, tenant_id=caller.tenant_id, role_definition_name=role.id,
-            principal_id=principal_id, principal_type=actual, description=description, condition=None,
-            condition_version=None, created_on=now, updated_on=now, created_by=caller.object_id,
-            updated_by=caller.object_id,
-        )
-        return self.access.add_assignment(stored), True
+        if existing is None:
+            now = self._clock.now()
+            stored = StoredAssignment(
+                name=name.lower(), scope=canonical, tenant_id=caller.tenant_id, role_definition_name=role.id,
+                principal_id=principal_id, principal_type=actual, description=description, condition=None,
+                condition_version=None, created_on=now, updated_on=now, created_by=caller.object_id,
+                updated_by=caller.object_id,
+            )
+            try:
+                return self.access.add_assignment(stored), True
+            except DuplicateKey as exc:
+                # Another worker stored this name a moment ago: answer as if it had been there all along.
+                existing = self.access.stored_assignment(name) if ROLE_ASSIGNMENT_NAME.matches(exc) else None
+                if existing is None:
+                    raise
+        # The same name again: its principal, role and scope cannot change; the description can.
+        if (existing.principal_id, existing.role_definition_id, parse_scope(existing.scope).key) != (
+                principal_id, role.id, parse_scope(canonical).key):
+            raise RoleAssignmentUpdateNotPermitted()
+        if description == existing.description:
+            return existing, False
+        return self.access.update_assignment(existing.id, description, caller.object_id), False
 
     def get_assignment(self, scope: str, name: str) -> RoleAssignment:
         found = self.access.index.get_assignment(name)

@@ -17,7 +17,7 @@ from cielo.core.arm_ids import RG_TYPE, ResourceId
 from cielo.core.clock import Clock
 from cielo.core.ids import sha256_hex
 from cielo.core.sealing import Sealer
-from cielo.errors import BadRequest, Conflict, NotFound
+from cielo.errors import BadRequest, Conflict, DuplicateKey, NotFound
 from cielo.store.resources import AccountKeys, Resource, ResourceRepo
 
 ACCOUNT_TYPE = "Microsoft.CognitiveServices/accounts"
@@ -98,8 +98,8 @@ class ResourceService:
             sku=None, tags=_tags(body), properties={"provisioningState": "Succeeded"}, identity=None,
             system_data=self._system_data(caller, existing), etag=uuid.uuid4().hex,
         )
-        self.repo.put(resource)
-        return resource, existing is None
+        created = self.repo.put(resource)  # False when another request created it a moment ago
+        return resource, created
 
     def delete_group(self, subscription: str, name: str) -> bool:
         rid = ResourceId(subscription, name)
@@ -190,10 +190,14 @@ class ResourceService:
             tags=_tags(body), properties=properties, identity=identity if isinstance(identity, dict) else None,
             system_data=self._system_data(caller, existing), etag=f'"{uuid.uuid4()}"',
         )
-        self.repo.put(resource)
-        if existing is None:
+        try:
+            created = self.repo.put(resource)  # False when another request created it a moment ago
+        except DuplicateKey as exc:  # another account took the subdomain a moment ago
+            raise Conflict(f"The subdomain name '{subdomain}' is not available as it's already used by a "
+                           "resource.", code="CustomDomainInUse") from exc
+        if created:
             self._new_keys(resource.key, which=("key1", "key2"))
-        return resource, existing is None
+        return resource, created
 
     def _new_keys(self, resource_key: str, which: tuple[str, ...]) -> None:
         current = self.repo.get_keys(resource_key)
@@ -301,8 +305,8 @@ class ResourceService:
             sku={"name": sku_name, "capacity": capacity}, tags=_tags(body), properties=properties, identity=None,
             system_data=self._system_data(caller, existing), etag=f'"{uuid.uuid4()}"',
         )
-        self.repo.put(resource)
-        return resource, existing is None
+        created = self.repo.put(resource)  # False when another request created it a moment ago
+        return resource, created
 
     def delete_deployment(self, rid: ResourceId) -> bool:
         found = self.repo.get(rid.key)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from cielo.core.clock import Clock
 from cielo.core.ids import new_client_secret, new_guid
-from cielo.errors import BadRequest, Conflict, NotFound
+from cielo.errors import BadRequest, Conflict, DuplicateKey, NotFound
 from cielo.identity.secrets import hash_password, hash_secret
 from cielo.store.directory import DirectoryRepo
 from cielo.store.models import (
@@ -53,6 +53,13 @@ def _check_password(password: str) -> None:
         )
 
 
+def _upn_taken() -> BadRequest:
+    """Graph answers a taken userPrincipalName with 400 `Request_BadRequest` (details: ObjectConflict on
+    userPrincipalName), whether the other user existed before or was stored a moment earlier by another worker."""
+    return BadRequest("Another object with the same value for property userPrincipalName already exists.",
+                      code="Request_BadRequest")
+
+
 class DirectoryService:
     def __init__(self, repo: DirectoryRepo, clock: Clock) -> None:
         self.repo = repo
@@ -70,10 +77,7 @@ class DirectoryService:
             )
         _check_password(password)
         if self.repo.find_user(upn) is not None:
-            raise Conflict(
-                "Another object with the same value for property userPrincipalName already exists.",
-                code="Request_BadRequest",
-            )
+            raise _upn_taken()
         user = User(
             object_id=new_guid(),
             tenant_id=tenant.id,
@@ -84,7 +88,10 @@ class DirectoryService:
             account_enabled=True,
             created_at=self._clock.now(),
         )
-        self.repo.create_user(user)
+        try:
+            self.repo.create_user(user)
+        except DuplicateKey as exc:  # another worker stored the same UPN a moment ago
+            raise _upn_taken() from exc
         return user
 
     def get_user(self, tenant: Tenant, id_or_upn: str) -> User:
@@ -116,10 +123,14 @@ class DirectoryService:
         if member_id.lower() not in found:
             raise NotFound(f"Resource '{member_id}' does not exist or one of its queried reference-property "
                            "objects are not present.", code="Request_ResourceNotFound")
+        taken = BadRequest("One or more added object references already exist for the following modified "
+                           "properties: 'members'.", code="Request_BadRequest")
         if member_id.lower() in self.repo.list_member_ids(group.object_id):
-            raise BadRequest("One or more added object references already exist for the following modified "
-                             "properties: 'members'.", code="Request_BadRequest")
-        self.repo.add_member(group.object_id, member_id.lower())
+            raise taken
+        try:
+            self.repo.add_member(group.object_id, member_id.lower())
+        except DuplicateKey as exc:
+            raise taken from exc
 
     # ----------------------------------------------------------------- applications
     def create_application(
@@ -194,22 +205,30 @@ class DirectoryService:
             raise BadRequest("name, issuer and subject are required.", code="Request_BadRequest")
         if not issuer.startswith("https://"):
             raise BadRequest("The issuer must be an https URL.", code="Request_BadRequest")
+        taken = Conflict(f"A federated identity credential named '{name}' exists already.",
+                         code="Request_BadRequest")
         if any(f.name == name for f in app.federated):
-            raise Conflict(f"A federated identity credential named '{name}' exists already.",
-                           code="Request_BadRequest")
+            raise taken
         cred = FederatedCredential(new_guid(), name, issuer, subject,
                                    tuple(audiences) or ("api://AzureADTokenExchange",), description)
-        self.repo.add_federated(app.object_id, cred)
+        try:
+            self.repo.add_federated(app.object_id, cred)
+        except DuplicateKey as exc:
+            raise taken from exc
         return cred
 
     # ----------------------------------------------------------------- service principals
     def create_service_principal(self, tenant: Tenant, app: Application) -> ServicePrincipal:
+        taken = Conflict("The service principal exists already for this application.",
+                         code="Request_MultipleObjectsWithSameKeyValue")
         if self.repo.get_service_principal_for_app(tenant.id, app.app_id) is not None:
-            raise Conflict("The service principal exists already for this application.",
-                           code="Request_MultipleObjectsWithSameKeyValue")
+            raise taken
         sp = ServicePrincipal(new_guid(), tenant.id, app.app_id, app.display_name, "Application",
                               self._clock.now())
-        self.repo.create_service_principal(sp)
+        try:
+            self.repo.create_service_principal(sp)
+        except DuplicateKey as exc:
+            raise taken from exc
         return sp
 
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from cielo.core.ids import b64url
+from cielo.errors import DataDirectoryError
 from cielo.store.generation import Generation
 
 
@@ -86,26 +87,40 @@ class KeyRing:
 
     # ----------------------------------------------------------------- loading
     def _load(self) -> None:
-        keys: list[SigningKey] = []
-        for meta_path in sorted(self._dir.glob("*.json")):
-            meta = json.loads(meta_path.read_text())
-            kid = meta["kid"]
-            private = serialization.load_pem_private_key((self._dir / f"{kid}.key").read_bytes(), None)
-            assert isinstance(private, rsa.RSAPrivateKey)
-            keys.append(
-                SigningKey(
-                    kid,
-                    private,
-                    private.public_key(),
-                    base64.b64decode(meta["x5c"]),
-                    meta["created_at"],
-                    meta.get("retire_at"),
-                )
-            )
+        keys = [self._load_one(meta_path) for meta_path in sorted(self._dir.glob("*.json"))]
         keys.sort(key=lambda k: k.created_at)
         self._keys = keys
         self._by_kid = {k.kid: k for k in keys}
         self._jwks = {"keys": [k.jwk() for k in reversed(keys)]}
+
+    def _load_one(self, meta_path: Path) -> SigningKey:
+        """One key from its metadata and PEM files; `DataDirectoryError` naming the file that is damaged."""
+        try:
+            meta = json.loads(meta_path.read_text())
+            kid = meta["kid"]
+            cert_der = base64.b64decode(meta["x5c"], validate=True)
+            created_at = float(meta["created_at"])
+            retire_at = meta.get("retire_at")
+            if not isinstance(kid, str) or not kid or "/" in kid or (
+                    retire_at is not None and not isinstance(retire_at, int | float)):
+                raise ValueError("kid or retire_at has the wrong type")
+        except OSError as exc:
+            raise DataDirectoryError(meta_path, f"cannot be read ({exc.strerror or exc})") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # binascii.Error is a ValueError
+            raise DataDirectoryError(meta_path, "is not signing key metadata (JSON with kid, x5c and created_at)"
+                                     ) from exc
+        key_path = self._dir / f"{kid}.key"
+        try:
+            private = serialization.load_pem_private_key(key_path.read_bytes(), None)
+        except OSError as exc:
+            raise DataDirectoryError(key_path, f"cannot be read ({exc.strerror or exc}); its metadata is "
+                                               f"{meta_path.name}") from exc
+        except (ValueError, TypeError) as exc:
+            raise DataDirectoryError(key_path, "is not a PEM private key (truncated or overwritten?)") from exc
+        if not isinstance(private, rsa.RSAPrivateKey):
+            raise DataDirectoryError(key_path, "is not an RSA private key")
+        return SigningKey(kid, private, private.public_key(), cert_der, created_at,
+                          float(retire_at) if retire_at is not None else None)
 
     def _fresh(self) -> None:
         token = self._generation.token()

@@ -1,4 +1,9 @@
-"""Database engine and tables (SQLAlchemy Core). SQLite with WAL by default."""
+"""Database engine and tables (SQLAlchemy Core). SQLite with WAL by default.
+
+These tables are what the newest schema revision builds: every change to them comes with a revision in
+store/migrations/versions/ (tests/unit/store/test_migrations.py checks that both agree). Unique constraints
+hold what Azure holds unique; store/integrity.py names the ones the services map to their errors.
+"""
 
 from __future__ import annotations
 
@@ -136,6 +141,8 @@ federated_credentials = Table(
     Column("subject", String(600), nullable=False),
     Column("audiences", Text, nullable=False),
     Column("description", Text, nullable=True),
+    # Graph: a federated identity credential's name is unique within its application.
+    Index("uq_federated_credentials_app_name", "app_object_id", "name", unique=True),
 )
 
 auth_codes = Table(
@@ -202,6 +209,10 @@ resources = Table(
     Column("identity", Text, nullable=True),
     Column("system_data", Text, nullable=True),
     Column("etag", String(64), nullable=False),
+    # A Cognitive Services account's customSubDomainName, lower-case (NULL for other resources): the subdomain
+    # names the account's endpoint, so no two accounts may share it (ARM: 409 CustomDomainInUse).
+    Column("subdomain_key", String(256), nullable=True),
+    Index("uq_resources_subdomain_key", "subdomain_key", unique=True),
 )
 
 account_keys = Table(
@@ -231,6 +242,10 @@ role_assignments = Table(
     Column("updated_on", Float, nullable=False),
     Column("created_by", String(36), nullable=True),
     Column("updated_by", String(36), nullable=True),
+    # Azure: one assignment per principal, role and scope (the scope compared case-insensitively, so the key is
+    # the lower-case scope); another name for the same triple is 409 RoleAssignmentExists.
+    Index("uq_role_assignments_principal_role_scope", "principal_id", "role_definition_name", "scope_key",
+          unique=True),
 )
 
 custom_roles = Table(
@@ -245,6 +260,9 @@ custom_roles = Table(
     Column("created_on", Float, nullable=False),
     Column("updated_on", Float, nullable=False),
     Column("created_by", String(36), nullable=True),
+    # Azure: custom role names are unique in a directory, case-insensitively (409 RoleDefinitionWithSameNameExists).
+    Column("role_name_key", String(512), nullable=False),
+    Index("uq_custom_roles_tenant_role_name", "tenant_id", "role_name_key", unique=True),
 )
 
 
@@ -288,7 +306,8 @@ def _private_sqlite_files(path: Path) -> None:
 
 
 def open_engine(url_or_path: str | Path) -> Engine:
-    """Open (and create) the database. A Path means SQLite at that path."""
+    """Open (and create, empty) the database. A Path means SQLite at that path. The tables are made and upgraded
+    by the migrations (store/datadir.py `open_database`), never here."""
     if isinstance(url_or_path, Path):
         url_or_path.parent.mkdir(parents=True, exist_ok=True)
         _private_sqlite_files(url_or_path)
@@ -298,5 +317,4 @@ def open_engine(url_or_path: str | Path) -> Engine:
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    metadata.create_all(engine)
     return engine

@@ -7,10 +7,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, insert, or_, select, update
+from sqlalchemy import Engine, Row, Table, and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
+from cielo.errors import DuplicateKey
 from cielo.store import db
 from cielo.store.base import Repo
+from cielo.store.integrity import translated
 from cielo.store.jsontext import load_json
 
 
@@ -114,7 +117,11 @@ class ResourceRepo(Repo):
         with self._engine.connect() as conn:
             return [_resource(r) for r in conn.execute(query.order_by(t.c.key))]
 
-    def put(self, resource: Resource) -> None:
+    def put(self, resource: Resource) -> bool:
+        """Create or replace a resource; True when this call created it (another worker may have created it a
+        moment before: then it is replaced). Raises `DuplicateKey` for a customSubDomainName another account
+        holds."""
+        subdomain = resource.properties.get("customSubDomainName")
         values = {
             "key": resource.key, "id": resource.id, "subscription_id": resource.subscription_id.lower(),
             "resource_group": resource.resource_group.lower() if resource.resource_group else None,
@@ -122,14 +129,28 @@ class ResourceRepo(Repo):
             "type": resource.type, "name": resource.name, "location": resource.location, "kind": resource.kind,
             "sku": _json(resource.sku), "tags": _json(resource.tags), "properties": json.dumps(resource.properties),
             "identity": _json(resource.identity), "system_data": _json(resource.system_data), "etag": resource.etag,
+            "subdomain_key": subdomain.lower() if isinstance(subdomain, str) and subdomain else None,
         }
-        with self._engine.begin() as conn:
-            exists = conn.execute(select(db.resources.c.key).where(db.resources.c.key == resource.key)).first()
-            if exists:
-                conn.execute(update(db.resources).where(db.resources.c.key == resource.key).values(**values))
-            else:
-                conn.execute(insert(db.resources).values(**values))
+        created = self._upsert(db.resources, db.resources.c.key == resource.key, values)
         self._on_change()
+        return created
+
+    def _upsert(self, table: Table, where: Any, values: dict[str, Any]) -> bool:
+        """UPDATE, else INSERT; True when inserted. Two workers inserting the same key at once: the one that loses
+        the race finds the row on its retry and updates it. Other unique violations raise `DuplicateKey` (the
+        retry meets them again: SQLite may name any violated constraint first, the primary key or another)."""
+        for attempt in (1, 2):
+            try:
+                with self._engine.begin() as conn:
+                    if conn.execute(update(table).where(where).values(**values)).rowcount:
+                        return False
+                    conn.execute(insert(table).values(**values))
+                    return True
+            except IntegrityError as exc:
+                error = translated(exc)
+                if attempt == 2 or not isinstance(error, DuplicateKey):
+                    raise error from exc
+        raise AssertionError("unreachable")
 
     def delete_tree(self, key: str) -> list[str]:
         """Delete a resource and everything under it (ids starting with `key/`), its keys and the role
@@ -165,19 +186,26 @@ class ResourceRepo(Repo):
         return out
 
     def set_keys(self, resource_key: str, keys: AccountKeys) -> None:
-        values = {"key1_hash": keys.key1_hash, "key2_hash": keys.key2_hash,
+        values = {"resource_key": resource_key, "key1_hash": keys.key1_hash, "key2_hash": keys.key2_hash,
                   "key1_encrypted": keys.key1_encrypted, "key2_encrypted": keys.key2_encrypted}
-        with self._engine.begin() as conn:
-            t = db.account_keys
-            if conn.execute(select(t.c.resource_key).where(t.c.resource_key == resource_key)).first():
-                conn.execute(update(t).where(t.c.resource_key == resource_key).values(**values))
-            else:
-                conn.execute(insert(t).values(resource_key=resource_key, **values))
+        t = db.account_keys
+        self._upsert(t, t.c.resource_key == resource_key, values)
         self._on_change()
 
     # ----------------------------------------------------------------- role assignments
     def add_assignment(self, assignment: StoredAssignment) -> None:
+        """Raises `DuplicateKey` for a name that exists (ROLE_ASSIGNMENT_NAME) or for another assignment of the same
+        principal, role and scope (ROLE_ASSIGNMENT_PRINCIPAL_ROLE_SCOPE)."""
         self._write(insert(db.role_assignments).values(**assignment.__dict__, scope_key=assignment.scope.lower()))
+
+    def find_assignment(self, principal_id: str, role_definition_name: str, scope: str) -> StoredAssignment | None:
+        """The assignment of this principal and role at this scope (compared case-insensitively), if any."""
+        ra = db.role_assignments
+        with self._engine.connect() as conn:
+            row = conn.execute(select(ra).where(and_(
+                ra.c.principal_id == principal_id.lower(), ra.c.role_definition_name == role_definition_name.lower(),
+                ra.c.scope_key == scope.lower()))).first()
+        return _assignment(row) if row else None
 
     def get_assignment(self, name: str) -> StoredAssignment | None:
         ra = db.role_assignments
@@ -204,14 +232,12 @@ class ResourceRepo(Repo):
 
     # ----------------------------------------------------------------- custom roles
     def put_role(self, role: StoredRole) -> None:
+        """Create or replace a custom role. Raises `DuplicateKey` (CUSTOM_ROLE_TENANT_ROLE_NAME) when another role
+        of the tenant has its name."""
         values = {**role.__dict__, "permissions": json.dumps(role.permissions),
-                  "assignable_scopes": json.dumps(role.assignable_scopes)}
+                  "assignable_scopes": json.dumps(role.assignable_scopes), "role_name_key": role.role_name.lower()}
         t = db.custom_roles
-        with self._engine.begin() as conn:
-            if conn.execute(select(t.c.name).where(t.c.name == role.name)).first():
-                conn.execute(update(t).where(t.c.name == role.name).values(**values))
-            else:
-                conn.execute(insert(t).values(**values))
+        self._upsert(t, t.c.name == role.name, values)
         self._on_change()
 
     def list_roles(self, tenant_id: str | None = None) -> list[StoredRole]:

@@ -1,0 +1,1 @@
+"""Alembic scripts for Cielo's schema (run by cielo.store.migrate; see its docstring)."""
