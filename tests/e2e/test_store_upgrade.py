@@ -206,3 +206,13 @@ def test_reset_moves_the_old_data_directory_aside_and_starts_over(tmp_path: Path
     refused = _up(data, "--reset")
     assert refused.returncode != 0 and f"is in use by a running Cielo (process {server.process.pid})" in refused.stderr
     assert data.exists() and len(list(tmp_path.glob("data.bak-*"))) == 1
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["keys", "rotate"]])
+def test_cielo_keys_names_a_damaged_key_file(tmp_path: Path, command: list[str]) -> None:
+    data = tmp_path / "data"
+    _copy_fixture(data)
+    meta = _garbage_key_metadata(data)
+    done = subprocess.run([*CIELO, *command, "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip() == f"ERROR: {meta}: is not signing key metadata (JSON with kid, x5c and created_at)"

@@ -311,8 +311,11 @@ def keys_rotate(data_dir: Path | None) -> dict[str, Any]:
     settings = _settings(data_dir)
     ring = KeyRing(settings.keys_dir, settings.token_lifetime_max_s)
     now = time.time()
-    ring.prune(now)
-    new = ring.rotate(now)
+    try:
+        ring.prune(now)
+        new = ring.rotate(now)
+    except DataDirectoryError as exc:  # a damaged key file: named, no traceback
+        raise CliError(str(exc)) from exc
     return {"kid": new.kid, "keys": [{"kid": k.kid, "retireAt": k.retire_at} for k in ring.active_keys(now)]}
 
 
@@ -326,7 +329,10 @@ def keys_list(data_dir: Path | None) -> list[dict[str, Any]]:
 
     settings = _settings(data_dir)
     ring = KeyRing(settings.keys_dir, settings.token_lifetime_max_s)
-    signing = ring.signing_key().kid if ring.active_keys(time.time()) else None
+    try:
+        signing = ring.signing_key().kid if ring.active_keys(time.time()) else None
+    except DataDirectoryError as exc:  # a damaged key file: named, no traceback
+        raise CliError(str(exc)) from exc
     return [{"kid": k.kid, "signing": k.kid == signing, "retireAt": k.retire_at}
             for k in ring.active_keys(time.time())]
 
