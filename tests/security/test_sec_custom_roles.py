@@ -228,6 +228,8 @@ def test_check_access_authorizes_before_it_trusts_the_body(arm: Arm, nobody: Who
         error_of(arm.call("POST", path, who, content=padded), 413, "RequestContentTooLarge")
     # Under the bound, brackets nested past Python's recursion limit are a 400, not a crash.
     error_of(arm.call("POST", path, nobody, content=b"[" * 10_000), 400, "InvalidRequestContent")
+    # A lone surrogate is no text: 400, not a 500.
+    error_of(arm.call("POST", path, nobody, content=b'{"principalId": "\\ud800"}'), 400, "InvalidRequestContent")
 
     def chunks() -> Iterator[bytes]:
         yield b'{"action": "'

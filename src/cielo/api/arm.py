@@ -7,7 +7,6 @@ Every operation names its ARM action and is authorized at its scope before it ru
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -428,43 +427,13 @@ def _permissions(ctx: ArmContext, scope: str) -> list[dict[str, list[str]]]:
 CHECK_ACCESS_MAX_BODY = 16 * 1024
 
 
-class _CheckAccessTooLarge(ArmError):
-    """ARM's 413 RequestContentTooLarge, for a checkAccess body past its own, small limit."""
-
-    status = 413
-    code = "RequestContentTooLarge"
-
-
-async def _read_small_json(request: Request, limit: int) -> dict[str, Any]:
-    """A JSON object read as it streams in: refused (413) as soon as it passes `limit` bytes, declared or not."""
-    too_large = _CheckAccessTooLarge(f"The request content size exceeds the maximum size of {limit // 1024} KB.")
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
-        raise too_large
-    raw = bytearray()
-    async for chunk in request.stream():
-        if len(raw) + len(chunk) > limit:
-            raise too_large
-        raw += chunk
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # RecursionError: brackets nested past Python's limit
-        raise BadRequest(f"The request content was invalid and could not be deserialized: {exc}.",
-                         code="InvalidRequestContent") from exc
-    if not isinstance(body, dict):
-        raise BadRequest("The request content must be a JSON object.", code="InvalidRequestContent")
-    return body
-
-
 async def _check_access(request: Request, ctx: ArmContext, scope: str) -> dict[str, Any]:
     """Cielo's "why was I denied?": `POST {scope}/providers/Microsoft.Authorization/checkAccess` with
     `{"principalId"?, "action", "isDataAction"?}`. Anyone may ask about themselves; asking about someone else
     needs roleAssignments/read at the scope. That right is decided before the body is read (the body only says
     whom the question is about), and the body is read bounded."""
     may_ask_about_others = ctx.allowed(f"{RA}/read", scope)
-    body = await _read_small_json(request, CHECK_ACCESS_MAX_BODY)
+    body = await read_json_body(request, CHECK_ACCESS_MAX_BODY)
     principal_id = body.get("principalId") or ctx.caller.object_id
     if not isinstance(principal_id, str):
         raise BadRequest("'principalId' must be a string.", code="InvalidRequestContent")

@@ -38,14 +38,16 @@ class ArmContext:
         return WriteCaller(self.caller.display, "User" if self.caller.kind == "User" else "Application")
 
 
-async def read_json_body(request: Request) -> dict[str, Any]:
+async def read_json_body(request: Request, limit: int | None = None) -> dict[str, Any]:
     """An ARM request body: a JSON object (empty means `{}`), else 400 `InvalidRequestContent`.
 
     Over `settings.max_arm_body_bytes` it is refused while it streams in, with ARM's 413
     `RequestContentTooLarge` ("The request content size exceeds the maximum size of 4 MB." is Azure's
-    wording for its own 4 MB limit); nested deeper than 64 levels, with 400 `InvalidRequestContent`.
+    wording for its own 4 MB limit); nested deeper than 64 levels, or carrying a lone surrogate, with 400
+    `InvalidRequestContent`. A route with a smaller body passes its own `limit`.
     """
-    limit: int = request.app.state.settings.max_arm_body_bytes
+    if limit is None:
+        limit = int(request.app.state.settings.max_arm_body_bytes)
     raw = await read_limited(request, limit, lambda: RequestContentTooLarge(
         f"The request content size exceeds the maximum size of {describe_size(limit)}."))
     if not raw.strip():
