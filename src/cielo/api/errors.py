@@ -11,7 +11,6 @@ response rather than a complete-looking one.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 import logging
 import re
@@ -25,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cielo.errors import AccountLocked, ArmError, CieloError, OAuthError, ServerError
+from cielo.http.surfaces import Surface, surface_of
 from cielo.logging_setup import redact
 
 log = logging.getLogger("cielo.api")
@@ -37,32 +37,6 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 def _encodable(text: str) -> str:
     return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
-
-
-class Surface(enum.Enum):
-    OAUTH = "oauth"  # token service, discovery, sign-in pages, the managed-identity endpoint
-    ARM = "arm"
-    GRAPH = "graph"
-    DATA_PLANE = "data plane"
-
-
-_ARM_ROOTS = frozenset({"subscriptions", "providers", "tenants", "metadata"})
-
-
-def surface_of(path: str) -> Surface:
-    """Which envelope a request's failures are rendered in, decided by its path as the routers are mounted:
-    `/v1.0/...` Graph, `/accounts/{name}/openai/...` the data plane, `/subscriptions`, `/providers`,
-    `/tenants`, `/metadata/endpoints` ARM; everything else is the token service's (`/{tenant}/oauth2/...`,
-    discovery, `/common/...`, `/devicelogin`, `/cielo/managed-identity/...`)."""
-    parts = path.lstrip("/").split("/", 3)
-    first = parts[0].lower()
-    if first == "v1.0":
-        return Surface.GRAPH
-    if first == "accounts" and len(parts) > 2 and parts[2] == "openai":
-        return Surface.DATA_PLANE
-    if first in _ARM_ROOTS:
-        return Surface.ARM
-    return Surface.OAUTH
 
 
 def oauth_body(exc: OAuthError, correlation_id: str | None, base_url: str,

@@ -11,12 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cielo.api.errors import NO_STORE
-from cielo.api.forms import basic_credentials, read_form, request_base
 from cielo.errors import TenantNotFound
+from cielo.http.forms import basic_credentials, read_form, request_base
 from cielo.identity.context import TokenRequest
 from cielo.identity.service import TokenService
 from cielo.identity.tokens import issuer_v1, issuer_v2
-from cielo.store.models import Tenant
 
 router = APIRouter()
 
@@ -32,25 +31,22 @@ def _service(request: Request) -> TokenService:
     return service
 
 
-def _tenant_id_text(tenant: Tenant | None) -> str:
-    return tenant.id if tenant else "{tenantid}"
-
-
-def _metadata_tenant(request: Request, segment: str) -> Tenant | None:
-    """The tenant of a metadata request. Entra's metadata endpoints call an unknown tenant
-    `invalid_tenant` (MSAL and az print that body); its token endpoint calls it `invalid_request`."""
+def _metadata_tenant_id(request: Request, segment: str) -> str:
+    """The tenant id of a metadata request, `{tenantid}` for `common`/`organizations`. Entra's metadata
+    endpoints call an unknown tenant `invalid_tenant` (MSAL and az print that body); its token endpoint
+    calls it `invalid_request`."""
     try:
-        return _service(request).resolve_tenant(segment)
+        tenant = _service(request).resolve_tenant(segment)
     except TenantNotFound as exc:
         exc.error = "invalid_tenant"
         raise
+    return tenant.id if tenant else "{tenantid}"
 
 
 def _discovery(request: Request, segment: str, version: int) -> dict[str, Any]:
-    tenant = _metadata_tenant(request, segment)
+    tid = _metadata_tenant_id(request, segment)
     base = request_base(request)
     issuer_base = request.app.state.settings.base_url
-    tid = _tenant_id_text(tenant)
     prefix = f"{base}/{segment}"
     if version == 2:
         return {
@@ -123,7 +119,7 @@ async def discovery_v1(tenant: str, request: Request) -> Response:
 @router.get("/{tenant}/discovery/v2.0/keys")
 @router.get("/{tenant}/discovery/keys")
 async def jwks(tenant: str, request: Request) -> Response:
-    _metadata_tenant(request, tenant)
+    _metadata_tenant_id(request, tenant)
     return _json(request.app.state.keys.jwks(), headers=_DISCOVERY_HEADERS)
 
 

@@ -18,9 +18,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from cielo.api.forms import read_form
 from cielo.core.resources import FIRST_PARTY_PUBLIC_CLIENTS
 from cielo.errors import AccountLocked, CieloError
+from cielo.http.forms import read_form
 from cielo.identity.grants.authorization_code import issue_code
 from cielo.identity.redirects import RedirectUri, allowed_redirect
 from cielo.identity.service import TokenService

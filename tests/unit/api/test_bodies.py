@@ -1,4 +1,4 @@
-"""api/bodies.py: bodies read within a limit while they stream, and JSON nesting measured without parsing."""
+"""http/bodies.py: bodies read within a limit while they stream, and JSON nesting measured without parsing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from starlette.requests import Request
 
 from cielo.agent.server import MAX_BODY_BYTES, build_app
-from cielo.api.bodies import describe_size, nested_deeper_than, read_limited
+from cielo.http.bodies import describe_size, nested_deeper_than, read_limited
 
 
 class TooLarge(Exception):

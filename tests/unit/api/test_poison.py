@@ -30,12 +30,12 @@ from starlette.types import Message
 
 from cielo.agent.server import build_app as build_agent
 from cielo.api.app import Services, build_services, create_app
-from cielo.api.bodies import lone_surrogate_in
-from cielo.api.errors import Surface, surface_of
 from cielo.bootstrap import DEFAULT_ACCOUNT, DEFAULT_RESOURCE_GROUP, bootstrap
 from cielo.control.resources import Caller
 from cielo.core.arm_ids import ResourceId
 from cielo.dataplane import wire
+from cielo.http.bodies import lone_surrogate_in
+from cielo.http.surfaces import Surface, surface_of
 from cielo.settings import Settings
 from cielo.store.jsontext import load_json
 
