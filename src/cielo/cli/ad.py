@@ -220,17 +220,14 @@ def _find_app(app_id: str) -> dict[str, Any]:
 
 def _new_certificate(name: str, years: int) -> tuple[bytes, bytes]:
     """A self-signed certificate and its key, as az's --create-cert makes (PEM with both)."""
-    from cryptography import x509  # imported here, as in auth: only certificate commands need it
-    from cryptography.hazmat.primitives import hashes, serialization
+    # Imported here, as in auth: only certificate commands need cryptography.
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
+
+    from cielo.core.certs import self_signed_certificate
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CLI-Login")])
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(start)
-            .not_valid_after(start + dt.timedelta(days=365 * years)).sign(key, hashes.SHA256()))
+    cert = self_signed_certificate(key, "CLI-Login", dt.datetime.now(dt.UTC), dt.timedelta(days=365 * years))
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())
     return key_pem + cert.public_bytes(serialization.Encoding.PEM), cert.public_bytes(serialization.Encoding.DER)

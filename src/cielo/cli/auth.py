@@ -7,7 +7,6 @@ credential they signed in with, as az does, in the same 0600 file.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ from typing import Any
 from cielo.cli.common import CliError
 from cielo.cli.profile import CliConfig, Profile, TokenCache, token_lock
 from cielo.client.http import ApiError, CieloClient, default_verify
+from cielo.core.ids import b64url, b64url_decode, b64url_json
 from cielo.core.resources import AZURE_CLI_CLIENT_ID
 
 ARM_RESOURCE = "https://management.core.windows.net/"
@@ -44,16 +44,12 @@ def jwt_claims(token: str) -> dict[str, Any]:
     """Read a token's claims without verifying it (the client only needs tid/oid/upn for display)."""
     try:
         payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims = json.loads(b64url_decode(payload))
     except (IndexError, ValueError) as exc:
         raise CliError("the token service returned a malformed token") from exc
     if not isinstance(claims, dict):
         raise CliError("the token service returned a malformed token")
     return claims
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def certificate_assertion(pem_path: str, client_id: str, audience: str) -> str:
@@ -72,12 +68,12 @@ def certificate_assertion(pem_path: str, client_id: str, audience: str) -> str:
         raise CliError("the certificate's key must be an RSA key")
     thumbprint = hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).digest()  # noqa: S324 - x5t is SHA-1
     now = int(time.time())
-    header = {"alg": "RS256", "typ": "JWT", "x5t": _b64url(thumbprint)}
+    header = {"alg": "RS256", "typ": "JWT", "x5t": b64url(thumbprint)}
     claims = {"aud": audience, "iss": client_id, "sub": client_id, "jti": str(uuid.uuid4()),
               "nbf": now, "iat": now, "exp": now + 600}
-    signing_input = (_b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())).encode()
+    signing_input = (b64url_json(header) + "." + b64url_json(claims)).encode()
     signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    return signing_input.decode() + "." + _b64url(signature)
+    return signing_input.decode() + "." + b64url(signature)
 
 
 def login_hint() -> str:

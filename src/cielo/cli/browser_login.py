@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import http.server
 import secrets
 import threading
@@ -13,6 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from cielo.cli.common import CliError
 from cielo.client.http import ApiError, CieloClient
+from cielo.core.ids import pkce_s256
 from cielo.core.resources import AZURE_CLI_CLIENT_ID
 
 _DONE_PAGE = (b"<!doctype html><title>Cielo</title><p>Authentication complete. "
@@ -55,7 +54,7 @@ def browser_login(client: CieloClient, tenant: str, scope: str, timeout_s: float
     port = server.server_address[1]
     redirect_uri = f"http://localhost:{port}"
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    challenge = pkce_s256(verifier)
     state = secrets.token_urlsafe(16)
     full_scope = f"{scope} offline_access openid profile"
     query = urlencode({

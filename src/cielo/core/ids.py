@@ -26,11 +26,24 @@ def is_guid(value: str) -> bool:
 
 
 def b64url(data: bytes) -> str:
+    """base64url without padding (RFC 4648 §5; RFC 7515 §2): JWS segments, JWK members, x5t, PKCE."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(segment: str) -> bytes:
+    """The inverse of `b64url`, padded or not. Lenient: characters outside the alphabet are dropped by
+    `base64`, and a bad length raises `binascii.Error` (a ValueError). Where the exact encoding is part of
+    the check (client assertions) identity/assertions.py validates the text first."""
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def b64url_json(obj: Any) -> str:
     return b64url(json.dumps(obj, separators=(",", ":")).encode())
+
+
+def pkce_s256(verifier: str) -> str:
+    """The S256 code challenge of a PKCE verifier (RFC 7636 §4.2): BASE64URL(SHA256(ASCII(verifier)))."""
+    return b64url(hashlib.sha256(verifier.encode()).digest())
 
 
 def new_client_secret() -> str:

@@ -7,7 +7,6 @@ from other parties go through identity.assertions.
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -15,7 +14,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from cielo.core.ids import b64url
+from cielo.core.ids import b64url, b64url_decode
 
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
@@ -35,19 +34,15 @@ def encode(header: dict[str, Any], claims: dict[str, Any], key: rsa.RSAPrivateKe
     return signing_input + "." + b64url(signature)
 
 
-def _b64decode(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
 def split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     """Parse without verifying: (header, claims, signing input, signature)."""
     parts = token.split(".")
     if len(parts) != 3:
         raise JwtError("not a compact JWT")
     try:
-        header = json.loads(_b64decode(parts[0]))
-        claims = json.loads(_b64decode(parts[1]))
-        signature = _b64decode(parts[2])
+        header = json.loads(b64url_decode(parts[0]))
+        claims = json.loads(b64url_decode(parts[1]))
+        signature = b64url_decode(parts[2])
     except (ValueError, UnicodeDecodeError) as exc:
         raise JwtError("malformed JWT") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from cielo.core.certs import self_signed_certificate
 from cielo.core.ids import b64url
 from cielo.errors import DataDirectoryError
 from cielo.store.generation import Generation
@@ -55,18 +54,8 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _self_signed(key: rsa.RSAPrivateKey, now: float) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Cielo token signing")])
-    start = dt.datetime.fromtimestamp(now, dt.UTC) - dt.timedelta(minutes=5)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed_certificate(key, "Cielo token signing", dt.datetime.fromtimestamp(now, dt.UTC),
+                                   dt.timedelta(days=3650))
     return cert.public_bytes(serialization.Encoding.DER)
 
 

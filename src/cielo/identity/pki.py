@@ -21,7 +21,6 @@ starting process never reads a half-written PEM file.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime
 import hashlib
@@ -38,6 +37,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from cielo.core.ids import b64url
 
 __all__ = [
     "CA_COMMON_NAME",
@@ -154,7 +155,7 @@ def cert_thumbprints(cert: x509.Certificate) -> tuple[str, str]:
     der = cert.public_bytes(serialization.Encoding.DER)
     sha1 = hashlib.sha1(der, usedforsecurity=False).digest()
     sha256 = hashlib.sha256(der).digest()
-    return _b64url_nopad(sha1), _b64url_nopad(sha256)
+    return b64url(sha1), b64url(sha256)
 
 
 def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
@@ -476,8 +477,6 @@ def _same_public_key(cert: x509.Certificate, key: object) -> bool:
     return bool(cert.public_key().public_bytes(*spki) == public_key().public_bytes(*spki))
 
 
-def _b64url_nopad(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _utcnow() -> datetime.datetime:

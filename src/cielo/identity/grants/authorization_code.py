@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 from typing import Any
 
-from cielo.core.ids import new_opaque_token, sha256_hex
+from cielo.core.ids import new_opaque_token, pkce_s256, sha256_hex
 from cielo.errors import InvalidGrant, InvalidRequest
 from cielo.identity.context import GrantContext, TokenRequest
 from cielo.identity.grants.common import active_user, tenant_for_user
@@ -52,10 +50,7 @@ def _pkce_ok(record: AuthCode, verifier: str) -> bool:
         return True
     if not verifier:
         return False
-    if record.code_challenge_method == "S256":
-        computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    else:
-        computed = verifier
+    computed = pkce_s256(verifier) if record.code_challenge_method == "S256" else verifier
     return hmac.compare_digest(computed, record.code_challenge)
 
 
