@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     enable_mock_model: bool = False
     # Azure takes up to ~5 minutes to apply a role change; 0 applies it to the very next request.
     rbac_propagation_delay_s: float = 0.0
+    # Upstream engines (`upstreams`): seconds to connect (then 504), for the answer to start (a non-streamed
+    # answer: all of it; a stream: its first event; then Azure's 408 Timeout), and between two events of a
+    # stream (then the stream ends with an error event). See docs/data-plane.md.
+    upstream_connect_timeout_s: float = Field(10.0, gt=0)
+    upstream_first_byte_timeout_s: float = Field(120.0, gt=0)
+    upstream_idle_timeout_s: float = Field(60.0, gt=0)
     log_level: str = "info"
 
     @field_validator("tls_names", "gguf", "upstreams", mode="before")

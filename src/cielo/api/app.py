@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
 from cielo.api import arm, errors, graph, managed_identity, oauth, openai
+from cielo.backends.base import UpstreamTimeouts
 from cielo.control.access import AccessService
 from cielo.control.authorization import AuthorizationService
 from cielo.control.identities import IdentityService
@@ -92,7 +93,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     dataplane = DataPlane(
         DataPlaneIndex(resource_repo, repo, catalogue, Generation(settings.data_dir / "resources.generation")),
         QuotaLimiter(clock, counter_for(settings.workers, settings.data_dir)),
-        BackendRegistry(n_ctx=settings.model_ctx, n_parallel=settings.model_parallel, threads=settings.model_threads),
+        BackendRegistry(n_ctx=settings.model_ctx, n_parallel=settings.model_parallel, threads=settings.model_threads,
+                        upstream_timeouts=UpstreamTimeouts(settings.upstream_connect_timeout_s,
+                                                           settings.upstream_first_byte_timeout_s,
+                                                           settings.upstream_idle_timeout_s)),
     )
     return Services(settings, clock, keys, DirectoryService(repo, clock), view, grants, TokenService(ctx),
                     validator, resources, access, authorization, dataplane, identities)

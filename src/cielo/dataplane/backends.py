@@ -6,14 +6,16 @@ import os
 import threading
 from pathlib import Path
 
-from cielo.backends.base import BackendError, ModelBackend
+from cielo.backends.base import BackendError, ModelBackend, UpstreamTimeouts
 from cielo.control.models import ModelEntry
 from cielo.dataplane import tokens
 
 
 class BackendRegistry:
-    def __init__(self, *, n_ctx: int = 4096, n_parallel: int = 2, threads: int | None = None) -> None:
+    def __init__(self, *, n_ctx: int = 4096, n_parallel: int = 2, threads: int | None = None,
+                 upstream_timeouts: UpstreamTimeouts | None = None) -> None:
         self._n_ctx = n_ctx
+        self._upstream_timeouts = upstream_timeouts or UpstreamTimeouts()
         self._n_parallel = n_parallel
         self._threads = threads
         self._backends: dict[tuple[str, str], ModelBackend] = {}
@@ -73,7 +75,7 @@ class BackendRegistry:
             provider = upstream_auth.managed_identity(scope.removesuffix("/.default"), client_id)
         api_key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
         return OpenAICompatBackend(entry.target, entry.upstream_model or entry.name, api_key=api_key,
-                                   token_provider=provider, ssl=context)
+                                   token_provider=provider, timeouts=self._upstream_timeouts, ssl=context)
 
     def context_per_slot(self) -> int:
         return self._n_ctx // self._n_parallel

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import logging
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from cielo.dataplane.index import Account, DataPlaneIndex, Deployment
 from cielo.dataplane.quota import QuotaLimiter
 from cielo.errors import DataPlaneError, DeploymentNotFound, EstimateExceedsTokenLimit, RateLimited
 
+log = logging.getLogger("cielo.dataplane")
 OPERATIONS = {"chat": "ChatCompletions_Create", "completions": "Completions_Create", "embeddings": "Embeddings_Create"}
 ACTIONS = {
     "chat": "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action",
@@ -129,7 +131,7 @@ class DataPlane:
             raise _from_backend(exc) from exc
         return Answer(shapes.finish(kind, result, model, body), headers)
 
-    async def _events(self, first: dict[str, Any] | None, chunks: AsyncIterator[dict[str, Any]], kind: str,
+    async def _events(self, first: dict[str, Any] | None, chunks: AsyncGenerator[dict[str, Any], None], kind: str,
                       model: str, include_usage: bool) -> AsyncIterator[bytes]:
         stream_id = shapes.new_id(kind)
         created = int(time.time())
@@ -158,8 +160,17 @@ class DataPlane:
                     if event is not None:
                         yield event
         except BackendError as exc:
+            # A fault after the 200 went out: an error event and the end, never [DONE], so that no client
+            # takes a cut-off answer for a whole one (the openai SDK raises APIError on an `error` event).
             error = _from_backend(exc)
-            yield shapes.sse({"error": {"code": error.code, "message": error.message}})
+            yield shapes.error_event(error.code, error.message)
+            return
+        except Exception:
+            log.exception("a %s stream failed", kind)
+            yield shapes.error_event("InternalServerError", "The server had an error while processing your request.")
+            return
+        finally:
+            await chunks.aclose()  # a consumer that left stops its generation now, not when collected
         yield shapes.sse("[DONE]")
 
     # ----------------------------------------------------------------- embeddings
@@ -189,4 +200,7 @@ def _b64(vector: list[float]) -> str:
 
 def _from_backend(exc: BackendError) -> DataPlaneError:
     error_type = "invalid_request_error" if exc.status == 400 else None
-    return DataPlaneError(exc.message, code=exc.code, status=exc.status, param=exc.param, error_type=error_type)
+    if exc.status == 429:
+        return RateLimited(exc.message, code=exc.code, headers=exc.headers)
+    return DataPlaneError(exc.message, code=exc.code, status=exc.status, param=exc.param, error_type=error_type,
+                          headers=exc.headers)

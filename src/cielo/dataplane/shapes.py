@@ -80,6 +80,13 @@ def sse(data: dict[str, Any] | str) -> bytes:
     return f"data: {text}\n\n".encode()
 
 
+def error_event(code: str, message: str) -> bytes:
+    """The event that ends a stream which failed after it started: Azure's error envelope as the data.
+    OpenAI's streams end the same way; the openai SDK raises APIError with `message` on it (its
+    `Stream.__stream__` checks every event for an `error` key)."""
+    return sse({"error": {"code": code, "message": message}})
+
+
 def prompt_annotation_event() -> bytes:
     """The first event of an Azure stream: prompt filter results, no choices (azure-facts.md §1.6)."""
     return sse({"id": "", "object": "", "created": 0, "model": "", "prompt_filter_results": prompt_filter_results(),
