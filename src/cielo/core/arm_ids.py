@@ -70,10 +70,6 @@ class ResourceId:
         return None
 
 
-def resource_group_id(subscription: str, resource_group: str) -> ResourceId:
-    return ResourceId(subscription, resource_group)
-
-
 def parse(resource_id: str) -> ResourceId:
     """Parse a full ARM id (case-insensitive keywords, case kept in names)."""
     parts = resource_id.strip("/").split("/")

@@ -60,8 +60,9 @@ class ScopeRequest:
         return "openid" in self.oidc
 
 
-def parse_scope(scope: str) -> ScopeRequest:
-    """Split a v2 `scope` parameter. Raises ValueError when it names more than one resource."""
+def parse_oauth_scope(scope: str) -> ScopeRequest:
+    """Split an OAuth 2.0 v2 `scope` parameter (not an ARM scope, which rbac.parse_scope reads). Raises
+    ValueError when it names more than one resource."""
     resource: str | None = None
     names: list[str] = []
     oidc: set[str] = set()

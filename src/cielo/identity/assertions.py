@@ -13,7 +13,8 @@ The parser is deliberately tolerant of what real clients send and strict about e
 
 * MSAL (sync azure-identity ``CertificateCredential``) sends RS256 with a *padded* base64url ``x5t``,
   unpadded segments and float ``exp``/``iat``; with ``send_certificate_chain`` also ``x5c``.
-  MSAL reuses one assertion (same ``jti``) for up to 9 minutes across token requests;
+  MSAL reuses one assertion (same ``jti``) for up to 9 minutes across token requests, and Entra accepts
+  that, so ``jti`` is not checked for replay;
 * azure.identity.aio ``CertificateCredential`` sends PS256 with a padded ``x5t#S256`` and base64url
   segments *with* ``=`` padding (the signature covers the padded text), integer ``nbf``/``exp`` and a
   30-minute lifetime.
@@ -28,13 +29,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import heapq
 import json
 import math
 import re
-import threading
-import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -45,12 +42,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from cielo.core import ids
+
 __all__ = [
     "DEFAULT_MAX_LENGTH",
     "DEFAULT_SKEW",
     "MAX_CERTIFICATE_ASSERTION_LIFETIME",
     "InvalidAssertion",
-    "JtiReplayCache",
     "ParsedJwt",
     "b64url_decode",
     "check_audience",
@@ -69,7 +67,6 @@ DEFAULT_SKEW: Final = 300.0
 # Entra documents no hard limit; azure-identity's async credential uses 30 minutes, MSAL 10 minutes.
 MAX_CERTIFICATE_ASSERTION_LIFETIME: Final = 24 * 3600.0
 MIN_RSA_KEY_SIZE: Final = 2048
-MAX_JTI_LENGTH: Final = 1024
 
 _B64URL_RE: Final = re.compile(r"[A-Za-z0-9_-]*")
 _MESSAGE_VALUE_LIMIT: Final = 120
@@ -80,7 +77,7 @@ class InvalidAssertion(Exception):
 
     ``reason`` is a short machine code: ``malformed``, ``bad_signature``, ``expired``, ``not_yet_valid``,
     ``wrong_audience``, ``unknown_key``, ``invalid_key``, ``weak_key``, ``unsupported_alg``,
-    ``wrong_issuer``, ``replayed`` or ``lifetime_too_long``.  ``message`` is human readable and never
+    ``wrong_issuer`` or ``lifetime_too_long``.  ``message`` is human readable and never
     contains the token.
     """
 
@@ -149,7 +146,7 @@ def b64url_decode(segment: str) -> bytes:
     if len(segment) - len(body) > 2 or not _B64URL_RE.fullmatch(body) or len(body) % 4 == 1:
         raise InvalidAssertion("malformed", "invalid base64url encoding")
     try:
-        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        return ids.b64url_decode(body)
     except (binascii.Error, ValueError) as exc:
         raise InvalidAssertion("malformed", "invalid base64url encoding") from exc
 
@@ -433,66 +430,6 @@ def _check_issuer_subject(claims: Mapping[str, Any], client_id: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Replay protection
-# ---------------------------------------------------------------------------------------------------------
-
-
-class JtiReplayCache:
-    """Remembers assertion ids until they expire, to reject replays (RFC 7523 section 3, item 7).
-
-    In-memory, per process, thread-safe and bounded: entries are kept until ``exp + skew`` and, when
-    ``max_entries`` is reached, the entry closest to expiry is dropped first.  Ids are stored as SHA-256
-    digests so memory does not depend on their length.
-
-    Note: MSAL reuses one certificate assertion, ``jti`` included, for about nine minutes across token
-    requests, so enabling this for client credentials makes MSAL clients fail on their second request.
-    """
-
-    def __init__(self, max_entries: int = 100_000, skew: float = DEFAULT_SKEW) -> None:
-        if max_entries <= 0:
-            raise ValueError("max_entries must be positive")
-        self._max_entries = max_entries
-        self._skew = skew
-        self._lock = threading.Lock()
-        self._entries: dict[bytes, float] = {}
-        self._heap: list[tuple[float, bytes]] = []
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
-
-    def remember(self, jti: str, exp: float, now: float | None = None) -> None:
-        """Record ``jti`` (valid until ``exp``); raise ``InvalidAssertion('replayed')`` if it is live."""
-        current = time.time() if now is None else now
-        key = hashlib.sha256(jti.encode("utf-8", "surrogatepass")).digest()
-        until = exp + self._skew
-        with self._lock:
-            self._evict_expired(current)
-            if key in self._entries:
-                raise InvalidAssertion("replayed", "assertion id (jti) has already been used")
-            while len(self._entries) >= self._max_entries:
-                self._pop_oldest()
-            self._entries[key] = until
-            heapq.heappush(self._heap, (until, key))
-
-    def _evict_expired(self, now: float) -> None:
-        while self._heap and self._heap[0][0] < now:
-            self._pop_oldest()
-
-    def _pop_oldest(self) -> None:
-        until, key = heapq.heappop(self._heap)
-        if self._entries.get(key) == until:
-            del self._entries[key]
-
-
-def _remember_jti(cache: JtiReplayCache, claims: Mapping[str, Any], scope: str, now: float) -> None:
-    jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
-        raise InvalidAssertion("malformed", "assertion has no usable jti claim")
-    cache.remember(f"{scope}\x00{jti}", float(claims["exp"]), now)
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Entry points
 # ---------------------------------------------------------------------------------------------------------
 
@@ -504,15 +441,14 @@ def verify_certificate_assertion(
     audiences: Collection[str],
     certificates: Sequence[x509.Certificate],
     now: float,
-    replay_cache: JtiReplayCache | None = None,
 ) -> dict[str, Any]:
     """Verify a certificate client assertion (RFC 7523 section 3; Entra "certificate credentials").
 
     The certificate is chosen by ``x5t``/``x5t#S256`` among ``certificates`` (the application's
     registered keys), the signature verified with its public key, ``iss`` and ``sub`` must equal
     ``client_id``, ``aud`` must be one of ``audiences`` (the token endpoint URLs), the time claims must
-    hold with a lifetime of at most 24 hours, and, with a ``replay_cache``, ``jti`` must be fresh (per
-    client).  Returns the claims.
+    hold with a lifetime of at most 24 hours.  ``jti`` is not checked for replay: MSAL reuses one
+    assertion for minutes and Entra accepts that.  Returns the claims.
     """
     parsed = parse_jwt(assertion)
     certificate = select_certificate(parsed, certificates)
@@ -521,8 +457,6 @@ def verify_certificate_assertion(
     _check_issuer_subject(claims, client_id)
     check_audience(claims, audiences)
     check_time_claims(claims, now, max_lifetime=MAX_CERTIFICATE_ASSERTION_LIFETIME)
-    if replay_cache is not None:
-        _remember_jti(replay_cache, claims, client_id, now)
     return claims
 
 

@@ -135,10 +135,9 @@ class ClientAuthenticator:
                     client_id=app.app_id,
                     audiences=audiences,
                     certificates=certs,
-                    now=now,
                     # No jti replay check: MSAL reuses one assertion for about nine minutes across
                     # requests (its AutoRefresher), and Entra accepts that.
-                    replay_cache=None,
+                    now=now,
                 )
                 return
             self._check_federated(app, parsed, assertion, now)
@@ -196,7 +195,6 @@ _ASSERTION_CODES = {
     "lifetime_too_long": (700024, "Client assertion contains an invalid lifetime."),
     "wrong_audience": (700212, "Client assertion audience claim does not match the token endpoint."),
     "unknown_key": (700027, "The certificate with the assertion's thumbprint is not registered on the app."),
-    "replayed": (700025, "Client assertion has already been used (jti replay)."),
 }
 
 

@@ -11,7 +11,7 @@ from cielo.core.resources import (
     GRAPH_RESOURCE,
     ScopeRequest,
     normalize_resource,
-    parse_scope,
+    parse_oauth_scope,
 )
 from cielo.errors import InvalidRequest, InvalidResource, InvalidScope
 from cielo.identity.clients import Client
@@ -40,12 +40,12 @@ def requested_scope(request: TokenRequest, *, user_flow: bool) -> ScopeRequest:
             else:
                 raise missing_parameter("resource")
         extra = " openid offline_access" if user_flow else ""
-        return parse_scope(f"{resource}/.default{extra}")
+        return parse_oauth_scope(f"{resource}/.default{extra}")
     scope = form.get("scope", "").strip()
     if not scope:
         raise missing_parameter("scope")
     try:
-        return parse_scope(scope)
+        return parse_oauth_scope(scope)
     except ValueError as exc:
         raise InvalidScope(
             f"The provided value for the input parameter 'scope' is not valid. The scope {scope} "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,11 +30,38 @@ GRANTS: dict[str, Callable[[GrantContext, TokenRequest], dict[str, Any]]] = {
 }
 
 MULTI_TENANT_SEGMENTS = ("common", "organizations")
+# Spent and expired codes and refresh tokens are deleted at most this often (per worker), from the token
+# endpoint's path: nothing else needs them, and without it they would pile up for ever.
+PURGE_INTERVAL_S = 600.0
+
+log = logging.getLogger("cielo.identity")
 
 
 class TokenService:
     def __init__(self, ctx: GrantContext) -> None:
         self.ctx = ctx
+        self._next_purge = 0.0
+        self._purge_lock = threading.Lock()
+
+    def purge_if_due(self) -> None:
+        """Delete expired grant state when PURGE_INTERVAL_S has passed since the last purge. One request
+        pays for it (three DELETEs by expires_at); concurrent requests skip it. A failure is logged, never the
+        request's: the next interval tries again."""
+        now = self.ctx.clock.now()
+        if now < self._next_purge or not self._purge_lock.acquire(blocking=False):
+            return
+        try:
+            if now < self._next_purge:
+                return
+            self._next_purge = now + PURGE_INTERVAL_S
+            deleted = self.ctx.grants.purge_expired(now)
+            if deleted:
+                log.info("Deleted %d expired authorization codes, device codes and refresh tokens", deleted)
+        except Exception:
+            log.warning("Could not delete expired grants; will try again in %.0f s", PURGE_INTERVAL_S,
+                        exc_info=True)
+        finally:
+            self._purge_lock.release()
 
     def resolve_tenant(self, segment: str) -> Tenant | None:
         """None for `common`/`organizations`; raises AADSTS90002 for a tenant that does not exist."""
@@ -49,6 +78,7 @@ class TokenService:
         return tenant
 
     def token(self, request: TokenRequest) -> dict[str, Any]:
+        self.purge_if_due()
         grant_type = request.form.get("grant_type", "")
         handler = GRANTS.get(grant_type)
         if handler is None:

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cielo.core.ids import b64url, b64url_json, new_guid
+from cielo.core.ids import b64url, b64url_json
 from cielo.identity import jwt
 from cielo.identity.keys import KeyRing
 
@@ -164,7 +164,3 @@ class TokenMinter:
 def client_info(object_id: str, tenant_id: str) -> str:
     """MSAL's `client_info`: base64url JSON of the home account's uid and utid."""
     return b64url_json({"uid": object_id, "utid": tenant_id})
-
-
-def new_token_id() -> str:
-    return new_guid()

@@ -30,8 +30,8 @@ class TokenInvalid(ValueError):
 
 
 @dataclass(frozen=True)
-class Principal:
-    """Who is calling, from a validated token."""
+class TokenPrincipal:
+    """Who is calling, from a validated token. Not rbac.Principal, which is who an assignment names."""
 
     object_id: str
     tenant_id: str
@@ -43,6 +43,11 @@ class Principal:
     claims: dict[str, Any]
     expires_at: int
 
+
+
+# TODO(architecture issue): the old name, kept until api/auth.py, api/arm_context.py and control/access.py
+# import TokenPrincipal (they are being edited elsewhere); then delete it.
+Principal = TokenPrincipal
 
 def _norm(aud: str) -> str:
     return aud.rstrip("/").lower()
@@ -63,11 +68,11 @@ class TokenValidator:
         self._tenant_exists = tenant_exists
         self._clock = clock
         self._skew = skew_s
-        self._cache: OrderedDict[str, Principal] = OrderedDict()
+        self._cache: OrderedDict[str, TokenPrincipal] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def validate(self, token: str, audiences: Collection[str]) -> Principal:
+    def validate(self, token: str, audiences: Collection[str]) -> TokenPrincipal:
         """Return the principal, or raise TokenInvalid. `audiences` are compared without case or
         trailing slash, as Azure's services accept `https://cognitiveservices.azure.com` with or
         without the slash."""
@@ -89,7 +94,7 @@ class TokenValidator:
             raise TokenInvalid("tenant", "The token's tenant does not exist.")
         return cached
 
-    def _verify(self, token: str, now: float) -> Principal:
+    def _verify(self, token: str, now: float) -> TokenPrincipal:
         if len(token) > 16384:
             raise TokenInvalid("malformed", "The token is too long.")
         try:
@@ -123,7 +128,7 @@ class TokenValidator:
         if not isinstance(aud, str) or not isinstance(claims.get("oid"), str):
             raise TokenInvalid("malformed", "The token lacks required claims.")
         scp = claims.get("scp")
-        return Principal(
+        return TokenPrincipal(
             object_id=claims["oid"],
             tenant_id=tid,
             app_id=str(claims.get("appid") or claims.get("azp") or ""),

@@ -108,8 +108,13 @@ class GrantRepo:
             conn.execute(update(db.refresh_tokens).where(
                 db.refresh_tokens.c.user_id == user_id).values(revoked=True))
 
-    def purge_expired(self, now: float) -> None:
+    def purge_expired(self, now: float, keep_s: float = 86400.0) -> int:
+        """Delete codes and refresh tokens that expired more than `keep_s` ago; returns how many went.
+        Kept that long so a late or replayed one still gets its precise answer (expired, already
+        redeemed: AADSTS70008, 70019, 54005, 700082) rather than "not valid"."""
+        cutoff = now - keep_s
+        deleted = 0
         with self._engine.begin() as conn:
-            conn.execute(delete(db.auth_codes).where(db.auth_codes.c.expires_at < now - 86400))
-            conn.execute(delete(db.device_codes).where(db.device_codes.c.expires_at < now - 86400))
-            conn.execute(delete(db.refresh_tokens).where(db.refresh_tokens.c.expires_at < now))
+            for table in (db.auth_codes, db.device_codes, db.refresh_tokens):
+                deleted += conn.execute(delete(table).where(table.c.expires_at < cutoff)).rowcount
+        return deleted

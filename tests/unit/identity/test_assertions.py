@@ -37,7 +37,6 @@ from msal.oauth2cli.assertion import JwtAssertionCreator  # type: ignore[import-
 
 from cielo.identity.assertions import (
     InvalidAssertion,
-    JtiReplayCache,
     ParsedJwt,
     b64url_decode,
     check_audience,
@@ -340,11 +339,7 @@ def test_sync_certificate_credential_end_to_end(client: ClientCert, authority: t
     audience = f"{url}/{TENANT}/oauth2/v2.0/token"
     options: dict[str, Any] = {"audiences": [audience]}
     verify_client(assertions[0], client, **options)
-    cache = JtiReplayCache()
-    verify_client(assertions[0], client, replay_cache=cache, **options)
-    with pytest.raises(InvalidAssertion) as excinfo:
-        verify_client(assertions[1], client, replay_cache=cache, **options)
-    assert reason_of(excinfo) == "replayed"
+    verify_client(assertions[1], client, **options)  # accepted again: Entra does not check jti for replay
 
 
 def test_async_certificate_credential_end_to_end(
@@ -586,85 +581,6 @@ def test_malformed_thumbprint(client: ClientCert) -> None:
         with pytest.raises(InvalidAssertion) as excinfo:
             select_certificate(parse_jwt(token), [client.cert])
         assert reason_of(excinfo) == "malformed"
-
-
-# --------------------------------------------------------------------------------------------------------
-# Replay cache
-# --------------------------------------------------------------------------------------------------------
-
-
-def test_replayed_jti(client: ClientCert) -> None:
-    cache = JtiReplayCache()
-    token = make_token(x5t_header(client.cert), client_claims(), client.key)
-    verify_client(token, client, replay_cache=cache)
-    with pytest.raises(InvalidAssertion) as excinfo:
-        verify_client(token, client, replay_cache=cache)
-    assert reason_of(excinfo) == "replayed"
-    verify_client(
-        make_token(x5t_header(client.cert), client_claims(), client.key), client, replay_cache=cache
-    )
-
-
-def test_replay_cache_requires_jti(client: ClientCert) -> None:
-    token = make_token(x5t_header(client.cert), client_claims(jti=None), client.key)
-    verify_client(token, client)
-    with pytest.raises(InvalidAssertion) as excinfo:
-        verify_client(token, client, replay_cache=JtiReplayCache())
-    assert reason_of(excinfo) == "malformed"
-
-
-def test_rejected_assertion_does_not_consume_jti(client: ClientCert) -> None:
-    cache = JtiReplayCache()
-    claims = client_claims()
-    with pytest.raises(InvalidAssertion):
-        verify_client(
-            make_token(x5t_header(client.cert), claims, client.key),
-            client,
-            audiences=["x"],
-            replay_cache=cache,
-        )
-    assert len(cache) == 0
-
-
-def test_replay_cache_forgets_expired_entries() -> None:
-    cache = JtiReplayCache(skew=0)
-    cache.remember("a", exp=100.0, now=50.0)
-    with pytest.raises(InvalidAssertion):
-        cache.remember("a", exp=100.0, now=99.0)
-    cache.remember("a", exp=300.0, now=101.0)
-    assert len(cache) == 1
-
-
-def test_replay_cache_is_bounded() -> None:
-    cache = JtiReplayCache(max_entries=3, skew=0)
-    for index, exp in enumerate((500.0, 100.0, 400.0, 300.0)):
-        cache.remember(f"jti-{index}", exp=exp, now=0.0)
-    assert len(cache) == 3
-    cache.remember("jti-1", exp=100.0, now=0.0)  # the soonest-expiring entry was dropped
-    with pytest.raises(InvalidAssertion):
-        cache.remember("jti-0", exp=500.0, now=0.0)
-
-
-def test_replay_cache_is_thread_safe() -> None:
-    cache = JtiReplayCache()
-    outcomes: list[bool] = []
-    barrier = threading.Barrier(16)
-
-    def attempt() -> None:
-        barrier.wait()
-        try:
-            cache.remember("same", exp=time.time() + 60)
-        except InvalidAssertion:
-            outcomes.append(False)
-        else:
-            outcomes.append(True)
-
-    threads = [threading.Thread(target=attempt) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == [False] * 15 + [True]
 
 
 # --------------------------------------------------------------------------------------------------------

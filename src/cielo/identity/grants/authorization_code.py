@@ -8,7 +8,7 @@ from typing import Any
 from cielo.core.ids import new_opaque_token, pkce_s256, sha256_hex
 from cielo.errors import InvalidGrant, InvalidRequest
 from cielo.identity.context import GrantContext, TokenRequest
-from cielo.identity.grants.common import active_user, tenant_for_user
+from cielo.identity.grants.common import active_user, authenticate_client, tenant_for_user
 from cielo.identity.issuance import requested_scope, user_token_response
 from cielo.store.models import AuthCode
 
@@ -84,14 +84,7 @@ def handle(ctx: GrantContext, request: TokenRequest) -> dict[str, Any]:
                            "authorization request for PKCE.", aadsts=501481)
     user = active_user(ctx, record.user_id)
     tenant = tenant_for_user(ctx, request, user)
-    client = ctx.clients.authenticate(
-        tenant,
-        form,
-        basic=request.basic,
-        audiences=request.assertion_audiences,
-        now=ctx.clock.now(),
-        confidential_required=False,
-    )
+    client = authenticate_client(ctx, request, tenant)
     wanted = form.get("scope") or record.scope
     scope = requested_scope(
         TokenRequest(request.tenant, request.tenant_segment, 2, {"scope": wanted}, None, ()), user_flow=True

@@ -6,20 +6,13 @@ from typing import Any
 
 from cielo.errors import UnauthorizedClient
 from cielo.identity.context import GrantContext, TokenRequest
-from cielo.identity.grants.common import require_tenant
+from cielo.identity.grants.common import authenticate_client, require_tenant
 from cielo.identity.issuance import app_token_response
 
 
 def handle(ctx: GrantContext, request: TokenRequest) -> dict[str, Any]:
     tenant = require_tenant(request)
-    client = ctx.clients.authenticate(
-        tenant,
-        request.form,
-        basic=request.basic,
-        audiences=request.assertion_audiences,
-        now=ctx.clock.now(),
-        confidential_required=True,
-    )
+    client = authenticate_client(ctx, request, tenant, confidential=True)
     sp = ctx.directory.service_principal(tenant.id, client.app_id)
     if sp is None:
         raise UnauthorizedClient(

@@ -1,10 +1,26 @@
-"""Helpers the grants share: tenant requirement and user lookups."""
+"""Helpers the grants share: client authentication, tenant requirement and user lookups."""
 
 from __future__ import annotations
 
 from cielo.errors import InvalidGrant, InvalidRequest
+from cielo.identity.clients import Client
 from cielo.identity.context import GrantContext, TokenRequest
 from cielo.store.models import Tenant, User
+
+
+def authenticate_client(ctx: GrantContext, request: TokenRequest, tenant: Tenant, *,
+                        confidential: bool = False, now: float | None = None) -> Client:
+    """The client of a token request, authenticated in `tenant` (RFC 6749 §2.3, §3.2.1): client_secret_post or
+    _basic, a client assertion (RFC 7523) whose `aud` names this token endpoint, or, unless `confidential`,
+    a public client by its id alone. `now` defaults to the context's clock."""
+    return ctx.clients.authenticate(
+        tenant,
+        request.form,
+        basic=request.basic,
+        audiences=request.assertion_audiences,
+        now=ctx.clock.now() if now is None else now,
+        confidential_required=confidential,
+    )
 
 
 def require_tenant(request: TokenRequest) -> Tenant:

@@ -14,7 +14,7 @@ from cielo.errors import (
     InvalidRequest,
 )
 from cielo.identity.context import GrantContext, TokenRequest
-from cielo.identity.grants.common import active_user, tenant_for_user
+from cielo.identity.grants.common import active_user, authenticate_client, tenant_for_user
 from cielo.identity.issuance import requested_scope, user_token_response
 from cielo.store.models import DeviceCode
 
@@ -24,14 +24,7 @@ def start(ctx: GrantContext, request: TokenRequest, verification_uri: str) -> di
     scope = requested_scope(request, user_flow=True)
     tenant = request.tenant
     if tenant is not None:
-        ctx.clients.authenticate(
-            tenant,
-            request.form,
-            basic=request.basic,
-            audiences=request.assertion_audiences,
-            now=ctx.clock.now(),
-            confidential_required=False,
-        )
+        authenticate_client(ctx, request, tenant)
     elif not request.form.get("client_id"):
         raise InvalidRequest(
             "The request body must contain the following parameter: 'client_id'.", aadsts=900144
@@ -92,14 +85,7 @@ def handle(ctx: GrantContext, request: TokenRequest) -> dict[str, Any]:
         raise already_redeemed()
     user = active_user(ctx, record.user_id)
     tenant = tenant_for_user(ctx, request, user)
-    client = ctx.clients.authenticate(
-        tenant,
-        request.form,
-        basic=request.basic,
-        audiences=request.assertion_audiences,
-        now=now,
-        confidential_required=False,
-    )
+    client = authenticate_client(ctx, request, tenant, now=now)
     scope = requested_scope(
         TokenRequest(request.tenant, request.tenant_segment, 2, {"scope": record.scope}, None, ()),
         user_flow=True,

@@ -13,7 +13,7 @@ from typing import Any
 
 from cielo.errors import InvalidGrant, InvalidRequest
 from cielo.identity.context import GrantContext, TokenRequest
-from cielo.identity.grants.common import tenant_for_user
+from cielo.identity.grants.common import authenticate_client, tenant_for_user
 from cielo.identity.issuance import requested_scope, user_token_response
 from cielo.identity.secrets import burn_password_time, verify_password
 from cielo.store.models import Tenant, User
@@ -50,9 +50,7 @@ def handle(ctx: GrantContext, request: TokenRequest) -> dict[str, Any]:
         password_ok = verify_password(user.password_hash, password)
     # Authenticated whether or not the user exists: a bad client answers the same for every user name.
     tenant = _client_tenant(ctx, request, user) or ctx.directory.repo.list_tenants()[0]
-    client = ctx.clients.authenticate(tenant, request.form, basic=request.basic,
-                                      audiences=request.assertion_audiences, now=ctx.clock.now(),
-                                      confidential_required=False)
+    client = authenticate_client(ctx, request, tenant)
     if user is None or not password_ok:
         ctx.signin.failed(username, request.client_address)
         raise InvalidGrant(BAD_CREDENTIALS, aadsts=50126)

@@ -10,22 +10,9 @@ from typing import Any
 
 from cielo.core.ids import sha256_hex
 from cielo.errors import InvalidGrant, InvalidRequest
-from cielo.identity.clients import Client
 from cielo.identity.context import GrantContext, TokenRequest
-from cielo.identity.grants.common import active_user, tenant_for_user
+from cielo.identity.grants.common import active_user, authenticate_client, tenant_for_user
 from cielo.identity.issuance import requested_scope, resolve_resource, user_token_response
-from cielo.store.models import Tenant
-
-
-def _authenticate(ctx: GrantContext, request: TokenRequest, tenant: Tenant, now: float) -> Client:
-    return ctx.clients.authenticate(
-        tenant,
-        request.form,
-        basic=request.basic,
-        audiences=request.assertion_audiences,
-        now=now,
-        confidential_required=False,
-    )
 
 
 def handle(ctx: GrantContext, request: TokenRequest) -> dict[str, Any]:
@@ -40,7 +27,7 @@ def handle(ctx: GrantContext, request: TokenRequest) -> dict[str, Any]:
         # Whatever the request alone decides (client credentials, resource) is checked before the
         # token is spent: MSAL keeps its refresh token after an error and presents it again, which
         # must not look like a replay.
-        _authenticate(ctx, request, request.tenant, now)
+        authenticate_client(ctx, request, request.tenant, now=now)
         resolve_resource(ctx, request.tenant, scope)
     record, first_time = ctx.grants.redeem_refresh_token(sha256_hex(presented))
     if record is None:
@@ -58,7 +45,7 @@ def handle(ctx: GrantContext, request: TokenRequest) -> dict[str, Any]:
     tenant = tenant_for_user(ctx, request, user)
     if record.tenant_id != tenant.id:
         raise InvalidGrant("The refresh token was issued for another tenant.", aadsts=50173)
-    client = _authenticate(ctx, request, tenant, now)
+    client = authenticate_client(ctx, request, tenant, now=now)
     if client.app_id != record.client_id:
         raise InvalidGrant("The refresh token was issued to a different client.", aadsts=70000)
     return user_token_response(ctx, request, tenant, client, user, scope, family_id=record.family_id)
