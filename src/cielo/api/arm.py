@@ -1,13 +1,14 @@
 """The resource manager: an ARM-compatible REST API with Azure RBAC on every operation.
 
-ARM paths are hierarchical and case-insensitive (`resourceGroups` / `resourcegroups`), and role
-assignments and definitions hang off any scope, so one dispatcher parses the path and routes it.
-Every operation names its ARM action and is authorized at its scope before it runs.
+Every ARM operation is one row of `TABLE` (`cielo.api.arm_routes` explains the pattern syntax): its method and
+path pattern, the RBAC action checked at its scope, its handler, and the api-versions it serves. `dispatch`
+reads the table for every request under `/subscriptions/…` and `/providers/…`; a handler parses, calls one
+`ResourceManager` (or `AuthorizationService`) method and renders. Adding an operation is adding a row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,18 +16,20 @@ from starlette.responses import JSONResponse, Response
 
 from cielo.api import arm_compute
 from cielo.api.arm_context import (
-    ArmContext,
+    ArmCall,
     arm_context,
     authorization_failed,
+    check_route_api_version,
     read_json_body,
     require_api_version,
+    resource_manager,
 )
+from cielo.api.arm_routes import Route, RouteTable, Unserved
 from cielo.control import authorization as authz
 from cielo.control.naming import check_case_unambiguous
-from cielo.control.resources import ACCOUNT_TYPE, DEPLOYMENT_TYPE, ResourceService, resource_json
-from cielo.core.arm_ids import RG_TYPE, ResourceId
-from cielo.errors import ArmError, BadRequest, InvalidAuthenticationToken, NotFound
-from cielo.store.directory import DirectoryRepo
+from cielo.control.resources import resource_json
+from cielo.core.arm_ids import ResourceId
+from cielo.errors import ArmError, BadRequest, NotFound
 from cielo.store.models import Subscription
 
 router = APIRouter()
@@ -38,6 +41,11 @@ SUB_READ = "Microsoft.Resources/subscriptions/read"
 ACCOUNT = "Microsoft.CognitiveServices/accounts"
 DEPLOYMENTS = "Microsoft.CognitiveServices/accounts/deployments"
 RA = "Microsoft.Authorization/roleAssignments"
+
+SUB = "/subscriptions/{subscriptionId}"
+RG = SUB + "/resourceGroups/{resourceGroupName}"
+ACCOUNTS = "/providers/Microsoft.CognitiveServices/accounts"
+AUTHZ = "{scope*}/providers/Microsoft.Authorization"
 
 
 def subscription_json(sub: Subscription) -> dict[str, Any]:
@@ -54,86 +62,380 @@ def subscription_json(sub: Subscription) -> dict[str, Any]:
     }
 
 
-def _directory(request: Request) -> DirectoryRepo:
-    repo: DirectoryRepo = request.app.state.directory_service.repo
-    return repo
-
-
-def _resources(request: Request) -> ResourceService:
-    svc: ResourceService = request.app.state.resource_service
+def _authz(call: ArmCall) -> authz.AuthorizationService:
+    svc: authz.AuthorizationService = call.request.app.state.authorization_service
     return svc
-
-
-def _authz(request: Request) -> authz.AuthorizationService:
-    svc: authz.AuthorizationService = request.app.state.authorization_service
-    return svc
-
-
-@dataclass(frozen=True)
-class _Guard:
-    """The caller's RBAC as the Microsoft.Authorization service asks it (`authz.Guard`)."""
-
-    ctx: ArmContext
-
-    def allowed(self, action: str, scope: str) -> bool:
-        return self.ctx.allowed(action, scope)
-
-    def denied(self, action: str, scope: str) -> Exception:
-        return authorization_failed(self.ctx.caller, action, scope)
 
 
 def _ok(body: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def _subscription(request: Request, ctx: ArmContext, subscription_id: str) -> Subscription:
-    """The subscription, which must exist and belong to the caller's tenant (ARM answers 401 otherwise)."""
-    for sub in _directory(request).list_subscriptions():
-        if sub.id == subscription_id.lower():
-            if sub.tenant_id != ctx.principal.tenant_id:
-                raise InvalidAuthenticationToken(
-                    f"The access token is from the wrong issuer. It must match the tenant '{sub.tenant_id}' "
-                    f"associated with this subscription. Please use the authority (URL) "
-                    f"'{request.app.state.settings.base_url}/{sub.tenant_id}' to get the token.",
-                    code="InvalidAuthenticationTokenTenant")
-            return sub
-    raise NotFound(f"The subscription '{subscription_id}' could not be found.", code="SubscriptionNotFound")
+def _put_answer(body: dict[str, Any], created: bool) -> JSONResponse:
+    return _ok(body, 201 if created else 200)
 
 
-def _visible_subscriptions(request: Request, ctx: ArmContext) -> list[Subscription]:
-    """Subscriptions in which the caller holds any role assignment (at, above or below the subscription)."""
-    subs = _directory(request).list_subscriptions(ctx.principal.tenant_id)
-    if not ctx.caller.exists:
-        return []
-    ids = ctx.caller.rbac.lookup_set
-    mine = [a for a in ctx.access.index.list_assignments() if a.principal_id in ids]
-    if any(a.scope == "/" for a in mine):
-        return subs
-    held = {authz.subscription_of(a.scope) for a in mine}
-    return [s for s in subs if s.id in {h.lower() for h in held if h}]
+def _method_not_allowed(call: ArmCall) -> ArmError:
+    method = call.request.method
+    return ArmError(f"The HTTP method '{method}' is not supported at this path.", code="MethodNotAllowed")
 
 
+# ----------------------------------------------------------------------------- what ARM checks first
+def in_subscription(call: ArmCall) -> None:
+    """The path's subscription must exist and be the caller's tenant's (404 / 401 before anything else)."""
+    call.subscription = call.manager.subscription(call.params["subscriptionId"], call.ctx.principal.tenant_id)
 
-# ----------------------------------------------------------------------------- fixed routes
-@router.get("/subscriptions")
-async def list_subscriptions(request: Request) -> JSONResponse:
-    require_api_version(request)
-    ctx = arm_context(request)
-    subs = _visible_subscriptions(request, ctx)
+
+def in_scope(call: ArmCall) -> None:
+    """An extension resource's scope: its subscription (if it names one) is checked, then the `$filter`."""
+    sub_id = authz.subscription_of(call.params["scope"])
+    if sub_id is not None:
+        call.subscription = call.manager.subscription(sub_id, call.ctx.principal.tenant_id)
+    call.filter = authz.parse_filter(call.request.query_params.get("$filter"))
+
+
+# ----------------------------------------------------------------------------- scopes
+def subscription_scope(call: ArmCall) -> str:
+    return f"/subscriptions/{call.sub.id}"
+
+
+def group_scope(call: ArmCall) -> str:
+    return ResourceId(call.sub.id, call.params["resourceGroupName"]).id
+
+
+def account_id(call: ArmCall) -> ResourceId:
+    return ResourceId(call.sub.id, call.params["resourceGroupName"], "Microsoft.CognitiveServices", ("accounts",),
+                      (call.params["accountName"],))
+
+
+def account_scope(call: ArmCall) -> str:
+    return account_id(call).id
+
+
+def deployment_id(call: ArmCall) -> ResourceId:
+    return account_id(call).child("deployments", call.params["deploymentName"])
+
+
+def deployment_scope(call: ArmCall) -> str:
+    return deployment_id(call).id
+
+
+def extension_scope(call: ArmCall) -> str:
+    return call.params["scope"]
+
+
+# ----------------------------------------------------------------------------- tenants and subscriptions
+async def list_subscriptions_op(call: ArmCall) -> Response:
+    subs = call.manager.visible_subscriptions(call.ctx.caller)
     return _ok({"value": [subscription_json(s) for s in subs], "count": {"type": "Total", "value": len(subs)}})
 
 
-@router.get("/tenants")
-async def list_tenants(request: Request) -> JSONResponse:
-    require_api_version(request)
-    ctx = arm_context(request)
-    tenant = _directory(request).find_tenant(ctx.principal.tenant_id)
+async def list_tenants_op(call: ArmCall) -> Response:
+    tenant = call.manager.tenant(call.ctx.principal.tenant_id)
     items = []
     if tenant is not None:
         items.append({"id": f"/tenants/{tenant.id}", "tenantId": tenant.id, "countryCode": "US",
                       "displayName": tenant.display_name, "domains": [tenant.default_domain],
                       "tenantCategory": "Home", "defaultDomain": tenant.default_domain, "tenantType": "AAD"})
     return _ok({"value": items})
+
+
+async def get_subscription(call: ArmCall) -> Response:
+    # As in Azure, a caller with a role anywhere in the subscription may read it (GET /subscriptions lists it).
+    sub, ctx = call.sub, call.ctx
+    scope = subscription_scope(call)
+    if not ctx.allowed(SUB_READ, scope) and sub.id not in {s.id for s in call.manager.visible_subscriptions(
+            ctx.caller)}:
+        ctx.require(SUB_READ, scope)
+    return _ok(subscription_json(sub))
+
+
+# ----------------------------------------------------------------------------- resource groups
+async def list_groups(call: ArmCall) -> Response:
+    visible = [g for g in call.manager.list_groups(call.sub.id) if call.ctx.allowed(RG_READ, g.id)]
+    if not visible and not call.ctx.allowed(RG_READ, subscription_scope(call)):
+        call.ctx.require(RG_READ, subscription_scope(call))
+    return _ok({"value": [resource_json(g) for g in visible]})
+
+
+async def get_group(call: ArmCall) -> Response:
+    return _ok(resource_json(call.manager.group(call.sub.id, call.params["resourceGroupName"])))
+
+
+async def head_group(call: ArmCall) -> Response:
+    exists = call.manager.group_exists(call.sub.id, call.params["resourceGroupName"])
+    return Response(status_code=204 if exists else 404)
+
+
+async def put_group(call: ArmCall) -> Response:
+    body = await read_json_body(call.request)
+    group, created = call.manager.put_group(call.sub.id, call.params["resourceGroupName"], body, call.ctx.writer(),
+                                            patch=call.request.method == "PATCH")
+    return _put_answer(resource_json(group), created)
+
+
+async def delete_group(call: ArmCall) -> Response:
+    call.manager.delete_group(call.sub.id, call.params["resourceGroupName"])
+    return Response(status_code=200)
+
+
+async def list_in_group(call: ArmCall) -> Response:
+    group, items = call.manager.resources_in_group(call.sub.id, call.params["resourceGroupName"])
+    visible = [r for r in items if call.ctx.allowed(f"{r.type}/read", r.id)]
+    if not visible and not call.ctx.allowed(RG_READ, group.id):
+        call.ctx.require(RG_READ, group.id)
+    return _ok({"value": [{"id": r.id, "name": r.name, "type": r.type, "location": r.location, "kind": r.kind,
+                           "sku": r.sku, "tags": r.tags} for r in visible]})
+
+
+# ----------------------------------------------------------------------------- Cognitive Services
+async def list_accounts(call: ArmCall) -> Response:
+    rg = call.params.get("resourceGroupName")
+    scope = group_scope(call) if rg else subscription_scope(call)
+    accounts = call.manager.list_accounts(call.sub.id, rg)
+    visible = [a for a in accounts if call.ctx.allowed(f"{ACCOUNT}/read", a.id)]
+    if not visible and not call.ctx.allowed(f"{ACCOUNT}/read", scope):
+        call.ctx.require(f"{ACCOUNT}/read", scope)
+    return _ok({"value": [resource_json(a) for a in visible]})
+
+
+async def get_account(call: ArmCall) -> Response:
+    return _ok(resource_json(call.manager.account(account_id(call))))
+
+
+async def put_account(call: ArmCall) -> Response:
+    body = await read_json_body(call.request)
+    account, created = call.manager.put_account(account_id(call), body, call.ctx.writer(),
+                                                patch=call.request.method == "PATCH")
+    return _put_answer(resource_json(account), created)
+
+
+async def delete_account(call: ArmCall) -> Response:
+    return Response(status_code=200 if call.manager.delete_account(account_id(call)) else 204)
+
+
+async def list_keys(call: ArmCall) -> Response:
+    return _ok(call.manager.list_keys(account_id(call)))
+
+
+async def regenerate_key(call: ArmCall) -> Response:
+    account = call.manager.account(account_id(call))  # a missing account is named before the body is read
+    body = await read_json_body(call.request)
+    return _ok(call.manager.regenerate_key(account, body.get("keyName")))
+
+
+async def list_deployments(call: ArmCall) -> Response:
+    return _ok({"value": [resource_json(d) for d in call.manager.list_deployments(account_id(call))]})
+
+
+async def get_deployment(call: ArmCall) -> Response:
+    return _ok(resource_json(call.manager.deployment(deployment_id(call))))
+
+
+async def put_deployment(call: ArmCall) -> Response:
+    body = await read_json_body(call.request)
+    deployment, created = call.manager.put_deployment(deployment_id(call), body, call.ctx.writer(),
+                                                      patch=call.request.method == "PATCH")
+    return _put_answer(resource_json(deployment), created)
+
+
+async def delete_deployment(call: ArmCall) -> Response:
+    return Response(status_code=200 if call.manager.delete_deployment(deployment_id(call)) else 204)
+
+
+# ----------------------------------------------------------------------------- Microsoft.Authorization
+async def list_assignments(call: ArmCall) -> Response:
+    found = _authz(call).list_assignments(call.params["scope"], call.filter, call.ctx.principal.tenant_id)
+    return _ok({"value": [authz.assignment_json(a) for a in found]})
+
+
+async def get_assignment(call: ArmCall) -> Response:
+    return _ok(authz.assignment_json(_authz(call).get_assignment(call.params["scope"],
+                                                                  call.params["roleAssignmentName"])))
+
+
+async def put_assignment(call: ArmCall) -> Response:
+    body = await read_json_body(call.request)
+    assignment, created = _authz(call).create_assignment(call.ctx.caller, call.params["scope"],
+                                                         call.params["roleAssignmentName"], body)
+    return _put_answer(authz.assignment_json(assignment), created)
+
+
+async def delete_assignment(call: ArmCall) -> Response:
+    removed = _authz(call).delete_assignment(call.params["scope"], call.params["roleAssignmentName"])
+    return _ok(authz.assignment_json(removed)) if removed else Response(status_code=204)
+
+
+def _role_sub(call: ArmCall) -> str | None:
+    return authz.subscription_of(call.params["scope"])
+
+
+async def list_role_definitions(call: ArmCall) -> Response:
+    roles = _authz(call).role_definitions(call.guard, call.params["scope"], call.filter, call.ctx.principal.tenant_id)
+    return _ok({"value": [r.to_arm(_role_sub(call)) for r in roles]})
+
+
+async def get_role_definition(call: ArmCall) -> Response:
+    role = _authz(call).get_role_definition(call.guard, call.params["scope"], call.params["roleDefinitionId"],
+                                            call.ctx.principal.tenant_id)
+    return _ok(role.to_arm(_role_sub(call)))
+
+
+async def put_role_definition(call: ArmCall) -> Response:
+    body = await read_json_body(call.request)
+    role, created = _authz(call).put_role_definition(call.guard, call.ctx.caller, call.params["scope"],
+                                                     call.params["roleDefinitionId"], body)
+    return _put_answer(role.to_arm(_role_sub(call)), created)
+
+
+async def delete_role_definition(call: ArmCall) -> Response:
+    deleted = _authz(call).delete_role_definition(call.guard, call.params["scope"], call.params["roleDefinitionId"],
+                                                  call.ctx.principal.tenant_id)
+    return _ok(deleted.to_arm(_role_sub(call))) if deleted else Response(status_code=204)
+
+
+async def permissions(call: ArmCall) -> Response:
+    return _ok({"value": _authz(call).permissions(call.ctx.caller, call.params["scope"])})
+
+
+# A checkAccess body is a principal id, an action and a flag: a few hundred bytes.
+CHECK_ACCESS_MAX_BODY = 16 * 1024
+
+
+async def check_access(call: ArmCall) -> Response:
+    """Cielo's "why was I denied?": `POST {scope}/providers/Microsoft.Authorization/checkAccess` with
+    `{"principalId"?, "action", "isDataAction"?}`. Anyone may ask about themselves; asking about someone else
+    needs roleAssignments/read at the scope. That right is decided before the body is read (the body only says
+    whom the question is about), and the body is read bounded."""
+    ctx, scope = call.ctx, call.params["scope"]
+    may_ask_about_others = ctx.allowed(f"{RA}/read", scope)
+    body = await read_json_body(call.request, CHECK_ACCESS_MAX_BODY)
+    principal_id = body.get("principalId") or ctx.caller.object_id
+    if not isinstance(principal_id, str):
+        raise BadRequest("'principalId' must be a string.", code="InvalidRequestContent")
+    if principal_id.lower() != ctx.caller.object_id.lower() and not may_ask_about_others:
+        raise authorization_failed(ctx.caller, f"{RA}/read", scope)
+    action = body.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadRequest("'action' is required.", code="InvalidRequestContent")
+    data_action = bool(body.get("isDataAction", False))
+    return _ok(_authz(call).check_access(principal_id, action, scope, data_action, ctx.principal.tenant_id))
+
+
+# ----------------------------------------------------------------------------- the table
+def _not_served(message: str, code: str = "InvalidResourceType") -> Callable[[ArmCall], Exception]:
+    """A 404 naming what is not served; `message` is formatted with the call's path and captures."""
+    return lambda call: NotFound(message.format(path=call.path, **call.params), code=code)
+
+
+_SUB = (in_subscription,)
+_SCOPE = (in_scope,)
+
+ROUTES: list[Route[ArmCall, Response]] = [
+    # Extension resources of Microsoft.Authorization hang off any scope, and are matched first (from the right).
+    Route("GET", f"{AUTHZ}/roleAssignments", list_assignments, f"{RA}/read", extension_scope, prepare=_SCOPE),
+    Route("GET", f"{AUTHZ}/roleAssignments/{{roleAssignmentName}}", get_assignment, f"{RA}/read", extension_scope,
+          prepare=_SCOPE),
+    Route("PUT", f"{AUTHZ}/roleAssignments/{{roleAssignmentName}}", put_assignment, f"{RA}/write", extension_scope,
+          prepare=_SCOPE),
+    Route("DELETE", f"{AUTHZ}/roleAssignments/{{roleAssignmentName}}", delete_assignment, f"{RA}/delete",
+          extension_scope, prepare=_SCOPE),
+    # Role definitions: built-ins are everyone's, custom roles need the right at every assignable scope, which
+    # AuthorizationService decides with the caller's guard (docs/resource-manager.md, "Role definitions").
+    Route("GET", f"{AUTHZ}/roleDefinitions", list_role_definitions, prepare=_SCOPE),
+    Route("GET", f"{AUTHZ}/roleDefinitions/{{roleDefinitionId}}", get_role_definition, prepare=_SCOPE),
+    Route("PUT", f"{AUTHZ}/roleDefinitions/{{roleDefinitionId}}", put_role_definition, prepare=_SCOPE),
+    Route("DELETE", f"{AUTHZ}/roleDefinitions/{{roleDefinitionId}}", delete_role_definition, prepare=_SCOPE),
+    # About the caller itself: no right needed. checkAccess about another principal needs roleAssignments/read.
+    Route("GET", f"{AUTHZ}/permissions", permissions, prepare=_SCOPE, other_methods_unserved=True),
+    Route("POST", f"{AUTHZ}/checkAccess", check_access, prepare=_SCOPE, other_methods_unserved=True),
+    # Tenants and subscriptions.
+    Route("GET", "/tenants", list_tenants_op),
+    Route("GET", "/subscriptions", list_subscriptions_op),
+    Route("GET", SUB, get_subscription, prepare=_SUB),
+    # Resource groups.
+    Route("GET", f"{SUB}/resourceGroups", list_groups, prepare=_SUB),
+    Route("GET", RG, get_group, RG_READ, group_scope, prepare=_SUB),
+    Route("HEAD", RG, head_group, RG_READ, group_scope, prepare=_SUB),
+    Route("PUT", RG, put_group, RG_WRITE, group_scope, prepare=_SUB),
+    Route("PATCH", RG, put_group, RG_WRITE, group_scope, prepare=_SUB),
+    Route("DELETE", RG, delete_group, RG_DELETE, group_scope, prepare=_SUB),
+    Route("GET", f"{RG}/resources", list_in_group, prepare=_SUB),
+    # Cognitive Services accounts, their keys and deployments.
+    Route("GET", f"{SUB}{ACCOUNTS}", list_accounts, prepare=_SUB),
+    Route("GET", f"{RG}{ACCOUNTS}", list_accounts, prepare=_SUB),
+    Route("GET", f"{RG}{ACCOUNTS}/{{accountName}}", get_account, f"{ACCOUNT}/read", account_scope, prepare=_SUB),
+    Route("PUT", f"{RG}{ACCOUNTS}/{{accountName}}", put_account, f"{ACCOUNT}/write", account_scope, prepare=_SUB),
+    Route("PATCH", f"{RG}{ACCOUNTS}/{{accountName}}", put_account, f"{ACCOUNT}/write", account_scope, prepare=_SUB),
+    Route("DELETE", f"{RG}{ACCOUNTS}/{{accountName}}", delete_account, f"{ACCOUNT}/delete", account_scope,
+          prepare=_SUB),
+    Route("POST", f"{RG}{ACCOUNTS}/{{accountName}}/listKeys", list_keys, f"{ACCOUNT}/listKeys/action",
+          account_scope, prepare=_SUB),
+    Route("POST", f"{RG}{ACCOUNTS}/{{accountName}}/regenerateKey", regenerate_key, f"{ACCOUNT}/regenerateKey/action",
+          account_scope, prepare=_SUB),
+    Route("GET", f"{RG}{ACCOUNTS}/{{accountName}}/deployments", list_deployments, f"{DEPLOYMENTS}/read",
+          account_scope, prepare=_SUB),
+    Route("GET", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", get_deployment,
+          f"{DEPLOYMENTS}/read", deployment_scope, prepare=_SUB),
+    Route("PUT", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", put_deployment,
+          f"{DEPLOYMENTS}/write", deployment_scope, prepare=_SUB),
+    Route("PATCH", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", put_deployment,
+          f"{DEPLOYMENTS}/write", deployment_scope, prepare=_SUB),
+    Route("DELETE", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", delete_deployment,
+          f"{DEPLOYMENTS}/delete", deployment_scope, prepare=_SUB),
+    # VMs, scale sets, web apps and user-assigned identities (docs/managed-identities.md).
+    *arm_compute.routes(RG, _SUB),
+]
+
+# The 404s, most specific first: what each part of the path space answers for a path no route serves.
+UNSERVED: list[Unserved[ArmCall]] = [
+    Unserved(f"{AUTHZ}/{{rest*}}", _not_served("The Microsoft.Authorization path '{rest}' is not served by this "
+                                               "Cielo."), prepare=_SCOPE),
+    Unserved("/providers/{rest*}", _not_served("No route for '{path}'.", "InvalidResourceNamespace")),
+    Unserved(f"{RG}{ACCOUNTS}/{{accountName}}/{{rest*}}",
+             _not_served("The resource path under account '{accountName}' is not served by this Cielo."),
+             prepare=_SUB),
+    Unserved(f"{RG}/providers/Microsoft.CognitiveServices/{{resourceType}}/{{rest*}}",
+             _not_served("The resource type '{resourceType}' is not served by this Cielo."), prepare=_SUB),
+    *arm_compute.unserved(RG, _SUB),
+    Unserved(f"{SUB}/{{rest*}}", _not_served("The resource path '{path}' is not served by this Cielo."),
+             prepare=_SUB),
+    Unserved("{rest*}", _not_served("The resource path '{path}' is not served by this Cielo.")),
+]
+
+TABLE: RouteTable[ArmCall, Response] = RouteTable(ROUTES, UNSERVED, _method_not_allowed)
+
+
+# ----------------------------------------------------------------------------- the dispatcher
+_METHODS = ["GET", "PUT", "PATCH", "DELETE", "POST", "HEAD"]
+
+
+async def serve(request: Request) -> Response:
+    """api-version, caller, match, what ARM checks first, the route's api-versions, RBAC, the handler."""
+    version = require_api_version(request)
+    ctx = arm_context(request)
+    path = request.url.path.rstrip("/")
+    check_case_unambiguous(path)
+    found = TABLE.resolve(request.method, [p for p in path.split("/") if p])
+    call = ArmCall(request, ctx, resource_manager(request), path, found.params)
+    for step in found.prepare:
+        step(call)
+    if found.route is None:
+        assert found.refusal is not None
+        raise found.refusal(call)
+    route = found.route
+    check_route_api_version(version, route.api_versions)
+    if route.action is not None and route.scope is not None:
+        ctx.require(route.action, route.scope(call))
+    return await route.handler(call)
+
+
+@router.get("/subscriptions")
+@router.get("/tenants")
+@router.api_route("/subscriptions/{rest:path}", methods=_METHODS)
+@router.api_route("/providers/{rest:path}", methods=_METHODS)
+async def dispatch(request: Request) -> Response:
+    return await serve(request)
 
 
 @router.get("/metadata/endpoints")
@@ -151,309 +453,3 @@ async def metadata_endpoints(request: Request) -> JSONResponse:
                            "tenant": "common", "identityProvider": "AAD"},
         "suffixes": {"acrLoginServer": "", "keyVaultDns": "", "storage": "", "storageSyncEndpointSuffix": ""},
     })
-
-
-# ----------------------------------------------------------------------------- the dispatcher
-_METHODS = ["GET", "PUT", "PATCH", "DELETE", "POST", "HEAD"]
-
-
-@router.api_route("/subscriptions/{rest:path}", methods=_METHODS)
-@router.api_route("/providers/{rest:path}", methods=_METHODS)
-async def dispatch(request: Request, rest: str) -> Response:
-    require_api_version(request)
-    ctx = arm_context(request)
-    path = request.url.path.rstrip("/")
-    parts = [p for p in path.split("/") if p]
-    check_case_unambiguous(path)
-    lower = [p.lower() for p in parts]
-    method = request.method
-    # Extension resources of Microsoft.Authorization hang off any scope.
-    for i in range(len(lower) - 1, -1, -1):
-        if lower[i] == "providers" and i + 2 < len(lower) + 1 and lower[i + 1:i + 2] == ["microsoft.authorization"]:
-            scope = "/" + "/".join(parts[:i]) if i else "/"
-            return await _authorization(request, ctx, method, scope, parts[i + 2:])
-    if lower[0] == "providers":
-        raise NotFound(f"No route for '{path}'.", code="InvalidResourceNamespace")
-    subscription_id = parts[1]
-    sub = _subscription(request, ctx, subscription_id)
-    tail, tail_lower = parts[2:], lower[2:]
-    if not tail:
-        if method != "GET":
-            raise _method_not_allowed(method)
-        # As in Azure, a caller with a role anywhere in the subscription may read it (GET /subscriptions lists it).
-        scope = f"/subscriptions/{sub.id}"
-        if not ctx.allowed(SUB_READ, scope) and sub.id not in {s.id for s in _visible_subscriptions(request, ctx)}:
-            ctx.require(SUB_READ, scope)
-        return _ok(subscription_json(sub))
-    if tail_lower[0] == "resourcegroups":
-        if len(tail) == 1:
-            return _list_groups(request, ctx, sub)
-        rg = tail[1]
-        if len(tail) == 2:
-            return await _group(request, ctx, sub, rg, method)
-        if tail_lower[2] == "resources" and len(tail) == 3:
-            return _list_in_group(request, ctx, sub, rg)
-        if tail_lower[2] == "providers" and len(tail) >= 5 and tail_lower[3] == "microsoft.cognitiveservices":
-            return await _cognitive(request, ctx, sub, rg, tail[4:], method)
-        if tail_lower[2] == "providers" and len(tail) >= 5 and tail_lower[3] in arm_compute.NAMESPACES:
-            return await arm_compute.handle(request, ctx, sub.id, rg, tail[3:], method)
-    if tail_lower[0] == "providers" and len(tail) == 3 and tail_lower[1] == "microsoft.cognitiveservices" \
-            and tail_lower[2] == "accounts":
-        return _list_accounts(request, ctx, sub, None)
-    raise NotFound(f"The resource path '{path}' is not served by this Cielo.", code="InvalidResourceType")
-
-
-def _method_not_allowed(method: str) -> ArmError:
-    return ArmError(f"The HTTP method '{method}' is not supported at this path.", code="MethodNotAllowed")
-
-
-# ----------------------------------------------------------------------------- resource groups
-def _list_groups(request: Request, ctx: ArmContext, sub: Subscription) -> JSONResponse:
-    if request.method != "GET":
-        raise _method_not_allowed(request.method)
-    groups = _resources(request).repo.list_resources(subscription_id=sub.id, type_=RG_TYPE)
-    visible = [g for g in groups if ctx.allowed(RG_READ, g.id)]
-    if not visible and not ctx.allowed(RG_READ, f"/subscriptions/{sub.id}"):
-        ctx.require(RG_READ, f"/subscriptions/{sub.id}")
-    return _ok({"value": [resource_json(g) for g in visible]})
-
-
-async def _group(request: Request, ctx: ArmContext, sub: Subscription, rg: str, method: str) -> Response:
-    svc = _resources(request)
-    scope = ResourceId(sub.id, rg).id
-    if method in ("GET", "HEAD"):
-        ctx.require(RG_READ, scope)
-        if method == "HEAD":
-            exists = svc.repo.get(ResourceId(sub.id, rg).key) is not None
-            return Response(status_code=204 if exists else 404)
-        return _ok(resource_json(svc.get_group(sub.id, rg)))
-    if method in ("PUT", "PATCH"):
-        ctx.require(RG_WRITE, scope)
-        body = await read_json_body(request)
-        if method == "PATCH":
-            current = svc.get_group(sub.id, rg)
-            body = {"location": current.location, "tags": body.get("tags", current.tags)}
-        group, created = svc.put_group(sub.id, rg, body, ctx.writer())
-        return _ok(resource_json(group), 201 if created else 200)
-    if method == "DELETE":
-        ctx.require(RG_DELETE, scope)
-        # Managed identities die with their resources: their principals and role assignments elsewhere too.
-        request.app.state.identity_service.delete_in_group(sub.id, rg)
-        if not svc.delete_group(sub.id, rg):
-            raise NotFound(f"Resource group '{rg}' could not be found.", code="ResourceGroupNotFound")
-        ctx.access.scopes_deleted()
-        return Response(status_code=200)
-    raise _method_not_allowed(method)
-
-
-def _list_in_group(request: Request, ctx: ArmContext, sub: Subscription, rg: str) -> JSONResponse:
-    if request.method != "GET":
-        raise _method_not_allowed(request.method)
-    svc = _resources(request)
-    group = svc.get_group(sub.id, rg)
-    items = [r for r in svc.repo.list_resources(subscription_id=sub.id, resource_group=rg) if r.type != RG_TYPE]
-    visible = [r for r in items if ctx.allowed(f"{r.type}/read", r.id)]
-    if not visible and not ctx.allowed(RG_READ, group.id):
-        ctx.require(RG_READ, group.id)
-    return _ok({"value": [{"id": r.id, "name": r.name, "type": r.type, "location": r.location, "kind": r.kind,
-                           "sku": r.sku, "tags": r.tags} for r in visible]})
-
-
-# ----------------------------------------------------------------------------- Cognitive Services
-def _list_accounts(request: Request, ctx: ArmContext, sub: Subscription, rg: str | None) -> JSONResponse:
-    if request.method != "GET":
-        raise _method_not_allowed(request.method)
-    svc = _resources(request)
-    scope = ResourceId(sub.id, rg).id if rg else f"/subscriptions/{sub.id}"
-    if rg:
-        svc.get_group(sub.id, rg)
-    accounts = svc.repo.list_resources(subscription_id=sub.id, resource_group=rg, type_=ACCOUNT_TYPE)
-    visible = [a for a in accounts if ctx.allowed(f"{ACCOUNT}/read", a.id)]
-    if not visible and not ctx.allowed(f"{ACCOUNT}/read", scope):
-        ctx.require(f"{ACCOUNT}/read", scope)
-    return _ok({"value": [resource_json(a) for a in visible]})
-
-
-async def _cognitive(request: Request, ctx: ArmContext, sub: Subscription, rg: str, tail: list[str],
-                     method: str) -> Response:
-    lower = [t.lower() for t in tail]
-    if lower[0] != "accounts":
-        raise NotFound(f"The resource type '{tail[0]}' is not served by this Cielo.", code="InvalidResourceType")
-    if len(tail) == 1:
-        return _list_accounts(request, ctx, sub, rg)
-    svc = _resources(request)
-    rid = ResourceId(sub.id, rg, "Microsoft.CognitiveServices", ("accounts",), (tail[1],))
-    if len(tail) == 2:
-        return await _account(request, ctx, svc, rid, method)
-    if len(tail) == 3 and lower[2] in ("listkeys", "regeneratekey"):
-        if method != "POST":
-            raise _method_not_allowed(method)
-        action = "listKeys" if lower[2] == "listkeys" else "regenerateKey"
-        ctx.require(f"{ACCOUNT}/{action}/action", rid.id)
-        account = svc.get_account(rid)
-        if action == "listKeys":
-            return _ok(svc.list_keys(account))
-        body = await read_json_body(request)
-        return _ok(svc.regenerate_key(account, body.get("keyName")))
-    if lower[2] == "deployments":
-        if len(tail) == 3:
-            if method != "GET":
-                raise _method_not_allowed(method)
-            ctx.require(f"{DEPLOYMENTS}/read", rid.id)
-            account = svc.get_account(rid)
-            items = svc.repo.list_resources(parent_key=account.key, type_=DEPLOYMENT_TYPE)
-            return _ok({"value": [resource_json(d) for d in items]})
-        if len(tail) == 4:
-            return await _deployment(request, ctx, svc, rid.child("deployments", tail[3]), method)
-    raise NotFound(f"The resource path under account '{tail[1]}' is not served by this Cielo.",
-                   code="InvalidResourceType")
-
-
-async def _account(request: Request, ctx: ArmContext, svc: ResourceService, rid: ResourceId, method: str) -> Response:
-    if method == "GET":
-        ctx.require(f"{ACCOUNT}/read", rid.id)
-        return _ok(resource_json(svc.get_account(rid)))
-    if method in ("PUT", "PATCH"):
-        ctx.require(f"{ACCOUNT}/write", rid.id)
-        body = await read_json_body(request)
-        if method == "PATCH":
-            current = resource_json(svc.get_account(rid))
-            merged_props = {**current["properties"], **(body.get("properties") or {})}
-            body = {**current, **body, "properties": merged_props}
-        account, created = svc.put_account(rid, body, ctx.writer())
-        return _ok(resource_json(account), 201 if created else 200)
-    if method == "DELETE":
-        ctx.require(f"{ACCOUNT}/delete", rid.id)
-        if not svc.delete_account(rid):
-            return Response(status_code=204)
-        ctx.access.scopes_deleted()
-        return Response(status_code=200)
-    raise _method_not_allowed(method)
-
-
-async def _deployment(request: Request, ctx: ArmContext, svc: ResourceService, rid: ResourceId,
-                      method: str) -> Response:
-    if method == "GET":
-        ctx.require(f"{DEPLOYMENTS}/read", rid.id)
-        return _ok(resource_json(svc.get_deployment(rid)))
-    if method in ("PUT", "PATCH"):
-        ctx.require(f"{DEPLOYMENTS}/write", rid.id)
-        body = await read_json_body(request)
-        if method == "PATCH":
-            current = resource_json(svc.get_deployment(rid))
-            body = {**current, **body}
-        deployment, created = svc.put_deployment(rid, body, ctx.writer())
-        return _ok(resource_json(deployment), 201 if created else 200)
-    if method == "DELETE":
-        ctx.require(f"{DEPLOYMENTS}/delete", rid.id)
-        if not svc.delete_deployment(rid):
-            return Response(status_code=204)
-        ctx.access.scopes_deleted()  # the store dropped the role assignments at the deployment: so must RBAC
-        return Response(status_code=200)
-    raise _method_not_allowed(method)
-
-
-# ----------------------------------------------------------------------------- Microsoft.Authorization
-async def _authorization(request: Request, ctx: ArmContext, method: str, scope: str, tail: list[str]) -> Response:
-    svc = _authz(request)
-    sub_id = authz.subscription_of(scope)
-    if sub_id is not None:
-        _subscription(request, ctx, sub_id)
-    kind = tail[0].lower() if tail else ""
-    if len(tail) > 2:
-        # `roleAssignments/{name}/anything` names nothing: never act on `{name}` at the scope.
-        kind = ""
-    flt = authz.parse_filter(request.query_params.get("$filter"))
-    if kind == "roleassignments":
-        if len(tail) == 1:
-            if method != "GET":
-                raise _method_not_allowed(method)
-            ctx.require(f"{RA}/read", scope)
-            found = svc.list_assignments(scope, flt, ctx.principal.tenant_id)
-            return _ok({"value": [authz.assignment_json(a) for a in found]})
-        name = tail[1]
-        if method == "GET":
-            ctx.require(f"{RA}/read", scope)
-            return _ok(authz.assignment_json(svc.get_assignment(scope, name)))
-        if method == "PUT":
-            ctx.require(f"{RA}/write", scope)
-            assignment, created = svc.create_assignment(ctx.caller, scope, name, await read_json_body(request))
-            return _ok(authz.assignment_json(assignment), 201 if created else 200)
-        if method == "DELETE":
-            ctx.require(f"{RA}/delete", scope)
-            removed = svc.delete_assignment(scope, name)
-            return _ok(authz.assignment_json(removed)) if removed else Response(status_code=204)
-        raise _method_not_allowed(method)
-    if kind == "roledefinitions":
-        guard = _Guard(ctx)
-        if len(tail) == 1:
-            if method != "GET":
-                raise _method_not_allowed(method)
-            roles = svc.role_definitions(guard, scope, flt, ctx.principal.tenant_id)
-            return _ok({"value": [r.to_arm(sub_id) for r in roles]})
-        guid = tail[1]
-        if method == "GET":
-            return _ok(svc.get_role_definition(guard, scope, guid, ctx.principal.tenant_id).to_arm(sub_id))
-        if method == "PUT":
-            body = await read_json_body(request)
-            role, created = svc.put_role_definition(guard, ctx.caller, scope, guid, body)
-            return _ok(role.to_arm(sub_id), 201 if created else 200)
-        if method == "DELETE":
-            deleted_role = svc.delete_role_definition(guard, scope, guid, ctx.principal.tenant_id)
-            return _ok(deleted_role.to_arm(sub_id)) if deleted_role else Response(status_code=204)
-        raise _method_not_allowed(method)
-    if kind == "permissions" and len(tail) == 1 and method == "GET":
-        return _ok({"value": _permissions(ctx, scope)})
-    if kind == "checkaccess" and len(tail) == 1 and method == "POST":
-        return _ok(await _check_access(request, ctx, scope))
-    raise NotFound(f"The Microsoft.Authorization path '{'/'.join(tail)}' is not served by this Cielo.",
-                   code="InvalidResourceType")
-
-
-def _permissions(ctx: ArmContext, scope: str) -> list[dict[str, list[str]]]:
-    """Azure's `GET {scope}/providers/Microsoft.Authorization/permissions`: the caller's own permissions."""
-    index = ctx.access.index
-    found = index.list_assignments(scope, include_inherited=True)
-    mine = [a for a in found if a.principal_id in ctx.caller.rbac.lookup_set] if ctx.caller.exists else []
-    out: list[dict[str, list[str]]] = []
-    for assignment in mine:
-        role = index.get_role_definition(assignment.role_definition_id)
-        if role is not None:
-            out.extend(p.to_arm() for p in role.permissions)
-    return out
-
-
-# A checkAccess body is a principal id, an action and a flag: a few hundred bytes.
-CHECK_ACCESS_MAX_BODY = 16 * 1024
-
-
-async def _check_access(request: Request, ctx: ArmContext, scope: str) -> dict[str, Any]:
-    """Cielo's "why was I denied?": `POST {scope}/providers/Microsoft.Authorization/checkAccess` with
-    `{"principalId"?, "action", "isDataAction"?}`. Anyone may ask about themselves; asking about someone else
-    needs roleAssignments/read at the scope. That right is decided before the body is read (the body only says
-    whom the question is about), and the body is read bounded."""
-    may_ask_about_others = ctx.allowed(f"{RA}/read", scope)
-    body = await read_json_body(request, CHECK_ACCESS_MAX_BODY)
-    principal_id = body.get("principalId") or ctx.caller.object_id
-    if not isinstance(principal_id, str):
-        raise BadRequest("'principalId' must be a string.", code="InvalidRequestContent")
-    if principal_id.lower() != ctx.caller.object_id.lower() and not may_ask_about_others:
-        raise authorization_failed(ctx.caller, f"{RA}/read", scope)
-    action = body.get("action")
-    if not isinstance(action, str) or not action:
-        raise BadRequest("'action' is required.", code="InvalidRequestContent")
-    from cielo.rbac.model import Principal
-
-    target = Principal(principal_id, ctx.principal.tenant_id, ctx.access.groups_of(principal_id.lower()))
-    data_action = bool(body.get("isDataAction", False))
-    try:
-        _authz(request).principal_type(principal_id.lower(), ctx.principal.tenant_id)
-    except BadRequest:
-        # Unknown here, or of another tenant: the answer must not tell which.
-        return {"allowed": False, "principalId": principal_id, "action": action, "scope": scope,
-                "isDataAction": data_action, "reason": "The principal does not exist in the directory.",
-                "matchedAssignments": []}
-    decision = ctx.access.index.authorize(target, action, scope, data_action=data_action)
-    return {"allowed": decision.allowed, "principalId": principal_id.lower(), "action": action, "scope": scope,
-            "isDataAction": data_action, "reason": decision.reason,
-            "matchedAssignments": [authz.assignment_json(a) for a in decision.matched]}

@@ -1,15 +1,21 @@
 """ARM routes for managed identities: user-assigned identities, and VMs, scale sets and web apps
-with their `identity` blocks, plus Cielo's host-credential actions for the host agent."""
+with their `identity` blocks, plus Cielo's host-credential actions for the host agent.
+
+Their rows of the route table come from `routes()`: the same operations for each type, each authorized with
+the type's own `read|write|delete` action at the resource.
+"""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from collections.abc import Callable
+
 from starlette.responses import JSONResponse, Response
 
-from cielo.api.arm_context import ArmContext, read_json_body
-from cielo.control.identities import SITE_TYPE, UAMI_TYPE, VM_TYPE, VMSS_TYPE, IdentityService, compute_json
+from cielo.api.arm_context import ArmCall, read_json_body
+from cielo.api.arm_routes import Route, Unserved
+from cielo.control.identities import SITE_TYPE, UAMI_TYPE, VM_TYPE, VMSS_TYPE, compute_json
 from cielo.core.arm_ids import ResourceId
-from cielo.errors import ArmError, BadRequest, NotFound
+from cielo.errors import NotFound
 
 # (namespace, type) -> full type
 TYPES = {
@@ -19,65 +25,100 @@ TYPES = {
     ("microsoft.managedidentity", "userassignedidentities"): UAMI_TYPE,
 }
 NAMESPACES = {ns for ns, _ in TYPES}
+_NAMESPACE_CHOICES = "|".join(sorted({t.split("/")[0] for t in TYPES.values()}))
+
+Prepare = tuple[Callable[[ArmCall], None], ...]
 
 
-async def handle(request: Request, ctx: ArmContext, subscription: str, rg: str, tail: list[str],
-                 method: str) -> Response:
-    """`tail` starts at the namespace: [ns, type, name?, action?]."""
-    svc: IdentityService = request.app.state.identity_service
-    type_ = TYPES.get((tail[0].lower(), tail[1].lower())) if len(tail) >= 2 else None
-    if type_ is None:
-        raise NotFound(f"The resource type '{'/'.join(tail[:2])}' is not served by this Cielo.",
-                       code="InvalidResourceType")
-    group = request.app.state.resource_service.get_group(subscription, rg)
-    if len(tail) == 2:
-        if method != "GET":
-            raise ArmError(f"The HTTP method '{method}' is not supported at this path.", code="MethodNotAllowed")
-        items = [r for r in request.app.state.resource_service.repo.list_resources(
-            subscription_id=subscription, resource_group=rg, type_=type_) if ctx.allowed(f"{type_}/read", r.id)]
-        if not items:
-            ctx.require(f"{type_}/read", group.id)
-        return JSONResponse({"value": [compute_json(r) for r in items]})
-    rid = ResourceId(subscription, group.name, tail[0], (tail[1],), (tail[2],))
-    tenant = ctx.principal.tenant_id
-    if len(tail) == 3:
-        if method == "GET":
-            ctx.require(f"{type_}/read", rid.id)
-            return JSONResponse(compute_json(svc.get_typed(rid, type_)))
-        if method in ("PUT", "PATCH"):
-            ctx.require(f"{type_}/write", rid.id)
-            body = await read_json_body(request)
-            if type_ == UAMI_TYPE:
-                resource, created = svc.put_uami(rid, body, tenant, ctx.writer())
-            else:
-                identity = body.get("identity")
-                if identity is not None and not isinstance(identity, dict):
-                    raise BadRequest("identity must be an object.", code="InvalidIdentity")
-                wanted = (identity or {}).get("userAssignedIdentities")
-                if isinstance(wanted, dict):
-                    # Attaching a user-assigned identity needs its assign action (ARM checks it too);
-                    # detaching one (value null) does not.
-                    for uami_id, value in wanted.items():
-                        if value is not None:
-                            ctx.require("Microsoft.ManagedIdentity/userAssignedIdentities/assign/action", uami_id)
-                if method == "PATCH":
-                    svc.get_typed(rid, type_)
-                resource, created = svc.put_compute(rid, type_, body, tenant, ctx.writer(), patch=method == "PATCH")
-            return JSONResponse(compute_json(resource), status_code=201 if created else 200)
-        if method == "DELETE":
-            ctx.require(f"{type_}/delete", rid.id)
-            deleted = svc.delete_uami(rid) if type_ == UAMI_TYPE else svc.delete_compute(rid, type_)
-            if deleted:
-                ctx.access.scopes_deleted()
-            return Response(status_code=200 if deleted else 204)
-        raise ArmError(f"The HTTP method '{method}' is not supported at this path.", code="MethodNotAllowed")
-    action = tail[3].lower()
-    if len(tail) == 4 and method == "POST" and type_ != UAMI_TYPE and action in ("issuehostcredential",
-                                                                                "revokehostcredentials"):
-        ctx.require(f"{type_}/write", rid.id)
-        resource = svc.get_typed(rid, type_)
-        if action == "issuehostcredential":
-            return JSONResponse({"credential": svc.issue_host_credential(resource), "resourceId": resource.id,
-                                 "tenantId": tenant, "endpoint": request.app.state.settings.base_url})
-        return JSONResponse({"revoked": svc.revoke_host_credentials(resource)})
-    raise NotFound(f"The path under '{rid.name}' is not served by this Cielo.", code="InvalidResourceType")
+def _type_of(call: ArmCall) -> str:
+    return TYPES[(call.params["namespace"].lower(), call.params["resourceType"].lower())]
+
+
+def in_group(call: ArmCall) -> None:
+    """A compute resource's group must exist: ARM says so before it looks at the method or the caller's rights."""
+    call.group = call.manager.group(call.sub.id, call.params["resourceGroupName"])
+
+
+def resource_id(call: ArmCall) -> ResourceId:
+    assert call.group is not None
+    return ResourceId(call.sub.id, call.group.name, call.params["namespace"], (call.params["resourceType"],),
+                      (call.params["resourceName"],))
+
+
+def resource_scope(call: ArmCall) -> str:
+    return resource_id(call).id
+
+
+async def list_typed(call: ArmCall) -> Response:
+    type_ = _type_of(call)
+    assert call.group is not None
+    items = [r for r in call.manager.list_typed(call.sub.id, call.params["resourceGroupName"], type_)
+             if call.ctx.allowed(f"{type_}/read", r.id)]
+    if not items:
+        call.ctx.require(f"{type_}/read", call.group.id)
+    return JSONResponse({"value": [compute_json(r) for r in items]})
+
+
+async def get_typed(call: ArmCall) -> Response:
+    return JSONResponse(compute_json(call.manager.typed(resource_id(call), _type_of(call))))
+
+
+async def put_typed(call: ArmCall) -> Response:
+    body = await read_json_body(call.request)
+    resource, created = call.manager.put_typed(resource_id(call), _type_of(call), body, call.ctx.caller, call.guard,
+                                               patch=call.request.method == "PATCH")
+    return JSONResponse(compute_json(resource), status_code=201 if created else 200)
+
+
+async def delete_typed(call: ArmCall) -> Response:
+    return Response(status_code=200 if call.manager.delete_typed(resource_id(call), _type_of(call)) else 204)
+
+
+async def issue_host_credential(call: ArmCall) -> Response:
+    resource, credential = call.manager.issue_host_credential(resource_id(call), _type_of(call))
+    return JSONResponse({"credential": credential, "resourceId": resource.id, "tenantId": call.ctx.principal.tenant_id,
+                         "endpoint": call.request.app.state.settings.base_url})
+
+
+async def revoke_host_credentials(call: ArmCall) -> Response:
+    return JSONResponse({"revoked": call.manager.revoke_host_credentials(resource_id(call), _type_of(call))})
+
+
+def routes(rg: str, in_subscription: Prepare) -> list[Route[ArmCall, Response]]:
+    prepare = (*in_subscription, in_group)
+    out: list[Route[ArmCall, Response]] = []
+    for type_ in TYPES.values():
+        namespace, name = type_.split("/")
+        base = f"{rg}/providers/{{namespace:{namespace}}}/{{resourceType:{name}}}"
+        item = f"{base}/{{resourceName}}"
+        out += [
+            Route("GET", base, list_typed, prepare=prepare),
+            Route("GET", item, get_typed, f"{type_}/read", resource_scope, prepare=prepare),
+            Route("PUT", item, put_typed, f"{type_}/write", resource_scope, prepare=prepare),
+            Route("PATCH", item, put_typed, f"{type_}/write", resource_scope, prepare=prepare),
+            Route("DELETE", item, delete_typed, f"{type_}/delete", resource_scope, prepare=prepare),
+        ]
+        if type_ != UAMI_TYPE:
+            # Cielo's own actions: enroll (or cut off) the host agent of a VM, scale set or web app.
+            out += [
+                Route("POST", f"{item}/issueHostCredential", issue_host_credential, f"{type_}/write", resource_scope,
+                      prepare=prepare, other_methods_unserved=True),
+                Route("POST", f"{item}/revokeHostCredentials", revoke_host_credentials, f"{type_}/write",
+                      resource_scope, prepare=prepare, other_methods_unserved=True),
+            ]
+    return out
+
+
+def unserved(rg: str, in_subscription: Prepare) -> list[Unserved[ArmCall]]:
+    def under(call: ArmCall) -> Exception:
+        return NotFound(f"The path under '{call.params['resourceName']}' is not served by this Cielo.",
+                        code="InvalidResourceType")
+
+    def unknown_type(call: ArmCall) -> Exception:
+        return NotFound(f"The resource type '{call.params['namespace']}/{call.params['resourceType']}' is not served "
+                        "by this Cielo.", code="InvalidResourceType")
+
+    known = [Unserved(f"{rg}/providers/{{namespace:{t.split('/')[0]}}}/{{resourceType:{t.split('/')[1]}}}/"
+                      "{resourceName}/{rest*}", under, prepare=(*in_subscription, in_group)) for t in TYPES.values()]
+    return [*known, Unserved(f"{rg}/providers/{{namespace:{_NAMESPACE_CHOICES}}}/{{resourceType}}/{{rest*}}",
+                             unknown_type, prepare=in_subscription)]

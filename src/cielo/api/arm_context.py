@@ -1,19 +1,23 @@
-"""Who is calling the resource manager, and the RBAC check every ARM operation goes through."""
+"""Who is calling the resource manager, the RBAC check every ARM operation goes through, and `ArmCall`: one
+request as the route table's handlers see it."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
 from cielo.api.auth import ARM_AUDIENCES, bearer_principal
 from cielo.api.bodies import MAX_JSON_DEPTH, describe_size, nested_deeper_than, read_limited
-from cielo.control.access import AccessService, Caller
-from cielo.control.resources import Caller as WriteCaller
+from cielo.control.access import AccessService, ArmCaller
+from cielo.control.manager import ResourceManager, writer_of
+from cielo.control.resources import ResourceWriter
 from cielo.errors import ArmError, AuthorizationFailed, BadRequest, RequestContentTooLarge
 from cielo.identity.validation import Principal
+from cielo.store.models import Subscription
+from cielo.store.resources import Resource
 
 _API_VERSION_CHARS = set("0123456789-abcdefghijklmnopqrstuvwxyz")
 
@@ -21,7 +25,7 @@ _API_VERSION_CHARS = set("0123456789-abcdefghijklmnopqrstuvwxyz")
 @dataclass(frozen=True)
 class ArmContext:
     principal: Principal
-    caller: Caller
+    caller: ArmCaller
     access: AccessService
 
     def require(self, action: str, scope: str) -> None:
@@ -33,9 +37,46 @@ class ArmContext:
     def allowed(self, action: str, scope: str) -> bool:
         return self.access.authorize(self.caller, action, scope).allowed
 
-    def writer(self) -> WriteCaller:
+    def writer(self) -> ResourceWriter:
         """Who writes, for a resource's systemData."""
-        return WriteCaller(self.caller.display, "User" if self.caller.kind == "User" else "Application")
+        return writer_of(self.caller)
+
+
+@dataclass(frozen=True)
+class ArmGuard:
+    """The caller's RBAC as the Microsoft.Authorization service and the resource manager ask it (`Guard`)."""
+
+    ctx: ArmContext
+
+    def allowed(self, action: str, scope: str) -> bool:
+        return self.ctx.allowed(action, scope)
+
+    def denied(self, action: str, scope: str) -> Exception:
+        return authorization_failed(self.ctx.caller, action, scope)
+
+
+@dataclass
+class ArmCall:
+    """One ARM request as a route's handler sees it: the caller, the path's captures, and what the route's
+    `prepare` steps resolved (the subscription, a compute resource's group, the `$filter`)."""
+
+    request: Request
+    ctx: ArmContext
+    manager: ResourceManager
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    subscription: Subscription | None = None
+    group: Resource | None = None
+    filter: tuple[str, str] | None = None
+
+    @property
+    def sub(self) -> Subscription:
+        assert self.subscription is not None, "the route's prepare resolves the subscription"
+        return self.subscription
+
+    @property
+    def guard(self) -> ArmGuard:
+        return ArmGuard(self.ctx)
 
 
 async def read_json_body(request: Request, limit: int | None = None) -> dict[str, Any]:
@@ -65,7 +106,7 @@ async def read_json_body(request: Request, limit: int | None = None) -> dict[str
     return body
 
 
-def authorization_failed(caller: Caller, action: str, scope: str) -> AuthorizationFailed:
+def authorization_failed(caller: ArmCaller, action: str, scope: str) -> AuthorizationFailed:
     return AuthorizationFailed(
         f"The client '{caller.display}' with object id '{caller.object_id}' does not have authorization to "
         f"perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently "
@@ -83,6 +124,20 @@ def require_api_version(request: Request) -> str:
         raise BadRequest(f"The api-version '{version[:32]}' is invalid. The supported versions are dates such as "
                          "'2022-12-01'.", code="InvalidApiVersionParameter")
     return version
+
+
+def check_route_api_version(version: str, served: frozenset[str] | None) -> None:
+    """400 InvalidApiVersionParameter when a route serves named api-versions only and this is not one of them."""
+    if served is not None and version not in served:
+        raise BadRequest(f"The api-version '{version}' is invalid. The supported versions are "
+                         f"'{', '.join(sorted(served))}'.", code="InvalidApiVersionParameter")
+
+
+def resource_manager(request: Request) -> ResourceManager:
+    """The resource manager's operations over the services the app factory wired (it holds no state of its own)."""
+    state = request.app.state
+    return ResourceManager(state.resource_service, state.identity_service, state.access, state.directory_service,
+                           state.settings.base_url)
 
 
 def arm_context(request: Request) -> ArmContext:

@@ -19,15 +19,17 @@ from starlette.responses import JSONResponse, Response
 
 from cielo.api.auth import GRAPH_AUDIENCES, bearer_principal
 from cielo.api.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
-from cielo.errors import AuthorizationFailed, BadRequest, NotFound, RequestContentTooLarge
-from cielo.identity.directory import DirectoryService, iso
+from cielo.errors import AuthorizationFailed, BadRequest, RequestContentTooLarge
+from cielo.identity.directory import DirectoryService, PrincipalCleanup, iso
 from cielo.store.models import Application, Group, ServicePrincipal, Tenant, User
 
 router = APIRouter(prefix="/v1.0")
 GRAPH = "https://graph.microsoft.com/v1.0"
 
 
-class Caller:
+class DirectoryCaller:
+    """The signed-in user of a directory API call, with its tenant and whether it is a Global Administrator."""
+
     def __init__(self, tenant: Tenant, is_admin: bool, object_id: str) -> None:
         self.tenant = tenant
         self.is_admin = is_admin
@@ -39,19 +41,24 @@ def _svc(request: Request) -> DirectoryService:
     return svc
 
 
-def _caller(request: Request, *, write: bool) -> Caller:
+def _cleanup(request: Request) -> PrincipalCleanup:
+    """What a principal's deletion also removes (grants, role assignments): the services that hold them."""
+    return PrincipalCleanup(request.app.state.grants, request.app.state.access)
+
+
+def _caller(request: Request, *, write: bool) -> DirectoryCaller:
     base = request.app.state.settings.base_url
     principal = bearer_principal(request, (*GRAPH_AUDIENCES, base))
     svc = _svc(request)
-    tenant = svc.repo.find_tenant(principal.tenant_id)
-    user = svc.repo.get_user(principal.object_id) if principal.kind == "user" else None
+    tenant = svc.find_tenant(principal.tenant_id)
+    user = svc.user_by_id(principal.object_id) if principal.kind == "user" else None
     if tenant is None or user is None or not user.account_enabled or user.tenant_id != tenant.id:
         raise AuthorizationFailed("Insufficient privileges to complete the operation.",
                                   code="Authorization_RequestDenied")
     if write and not user.is_admin:
         raise AuthorizationFailed("Insufficient privileges to complete the operation.",
                                   code="Authorization_RequestDenied")
-    return Caller(tenant, user.is_admin, user.object_id)
+    return DirectoryCaller(tenant, user.is_admin, user.object_id)
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -186,7 +193,7 @@ async def me(request: Request) -> JSONResponse:
 @router.get("/users")
 async def list_users(request: Request) -> JSONResponse:
     caller = _caller(request, write=False)
-    users = _svc(request).repo.list_users(caller.tenant.id)
+    users = _svc(request).list_users(caller.tenant)
     flt = _filter(request)
     if flt:
         field, value = flt
@@ -218,13 +225,7 @@ async def get_user(user_id: str, request: Request) -> JSONResponse:
 @router.delete("/users/{user_id}", status_code=204)
 async def delete_user(user_id: str, request: Request) -> Response:
     caller = _caller(request, write=True)
-    svc = _svc(request)
-    user = svc.get_user(caller.tenant, user_id)
-    if user.object_id == caller.object_id:
-        raise BadRequest("You cannot delete your own account.", code="Request_BadRequest")
-    svc.repo.delete_user(user.object_id)
-    request.app.state.grants.revoke_user(user.object_id)
-    request.app.state.access.remove_principal(user.object_id)
+    _svc(request).delete_user(caller.tenant, user_id, acting_user_id=caller.object_id, cleanup=_cleanup(request))
     return Response(status_code=204)
 
 
@@ -232,7 +233,7 @@ async def delete_user(user_id: str, request: Request) -> Response:
 @router.get("/groups")
 async def list_groups(request: Request) -> JSONResponse:
     caller = _caller(request, write=False)
-    groups = _svc(request).repo.list_groups(caller.tenant.id)
+    groups = _svc(request).list_groups(caller.tenant)
     flt = _filter(request)
     if flt:
         field, value = flt
@@ -263,10 +264,7 @@ async def get_group(group_id: str, request: Request) -> JSONResponse:
 @router.delete("/groups/{group_id}", status_code=204)
 async def delete_group(group_id: str, request: Request) -> Response:
     caller = _caller(request, write=True)
-    svc = _svc(request)
-    group = svc.get_group(caller.tenant, group_id)
-    svc.repo.delete_group(group.object_id)
-    request.app.state.access.remove_principal(group.object_id)
+    _svc(request).delete_group(caller.tenant, group_id, cleanup=_cleanup(request))
     return Response(status_code=204)
 
 
@@ -284,12 +282,7 @@ async def add_member(group_id: str, request: Request) -> Response:
 @router.delete("/groups/{group_id}/members/{member_id}/$ref", status_code=204)
 async def remove_member(group_id: str, member_id: str, request: Request) -> Response:
     caller = _caller(request, write=True)
-    svc = _svc(request)
-    group = svc.get_group(caller.tenant, group_id)
-    if member_id.lower() not in svc.repo.list_member_ids(group.object_id):
-        raise NotFound(f"Resource '{member_id}' does not exist or one of its queried reference-property "
-                       "objects are not present.", code="Request_ResourceNotFound")
-    svc.repo.remove_member(group.object_id, member_id.lower())
+    _svc(request).remove_member(caller.tenant, group_id, member_id)
     return Response(status_code=204)
 
 
@@ -298,20 +291,19 @@ async def list_members(group_id: str, request: Request) -> JSONResponse:
     caller = _caller(request, write=False)
     svc = _svc(request)
     group = svc.get_group(caller.tenant, group_id)
-    members = (_directory_object(request, caller, m) for m in svc.repo.list_member_ids(group.object_id))
+    members = (_directory_object(request, caller, m) for m in svc.member_ids(group))
     return _collection("directoryObjects", [m for m in members if m is not None])
 
 
-def _directory_object(request: Request, caller: Caller, object_id: str) -> dict[str, Any] | None:
+def _directory_object(request: Request, caller: DirectoryCaller, object_id: str) -> dict[str, Any] | None:
     """A user, group or service principal of the caller's tenant, with its `@odata.type`, as Graph lists them."""
-    svc = _svc(request)
-    if (user := svc.repo.get_user(object_id)) is not None and user.tenant_id == caller.tenant.id:
-        return {"@odata.type": "#microsoft.graph.user", **user_json(user)}
-    if (group := svc.repo.find_group(caller.tenant.id, object_id)) is not None and group.object_id == object_id:
-        return {"@odata.type": "#microsoft.graph.group", **group_json(group)}
-    sp = svc.repo.find_service_principal(object_id)
-    if sp is not None and sp.object_id == object_id and sp.tenant_id == caller.tenant.id:
-        return {"@odata.type": "#microsoft.graph.servicePrincipal", **sp_json(sp)}
+    found = _svc(request).directory_object(caller.tenant, object_id)
+    if isinstance(found, User):
+        return {"@odata.type": "#microsoft.graph.user", **user_json(found)}
+    if isinstance(found, Group):
+        return {"@odata.type": "#microsoft.graph.group", **group_json(found)}
+    if isinstance(found, ServicePrincipal):
+        return {"@odata.type": "#microsoft.graph.servicePrincipal", **sp_json(found)}
     return None
 
 
@@ -333,7 +325,7 @@ async def get_by_ids(request: Request) -> JSONResponse:
 
 
 # ----------------------------------------------------------------------------- applications
-def _app(request: Request, caller: Caller, app_ref: str) -> Application:
+def _app(request: Request, caller: DirectoryCaller, app_ref: str) -> Application:
     match = re.fullmatch(r"\(appId='([^']+)'\)", app_ref) or re.fullmatch(r"\(appId=([^)]+)\)", app_ref)
     return _svc(request).get_application(caller.tenant, match.group(1) if match else app_ref)
 
@@ -341,7 +333,7 @@ def _app(request: Request, caller: Caller, app_ref: str) -> Application:
 @router.get("/applications")
 async def list_applications(request: Request) -> JSONResponse:
     caller = _caller(request, write=False)
-    apps = _svc(request).repo.list_applications(caller.tenant.id)
+    apps = _svc(request).list_applications(caller.tenant)
     flt = _filter(request)
     if flt:
         field, value = flt
@@ -393,12 +385,8 @@ async def get_application(app_ref: str, request: Request) -> JSONResponse:
 @router.delete("/applications/{app_id}", status_code=204)
 async def delete_application(app_id: str, request: Request) -> Response:
     caller = _caller(request, write=True)
-    svc = _svc(request)
     app = _app(request, caller, app_id)
-    sp = svc.repo.get_service_principal_for_app(caller.tenant.id, app.app_id)
-    svc.repo.delete_application(app.object_id)
-    if sp is not None:
-        request.app.state.access.remove_principal(sp.object_id)
+    _svc(request).delete_application(caller.tenant, app, cleanup=_cleanup(request))
     return Response(status_code=204)
 
 
@@ -437,10 +425,7 @@ async def remove_password(app_id: str, request: Request) -> Response:
     caller = _caller(request, write=True)
     body = await _body(request)
     app = _app(request, caller, app_id)
-    key_id = _text(body, "keyId")
-    if all(p.key_id != key_id for p in app.passwords):
-        raise NotFound(f"No password credential found with keyId {key_id}.", code="Request_ResourceNotFound")
-    _svc(request).repo.remove_password(app.object_id, key_id)
+    _svc(request).remove_password(app, _text(body, "keyId"))
     return Response(status_code=204)
 
 
@@ -470,8 +455,7 @@ async def update_application(app_id: str, request: Request) -> Response:
         fields["identifier_uris"] = _uris(body["identifierUris"], "identifierUris")
     if "isFallbackPublicClient" in body:
         fields["is_public_client"] = bool(body["isFallbackPublicClient"])
-    if fields:
-        svc.repo.update_application(app.object_id, **fields)
+    svc.update_application(app, **fields)
     return Response(status_code=204)
 
 
@@ -497,9 +481,7 @@ async def add_federated(app_id: str, request: Request) -> JSONResponse:
 async def delete_federated(app_id: str, fic_id: str, request: Request) -> Response:
     caller = _caller(request, write=True)
     app = _app(request, caller, app_id)
-    if all(f.id != fic_id and f.name != fic_id for f in app.federated):
-        raise NotFound(f"Federated identity credential '{fic_id}' not found.", code="Request_ResourceNotFound")
-    _svc(request).repo.remove_federated(app.object_id, fic_id)
+    _svc(request).remove_federated(app, fic_id)
     return Response(status_code=204)
 
 
@@ -507,7 +489,7 @@ async def delete_federated(app_id: str, fic_id: str, request: Request) -> Respon
 @router.get("/servicePrincipals")
 async def list_sps(request: Request) -> JSONResponse:
     caller = _caller(request, write=False)
-    sps = _svc(request).repo.list_service_principals(caller.tenant.id)
+    sps = _svc(request).list_service_principals(caller.tenant)
     flt = _filter(request)
     if flt:
         field, value = flt
@@ -529,13 +511,9 @@ async def create_sp(request: Request) -> JSONResponse:
     return JSONResponse(sp_json(svc.create_service_principal(caller.tenant, app)), status_code=201)
 
 
-def _sp(request: Request, caller: Caller, ref: str) -> ServicePrincipal:
+def _sp(request: Request, caller: DirectoryCaller, ref: str) -> ServicePrincipal:
     match = re.fullmatch(r"\(appId='([^']+)'\)", ref)
-    sp = _svc(request).repo.find_service_principal(match.group(1) if match else ref)
-    if sp is None or sp.tenant_id != caller.tenant.id:
-        raise NotFound(f"Resource '{ref}' does not exist or one of its queried reference-property objects are "
-                       "not present.", code="Request_ResourceNotFound")
-    return sp
+    return _svc(request).get_service_principal(caller.tenant, match.group(1) if match else ref, as_asked=ref)
 
 
 @router.get("/servicePrincipals{sp_ref:path}")
@@ -547,10 +525,5 @@ async def get_sp(sp_ref: str, request: Request) -> JSONResponse:
 @router.delete("/servicePrincipals/{sp_id}", status_code=204)
 async def delete_sp(sp_id: str, request: Request) -> Response:
     caller = _caller(request, write=True)
-    sp = _sp(request, caller, sp_id)
-    if sp.sp_type == "ManagedIdentity":
-        raise BadRequest("A managed identity's service principal is deleted with its resource.",
-                         code="Request_BadRequest")
-    _svc(request).repo.delete_service_principal(sp.object_id)
-    request.app.state.access.remove_principal(sp.object_id)
+    _svc(request).delete_service_principal(_sp(request, caller, sp_id), cleanup=_cleanup(request))
     return Response(status_code=204)

@@ -29,7 +29,6 @@ from cielo.rbac.engine import RbacIndex
 from cielo.rbac.errors import RoleAssignmentExists, RoleDefinitionWithSameNameExists
 from cielo.rbac.model import Principal, RoleAssignment, transitive_groups
 from cielo.rbac.roles import Permission, RoleDefinition
-from cielo.store.directory import DirectoryRepo
 from cielo.store.generation import Generation
 from cielo.store.integrity import (
     CUSTOM_ROLE_TENANT_ROLE_NAME,
@@ -44,8 +43,8 @@ _UNLOADABLE = (ValueError, CieloError)
 
 
 @dataclass(frozen=True)
-class Caller:
-    """The principal behind a token, as RBAC sees it."""
+class ArmCaller:
+    """The principal behind a resource-manager token, as RBAC sees it (ARM's error messages name `display`)."""
 
     object_id: str
     tenant_id: str
@@ -160,8 +159,7 @@ class AccessService:
     def groups_of(self, object_id: str) -> frozenset[str]:
         return self._groups_of(object_id)
 
-    def caller(self, token: TokenPrincipal) -> Caller:
-        repo: DirectoryRepo = self._directory.repo
+    def caller(self, token: TokenPrincipal) -> ArmCaller:
         if token.kind == "user":
             user = self._directory.user(token.object_id)
             exists = user is not None and user.account_enabled and user.tenant_id == token.tenant_id
@@ -172,12 +170,11 @@ class AccessService:
             exists = sp is not None and sp.tenant_id == token.tenant_id
             display = token.app_id or token.object_id
             kind = "ServicePrincipal"
-        del repo
         groups = self._groups_of(token.object_id) if exists else frozenset()
-        return Caller(token.object_id, token.tenant_id, display, kind, exists,
+        return ArmCaller(token.object_id, token.tenant_id, display, kind, exists,
                       Principal(token.object_id, token.tenant_id, groups))
 
-    def authorize(self, caller: Caller, action: str, scope: str, *, data_action: bool = False) -> Decision:
+    def authorize(self, caller: ArmCaller, action: str, scope: str, *, data_action: bool = False) -> Decision:
         if not caller.exists:
             # A deleted or disabled principal holds nothing, whatever its token says.
             return Decision(False, action, scope, data_action, caller.object_id)

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Any, Protocol
 
-from cielo.control.access import AccessService, Caller
+from cielo.control.access import AccessService, ArmCaller
 from cielo.control.naming import check_case_unambiguous
 from cielo.core.arm_ids import InvalidResourceId, parse
 from cielo.core.clock import Clock
@@ -143,7 +143,7 @@ class AuthorizationService:
         return {"user": "User", "group": "Group", "servicePrincipal": "ServicePrincipal"}[kind]
 
     def create_assignment(
-        self, caller: Caller, scope: str, name: str, body: dict[str, Any]
+        self, caller: ArmCaller, scope: str, name: str, body: dict[str, Any]
     ) -> tuple[RoleAssignment, bool]:
         if not is_guid(name.lower()):
             raise BadRequest(f"The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID.",
@@ -222,6 +222,38 @@ class AuthorizationService:
         tenant_subs = {s.id for s in self._directory.list_subscriptions(tenant_id)}
         return [a for a in found if (subscription_of(a.scope) or "").lower() in tenant_subs or a.scope == "/"]
 
+    # ----------------------------------------------------------------- explaining access
+    def permissions(self, caller: ArmCaller, scope: str) -> list[dict[str, list[str]]]:
+        """Azure's `GET {scope}/providers/Microsoft.Authorization/permissions`: the caller's own permissions."""
+        index = self.access.index
+        found = index.list_assignments(scope, include_inherited=True)
+        mine = [a for a in found if a.principal_id in caller.rbac.lookup_set] if caller.exists else []
+        out: list[dict[str, list[str]]] = []
+        for assignment in mine:
+            role = index.get_role_definition(assignment.role_definition_id)
+            if role is not None:
+                out.extend(p.to_arm() for p in role.permissions)
+        return out
+
+    def check_access(self, principal_id: str, action: str, scope: str, data_action: bool,
+                     tenant_id: str) -> dict[str, Any]:
+        """Cielo's "why was it denied?" about `principal_id` (whether the caller may ask is the API's to decide
+        before it reads the question): the decision, its reason and the assignments that matched."""
+        from cielo.rbac.model import Principal
+
+        target = Principal(principal_id, tenant_id, self.access.groups_of(principal_id.lower()))
+        try:
+            self.principal_type(principal_id.lower(), tenant_id)
+        except BadRequest:
+            # Unknown here, or of another tenant: the answer must not tell which.
+            return {"allowed": False, "principalId": principal_id, "action": action, "scope": scope,
+                    "isDataAction": data_action, "reason": "The principal does not exist in the directory.",
+                    "matchedAssignments": []}
+        decision = self.access.index.authorize(target, action, scope, data_action=data_action)
+        return {"allowed": decision.allowed, "principalId": principal_id.lower(), "action": action, "scope": scope,
+                "isDataAction": data_action, "reason": decision.reason,
+                "matchedAssignments": [assignment_json(a) for a in decision.matched]}
+
     # ----------------------------------------------------------------- role definitions
     def _tenant_role(self, guid: str, tenant_id: str) -> RoleDefinition | None:
         """A built-in, or a custom role of `tenant_id`; None for anything else (another tenant's role too)."""
@@ -283,7 +315,7 @@ class AuthorizationService:
                     f"{'' if scope == '/' else scope}{role.resource_id}")
                 raise guard.denied(action, named)
 
-    def put_role_definition(self, guard: Guard, caller: Caller, scope: str, guid: str,
+    def put_role_definition(self, guard: Guard, caller: ArmCaller, scope: str, guid: str,
                             body: dict[str, Any]) -> tuple[RoleDefinition, bool]:
         """Create or replace a custom role: `roleDefinitions/write` at every assignable scope it has (when it
         exists) and at every one it will have. Built-ins are never changed. Nothing is written on a refusal."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cielo.control.access import AccessService
-from cielo.control.resources import Caller, ResourceService, resource_json
+from cielo.control.resources import ResourceService, ResourceWriter, resource_json
 from cielo.core.arm_ids import InvalidResourceId, ResourceId, parse
 from cielo.core.clock import Clock
 from cielo.core.ids import new_guid, sha256_hex
@@ -103,10 +103,11 @@ class IdentityService:
         self._access.remove_principal(principal_id)
 
     # ----------------------------------------------------------------- user-assigned identities
-    def put_uami(self, rid: ResourceId, body: dict[str, Any], tenant_id: str, caller: Caller) -> tuple[Resource, bool]:
+    def put_uami(self, rid: ResourceId, body: dict[str, Any], tenant_id: str,
+                 writer: ResourceWriter) -> tuple[Resource, bool]:
         assert rid.resource_group is not None
         group = self._resources.get_group(rid.subscription, rid.resource_group)
-        existing = self._resources.repo.get(rid.key)
+        existing = self._resources.get_by_key(rid.key)
         if existing is not None:
             props = existing.properties
         else:
@@ -124,11 +125,11 @@ class IdentityService:
             name=existing.name if existing else rid.name, location=str(location).replace(" ", "").lower(), kind=None,
             sku=None, tags=tags, properties=props, identity=None, system_data=None, etag=uuid.uuid4().hex,
         )
-        self._resources.repo.put(resource)
+        self._resources.store(resource)
         return resource, existing is None
 
     def get_typed(self, rid: ResourceId, type_: str) -> Resource:
-        found = self._resources.repo.get(rid.key)
+        found = self._resources.get_by_key(rid.key)
         if found is None or found.type.lower() != type_.lower():
             raise NotFound(f"The Resource '{type_}/{rid.name}' under resource group '{rid.resource_group}' was not "
                            "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
@@ -136,14 +137,14 @@ class IdentityService:
         return found
 
     def delete_uami(self, rid: ResourceId) -> bool:
-        found = self._resources.repo.get(rid.key)
+        found = self._resources.get_by_key(rid.key)
         if found is None or found.type != UAMI_TYPE:
             return False
-        self._resources.repo.delete_tree(rid.key)
+        self._resources.delete_tree(rid.key)
         self._drop_principal(str(found.properties["principalId"]))
         # Detach it everywhere: its principal no longer exists.
         for type_ in COMPUTE_TYPES:
-            for resource in self._resources.repo.list_resources(type_=type_):
+            for resource in self._resources.list_resources(type_=type_):
                 users = dict((resource.identity or {}).get("userAssignedIdentities") or {})
                 if any(k.lower() == found.key for k in users):
                     kept = {k: v for k, v in users.items() if k.lower() != found.key}
@@ -198,7 +199,7 @@ class IdentityService:
         except InvalidResourceId as exc:
             raise BadRequest(f"'{resource_id}' is not a valid user-assigned identity id.",
                              code="InvalidUserAssignedIdentity") from exc
-        found = self._resources.repo.get(rid.key)
+        found = self._resources.get_by_key(rid.key)
         if found is None or found.type != UAMI_TYPE or found.properties.get("tenantId") != tenant_id:
             raise BadRequest(f"The user-assigned identity '{resource_id}' was not found.",
                              code="FailedIdentityOperation")
@@ -210,14 +211,14 @@ class IdentityService:
         if not users:
             identity.pop("userAssignedIdentities")
         identity["type"] = _type_text(system, bool(users))
-        self._resources.repo.put(Resource(**{**resource.__dict__,
+        self._resources.store(Resource(**{**resource.__dict__,
                                              "identity": identity if system or users else None}))
 
-    def put_compute(self, rid: ResourceId, type_: str, body: dict[str, Any], tenant_id: str, caller: Caller, *,
+    def put_compute(self, rid: ResourceId, type_: str, body: dict[str, Any], tenant_id: str, writer: ResourceWriter, *,
                     patch: bool = False) -> tuple[Resource, bool]:
         assert rid.resource_group is not None
         group = self._resources.get_group(rid.subscription, rid.resource_group)
-        existing = self._resources.repo.get(rid.key)
+        existing = self._resources.get_by_key(rid.key)
         if existing is not None and existing.type != type_:
             raise BadRequest(f"A resource of another type exists at '{rid.id}'.", code="InvalidResourceType")
         name = existing.name if existing else rid.name
@@ -245,15 +246,15 @@ class IdentityService:
             sku=sku, tags=tags if isinstance(tags, dict) else None, properties=properties, identity=identity,
             system_data=None, etag=uuid.uuid4().hex,
         )
-        self._resources.repo.put(resource)
+        self._resources.store(resource)
         return resource, existing is None
 
     def delete_compute(self, rid: ResourceId, type_: str) -> bool:
-        found = self._resources.repo.get(rid.key)
+        found = self._resources.get_by_key(rid.key)
         if found is None or found.type != type_:
             return False
         principal_id = (found.identity or {}).get("principalId")
-        self._resources.repo.delete_tree(rid.key)
+        self._resources.delete_tree(rid.key)
         self._credentials.delete_for(found.key)
         if principal_id:
             self._drop_principal(str(principal_id))
@@ -262,7 +263,7 @@ class IdentityService:
     def delete_in_group(self, subscription: str, resource_group: str) -> None:
         """Before a resource group goes: delete its compute resources' and user-assigned identities' principals
         (and their role assignments anywhere), as deleting each resource would."""
-        for resource in self._resources.repo.list_resources(subscription_id=subscription,
+        for resource in self._resources.list_resources(subscription_id=subscription,
                                                             resource_group=resource_group):
             if resource.type in COMPUTE_TYPES:
                 self.delete_compute(parse(resource.id), resource.type)
@@ -287,7 +288,7 @@ class IdentityService:
         stored = self._credentials.get(credential_id) if credential_id and secret else None
         if stored is None or stored.revoked or not hmac.compare_digest(stored.secret_hash, sha256_hex(secret)):
             raise IdentityError(401, "unauthorized_client", "The host credential is not valid or was revoked.")
-        resource = self._resources.repo.get(stored.resource_key)
+        resource = self._resources.get_by_key(stored.resource_key)
         if resource is None:
             raise IdentityError(401, "unauthorized_client", "The host credential's resource no longer exists.")
         return resource

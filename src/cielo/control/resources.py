@@ -50,12 +50,16 @@ def _tags(body: dict[str, Any]) -> dict[str, str] | None:
     return dict(tags)
 
 
-class Caller:
-    """Who makes a write, for systemData (createdBy, createdByType)."""
+class ResourceWriter:
+    """Who makes a write, for a resource's systemData (createdBy, createdByType)."""
 
     def __init__(self, name: str, kind: str) -> None:
         self.name = name
         self.kind = kind  # "User" | "Application" | "ManagedIdentity"
+
+
+# The old name, still imported by cielo.bootstrap and tests (not this module's to change); use ResourceWriter.
+Caller = ResourceWriter
 
 
 class ResourceService:
@@ -67,14 +71,35 @@ class ResourceService:
         self._clock = clock
         self._base_url = base_url
 
-    def _system_data(self, caller: Caller, existing: Resource | None) -> dict[str, Any]:
+    def _system_data(self, writer: ResourceWriter, existing: Resource | None) -> dict[str, Any]:
         now = _iso(self._clock.now())
         created = (existing.system_data or {}) if existing else {}
         return {
-            "createdAt": created.get("createdAt", now), "createdBy": created.get("createdBy", caller.name),
-            "createdByType": created.get("createdByType", caller.kind), "lastModifiedAt": now,
-            "lastModifiedBy": caller.name, "lastModifiedByType": caller.kind,
+            "createdAt": created.get("createdAt", now), "createdBy": created.get("createdBy", writer.name),
+            "createdByType": created.get("createdByType", writer.kind), "lastModifiedAt": now,
+            "lastModifiedBy": writer.name, "lastModifiedByType": writer.kind,
         }
+
+    # ----------------------------------------------------------------- any resource
+    def find(self, rid: ResourceId) -> Resource | None:
+        return self.repo.get(rid.key)
+
+    def get_by_key(self, key: str) -> Resource | None:
+        return self.repo.get(key)
+
+    def store(self, resource: Resource) -> bool:
+        """Create or replace; True when this call created it."""
+        return self.repo.put(resource)
+
+    def delete_tree(self, key: str) -> None:
+        """A resource, everything under it, and the role assignments at those scopes (in the store: the caller
+        reloads RBAC)."""
+        self.repo.delete_tree(key)
+
+    def list_resources(self, *, subscription_id: str | None = None, resource_group: str | None = None,
+                       type_: str | None = None, parent_key: str | None = None) -> list[Resource]:
+        return self.repo.list_resources(subscription_id=subscription_id, resource_group=resource_group, type_=type_,
+                                        parent_key=parent_key)
 
     # ----------------------------------------------------------------- resource groups
     def get_group(self, subscription: str, name: str) -> Resource:
@@ -83,7 +108,8 @@ class ResourceService:
             raise NotFound(f"Resource group '{name}' could not be found.", code="ResourceGroupNotFound")
         return found
 
-    def put_group(self, subscription: str, name: str, body: dict[str, Any], caller: Caller) -> tuple[Resource, bool]:
+    def put_group(self, subscription: str, name: str, body: dict[str, Any],
+                  writer: ResourceWriter) -> tuple[Resource, bool]:
         check_resource_group(name)
         rid = ResourceId(subscription, name)
         existing = self.repo.get(rid.key)
@@ -96,7 +122,7 @@ class ResourceService:
             id=existing.id if existing else rid.id, subscription_id=subscription, resource_group=name,
             parent_key=None, type=RG_TYPE, name=existing.name if existing else name, location=location, kind=None,
             sku=None, tags=_tags(body), properties={"provisioningState": "Succeeded"}, identity=None,
-            system_data=self._system_data(caller, existing), etag=uuid.uuid4().hex,
+            system_data=self._system_data(writer, existing), etag=uuid.uuid4().hex,
         )
         created = self.repo.put(resource)  # False when another request created it a moment ago
         return resource, created
@@ -130,7 +156,7 @@ class ResourceService:
                 return account
         return None
 
-    def put_account(self, rid: ResourceId, body: dict[str, Any], caller: Caller) -> tuple[Resource, bool]:
+    def put_account(self, rid: ResourceId, body: dict[str, Any], writer: ResourceWriter) -> tuple[Resource, bool]:
         check_account(rid.name)
         assert rid.resource_group is not None
         self.get_group(rid.subscription, rid.resource_group)
@@ -188,7 +214,7 @@ class ResourceService:
             resource_group=rid.resource_group, parent_key=None, type=ACCOUNT_TYPE,
             name=existing.name if existing else rid.name, location=location, kind=kind, sku={"name": sku},
             tags=_tags(body), properties=properties, identity=identity if isinstance(identity, dict) else None,
-            system_data=self._system_data(caller, existing), etag=f'"{uuid.uuid4()}"',
+            system_data=self._system_data(writer, existing), etag=f'"{uuid.uuid4()}"',
         )
         try:
             created = self.repo.put(resource)  # False when another request created it a moment ago
@@ -247,7 +273,7 @@ class ResourceService:
                 f"'{rid.resource_group}' was not found.", code="ResourceNotFound")
         return found
 
-    def put_deployment(self, rid: ResourceId, body: dict[str, Any], caller: Caller) -> tuple[Resource, bool]:
+    def put_deployment(self, rid: ResourceId, body: dict[str, Any], writer: ResourceWriter) -> tuple[Resource, bool]:
         check_deployment(rid.name)
         parent = rid.parent
         assert parent is not None
@@ -303,7 +329,7 @@ class ResourceService:
             resource_group=rid.resource_group, parent_key=account.key, type=DEPLOYMENT_TYPE,
             name=existing.name if existing else rid.name, location=account.location, kind=None,
             sku={"name": sku_name, "capacity": capacity}, tags=_tags(body), properties=properties, identity=None,
-            system_data=self._system_data(caller, existing), etag=f'"{uuid.uuid4()}"',
+            system_data=self._system_data(writer, existing), etag=f'"{uuid.uuid4()}"',
         )
         created = self.repo.put(resource)  # False when another request created it a moment ago
         return resource, created

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -25,9 +26,31 @@ from cielo.store.models import (
     KeyCredential,
     PasswordCredential,
     ServicePrincipal,
+    Subscription,
     Tenant,
     User,
 )
+
+
+class UserGrants(Protocol):
+    """The token service's stored grants (refresh tokens, consents): `cielo.store.grants.GrantRepo`."""
+
+    def revoke_user(self, user_id: str) -> None: ...
+
+
+class PrincipalAccess(Protocol):
+    """Role assignments and the RBAC index: `cielo.control.access.AccessService`."""
+
+    def remove_principal(self, principal_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class PrincipalCleanup:
+    """What must go with a deleted principal besides its directory record: its grants and its role assignments
+    (removing them refreshes the RBAC index, so the very next request sees the principal hold nothing)."""
+
+    grants: UserGrants
+    access: PrincipalAccess
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,28 @@ class DirectoryService:
             raise _upn_taken() from exc
         return user
 
+    def find_tenant(self, id_or_domain: str) -> Tenant | None:
+        return self.repo.find_tenant(id_or_domain)
+
+    def list_subscriptions(self, tenant_id: str | None = None) -> list[Subscription]:
+        return self.repo.list_subscriptions(tenant_id)
+
+    def user_by_id(self, object_id: str) -> User | None:
+        return self.repo.get_user(object_id)
+
+    def list_users(self, tenant: Tenant) -> list[User]:
+        return self.repo.list_users(tenant.id)
+
+    def delete_user(self, tenant: Tenant, id_or_upn: str, *, acting_user_id: str, cleanup: PrincipalCleanup) -> None:
+        """Delete a user of `tenant` (not oneself): its record, then its grants, then its role assignments (and
+        with them its entries in the RBAC index), in this order and always together."""
+        user = self.get_user(tenant, id_or_upn)
+        if user.object_id == acting_user_id:
+            raise BadRequest("You cannot delete your own account.", code="Request_BadRequest")
+        self.repo.delete_user(user.object_id)
+        cleanup.grants.revoke_user(user.object_id)
+        cleanup.access.remove_principal(user.object_id)
+
     def get_user(self, tenant: Tenant, id_or_upn: str) -> User:
         user = self.repo.find_user(id_or_upn)
         if user is None or user.tenant_id != tenant.id:
@@ -117,6 +162,36 @@ class DirectoryService:
             raise NotFound(f"Resource '{id_or_name}' does not exist or one of its queried reference-property "
                            "objects are not present.", code="Request_ResourceNotFound")
         return group
+
+    def list_groups(self, tenant: Tenant) -> list[Group]:
+        return self.repo.list_groups(tenant.id)
+
+    def delete_group(self, tenant: Tenant, id_or_name: str, *, cleanup: PrincipalCleanup) -> None:
+        """A group and the role assignments held through it."""
+        group = self.get_group(tenant, id_or_name)
+        self.repo.delete_group(group.object_id)
+        cleanup.access.remove_principal(group.object_id)
+
+    def member_ids(self, group: Group) -> list[str]:
+        return self.repo.list_member_ids(group.object_id)
+
+    def remove_member(self, tenant: Tenant, group_id: str, member_id: str) -> None:
+        group = self.get_group(tenant, group_id)
+        if member_id.lower() not in self.repo.list_member_ids(group.object_id):
+            raise NotFound(f"Resource '{member_id}' does not exist or one of its queried reference-property "
+                           "objects are not present.", code="Request_ResourceNotFound")
+        self.repo.remove_member(group.object_id, member_id.lower())
+
+    def directory_object(self, tenant: Tenant, object_id: str) -> User | Group | ServicePrincipal | None:
+        """A user, group or service principal of `tenant` with this object id (Graph's directoryObjects)."""
+        if (user := self.repo.get_user(object_id)) is not None and user.tenant_id == tenant.id:
+            return user
+        if (group := self.repo.find_group(tenant.id, object_id)) is not None and group.object_id == object_id:
+            return group
+        sp = self.repo.find_service_principal(object_id)
+        if sp is not None and sp.object_id == object_id and sp.tenant_id == tenant.id:
+            return sp
+        return None
 
     def add_member(self, tenant: Tenant, group: Group, member_id: str) -> None:
         found = self.repo.directory_objects([member_id.lower()])
@@ -168,6 +243,31 @@ class DirectoryService:
                            "objects are not present.", code="Request_ResourceNotFound")
         return app
 
+    def list_applications(self, tenant: Tenant) -> list[Application]:
+        return self.repo.list_applications(tenant.id)
+
+    def delete_application(self, tenant: Tenant, app: Application, *, cleanup: PrincipalCleanup) -> None:
+        """An application, and with it its service principal's role assignments."""
+        sp = self.repo.get_service_principal_for_app(tenant.id, app.app_id)
+        self.repo.delete_application(app.object_id)
+        if sp is not None:
+            cleanup.access.remove_principal(sp.object_id)
+
+    def update_application(self, app: Application, **fields: Any) -> None:
+        if fields:
+            self.repo.update_application(app.object_id, **fields)
+
+    def remove_password(self, app: Application, key_id: str) -> None:
+        if all(p.key_id != key_id for p in app.passwords):
+            raise NotFound(f"No password credential found with keyId {key_id}.", code="Request_ResourceNotFound")
+        self.repo.remove_password(app.object_id, key_id)
+
+    def remove_federated(self, app: Application, id_or_name: str) -> None:
+        if all(f.id != id_or_name and f.name != id_or_name for f in app.federated):
+            raise NotFound(f"Federated identity credential '{id_or_name}' not found.",
+                           code="Request_ResourceNotFound")
+        self.repo.remove_federated(app.object_id, id_or_name)
+
     def add_password(
         self, app: Application, display_name: str | None, end: float | None, *, replace: bool
     ) -> NewSecret:
@@ -218,6 +318,26 @@ class DirectoryService:
         return cred
 
     # ----------------------------------------------------------------- service principals
+    def list_service_principals(self, tenant: Tenant) -> list[ServicePrincipal]:
+        return self.repo.list_service_principals(tenant.id)
+
+    def get_service_principal(self, tenant: Tenant, id_or_app_id: str, *, as_asked: str | None = None
+                              ) -> ServicePrincipal:
+        """`as_asked`: the reference as the client wrote it (`(appId='…')`), which a 404 names."""
+        sp = self.repo.find_service_principal(id_or_app_id)
+        if sp is None or sp.tenant_id != tenant.id:
+            raise NotFound(f"Resource '{as_asked or id_or_app_id}' does not exist or one of its queried "
+                           "reference-property objects are not present.", code="Request_ResourceNotFound")
+        return sp
+
+    def delete_service_principal(self, sp: ServicePrincipal, *, cleanup: PrincipalCleanup) -> None:
+        """A service principal and its role assignments; a managed identity's goes only with its resource."""
+        if sp.sp_type == "ManagedIdentity":
+            raise BadRequest("A managed identity's service principal is deleted with its resource.",
+                             code="Request_BadRequest")
+        self.repo.delete_service_principal(sp.object_id)
+        cleanup.access.remove_principal(sp.object_id)
+
     def create_service_principal(self, tenant: Tenant, app: Application) -> ServicePrincipal:
         taken = Conflict("The service principal exists already for this application.",
                          code="Request_MultipleObjectsWithSameKeyValue")
