@@ -213,14 +213,9 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
                          admin_user=admin_user, admin_password=admin_password, workers=workers,
                          log_level=log_level, tls_names=list(tls_names) or None, gguf=list(gguf) or None,
                          upstreams=list(upstreams) or None)
-    if reset:
-        _reset(settings.data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.data_dir, 0o700)
-    _open_data_dir(settings)
-    tls = ensure_tls(settings.tls_dir, settings.tls_names)
     try:
-        # Refused when anything listens there already, an earlier server's orphaned workers included.
+        # Refused when anything listens there already, an earlier server's orphaned workers included; checked
+        # before anything touches the data directory (--reset, migrations), which may be that server's.
         reuse_port = settings.workers > 1
         sockets = [listen(settings.host, settings.port, reuse_port=reuse_port)]
         if settings.listen_443:
@@ -229,6 +224,12 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}: {exc.strerror}") from exc
+    if reset:
+        _reset(settings.data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    _open_data_dir(settings)
+    tls = ensure_tls(settings.tls_dir, settings.tls_names)
     try:
         services = build_services(settings)
     except DataDirectoryError as exc:  # a damaged signing key or sealing key
