@@ -31,20 +31,23 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import loadgen
-from gateway_rig import DATA_API, QUOTA_CAPACITY, Arm, CieloServer, gateway_rig, start_server
+from gateway_rig import DATA_API, QUOTA_CAPACITY, Arm, CieloServer, Gateway, gateway_rig, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 SMOLLM2 = "smollm2"
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 TARGET_RPS, TARGET_ADDED_P50_MS = 2000.0, 1.0
+TARGET_CPU_MS = 0.40  # per authenticated request, all checks on: at most what the bare gateway spends
 TARGET_TOKENS_PCT, TARGET_ADDED_TTFT_MS = 95.0, 10.0
 
 
@@ -85,30 +88,96 @@ class Driver:
 
 
 # ----------------------------------------------------------------------------- (a) gateway overhead
+DIRECT, BARE, CIELO = "null upstream direct (http)", "bare gateway (FastAPI+PyJWT+aiohttp, https, bearer)", \
+    "Cielo -> null upstream (https, bearer)"
+
+
+class BareGateway:
+    """benchmarks/bare_gateway.py as a child process, validating tokens against this Cielo's JWKS."""
+
+    def __init__(self, rig: Gateway, workers: int, log_path: Path) -> None:
+        server = rig.server
+        base = server.base_url
+        command = [sys.executable, str(Path(__file__).with_name("bare_gateway.py")), "--port", "0",
+                   "--workers", str(workers), "--upstream", f"{rig.upstream.base_url}/v1",
+                   "--jwks", f"{base}/{server.tenant_id}/discovery/v2.0/keys",
+                   "--issuer", f"{base}/{server.tenant_id}/v2.0", "--issuer", f"{base}/{server.tenant_id}/",
+                   "--tls-dir", str(server.data_dir / "tls")]
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
+        watchdog = threading.Timer(30, self.process.kill)
+        watchdog.start()
+        try:
+            assert self.process.stdout is not None
+            first = self.process.stdout.readline().decode()
+        finally:
+            watchdog.cancel()
+        if "listening on https://127.0.0.1:" not in first:
+            self.stop()
+            raise RuntimeError(f"bare_gateway did not start: {first!r} {log_path.read_text(errors='replace')}")
+        self.url = first.split("listening on ", 1)[1].strip() + "/"
+        with httpx.Client(verify=False, timeout=30) as client:
+            for _ in range(50):  # the workers start after the line is printed
+                try:
+                    check = client.post(self.url.rstrip("/") + rig.paths[0], content=rig.body, headers=rig.headers)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            else:
+                raise RuntimeError("bare_gateway does not answer")
+        if check.status_code != 200:
+            raise RuntimeError(f"bare_gateway's checked request failed: {check.status_code} {check.text}")
+
+    def stop(self) -> None:
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 def gateway(args: argparse.Namespace, tmp: Path, driver: Driver) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with gateway_rig(tmp / "data", workers=args.workers, deployments=args.deployments,
                      principal="bench-dataplane") as rig:
         direct_url = f"{rig.upstream.base_url}/"
+        bare = BareGateway(rig, args.workers, tmp / "bare-gateway.log") if args.bare else None
         print(f"gateway: {args.deployments} deployments x capacity {QUOTA_CAPACITY}; cielo workers={args.workers}; "
               f"{driver.engine} {driver.duration:g} s x {driver.repeat} per row", flush=True)
         if driver.engine != "wrk":
             print("  (wrk is not installed: the aiohttp engine shares the CPUs with Cielo and lowers its figures; "
                   "apt-get install wrk)", flush=True)
-        for concurrency in [int(c) for c in args.concurrency.split(",")]:
-            for label, url, watch in (("null upstream direct (http)", direct_url, [rig.upstream.pid]),
-                                      ("Cielo -> null upstream (https, bearer)", rig.url, [rig.server.process.pid])):
-                result = driver.run(url, rig.paths, rig.headers, rig.body, concurrency, watch)
-                result.update(target=label, concurrency=concurrency, deployments=args.deployments)
-                rows.append(result)
-                print(f"  {label:<40} c={concurrency:<3} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} "
-                      f"p99 {result['p99_ms']:.2f} ms  {result['statuses']}", flush=True)
-        if args.quota_run:
-            result = driver.run(rig.url, rig.paths[:1], rig.headers, rig.body, 32, [rig.server.process.pid])
-            result.update(target="Cielo, ONE deployment (quota check)", concurrency=32, deployments=1)
-            rows.append(result)
-            print(f"  one deployment c=32 {result['rps']:8.0f} req/s  {result['statuses']}", flush=True)
+        targets = [(DIRECT, direct_url, [rig.upstream.pid])]
+        if bare is not None:
+            targets.append((BARE, bare.url, [bare.process.pid]))
+        targets.append((CIELO, rig.url, [rig.server.process.pid]))
+        try:
+            _gateway_rows(args, driver, rig, targets, rows)
+        finally:
+            if bare is not None:
+                bare.stop()
     return rows
+
+
+def _gateway_rows(args: argparse.Namespace, driver: Driver, rig: Gateway, targets: list[tuple[str, str, list[int]]],
+                  rows: list[dict[str, Any]]) -> None:
+    for concurrency in [int(c) for c in args.concurrency.split(",")]:
+        for label, url, watch in targets:
+            result = driver.run(url, rig.paths, rig.headers, rig.body, concurrency, watch)
+            result.update(target=label, concurrency=concurrency, deployments=args.deployments)
+            rows.append(result)
+            print(f"  {label:<40} c={concurrency:<3} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} "
+                  f"p99 {result['p99_ms']:.2f} ms  CPU {result.get('target_cpu_ms_per_req', 0):.3f} ms/req  "
+                  f"{result['statuses']}", flush=True)
+    if args.quota_run:
+        result = driver.run(rig.url, rig.paths[:1], rig.headers, rig.body, 32, [rig.server.process.pid])
+        result.update(target="Cielo, ONE deployment (quota check)", concurrency=32, deployments=1)
+        rows.append(result)
+        print(f"  one deployment c=32 {result['rps']:8.0f} req/s  {result['statuses']}", flush=True)
 
 
 def print_gateway(rows: list[dict[str, Any]], workers: int) -> dict[str, Any]:
@@ -122,7 +191,19 @@ def print_gateway(rows: list[dict[str, Any]], workers: int) -> dict[str, Any]:
         print(f"| {r['target']} | {r['deployments']} | {r['concurrency']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | "
               f"{r['p99_ms']:.2f} | {cpu} | {util} | {r['machine_busy'] * 100:.0f}% | {r['statuses']} |")
     summary: dict[str, Any] = {}
-    by = {(r["target"].startswith("Cielo ->"), r["concurrency"]): r for r in rows if r["deployments"] > 1}
+    for r in rows:
+        if r["target"] == BARE:
+            cielo_row = next((c for c in rows if c["target"] == CIELO and c["concurrency"] == r["concurrency"]), None)
+            if cielo_row and r.get("target_cpu_ms_per_req") and cielo_row.get("target_cpu_ms_per_req"):
+                c_ms, b_ms = cielo_row["target_cpu_ms_per_req"], r["target_cpu_ms_per_req"]
+                summary[f"vs_bare_c{r['concurrency']}"] = {"cielo_cpu_ms": c_ms, "bare_cpu_ms": b_ms,
+                                                           "cielo_rps": cielo_row["rps"], "bare_rps": r["rps"]}
+                print(f"\nc={r['concurrency']}: Cielo {c_ms:.3f} CPU ms/req, {cielo_row['rps']:,.0f} req/s; "
+                      f"bare gateway {b_ms:.3f} CPU ms/req, {r['rps']:,.0f} req/s: Cielo costs {c_ms / b_ms:.2f}x "
+                      f"the bare gateway's CPU per request (target: <= {TARGET_CPU_MS:.2f} ms and <= 1.00x: "
+                      f"{'met' if c_ms <= TARGET_CPU_MS and c_ms <= b_ms else 'MISSED'})")
+    by = {(r["target"] == CIELO, r["concurrency"]): r for r in rows
+          if r["deployments"] > 1 and r["target"] in (CIELO, DIRECT)}
     if (True, 1) in by and (False, 1) in by:
         added = by[(True, 1)]["p50_ms"] - by[(False, 1)]["p50_ms"]
         summary["added_p50_ms_c1"] = added
@@ -345,6 +426,8 @@ def main() -> None:
                         help="null-upstream deployments the load rotates over (each admits 100 req/s)")
     parser.add_argument("--no-quota-run", dest="quota_run", action="store_false",
                         help="skip the run against a single deployment")
+    parser.add_argument("--no-bare", dest="bare", action="store_false",
+                        help="skip the bare FastAPI + PyJWT + aiohttp gateway baseline (benchmarks/bare_gateway.py)")
     parser.add_argument("--model-workers", type=int, default=1, help="cielo workers for the model part")
     parser.add_argument("--reps", type=int, default=5, help="streaming requests per side (median)")
     parser.add_argument("--max-tokens", type=int, default=128)

@@ -14,12 +14,12 @@ from cielo.backends.base import UpstreamTimeouts
 from cielo.control.access import AccessService
 from cielo.control.authorization import AuthorizationService
 from cielo.control.identities import IdentityService
-from cielo.control.models import MOCK, ModelCatalogue, parse_gguf, parse_upstream
-from cielo.control.resources import ResourceService
+from cielo.control.resources import ACCOUNT_TYPE, DEPLOYMENT_TYPE, ResourceService
 from cielo.core.clock import Clock, SystemClock
 from cielo.core.sealing import Sealer
 from cielo.dataplane.backends import BackendRegistry
-from cielo.dataplane.index import DataPlaneIndex
+from cielo.dataplane.catalogue import MOCK, ModelCatalogue, parse_gguf, parse_upstream
+from cielo.dataplane.index import AccountRecord, DataPlaneIndex, DeploymentRecord
 from cielo.dataplane.quota import QuotaLimiter, counter_for
 from cielo.dataplane.service import DataPlane
 from cielo.identity.clients import ClientAuthenticator
@@ -91,7 +91,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     authorization = AuthorizationService(access, resource_repo, repo, clock)
     identities = IdentityService(resources, repo, access, HostCredentialRepo(engine), clock)
     dataplane = DataPlane(
-        DataPlaneIndex(resource_repo, repo, catalogue, Generation(settings.data_dir / "resources.generation")),
+        DataPlaneIndex(StoredAccounts(resource_repo, repo, Generation(settings.data_dir / "resources.generation")),
+                       catalogue),
         QuotaLimiter(clock, counter_for(settings.workers, settings.data_dir)),
         BackendRegistry(n_ctx=settings.model_ctx, n_parallel=settings.model_parallel, threads=settings.model_threads,
                         upstream_timeouts=UpstreamTimeouts(settings.upstream_connect_timeout_s,
@@ -100,6 +101,35 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     )
     return Services(settings, clock, keys, DirectoryService(repo, clock), view, grants, TokenService(ctx),
                     validator, resources, access, authorization, dataplane, identities)
+
+
+class StoredAccounts:
+    """The data plane's `AccountSource` over the store: accounts, their keys' hashes and deployments, and the
+    tenant of each account's subscription; its version is the resource manager's change marker."""
+
+    def __init__(self, resources: ResourceRepo, directory: DirectoryRepo, generation: Generation) -> None:
+        self._resources, self._directory, self._generation = resources, directory, generation
+
+    def version(self) -> tuple[int, int]:
+        return self._generation.token()
+
+    def accounts(self) -> list[AccountRecord]:
+        tenants = {s.id: s.tenant_id for s in self._directory.list_subscriptions()}
+        records = []
+        for resource in self._resources.list_resources(type_=ACCOUNT_TYPE):
+            keys = self._resources.get_keys(resource.key)
+            deployments = []
+            for dep in self._resources.list_resources(parent_key=resource.key, type_=DEPLOYMENT_TYPE):
+                model = dep.properties.get("model") or {}
+                deployments.append(DeploymentRecord(
+                    dep.name, dep.key, model.get("format"), str(model.get("name", "")), model.get("version"),
+                    list(dep.properties.get("rateLimits") or []), str((dep.system_data or {}).get("createdAt", ""))))
+            records.append(AccountRecord(
+                resource.id, resource.name, str(resource.properties.get("customSubDomainName") or resource.name),
+                tenants.get(resource.subscription_id, ""), resource.kind or "OpenAI",
+                bool(resource.properties.get("disableLocalAuth")),
+                frozenset({keys.key1_hash, keys.key2_hash}) if keys else frozenset(), tuple(deployments)))
+        return records
 
 
 def build_catalogue(settings: Settings) -> ModelCatalogue:
@@ -128,7 +158,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.dataplane = services.dataplane
     app.state.identity_service = services.identities
     errors.install(app)
-    openai.install_errors(app)
+    openai.install(app)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -11,17 +11,19 @@ import datetime as dt
 import re
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cielo.api.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
+from cielo.api import errors
 from cielo.dataplane import auth, wire
 from cielo.dataplane.index import Account
 from cielo.dataplane.service import ACTIONS, ROUTES, Answer, DataPlane, Stream
 from cielo.errors import BearerRejected, DataPlaneError
+from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
 
 router = APIRouter(prefix="/accounts/{account_name}/openai")
 
@@ -110,21 +112,34 @@ async def _unless_client_leaves(request: Request, work: Awaitable[Answer | Strea
     and a request still waiting for a model slot never starts. The server does not cancel a handler when
     its client leaves; it only answers the next `receive()` with `http.disconnect` (ASGI spec 2.3), and
     the body is read by now, so that is the one message left to wait for. (Once a stream has started,
-    Starlette's StreamingResponse watches for the disconnect itself.)"""
-    task = asyncio.ensure_future(work)
+    Starlette's StreamingResponse watches for the disconnect itself.)
+
+    `work` runs in this task; one watcher task waits for the disconnect and cancels this task when it comes,
+    so the generation's cleanup has run (the cancellation went through it) before this returns."""
+    handler = asyncio.current_task()
+    assert handler is not None
+    left = finished = False
+
+    def on_disconnect(watcher: asyncio.Task[None]) -> None:
+        nonlocal left
+        # receive() failed or was cancelled: a disconnect cannot be seen, so the work goes on. A callback
+        # scheduled just before `work` returned must not cancel the handler while it sends the answer.
+        if not finished and not watcher.cancelled() and watcher.exception() is None:
+            left = True
+            handler.cancel()
+
     watcher = asyncio.ensure_future(_disconnected(request))
+    watcher.add_done_callback(on_disconnect)
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-        if not task.done() and watcher.exception() is not None:
-            await asyncio.wait((task,))  # receive() failed: a disconnect cannot be seen, so the work goes on
-    finally:  # also when this handler is cancelled (the server stopping)
+        return await work
+    except asyncio.CancelledError:
+        # Only this watcher's cancellation means "the client left"; the server stopping cancels too.
+        if left and handler.uncancel() == 0:
+            return None
+        raise
+    finally:
+        finished = True
         watcher.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait((task,))  # let the generation's cleanup run before the handler returns
-    if task.cancelled():
-        return None
-    return task.result()
 
 
 async def _disconnected(request: Request) -> None:
@@ -224,14 +239,100 @@ async def v1_models(account_name: str, request: Request) -> Response:
 
 
 # ----------------------------------------------------------------------------- errors
-def install_errors(app: FastAPI) -> None:
+def _error_response(request: Request, exc: DataPlaneError) -> Response:
+    headers = {"x-ms-error-code": exc.code, **_headers(request, exc.headers)}
+    if isinstance(exc, BearerRejected):
+        # Azure's gateway answers bearer failures without the `error` wrapper (azure-facts.md §2).
+        return JSONResponse({"statusCode": 401, "message": exc.message}, status_code=401, headers=headers)
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.param is not None or exc.error_type is not None:
+        error.update({"param": exc.param, "type": exc.error_type})
+    return JSONResponse({"error": error}, status_code=exc.status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """The data plane's error envelope, and its routes served ahead of FastAPI's router (`DataPlaneRoutes`)."""
+
     @app.exception_handler(DataPlaneError)
     async def _dataplane(request: Request, exc: DataPlaneError) -> Response:
-        headers = {"x-ms-error-code": exc.code, **_headers(request, exc.headers)}
-        if isinstance(exc, BearerRejected):
-            # Azure's gateway answers bearer failures without the `error` wrapper (azure-facts.md §2).
-            return JSONResponse({"statusCode": 401, "message": exc.message}, status_code=401, headers=headers)
-        error: dict[str, Any] = {"code": exc.code, "message": exc.message}
-        if exc.param is not None or exc.error_type is not None:
-            error.update({"param": exc.param, "type": exc.error_type})
-        return JSONResponse({"error": error}, status_code=exc.status, headers=headers)
+        return _error_response(request, exc)
+
+    app.add_middleware(DataPlaneRoutes)
+
+
+# ----------------------------------------------------------------------------- the hot path's dispatcher
+Handler = Callable[..., Awaitable[Response]]
+_ACCOUNT = r"/accounts/(?P<account_name>[^/]+)/openai"
+_DEPLOYMENT = r"/deployments/(?P<deployment>[^/]+)"
+_ROUTES: dict[str, list[tuple[re.Pattern[str], Handler]]] = {
+    "POST": [(re.compile(_ACCOUNT + _DEPLOYMENT + r"/chat/completions"), chat_completions),
+             (re.compile(_ACCOUNT + _DEPLOYMENT + r"/completions"), completions),
+             (re.compile(_ACCOUNT + _DEPLOYMENT + r"/embeddings"), embeddings),
+             (re.compile(_ACCOUNT + r"/v1/chat/completions"), v1_chat),
+             (re.compile(_ACCOUNT + r"/v1/completions"), v1_completions),
+             (re.compile(_ACCOUNT + r"/v1/embeddings"), v1_embeddings)],
+    "GET": [(re.compile(_ACCOUNT + r"/deployments"), list_deployments),
+            (re.compile(_ACCOUNT + _DEPLOYMENT), get_deployment),
+            (re.compile(_ACCOUNT + r"/models"), list_models),
+            (re.compile(_ACCOUNT + r"/v1/models"), v1_models)],
+}
+
+
+class DataPlaneRoutes:
+    """Pure ASGI middleware: the data plane's routes (the same handlers `router` declares), each matched by one
+    regular expression, without FastAPI's route matching and parameter solving, which cost more per request
+    than Cielo's own checks (docs/benchmarks.md). What it does not match (another method, a trailing slash)
+    goes on to FastAPI, which answers as before. Errors are answered as FastAPI's exception middleware and
+    errors.CatchAll would: a typed error by the app's handler for it, anything else a 500 in Azure OpenAI's
+    envelope, logged once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith("/accounts/") and not scope.get("root_path"):
+            for pattern, handler in _ROUTES.get(scope["method"], ()):
+                found = pattern.fullmatch(path)
+                if found is not None:
+                    await self._serve(handler, found.groupdict(), scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, handler: Handler, params: dict[str, str], scope: Scope, receive: Receive,
+                     send: Send) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await handler(request=request, **params)
+        except DataPlaneError as exc:
+            response = _error_response(request, exc)
+        except Exception as exc:
+            response = await _handled(request, exc)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await response(scope, receive, tracking_send)
+        except Exception as exc:
+            request_id = str(uuid.uuid4())
+            errors.log_failure(scope, exc, request_id, started=started)
+            if not started:
+                await errors.internal_error_response(request, request_id)(scope, receive, send)
+
+
+async def _handled(request: Request, exc: Exception) -> Response:
+    """The app's exception handler for `exc` (looked up along its class's MRO, as Starlette does), or a 500."""
+    handlers = request.app.exception_handlers
+    for cls in type(exc).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            response: Response = await handler(request, exc)
+            return response
+    request_id = str(uuid.uuid4())
+    errors.log_failure(request.scope, exc, request_id, started=False)
+    return errors.internal_error_response(request, request_id)

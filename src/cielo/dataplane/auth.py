@@ -10,14 +10,14 @@ account's scope. On `/openai/v1/` a bearer that is not a JWT is an API key.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
-from starlette.datastructures import Headers
-
-from cielo.control.access import AccessService
 from cielo.dataplane.index import Account
 from cielo.errors import AccessDeniedKey, AuthenticationTypeDisabled, BearerRejected, PermissionDenied
-from cielo.identity.validation import TokenInvalid, TokenValidator
+from cielo.identity.validation import TokenInvalid, TokenPrincipal, TokenValidator
+from cielo.rbac.decision import Decision
 
 AUDIENCES = ("https://cognitiveservices.azure.com", "https://ai.azure.com")
 KEY_DENIED = ("Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key "
@@ -26,6 +26,31 @@ BEARER_DENIED = ("Unauthorized. Access token is missing, invalid, audience is in
                  "(https://cognitiveservices.azure.com), or have expired.")
 MISSING = ("Access denied due to missing subscription key. Make sure to include subscription key when making "
            "requests to an API.")
+
+
+class Caller(Protocol):
+    """Who RBAC decides for: the principal behind a validated token, as the directory knows it now."""
+
+    @property
+    def object_id(self) -> str: ...
+
+    @property
+    def display(self) -> str: ...  # UPN for users, app id for service principals
+
+    @property
+    def kind(self) -> str: ...  # "User" | "ServicePrincipal"
+
+
+C = TypeVar("C", bound=Caller)
+
+
+class DataAccess(Protocol[C]):
+    """The narrow view of RBAC the data plane needs (control.access.AccessService provides it, wired by the app
+    factory): the caller behind a token, and a decision on one data action at one scope."""
+
+    def caller(self, token: TokenPrincipal) -> C: ...
+
+    def authorize(self, caller: C, action: str, scope: str, *, data_action: bool = False) -> Decision: ...
 
 
 @dataclass(frozen=True)
@@ -42,8 +67,8 @@ def _check_key(account: Account, key: str) -> Authenticated:
     return Authenticated("key", None)
 
 
-def authenticate(account: Account, headers: Headers, *, v1: bool, validator: TokenValidator,
-                 access: AccessService, data_action: str, route: str) -> Authenticated:
+def authenticate(account: Account, headers: Mapping[str, str], *, v1: bool, validator: TokenValidator,
+                 access: DataAccess[Any], data_action: str, route: str) -> Authenticated:
     api_key = headers.get("api-key") or headers.get("ocp-apim-subscription-key")
     if api_key is not None:
         return _check_key(account, api_key.strip())

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 from cielo.backends.base import BackendError, ModelBackend, UpstreamTimeouts
-from cielo.control.models import ModelEntry
 from cielo.dataplane import tokens
+from cielo.dataplane.catalogue import ModelEntry
 
 
 class BackendRegistry:

@@ -1,18 +1,52 @@
 """What the data plane needs on every request, served from memory: accounts by endpoint name,
 their deployments, tenants and API-key hashes. Rebuilt when the resource manager writes anything
-(the `resources.generation` marker), so a new deployment or a regenerated key applies at once."""
+(the source's `version()` changes), so a new deployment or a regenerated key applies at once.
+
+The index reads through `AccountSource`, a narrow protocol the app factory implements over the store
+(api/app.py): the data plane never imports the resource manager or the store.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from cielo.control.models import ModelCatalogue, ModelEntry
-from cielo.control.resources import ACCOUNT_TYPE, DEPLOYMENT_TYPE
-from cielo.store.directory import DirectoryRepo
-from cielo.store.generation import Generation
-from cielo.store.resources import ResourceRepo
+from cielo.dataplane.catalogue import ModelCatalogue, ModelEntry
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """A deployment as stored: its model named by format, name and version (matched against the catalogue)."""
+
+    name: str
+    key: str
+    model_format: str | None
+    model_name: str
+    model_version: str | None
+    rate_limits: list[dict[str, Any]]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    id: str
+    name: str
+    subdomain: str
+    tenant_id: str
+    kind: str
+    disable_local_auth: bool
+    key_hashes: frozenset[str]
+    deployments: tuple[DeploymentRecord, ...]
+
+
+class AccountSource(Protocol):
+    def version(self) -> Hashable:
+        """Changes whenever anything `accounts()` returns may have changed (in any worker); cheap to call."""
+        ...
+
+    def accounts(self) -> Iterable[AccountRecord]: ...
 
 
 @dataclass(frozen=True)
@@ -37,42 +71,32 @@ class Account:
 
 
 class DataPlaneIndex:
-    def __init__(self, resources: ResourceRepo, directory: DirectoryRepo, catalogue: ModelCatalogue,
-                 generation: Generation) -> None:
-        self._resources = resources
-        self._directory = directory
+    def __init__(self, source: AccountSource, catalogue: ModelCatalogue) -> None:
+        self._source = source
         self._catalogue = catalogue
-        self._generation = generation
-        self._seen: tuple[int, int] = (-1, -1)
+        self._seen: Hashable = object()
         self._accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
 
     def account(self, subdomain: str) -> Account | None:
-        token = self._generation.token()
-        if token != self._seen:
+        version = self._source.version()
+        if version != self._seen:
             with self._lock:
-                if token != self._seen:
+                if version != self._seen:
                     self._accounts = self._load()
-                    self._seen = token
+                    self._seen = version
         return self._accounts.get(subdomain.lower())
 
     def _load(self) -> dict[str, Account]:
-        tenants = {s.id: s.tenant_id for s in self._directory.list_subscriptions()}
         accounts: dict[str, Account] = {}
-        for resource in self._resources.list_resources(type_=ACCOUNT_TYPE):
-            keys = self._resources.get_keys(resource.key)
+        for record in self._source.accounts():
             deployments: dict[str, Deployment] = {}
-            for dep in self._resources.list_resources(parent_key=resource.key, type_=DEPLOYMENT_TYPE):
-                model = dep.properties.get("model") or {}
-                entry = self._catalogue.find(model.get("format"), str(model.get("name", "")), model.get("version"))
+            for dep in record.deployments:
+                entry = self._catalogue.find(dep.model_format, dep.model_name, dep.model_version)
                 if entry is None:
                     continue
-                deployments[dep.name.lower()] = Deployment(
-                    dep.name, dep.key, entry, list(dep.properties.get("rateLimits") or []),
-                    str((dep.system_data or {}).get("createdAt", "")))
-            subdomain = str(resource.properties.get("customSubDomainName") or resource.name)
-            accounts[subdomain.lower()] = Account(
-                resource.id, resource.name, subdomain, tenants.get(resource.subscription_id, ""),
-                resource.kind or "OpenAI", bool(resource.properties.get("disableLocalAuth")),
-                frozenset({keys.key1_hash, keys.key2_hash}) if keys else frozenset(), deployments)
+                deployments[dep.name.lower()] = Deployment(dep.name, dep.key, entry, dep.rate_limits, dep.created_at)
+            accounts[record.subdomain.lower()] = Account(
+                record.id, record.name, record.subdomain, record.tenant_id, record.kind, record.disable_local_auth,
+                record.key_hashes, deployments)
         return accounts
