@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cielo.control.models import DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDING_MODEL
-from cielo.control.resources import Caller
+from cielo.control.resources import ResourceWriter
 from cielo.core.arm_ids import ResourceId
 from cielo.core.ids import new_guid, new_password
 from cielo.identity.directory import _check_password as check_password
@@ -66,7 +66,7 @@ def bootstrap(services: Services, admin_user: str | None, admin_password: str | 
     password = admin_password or new_password()
     admin = services.directory.create_user(tenant, upn, "Cielo Administrator", password, is_admin=True)
     _grant_owner(services, tenant, subscription, admin.object_id)
-    caller = Caller(upn, "User")
+    caller = ResourceWriter(upn, "User")
     resources = services.resources
     resources.put_group(subscription.id, DEFAULT_RESOURCE_GROUP, {"location": DEFAULT_LOCATION}, caller)
     account_id = ResourceId(subscription.id, DEFAULT_RESOURCE_GROUP, "Microsoft.CognitiveServices", ("accounts",),

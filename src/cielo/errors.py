@@ -99,13 +99,6 @@ class AuthorizationPending(OAuthError):
     aadsts = 70016
 
 
-class SlowDown(OAuthError):
-    """RFC 8628 §3.5 slow_down."""
-
-    error = "slow_down"
-    aadsts = 70016
-
-
 class AuthorizationDeclined(OAuthError):
     """RFC 8628 §3.5 access_denied; Entra names it authorization_declined (AADSTS70000)."""
 

@@ -24,7 +24,7 @@ from inproc import (
 
 from cielo.api.app import build_services, create_app
 from cielo.bootstrap import bootstrap
-from cielo.control.resources import Caller
+from cielo.control.resources import ResourceWriter
 from cielo.core.arm_ids import ResourceId
 from cielo.core.clock import FrozenClock
 from cielo.settings import Settings
@@ -48,7 +48,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     account = ResourceId(result.subscription.id, RG, "Microsoft.CognitiveServices", ("accounts",), (ACCOUNT,))
     services.resources.put_deployment(account.child("deployments", MOCK_DEPLOYMENT), {
         "sku": {"name": "Standard", "capacity": 100},
-        "properties": {"model": {"format": "Cielo", "name": "mock", "version": "1"}}}, Caller(ADMIN, "User"))
+        "properties": {"model": {"format": "Cielo", "name": "mock", "version": "1"}}}, ResourceWriter(ADMIN, "User"))
     api_key = services.resources.list_keys(services.resources.get_account(account))["key1"]
     admin = services.directory.repo.find_user(ADMIN)
     assert admin is not None

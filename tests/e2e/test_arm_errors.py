@@ -265,7 +265,7 @@ def _seed_second_tenant(data_dir: Path) -> tuple[str, str, str, str]:
     """Tenant B with a subscription, a resource group and an Owner, written with Cielo's own services (Cielo has
     no API to create a tenant; bootstrap makes the first one)."""
     from cielo.api.app import build_services
-    from cielo.control.resources import Caller
+    from cielo.control.resources import ResourceWriter
     from cielo.core.ids import new_guid
     from cielo.settings import Settings
     from cielo.store.models import Subscription, Tenant
@@ -283,7 +283,7 @@ def _seed_second_tenant(data_dir: Path) -> tuple[str, str, str, str]:
         name=str(uuid.uuid4()), scope=f"/subscriptions/{sub.id}", tenant_id=tenant.id, role_definition_name=OWNER,
         principal_id=owner.object_id, principal_type="User", description=None, condition=None,
         condition_version=None, created_on=now, updated_on=now, created_by=None, updated_by=None))
-    services.resources.put_group(sub.id, "other-rg", {"location": "local"}, Caller(upn, "User"))
+    services.resources.put_group(sub.id, "other-rg", {"location": "local"}, ResourceWriter(upn, "User"))
     return tenant.id, sub.id, upn, owner.object_id
 
 

@@ -10,12 +10,12 @@ from typing import Any
 from starlette.requests import Request
 
 from cielo.api.auth import ARM_AUDIENCES, bearer_principal
-from cielo.api.bodies import MAX_JSON_DEPTH, describe_size, nested_deeper_than, read_limited
 from cielo.control.access import AccessService, ArmCaller
 from cielo.control.manager import ResourceManager, writer_of
 from cielo.control.resources import ResourceWriter
 from cielo.errors import ArmError, AuthorizationFailed, BadRequest, RequestContentTooLarge
-from cielo.identity.validation import Principal
+from cielo.http.bodies import MAX_JSON_DEPTH, describe_size, nested_deeper_than, read_limited
+from cielo.identity.validation import TokenPrincipal
 from cielo.store.models import Subscription
 from cielo.store.resources import Resource
 
@@ -24,7 +24,7 @@ _API_VERSION_CHARS = set("0123456789-abcdefghijklmnopqrstuvwxyz")
 
 @dataclass(frozen=True)
 class ArmContext:
-    principal: Principal
+    principal: TokenPrincipal
     caller: ArmCaller
     access: AccessService
 

@@ -7,13 +7,13 @@ from collections.abc import Collection
 from starlette.requests import Request
 
 from cielo.errors import InvalidAuthenticationToken
-from cielo.identity.validation import Principal, TokenInvalid, TokenValidator
+from cielo.identity.validation import TokenInvalid, TokenPrincipal, TokenValidator
 
 GRAPH_AUDIENCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
 ARM_AUDIENCES = ("https://management.azure.com", "https://management.core.windows.net")
 
 
-def bearer_principal(request: Request, audiences: Collection[str]) -> Principal:
+def bearer_principal(request: Request, audiences: Collection[str]) -> TokenPrincipal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -18,8 +18,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from cielo.api.auth import GRAPH_AUDIENCES, bearer_principal
-from cielo.api.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
 from cielo.errors import AuthorizationFailed, BadRequest, RequestContentTooLarge
+from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
 from cielo.identity.directory import DirectoryService, PrincipalCleanup, iso
 from cielo.store.models import Application, Group, ServicePrincipal, Tenant, User
 

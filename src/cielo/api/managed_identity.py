@@ -11,10 +11,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from cielo.api.forms import read_form
 from cielo.control.identities import IdentityError, IdentityService
 from cielo.core.resources import FIRST_PARTY_RESOURCES, normalize_resource
 from cielo.errors import OAuthError
+from cielo.http.forms import read_form
 from cielo.identity.tokens import Subject
 
 router = APIRouter()

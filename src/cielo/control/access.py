@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from cielo.core.clock import Clock
 from cielo.errors import CieloError, DuplicateKey
 from cielo.identity.directory_view import DirectoryView
-from cielo.identity.validation import Principal as TokenPrincipal
+from cielo.identity.validation import TokenPrincipal
 from cielo.rbac.decision import Decision
 from cielo.rbac.engine import RbacIndex
 from cielo.rbac.errors import RoleAssignmentExists, RoleDefinitionWithSameNameExists

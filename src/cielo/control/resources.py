@@ -58,9 +58,6 @@ class ResourceWriter:
         self.kind = kind  # "User" | "Application" | "ManagedIdentity"
 
 
-# The old name, still imported by cielo.bootstrap and tests (not this module's to change); use ResourceWriter.
-Caller = ResourceWriter
-
 
 class ResourceService:
     def __init__(self, repo: ResourceRepo, sealer: Sealer, clock: Clock, base_url: str,

@@ -45,9 +45,6 @@ class TokenPrincipal:
 
 
 
-# TODO(architecture issue): the old name, kept until api/auth.py, api/arm_context.py and control/access.py
-# import TokenPrincipal (they are being edited elsewhere); then delete it.
-Principal = TokenPrincipal
 
 def _norm(aud: str) -> str:
     return aud.rstrip("/").lower()

@@ -108,11 +108,6 @@ class DirectoryRepo(Repo):
             )
             return [_user(r) for r in rows]
 
-    def set_password(self, object_id: str, password_hash: str) -> None:
-        self._write(
-            update(db.users).where(db.users.c.object_id == object_id).values(password_hash=password_hash)
-        )
-
     def delete_user(self, object_id: str) -> None:
         self._write(
             delete(db.group_members).where(db.group_members.c.member_id == object_id),

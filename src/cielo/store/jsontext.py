@@ -1,6 +1,6 @@
 """Reading the JSON text columns (tags, properties, role permissions, URIs) back into Python values.
 
-Releases before the request boundary refused them (api/bodies.py, dataplane/wire.py) could store a lone UTF-16
+Releases before the request boundary refused them (cielo/http/bodies.py, dataplane/wire.py) could store a lone UTF-16
 surrogate: `json.dumps` writes it as the escape `\\ud800`, which SQLite keeps as plain ASCII. Read back by
 `json.loads`, it became a string that cannot be encoded as UTF-8, so every response that carried the record (a
 group's GET, the group list, `.../resources`) failed with a 500, on every read, across restarts. `load_json`

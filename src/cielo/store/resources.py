@@ -176,15 +176,6 @@ class ResourceRepo(Repo):
             row = conn.execute(select(db.account_keys).where(db.account_keys.c.resource_key == resource_key)).first()
         return AccountKeys(row.key1_hash, row.key2_hash, row.key1_encrypted, row.key2_encrypted) if row else None
 
-    def all_key_hashes(self) -> dict[str, str]:
-        """key hash -> resource key, for the data plane's api-key check."""
-        out: dict[str, str] = {}
-        with self._engine.connect() as conn:
-            for row in conn.execute(select(db.account_keys)):
-                out[row.key1_hash] = row.resource_key
-                out[row.key2_hash] = row.resource_key
-        return out
-
     def set_keys(self, resource_key: str, keys: AccountKeys) -> None:
         values = {"resource_key": resource_key, "key1_hash": keys.key1_hash, "key2_hash": keys.key2_hash,
                   "key1_encrypted": keys.key1_encrypted, "key2_encrypted": keys.key2_encrypted}
@@ -252,12 +243,6 @@ class ResourceRepo(Repo):
 
     def delete_role(self, name: str) -> None:
         self._write(delete(db.custom_roles).where(db.custom_roles.c.name == name.lower()))
-
-    def role_in_use(self, name: str) -> bool:
-        ra = db.role_assignments
-        with self._engine.connect() as conn:
-            found = conn.execute(select(ra.c.name).where(ra.c.role_definition_name == name.lower())).first()
-        return found is not None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ the browser is only ever sent to a URI rebuilt from its parsed parts (identity/r
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +104,7 @@ async def device_submit(request: Request) -> Response:
     if not csrf.valid(request, form):
         return _device_code_page(request, 400, user_code, _STALE_FORM)
     record = service.ctx.grants.find_user_code(user_code) if user_code else None
-    if record is None or record.status != "pending" or record.expires_at < time.time():
+    if record is None or record.status != "pending" or record.expires_at < service.ctx.clock.now():
         return _device_code_page(request, 400, user_code, _BAD_CODE)
     if form.get("decision") == "deny":
         service.ctx.grants.decide_device_code(user_code, "declined", None)

@@ -31,7 +31,7 @@ from starlette.types import Message
 from cielo.agent.server import build_app as build_agent
 from cielo.api.app import Services, build_services, create_app
 from cielo.bootstrap import DEFAULT_ACCOUNT, DEFAULT_RESOURCE_GROUP, bootstrap
-from cielo.control.resources import Caller
+from cielo.control.resources import ResourceWriter
 from cielo.core.arm_ids import ResourceId
 from cielo.dataplane import wire
 from cielo.http.bodies import lone_surrogate_in
@@ -100,7 +100,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                          ("accounts",), (DEFAULT_ACCOUNT,))
     services.resources.put_deployment(account.child("deployments", "mock"), {
         "sku": {"name": "Standard", "capacity": 1000},
-        "properties": {"model": {"format": "Cielo", "name": "mock", "version": "1"}}}, Caller(ADMIN, "User"))
+        "properties": {"model": {"format": "Cielo", "name": "mock", "version": "1"}}}, ResourceWriter(ADMIN, "User"))
     api_key = services.resources.list_keys(services.resources.get_account(account))["key1"]
     app = create_app(settings, services)
 
