@@ -17,6 +17,7 @@ from cielo.control.identities import IdentityService
 from cielo.control.resources import ACCOUNT_TYPE, DEPLOYMENT_TYPE, ResourceService
 from cielo.core.clock import Clock, SystemClock
 from cielo.core.sealing import Sealer
+from cielo.dataplane.auth import GrantCache
 from cielo.dataplane.backends import BackendRegistry
 from cielo.dataplane.catalogue import MOCK, ModelCatalogue, parse_gguf, parse_upstream
 from cielo.dataplane.index import AccountRecord, DataPlaneIndex, DeploymentRecord
@@ -86,8 +87,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     catalogue = build_catalogue(settings)
     resources = ResourceService(resource_repo, Sealer(settings.data_dir / "sealing.key"), clock, settings.base_url,
                                 catalogue)
-    access = AccessService(resource_repo, view, Generation(settings.data_dir / "rbac.generation"), clock,
-                           settings.rbac_propagation_delay_s)
+    rbac_generation = Generation(settings.data_dir / "rbac.generation")
+    access = AccessService(resource_repo, view, rbac_generation, clock, settings.rbac_propagation_delay_s)
     authorization = AuthorizationService(access, resource_repo, repo, clock)
     identities = IdentityService(resources, repo, access, HostCredentialRepo(engine), clock)
     dataplane = DataPlane(
@@ -98,6 +99,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                         upstream_timeouts=UpstreamTimeouts(settings.upstream_connect_timeout_s,
                                                            settings.upstream_first_byte_timeout_s,
                                                            settings.upstream_idle_timeout_s)),
+        # Data-plane grants are kept until a role assignment or the directory changes (any worker's write).
+        GrantCache(lambda: (rbac_generation.token(), generation.token())),
     )
     return Services(settings, clock, keys, DirectoryService(repo, clock), view, grants, TokenService(ctx),
                     validator, resources, access, authorization, dataplane, identities)

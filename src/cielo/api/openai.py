@@ -60,7 +60,8 @@ def _account(request: Request, name: str) -> Account:
 
 def _authenticate(request: Request, account: Account, operation: str, *, v1: bool) -> None:
     auth.authenticate(account, request.headers, v1=v1, validator=request.app.state.validator,
-                      access=request.app.state.access, data_action=ACTIONS[operation], route=ROUTES[operation])
+                      access=request.app.state.access, data_action=ACTIONS[operation], route=ROUTES[operation],
+                      grants=_plane(request).grants)
 
 
 def _headers(request: Request, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -232,7 +233,8 @@ async def v1_embeddings(account_name: str, request: Request) -> Response:
 async def v1_models(account_name: str, request: Request) -> Response:
     account = _account(request, account_name)
     auth.authenticate(account, request.headers, v1=True, validator=request.app.state.validator,
-                      access=request.app.state.access, data_action=ACTIONS["models"], route="GET /openai/v1/models")
+                      access=request.app.state.access, data_action=ACTIONS["models"], route="GET /openai/v1/models",
+                      grants=_plane(request).grants)
     data = [{"id": d.name, "object": "model", "created": _epoch(d.created_at), "owned_by": "organization-owner"}
             for d in sorted(account.deployments.values(), key=lambda d: d.name)]
     return JSONResponse({"object": "list", "data": data}, headers=_headers(request))

@@ -1,8 +1,10 @@
 """Forwarding to any OpenAI-compatible engine (vLLM, llama.cpp server, Ollama, another Cielo, Azure).
 
-One pooled aiohttp session per upstream: measured here at about a fifth of httpx's CPU per
-forwarded request (ARCHITECTURE.md, "The hot path"). The upstream's own credential is an API key
-or a bearer-token provider; the caller's credential is never forwarded.
+Non-streamed requests go through backends/http1.py (pooled keep-alive connections and httptools'
+parser), which costs about half of aiohttp's CPU per forwarded request (docs/benchmarks.md); streams
+go through one pooled aiohttp session per upstream (about a fifth of httpx's CPU, ARCHITECTURE.md).
+The upstream's own credential is an API key or a bearer-token provider; the caller's credential is
+never forwarded.
 
 Nothing the upstream does is passed on silently (docs/data-plane.md, "When an upstream engine
 misbehaves"):
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -35,11 +37,13 @@ from cielo.backends.base import (
     UpstreamTimeouts,
     UpstreamUnreachable,
 )
+from cielo.backends.http1 import ConnectFailed, Http1Pool
 
 TokenProvider = Callable[[], Awaitable[str]]
 log = logging.getLogger("cielo.upstream")
 
 ERROR_BODY_LIMIT = 64 * 1024  # of an error answer, enough for any message; the rest is not read
+ANSWER_LIMIT = 512 * 1024 * 1024  # of a whole answer (2,048 embeddings of 3,072 floats as JSON are ~150 MB)
 PASSED_ON_429 = ("retry-after", "retry-after-ms")
 
 
@@ -58,6 +62,7 @@ class OpenAICompatBackend:
                                                      sock_connect=self._timeouts.connect_s, sock_read=None)
         self._ssl = ssl
         self._session: aiohttp.ClientSession | None = None
+        self._pool: Http1Pool | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -74,7 +79,12 @@ class OpenAICompatBackend:
         return {}
 
     def _url(self, kind: str) -> str:
-        return f"{self._base}/{'chat/completions' if kind == 'chat' else kind}"
+        return f"{self._base}{_path(kind)}"
+
+    def _http1(self) -> Http1Pool:
+        if self._pool is None:
+            self._pool = Http1Pool(self._base, ssl=self._ssl, connect_s=self._timeouts.connect_s)
+        return self._pool
 
     async def _send(self, kind: str, payload: dict[str, Any]) -> aiohttp.ClientResponse:
         """The response, once its headers are in (the caller bounds this with the first-byte deadline)."""
@@ -82,23 +92,28 @@ class OpenAICompatBackend:
         return await self._http().post(self._url(kind), json=payload, headers=headers, allow_redirects=False)
 
     async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        payload = {**body, "model": self._model, "stream": False}
+        payload = json.dumps({**body, "model": self._model, "stream": False}, separators=(",", ":")).encode()
         try:
             async with asyncio.timeout(self._timeouts.first_byte_s):
-                response = await self._send(kind, payload)
-                try:
-                    if response.status != 200:
-                        raise _status_error(response, await response.content.read(ERROR_BODY_LIMIT))
-                    raw = await response.read()
-                finally:
-                    response.release()
+                answer = await self._http1().post(_path(kind), payload, await self._headers(), limit=ANSWER_LIMIT,
+                                                  error_limit=ERROR_BODY_LIMIT)
         except BackendError:
             raise
         except TimeoutError as exc:
-            raise _timeout(exc, self._timeouts) from exc
-        except aiohttp.ClientError as exc:
-            raise _transport_error(exc) from exc
-        return _check_answer(kind, _json_object(raw, response.content_type))
+            raise UpstreamTimeout(f"The upstream model server did not answer within "
+                                  f"{self._timeouts.first_byte_s:g} s.") from exc
+        except ConnectFailed as exc:
+            if exc.timed_out:
+                raise UpstreamUnreachable(f"Could not connect to the upstream model server within "
+                                          f"{self._timeouts.connect_s:g} s.", timed_out=True) from exc
+            raise UpstreamUnreachable(f"Could not connect to the upstream model server: {exc}.") from exc
+        except OSError as exc:
+            raise BadUpstreamAnswer(f"The upstream model server failed: {exc}.") from exc
+        if answer.status != 200:
+            raise _status_error(answer.status, answer.headers, answer.body)
+        if answer.truncated:
+            raise BadUpstreamAnswer(f"The upstream model server's answer is larger than {ANSWER_LIMIT} bytes.")
+        return _check_answer(kind, _json_object(answer.body, answer.content_type))
 
     async def stream(self, kind: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         payload = {**body, "model": self._model, "stream": True}
@@ -121,7 +136,7 @@ class OpenAICompatBackend:
                         raw = await response.content.read(ERROR_BODY_LIMIT)
                 except (TimeoutError, aiohttp.ClientError):
                     raw = b""
-                raise _status_error(response, raw)
+                raise _status_error(response.status, response.headers, raw)
             if response.content_type != "text/event-stream":
                 async with asyncio.timeout_at(deadline):
                     raw = await response.content.read(ERROR_BODY_LIMIT)
@@ -155,8 +170,14 @@ class OpenAICompatBackend:
         return vectors, int((result.get("usage") or {}).get("prompt_tokens", 0))
 
     async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
         if self._session is not None:
             await self._session.close()
+
+
+def _path(kind: str) -> str:
+    return f"/{'chat/completions' if kind == 'chat' else kind}"
 
 
 async def _events(content: aiohttp.StreamReader, loop: asyncio.AbstractEventLoop, deadline: float,
@@ -261,16 +282,15 @@ def _message(data: Any) -> str:
     return message[:500] if isinstance(message, str) else ""
 
 
-def _status_error(response: aiohttp.ClientResponse, raw: bytes) -> BackendError:
-    status = response.status
+def _status_error(status: int, response_headers: Mapping[str, str], raw: bytes) -> BackendError:
     try:
         data = json.loads(raw) if raw.strip() else None
     except (ValueError, RecursionError):
         data = None
     message = _message(data)
     if status == 429:
-        headers = {name: response.headers[name] for name in PASSED_ON_429 if name in response.headers}
-        headers.update({name.lower(): value for name, value in response.headers.items()
+        headers = {name: response_headers[name] for name in PASSED_ON_429 if name in response_headers}
+        headers.update({name.lower(): value for name, value in response_headers.items()
                         if name.lower().startswith("x-ratelimit-")})
         return BackendError(message or "The upstream model server is rate limiting requests; please retry later.",
                             status=429, code="429", headers=headers)

@@ -10,7 +10,8 @@ account's scope. On `/openai/v1/` a bearer that is not a JWT is an API key.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -68,7 +69,8 @@ def _check_key(account: Account, key: str) -> Authenticated:
 
 
 def authenticate(account: Account, headers: Mapping[str, str], *, v1: bool, validator: TokenValidator,
-                 access: DataAccess[Any], data_action: str, route: str) -> Authenticated:
+                 access: DataAccess[Any], data_action: str, route: str,
+                 grants: GrantCache | None = None) -> Authenticated:
     api_key = headers.get("api-key") or headers.get("ocp-apim-subscription-key")
     if api_key is not None:
         return _check_key(account, api_key.strip())
@@ -84,10 +86,50 @@ def authenticate(account: Account, headers: Mapping[str, str], *, v1: bool, vali
         raise BearerRejected(BEARER_DENIED) from exc
     if principal.tenant_id != account.tenant_id:
         raise BearerRejected(BEARER_DENIED)
+    if grants is not None and grants.allowed(principal, data_action, account.id):
+        return Authenticated("aad", principal.object_id)
     caller = access.caller(principal)
     decision = access.authorize(caller, data_action, account.id, data_action=True)
     if not decision.allowed:
         raise PermissionDenied(
             f"The principal `{caller.display if caller.kind == 'User' else caller.object_id}` lacks the required "
             f"data action `{data_action}` to perform `{route}` operation.")
+    if grants is not None:
+        grants.remember(principal, data_action, account.id)
     return Authenticated("aad", caller.object_id)
+
+
+class GrantCache:
+    """Data actions RBAC allowed, per principal (as its token names it), action and scope, kept while nothing
+    they depend on has changed: `version()` covers the role assignments and the directory (a disabled user, a
+    deleted service principal, a group membership), in this worker and the others. Only grants are kept: a
+    denial is decided afresh every time, so an assignment that becomes effective after RBAC's propagation
+    delay applies as soon as it would without the cache. Removals take effect at once in RBAC, and they change
+    `version()`, which empties the cache."""
+
+    def __init__(self, version: Callable[[], Hashable], size: int = 100_000) -> None:
+        self._version = version
+        self._size = size
+        self._seen: Hashable = object()
+        self._allowed: set[tuple[str, str, str, str, str, str]] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(principal: TokenPrincipal, action: str, scope: str) -> tuple[str, str, str, str, str, str]:
+        # Everything access.caller reads from the token: who, where, and as what kind.
+        return (principal.object_id, principal.tenant_id, principal.kind, principal.app_id, action, scope)
+
+    def allowed(self, principal: TokenPrincipal, action: str, scope: str) -> bool:
+        version = self._version()
+        if version != self._seen:
+            with self._lock:
+                self._allowed = set()
+                self._seen = version
+            return False
+        return self._key(principal, action, scope) in self._allowed
+
+    def remember(self, principal: TokenPrincipal, action: str, scope: str) -> None:
+        with self._lock:
+            if len(self._allowed) >= self._size:
+                self._allowed = set()
+            self._allowed.add(self._key(principal, action, scope))

@@ -12,6 +12,7 @@ from typing import Any
 
 from cielo.backends.base import BackendError
 from cielo.dataplane import shapes, tokens, wire
+from cielo.dataplane.auth import GrantCache
 from cielo.dataplane.backends import BackendRegistry
 from cielo.dataplane.index import Account, DataPlaneIndex, Deployment
 from cielo.dataplane.quota import QuotaLimiter
@@ -52,10 +53,12 @@ class Stream:
 
 
 class DataPlane:
-    def __init__(self, index: DataPlaneIndex, quota: QuotaLimiter, backends: BackendRegistry) -> None:
+    def __init__(self, index: DataPlaneIndex, quota: QuotaLimiter, backends: BackendRegistry,
+                 grants: GrantCache | None = None) -> None:
         self.index = index
         self.quota = quota
         self.backends = backends
+        self.grants = grants
 
     # ----------------------------------------------------------------- lookups
     def deployment(self, account: Account, name: str) -> Deployment:
