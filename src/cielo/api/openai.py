@@ -331,6 +331,8 @@ async def _handled(request: Request, exc: Exception) -> Response:
     """The app's exception handler for `exc` (looked up along its class's MRO, as Starlette does), or a 500."""
     handlers = request.app.exception_handlers
     for cls in type(exc).__mro__:
+        if cls is Exception:  # as Starlette's exception middleware: that one is the catch-all's business
+            break
         handler = handlers.get(cls)
         if handler is not None:
             response: Response = await handler(request, exc)

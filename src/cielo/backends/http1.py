@@ -148,7 +148,8 @@ class _Connection(asyncio.Protocol):
 
 
 class Http1Pool:
-    """Keep-alive connections to one origin (`scheme://host:port`), at most `limit` idle ones kept."""
+    """Keep-alive connections to one origin (`scheme://host:port`): at most `limit` in use at once, and at most
+    `limit` idle ones kept."""
 
     def __init__(self, base_url: str, *, ssl: ssl_module.SSLContext | None = None, connect_s: float = 10.0,
                  limit: int = 256) -> None:
@@ -165,6 +166,8 @@ class Http1Pool:
         self._connect_s = connect_s
         self._limit = limit
         self._idle: deque[_Connection] = deque()
+        # At most `limit` exchanges at once (as aiohttp's connector limit did); the others wait their turn.
+        self._slots = asyncio.Semaphore(limit)
 
     async def post(self, path: str, body: bytes, headers: dict[str, str], *, limit: int,
                    error_limit: int) -> Answer:
@@ -180,12 +183,13 @@ class Http1Pool:
             head += [name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
         head.append(b"\r\n")
         request = b"".join(head) + body
-        connection = await self._acquire()
-        answer = await connection.exchange(request, limit, error_limit)
-        if connection.reusable and len(self._idle) < self._limit:
-            self._idle.append(connection)
-        else:
-            connection.close()
+        async with self._slots:
+            connection = await self._acquire()
+            answer = await connection.exchange(request, limit, error_limit)
+            if connection.reusable and len(self._idle) < self._limit:
+                self._idle.append(connection)
+            else:
+                connection.close()
         return answer
 
     async def _acquire(self) -> _Connection:
