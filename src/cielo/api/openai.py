@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 import re
 import time
 import uuid
@@ -64,9 +65,16 @@ def _authenticate(request: Request, account: Account, operation: str, *, v1: boo
                       grants=_plane(request).grants)
 
 
+def _request_id() -> str:
+    """A random (version 4) UUID, as Azure's request ids are. They identify, they do not protect, so they come
+    from `random` (reseeded in each forked worker) rather than from `uuid.uuid4`'s system call per id."""
+    value = (random.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def _headers(request: Request, extra: dict[str, str] | None = None) -> dict[str, str]:
-    headers = {"apim-request-id": str(uuid.uuid4()), "x-ms-region": "local",
-               "x-request-id": str(uuid.uuid4())}
+    headers = {"apim-request-id": _request_id(), "x-ms-region": "local", "x-request-id": _request_id()}
     client_id = request.headers.get("x-ms-client-request-id")
     if client_id:
         headers["x-ms-client-request-id"] = client_id[:100]
