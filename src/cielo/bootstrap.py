@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cielo.control.models import DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDING_MODEL
 from cielo.control.resources import ResourceWriter
 from cielo.core.arm_ids import ResourceId
 from cielo.core.ids import new_guid, new_password
+from cielo.dataplane.catalogue import DEFAULT_CHAT_MODEL, DEFAULT_EMBEDDING_MODEL
 from cielo.identity.directory import _check_password as check_password
 from cielo.rbac.roles import OWNER
 from cielo.store.models import Subscription, Tenant

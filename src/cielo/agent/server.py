@@ -23,8 +23,6 @@ import contextlib
 import hmac
 import logging
 import time
-import traceback
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
@@ -35,11 +33,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cielo.agent.hosts import HostAllowList
 from cielo.agent.upstream import Failure, TokenSource
-from cielo.logging_setup import redact
+from cielo.http.failures import CatchAll
 
 log = logging.getLogger("cielo.agent")
 
@@ -130,41 +128,14 @@ class HostGuard:
         await self.app(scope, receive, send)
 
 
-class CatchAll:
-    """Whatever a handler or HostGuard raises becomes a 500 in the shape of the protocol its path belongs to:
-    IMDS's `{"error": "server_error", "error_description"}` (the 500 code of IMDS's spec examples) or App
-    Service's `{"statusCode": 500, "message"}`. Pure ASGI, outermost: Starlette's ServerErrorMiddleware would
-    answer in plain text, and re-raise so the server logs the traceback a second time, unredacted. An answer
-    already started is not answered again; the server closes the connection."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            request_id = str(uuid.uuid4())
-            text = redact(f"Unhandled {type(exc).__name__} on {scope.get('method')} {scope.get('path')} "
-                          f"(request id {request_id})\n" + "".join(traceback.format_exception(exc)))
-            log.error("%s", text.encode("utf-8", "backslashreplace").decode("utf-8"))
-            if started:
-                return
-            message = f"The managed identity endpoint had an internal error (request id {request_id})."
-            answer = _app_service_error(500, message) if str(scope.get("path", "")).startswith("/msi/") \
-                else _imds_error(500, "server_error", message)
-            await answer(scope, receive, send)
+def _internal_error(scope: Scope, request_id: str) -> ASGIApp:
+    """A 500 in the shape of the protocol the path belongs to: IMDS's `{"error": "server_error",
+    "error_description"}` (the 500 code of IMDS's spec examples) or App Service's `{"statusCode": 500,
+    "message"}`. Installed through cielo.http.failures.CatchAll, outermost."""
+    message = f"The managed identity endpoint had an internal error (request id {request_id})."
+    if str(scope.get("path", "")).startswith("/msi/"):
+        return _app_service_error(500, message)
+    return _imds_error(500, "server_error", message)
 
 
 def build_app(source: TokenSource, identity_header: str, tenant_id: str,
@@ -280,7 +251,7 @@ def build_app(source: TokenSource, identity_header: str, tenant_id: str,
         yield
         await source.close()
 
-    app = Starlette(lifespan=lifespan, middleware=[Middleware(CatchAll),
+    app = Starlette(lifespan=lifespan, middleware=[Middleware(CatchAll, answer=_internal_error),
                                                    Middleware(HostGuard, hosts=hosts or HostAllowList())], routes=[
         Route("/metadata/identity/oauth2/token", imds_token),
         Route("/metadata/identity/info", imds_info),

@@ -14,18 +14,17 @@ import datetime as dt
 import json
 import logging
 import re
-import traceback
 import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from cielo.errors import AccountLocked, ArmError, CieloError, OAuthError, ServerError
+from cielo.http.failures import CatchAll, log_failure
 from cielo.http.surfaces import Surface, surface_of
-from cielo.logging_setup import redact
 
 log = logging.getLogger("cielo.api")
 
@@ -132,41 +131,8 @@ def _echo(value: str | None) -> str | None:
     return None
 
 
-def log_failure(scope: Scope, exc: BaseException, request_id: str, *, started: bool) -> None:
-    """The traceback, once, through the redaction patterns, with text that cannot be encoded escaped."""
-    text = "".join(traceback.format_exception(exc))
-    where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
-    note = " after the response had started; the connection is closed" if started else ""
-    line = redact(f"Unhandled {type(exc).__name__} on {where} (request id {request_id}){note}\n{text}")
-    log.error("%s", line.encode("utf-8", "backslashreplace").decode("utf-8"))
-
-
-class CatchAll:
-    """Pure ASGI middleware: whatever escapes the routers and the typed handlers becomes a 500 in the surface's
-    envelope (`internal_error_response`), logged once (`log_failure`)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            request_id = str(uuid.uuid4())
-            log_failure(scope, exc, request_id, started=started)
-            if not started:
-                await internal_error_response(Request(scope), request_id)(scope, receive, send)
+def _internal_error_app(scope: Scope, request_id: str) -> ASGIApp:
+    return internal_error_response(Request(scope), request_id)
 
 
 def install(app: FastAPI) -> None:
@@ -212,5 +178,5 @@ def install(app: FastAPI) -> None:
 
     # Added before the app factory's own middleware (CollapseSlashes), so CatchAll sits inside it and sees
     # the collapsed path.
-    app.add_middleware(CatchAll)
+    app.add_middleware(CatchAll, answer=_internal_error_app)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cielo.api import errors
 from cielo.dataplane import auth, wire
@@ -25,6 +25,7 @@ from cielo.dataplane.index import Account
 from cielo.dataplane.service import ACTIONS, ROUTES, Answer, DataPlane, Stream
 from cielo.errors import BearerRejected, DataPlaneError
 from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
+from cielo.http.failures import log_failure, run_guarded
 
 router = APIRouter(prefix="/accounts/{account_name}/openai")
 
@@ -318,21 +319,11 @@ class DataPlaneRoutes:
             response = _error_response(request, exc)
         except Exception as exc:
             response = await _handled(request, exc)
-        started = False
+        await run_guarded(response, _internal_error_app, scope, receive, send)
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
 
-        try:
-            await response(scope, receive, tracking_send)
-        except Exception as exc:
-            request_id = str(uuid.uuid4())
-            errors.log_failure(scope, exc, request_id, started=started)
-            if not started:
-                await errors.internal_error_response(request, request_id)(scope, receive, send)
+def _internal_error_app(scope: Scope, request_id: str) -> ASGIApp:
+    return errors.internal_error_response(Request(scope), request_id)
 
 
 async def _handled(request: Request, exc: Exception) -> Response:
@@ -346,5 +337,5 @@ async def _handled(request: Request, exc: Exception) -> Response:
             response: Response = await handler(request, exc)
             return response
     request_id = str(uuid.uuid4())
-    errors.log_failure(request.scope, exc, request_id, started=False)
+    log_failure(request.scope, exc, request_id, started=False)
     return errors.internal_error_response(request, request_id)

@@ -11,12 +11,12 @@ import secrets
 import uuid
 from typing import Any
 
-from cielo.control.models import ModelCatalogue
 from cielo.control.naming import check_account, check_deployment, check_resource_group, normalize_location
 from cielo.core.arm_ids import RG_TYPE, ResourceId
 from cielo.core.clock import Clock
 from cielo.core.ids import sha256_hex
 from cielo.core.sealing import Sealer
+from cielo.dataplane.catalogue import ModelCatalogue
 from cielo.errors import BadRequest, Conflict, DuplicateKey, NotFound
 from cielo.store.resources import AccountKeys, Resource, ResourceRepo
 
