@@ -1,7 +1,8 @@
 """One exception tree for Cielo. Each class carries its wire code as class attributes.
 
-Three envelopes exist on the wire (docs/token-service.md, docs/resource-manager.md, docs/data-plane.md): OAuth (token service), ARM (resource
-manager, Graph-like directory API) and Azure OpenAI (data plane). Call sites raise these typed
+Three envelopes exist on the wire (docs/token-service.md, docs/resource-manager.md, docs/data-plane.md):
+OAuth (token service), ARM (resource manager, Graph-like directory API) and Azure OpenAI (data plane).
+Call sites raise these typed
 errors; the API layer renders them, so no call site builds error JSON by hand.
 """
 
