@@ -526,3 +526,19 @@ async def test_check_access_explains_a_decision(client: httpx.AsyncClient, world
     arm_error(await arm_call(client, world, "POST", url, {"principalId": who.sp_id}), 400, "InvalidRequestContent")
     big = await arm_call(client, world, "POST", url, {"action": "x" * 17 * 1024})
     arm_error(big, 413, "RequestContentTooLarge")
+
+
+async def test_an_account_whose_keys_cannot_be_made_is_not_left_behind(
+        client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No 500 commits a write: if sealing the new keys fails, the account's create is undone."""
+    def broken_seal(_: str) -> str:
+        raise OSError("sealing key unreadable")
+
+    monkeypatch.setattr(world.services.resources._sealer, "seal", broken_seal)
+    name = unique("nokeys")
+    path = world.account_path(name)
+    body = {"kind": "OpenAI", "sku": {"name": "S0"}, "location": "eastus", "properties": {"customSubDomainName": name}}
+    answer = await arm_call(client, world, "PUT", path, body)
+    assert answer.status_code == 500 and answer.json()["error"]["code"] == "InternalServerError"
+    monkeypatch.undo()
+    arm_error(await arm_call(client, world, "GET", path), 404, "ResourceNotFound")

@@ -219,7 +219,12 @@ class ResourceService:
             raise Conflict(f"The subdomain name '{subdomain}' is not available as it's already used by a "
                            "resource.", code="CustomDomainInUse") from exc
         if created:
-            self._new_keys(resource.key, which=("key1", "key2"))
+            try:
+                self._new_keys(resource.key, which=("key1", "key2"))
+            except Exception:
+                # Never leave an account without keys behind a failed request: undo the create, then fail.
+                self.repo.delete_tree(resource.key)
+                raise
         return resource, created
 
     def _new_keys(self, resource_key: str, which: tuple[str, ...]) -> None:
