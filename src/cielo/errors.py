@@ -213,7 +213,8 @@ class RequestContentTooLarge(ArmError):
 
 # --------------------------------------------------------------------------- Azure OpenAI data plane
 class DataPlaneError(CieloError):
-    """An Azure OpenAI data-plane error: `{"error": {"code", "message", "param"?, "type"?}}` (azure-facts.md §2).
+    """An Azure OpenAI data-plane error: `{"error": {"code", "message", "param"?, "type"?}}`, the
+    ErrorResponse of Azure/azure-rest-api-specs specification/cognitiveservices/data-plane/AzureOpenAI/inference.
 
     `headers` are added to the response (retry-after on 429, x-ms-error-code always)."""
 
@@ -278,9 +279,10 @@ class ConfigError(CieloError):
 # --------------------------------------------------------------------------- data plane quotas
 class EstimateExceedsTokenLimit(DataPlaneError):
     """400 `RequestTooLarge`: a request whose token estimate (prompt + max_tokens for every choice of every
-    prompt, azure-facts.md §7) exceeds the deployment's whole per-minute token limit. Waiting would never
-    let it through, so it is not a 429 (which clients retry): the client must ask for less or the deployment
-    needs more capacity. OpenAI's own API words the same case "Request too large for ... on tokens per min"."""
+    prompt, as learn.microsoft.com/azure/ai-services/openai/how-to/quota describes Azure's estimate) exceeds the
+    deployment's whole per-minute token limit. Waiting would never let it through, so it is not a 429 (which
+    clients retry): the client must ask for less or the deployment needs more capacity. OpenAI's own API
+    words the same case "Request too large for ... on tokens per min"."""
 
     status = 400
     code = "RequestTooLarge"

@@ -33,7 +33,7 @@ def metadata(cielo_server: CieloServer) -> Metadata:
 def needs_443(cielo_server: CieloServer) -> None:
     if not listens_on_443(cielo_server):
         pytest.skip("the session server could not bind 127.0.0.1:443, and MSAL sends ROPC's user-realm "
-                    "call to port 443 whatever the authority's port (client-compat.md §0.4)")
+                    "call to port 443 whatever the authority's port (observed with msal 1.39)")
 
 
 @pytest.fixture(scope="session")

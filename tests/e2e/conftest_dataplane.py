@@ -216,7 +216,8 @@ def gateway_401(response: httpx.Response, message: str = BEARER_DENIED) -> None:
 
 
 def assert_filters(body: dict[str, Any]) -> None:
-    """Azure's content-filter annotations on a non-streamed answer (azure-facts.md §1.5)."""
+    """Azure's content-filter annotations on a non-streamed answer
+    (learn.microsoft.com/azure/ai-services/openai/concepts/content-filter)."""
     prompt = body["prompt_filter_results"]
     assert prompt and prompt[0]["prompt_index"] == 0
     for category in ("hate", "self_harm", "sexual", "violence"):

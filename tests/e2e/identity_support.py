@@ -92,7 +92,7 @@ def decode(token: str, jwks: dict[str, Any], audience: str) -> dict[str, Any]:
 
 def check_app_token(token: str, meta: Metadata, *, audience: str, app_id: str, sp_object_id: str,
                     acr: str) -> dict[str, Any]:
-    """The claims azure-facts.md §4.1 lists for a v1 app-only token."""
+    """The claims Entra's access-token claims reference lists for a v1 app-only token."""
     claims = decode(token, meta.jwks, audience)
     assert claims["aud"] == audience
     assert claims["iss"] == meta.issuer_v1
@@ -111,7 +111,7 @@ def check_app_token(token: str, meta: Metadata, *, audience: str, app_id: str, s
 
 def check_user_token(token: str, meta: Metadata, *, audience: str, app_id: str, user: UserAccount,
                      scp: str, acr: str = "0") -> dict[str, Any]:
-    """The claims azure-facts.md §4.1 lists for a v1 delegated (user) token."""
+    """The claims Entra's access-token claims reference lists for a v1 delegated (user) token."""
     claims = decode(token, meta.jwks, audience)
     assert claims["aud"] == audience
     assert claims["iss"] == meta.issuer_v1
@@ -138,7 +138,8 @@ def _check_times(claims: dict[str, Any]) -> None:
 
 
 def check_oauth_error(response: httpx.Response, status: int, error: str, code: int) -> dict[str, Any]:
-    """Entra's error envelope (azure-facts.md §4.3) with the given status, error and AADSTS code."""
+    """Entra's error envelope (learn.microsoft.com/entra/identity-platform/reference-error-codes) with the given
+    status, error and AADSTS code."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json"), response.headers
     body: dict[str, Any] = response.json()

@@ -214,7 +214,7 @@ class MiServer:
         return claims
 
     def check_token(self, token: str, identity: Identity, audience: str = COGNITIVE) -> dict[str, Any]:
-        """A managed-identity token as Azure's look (azure-facts.md §4.1)."""
+        """A managed-identity token as Azure's look (Entra's access-token claims reference)."""
         claims = self.verify(token, audience)
         assert claims["aud"] == audience
         assert claims["idtyp"] == "app"

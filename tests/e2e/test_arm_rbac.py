@@ -1,5 +1,7 @@
 """Microsoft.Authorization over ARM: role definitions (built-in and custom), role assignments at any
-scope with their filters and refusals, and Cielo's checkAccess explain API (azure-facts.md §3, §6.5)."""
+scope with their filters and refusals, and Cielo's checkAccess explain API
+(learn.microsoft.com/azure/role-based-access-control, and Microsoft.Authorization 2022-04-01 in
+Azure/azure-rest-api-specs)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The resource manager's routes: subscriptions, tenants, cloud metadata, resource groups, Cognitive
-Services accounts (keys included) and deployments, against a real `cielo up` (azure-facts.md §6)."""
+Services accounts (keys included) and deployments, against a real `cielo up` (Microsoft.CognitiveServices
+2023-05-01 in Azure/azure-rest-api-specs)."""
 
 from __future__ import annotations
 

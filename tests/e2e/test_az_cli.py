@@ -4,7 +4,7 @@ azure-cli is pip-installed once into a virtual environment kept in a cache direc
 (`$CIELO_TEST_CACHE_DIR`, else `~/.cache/cielo-tests`): about 40 s and 730 MB the first time, reused after
 that while `az --version` works there. If pip cannot install it, the module is skipped with pip's error.
 
-az is configured as client-compat.md §5 found works, all through the environment: a private
+az is configured as we found works with azure-cli 2.91, all through the environment: a private
 AZURE_CONFIG_DIR per signed-in principal, REQUESTS_CA_BUNDLE (az uses requests), and
 AZURE_CORE_INSTANCE_DISCOVERY=false (otherwise MSAL asks login.microsoftonline.com about the authority).
 Cielo is registered as a cloud both ways: from `GET {arm}/metadata/endpoints` (az asks for
@@ -189,7 +189,7 @@ def register_discovered(az: Az, server: CieloServer, name: str = "CieloA") -> No
 
 
 def register_explicit(az: Az, server: CieloServer, name: str = "CieloB") -> None:
-    """client-compat.md §5's `--skip-endpoint-discovery` form, with Microsoft Graph pointed at Cielo too."""
+    """`az cloud register --skip-endpoint-discovery` with every endpoint given, Microsoft Graph pointed at Cielo too."""
     base = server.base_url
     az.ok("cloud", "register", "--name", name, "--skip-endpoint-discovery",
           "--endpoint-active-directory", base,

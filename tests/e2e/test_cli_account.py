@@ -1,6 +1,7 @@
 """`cielo login -u/-p`, `account show/list/set`, `logout` and `account get-access-token`, as az prints them.
 
-The real `cielo` runs in a subprocess against the session's `cielo up` (azure-facts.md §6.2, §6.3).
+The real `cielo` runs in a subprocess against the session's `cielo up` (az's output shapes, from Azure/azure-cli's
+profile/custom.py and azure-cli-core's _profile.py).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def test_login_with_password_then_account_show(cli: Cli, cielo_server: CieloServ
 
 
 def test_account_show_piped_to_jq(admin: Cli) -> None:
-    """The how-to's shell pipes, verbatim apart from `az` (azure-facts.md §6.1)."""
+    """The shell pipes of the 2023 Azure OpenAI managed-identity how-to, verbatim apart from `az`
+    (learn.microsoft.com/azure/ai-services/openai/how-to/managed-identity)."""
     if shutil.which("jq") is None:
         pytest.skip("jq is not installed (apt-get install -y jq); the pipe is also covered by --query -o tsv")
     cielo = f"{sys.executable} -m cielo.cli.main"

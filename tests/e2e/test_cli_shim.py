@@ -1,5 +1,6 @@
 """`cielo az-shim install`: azure-identity's AzureCliCredential and DefaultAzureCredential, unmodified,
-get their tokens from Cielo's CLI through an `az` launcher on PATH (client-compat.md §3)."""
+get their tokens from Cielo's CLI through an `az` launcher on PATH (AzureCliCredential runs
+whichever `az` comes first on PATH)."""
 
 from __future__ import annotations
 

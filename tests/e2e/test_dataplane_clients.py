@@ -1,6 +1,7 @@
 """Unmodified Python clients against the data plane: azure-identity's ClientSecretCredential (sync and
 async) with `get_bearer_token_provider`, openai's `AzureOpenAI` / `AsyncAzureOpenAI` and the v1-style
-`OpenAI(base_url=.../openai/v1/)`, and raw SSE read with httpx (client-compat.md §4, azure-facts.md §1).
+`OpenAI(base_url=.../openai/v1/)`, and raw SSE read with httpx (openai-python's lib/azure.py builds the
+deployment URLs; Azure's shapes are those of azure-rest-api-specs' AzureOpenAI inference specs).
 
 The service principal holds "Cognitive Services OpenAI User" on the account (assigned through ARM).
 The `chat` deployment is SmolLM2-135M-Instruct, `embed` multilingual-e5-small: real generated text.

@@ -1,4 +1,4 @@
-"""Bad requests and bad credentials get Azure's status and envelope (azure-facts.md §2), and the server keeps
+"""Bad requests and bad credentials get Azure's status and envelope (docs/data-plane.md), and the server keeps
 serving afterwards; a client that leaves mid-stream frees its model slot at once.
 """
 

@@ -1,4 +1,5 @@
-"""API keys on the data plane (azure-facts.md §1.7, §2, §6.6): `keys list` keys work in `api-key` (and in
+"""API keys on the data plane (openai-python's lib/azure.py, and Azure's answers
+as docs/data-plane.md gives them): `keys list` keys work in `api-key` (and in
 `Authorization: Bearer` next to it, as openai 1.x sends them), a wrong key is Azure's exact 401, a
 regenerated key stops at once while the other keeps working, and `--disable-local-auth true` turns every
 key into 403 AuthenticationTypeDisabled (and listKeys into 400) while Entra tokens keep working.

@@ -1,6 +1,7 @@
-"""Per-deployment rate limits (azure-facts.md §7, §2): capacity 1 means 2 requests per 10 s and 1,000 tokens
-per 60 s, in fixed windows; tokens are charged at admission from prompt + max_tokens. The deployments
-here serve the deterministic `mock` model, so only the limiter decides what happens.
+"""Per-deployment rate limits (learn.microsoft.com/azure/ai-services/openai/how-to/quota): capacity 1 means
+2 requests per 10 s and 1,000 tokens per 60 s, in fixed windows; tokens are charged at admission from
+prompt + max_tokens. The deployments here serve the deterministic `mock` model, so only the limiter
+decides what happens.
 """
 
 from __future__ import annotations

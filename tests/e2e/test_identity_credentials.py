@@ -1,8 +1,9 @@
 """azure-identity credentials, unmodified, against a real `cielo up` over HTTPS on loopback.
 
 Every token is verified with PyJWT against the server's JWKS and checked claim by claim
-(azure-facts.md §4.1). Sync MSAL-based credentials get `disable_instance_discovery=True`, which is
-the documented way to stop MSAL from asking login.microsoftonline.com (client-compat.md §0.5).
+(learn.microsoft.com/entra/identity-platform/access-token-claims-reference). Sync MSAL-based credentials get
+`disable_instance_discovery=True`, which is the documented way to stop MSAL from asking
+login.microsoftonline.com about an authority host it does not know.
 """
 
 from __future__ import annotations
@@ -226,7 +227,8 @@ def test_workload_identity_from_environment(client_env: dict[str, str], cielo_se
                                             metadata: Metadata, oidc_issuer: OidcIssuer,
                                             federated_app: dict[str, Any], tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """DefaultAzureCredential with only the workload-identity environment (client-compat.md §2.6)."""
+    """DefaultAzureCredential with only the workload-identity environment (one POST of the federated token to the
+    token endpoint)."""
     token_file = tmp_path / "federated-token"
     token_file.write_text(oidc_issuer.token(federated_app["subject"]))
     monkeypatch.setenv("AZURE_TENANT_ID", cielo_server.tenant_id)

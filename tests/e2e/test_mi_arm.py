@@ -1,5 +1,6 @@
 """Managed identities through the CLI and ARM: `vm create --assign-identity`, `vm|vmss|webapp identity ...`,
-`identity create|show|list|delete`, and `login --identity` (azure-facts.md §5.6, §6.2, §6.3).
+`identity create|show|list|delete`, and `login --identity` (az's output shapes, from Azure/azure-cli's
+profile/custom.py and azure-cli-core's _profile.py).
 
 Output shapes are az's. Removing a system-assigned identity deletes its service principal and its role
 assignments; deleting a user-assigned identity detaches it from every resource and takes its principal
@@ -36,7 +37,7 @@ def _uami_path(mi: MiServer, name: str) -> str:
 
 
 def _check_uami_shape(mi: MiServer, out: dict[str, Any], name: str) -> None:
-    """`az identity create|show` (azure-facts.md §5.6)."""
+    """`az identity create|show`: the 2023-01-31 Microsoft.ManagedIdentity identity, as az prints it."""
     assert set(out) == {"clientId", "id", "location", "name", "principalId", "resourceGroup", "tags", "tenantId",
                         "type"}, out
     assert out["id"] == _uami_path(mi, name)  # the provider spells `resourcegroups` in lower case

@@ -1,4 +1,5 @@
-"""A VM's managed identity calling Azure OpenAI with the openai client (how-to/managed-identity.md, §6.1).
+"""A VM's managed identity calling Azure OpenAI with the openai client
+(learn.microsoft.com/azure/ai-services/openai/how-to/managed-identity).
 
 AzureOpenAI(azure_ad_token_provider=get_bearer_token_provider(ManagedIdentityCredential(), ...)) calls
 a deployment: refused before the identity holds "Cognitive Services OpenAI User" on the account,

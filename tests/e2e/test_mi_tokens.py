@@ -1,4 +1,6 @@
-"""Managed-identity tokens through a host agent, with unmodified clients (azure-facts.md §5, client-compat.md §1).
+"""Managed-identity tokens through a host agent, with unmodified clients (the IMDS and App Service
+protocols of learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token and
+learn.microsoft.com/azure/app-service/overview-managed-identity).
 
 One VM with a system-assigned identity and one user-assigned identity; its host agent runs as a
 subprocess. azure-identity's ManagedIdentityCredential (sync: MSAL underneath; async: azure-identity's

@@ -35,7 +35,8 @@ COGNITIVE = "https://cognitiveservices.azure.com"
 ARM = "https://management.azure.com/"
 GRAPH_DENIED = "Authorization_RequestDenied"
 
-# Azure OpenAI's gateway wording for a refused bearer and for no credential (azure-facts.md §2).
+# Azure OpenAI's gateway wording for a refused bearer and for no credential (as public reports quote it,
+# e.g. Azure-Samples/azure-search-openai-demo#458 and openai/openai-python#1527).
 BEARER_DENIED = ("Unauthorized. Access token is missing, invalid, audience is incorrect "
                  "(https://cognitiveservices.azure.com), or have expired.")
 NO_CREDENTIAL = ("Access denied due to missing subscription key. Make sure to include subscription key when making "

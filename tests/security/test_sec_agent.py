@@ -1,8 +1,10 @@
-"""Attacks on managed identities: what a host agent and Cielo's managed-identity endpoint refuse, each with
-Azure's answer (azure-facts.md §5.1). A request that may come from off the host (no `Metadata: true`, an
-`X-Forwarded-For`), a workload without the App Service identity header or the legacy MSI secret, an identity not
-attached to this host (by client id, object id or resource id, on every protocol), another host's or a revoked
-host credential, a credential file others may read, and a flood of requests (429).
+"""Attacks on managed identities: what a host agent and Cielo's managed-identity endpoint refuse, each with Azure's
+answer (learn.microsoft.com/azure/virtual-machines/instance-metadata-service,
+learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token). A request that may come
+from off the host (no `Metadata: true`, an `X-Forwarded-For`), a workload without the App Service identity header or
+the legacy MSI secret, an identity not attached to this host (by client id, object id or resource id, on every
+protocol), another host's or a revoked host credential, a credential file others may read, and a flood of requests
+(429).
 
 VM A has a system-assigned identity and user-assigned `uami-a`; VM B only a system-assigned one; VM C
 two user-assigned identities and no system one; `uami-x` is attached to nothing. Each VM has its own

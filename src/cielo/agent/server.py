@@ -1,4 +1,7 @@
-"""The agent's HTTP server: what a workload on this host talks to (azure-facts.md §5, client-compat.md §1).
+"""The agent's HTTP server: what a workload on this host talks to, the managed-identity protocols of
+learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token and
+learn.microsoft.com/azure/app-service/overview-managed-identity, as azure-identity's ManagedIdentityCredential
+and msal.ManagedIdentityClient (msal/managed_identity.py) call them.
 
 - IMDS: `GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=R[&client_id|object_id|msi_res_id]`
   with `Metadata: true`; refuses `X-Forwarded-For`; string fields; IMDS's error shape and rate limits.
@@ -43,7 +46,8 @@ log = logging.getLogger("cielo.agent")
 
 IMDS_VERSIONS = {"2018-02-01", "2018-04-02", "2018-10-01", "2019-08-01", "2020-06-01", "2020-07-15", "2020-09-01",
                  "2020-10-01", "2021-02-01"}
-# What IMDS lists in its "api-version was not specified" answer (azure-facts.md §5.1), verbatim.
+# What IMDS lists in its "api-version was not specified" answer
+# (learn.microsoft.com/azure/virtual-machines/instance-metadata-service), verbatim.
 NEWEST = ["2020-10-01", "2020-09-01", "2020-07-15"]
 TOO_MANY = "Too many requests: IMDS allows 20 per second and 5 at a time for managed identity tokens."
 RATE_PER_S = 20

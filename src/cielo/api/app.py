@@ -180,7 +180,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
 class CollapseSlashes:
     """Pure ASGI middleware: openai 0.28 with a trailing slash in api_base, and az's ARM calls, send
-    `//` in paths (client-compat.md §4.3, §5). Starlette's BaseHTTPMiddleware would cost far more."""
+    `//` in paths (observed with openai 0.28.1 and azure-cli 2.91). Starlette's BaseHTTPMiddleware would cost
+    far more."""
 
     def __init__(self, app: Any) -> None:
         self.app = app

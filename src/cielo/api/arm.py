@@ -440,7 +440,8 @@ async def dispatch(request: Request) -> Response:
 
 @router.get("/metadata/endpoints")
 async def metadata_endpoints(request: Request) -> JSONResponse:
-    """What `az cloud register --endpoint-resource-manager` reads (client-compat.md §5). No auth, like Azure."""
+    """What `az cloud register --endpoint-resource-manager` reads: `GET {arm}/metadata/endpoints?api-version=...`
+    (observed with azure-cli 2.91, which fails without `suffixes`). No auth, like Azure."""
     base = request.app.state.settings.base_url
     return _ok({
         "galleryEndpoint": "", "graphEndpoint": "https://graph.microsoft.com/",

@@ -40,7 +40,8 @@ def _encodable(text: str) -> str:
 
 def oauth_body(exc: OAuthError, correlation_id: str | None, base_url: str,
                trace_id: str | None = None) -> dict[str, object]:
-    """Entra's error envelope (azure-facts.md §4.3): the AADSTS code leads the description."""
+    """Entra's error envelope (learn.microsoft.com/entra/identity-platform/reference-error-codes): the AADSTS code
+    leads the description."""
     now = dt.datetime.now(dt.UTC)
     stamp = now.strftime("%Y-%m-%d %H:%M:%SZ")
     trace_id = trace_id or str(uuid.uuid4())

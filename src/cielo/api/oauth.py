@@ -125,7 +125,8 @@ async def jwks(tenant: str, request: Request) -> Response:
 
 @router.get("/common/discovery/instance")
 async def instance_discovery(request: Request) -> Response:
-    """MSAL's instance discovery (client-compat.md §0.5): tell it where the tenant's metadata is.
+    """MSAL's instance discovery (msal/authority.py asks it about any authority host Microsoft
+    does not know): tell it where the tenant's metadata is.
 
     MSAL drops the port from `authorization_endpoint`, so the answer is built from the host the
     request came in on, which keeps the port."""

@@ -253,7 +253,8 @@ async def v1_models(account_name: str, request: Request) -> Response:
 def _error_response(request: Request, exc: DataPlaneError) -> Response:
     headers = {"x-ms-error-code": exc.code, **_headers(request, exc.headers)}
     if isinstance(exc, BearerRejected):
-        # Azure's gateway answers bearer failures without the `error` wrapper (azure-facts.md §2).
+        # Azure's gateway answers bearer failures without the `error` wrapper (as public reports show, e.g.
+        # Azure-Samples/azure-search-openai-demo#458).
         return JSONResponse({"statusCode": 401, "message": exc.message}, status_code=401, headers=headers)
     error: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.param is not None or exc.error_type is not None:

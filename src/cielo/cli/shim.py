@@ -2,7 +2,8 @@
 
 For people without the real Azure CLI: azure-identity's AzureCliCredential (and so
 DefaultAzureCredential) runs `az account get-access-token --output json --resource R` from PATH
-(client-compat.md §3). A launcher named `az` that runs `cielo` answers it the same way.
+(azure-identity's _credentials/azure_cli.py: `shutil.which("az")`, so any executable named `az` first on
+PATH will do). A launcher named `az` that runs `cielo` answers it the same way.
 Nothing is installed unless this command is run.
 """
 

@@ -1,5 +1,6 @@
 """Managed identities: user-assigned identities, the `identity` blocks of VMs, scale sets and web
-apps, and the host credentials that enroll a host agent to one of them (azure-facts.md §5.6).
+apps, and the host credentials that enroll a host agent to one of them (shapes from Azure/azure-rest-api-specs:
+specification/msi/resource-manager/Microsoft.ManagedIdentity/stable/2023-01-31 and the compute `identity`).
 
 Enabling a system-assigned identity creates a service principal of type ManagedIdentity whose life
 follows the resource: removing the identity or deleting the resource deletes the principal and its
@@ -33,7 +34,7 @@ COMPUTE_TYPES = (VM_TYPE, VMSS_TYPE, SITE_TYPE)
 
 
 def mirid(resource_id: str) -> str:
-    """The form tokens carry in `xms_mirid`: `resourcegroups` in lower case (azure-facts.md §4.1)."""
+    """The form tokens carry in `xms_mirid`: `resourcegroups` in lower case, as decoded MI tokens show."""
     rid = parse(resource_id)
     out = f"/subscriptions/{rid.subscription}/resourcegroups/{rid.resource_group}/providers/{rid.namespace}"
     for type_, name in zip(rid.types, rid.names, strict=True):
@@ -117,7 +118,8 @@ class IdentityService:
         tags = body.get("tags", existing.tags if existing else None)
         if tags is not None and not isinstance(tags, dict):
             raise BadRequest("Tags must be an object of string values.", code="InvalidTag")
-        # The Microsoft.ManagedIdentity provider spells its ids with `resourcegroups` (azure-facts.md §5.6): the
+        # The Microsoft.ManagedIdentity provider spells its ids with `resourcegroups` (see the examples of
+        # azure-rest-api-specs specification/msi/resource-manager/Microsoft.ManagedIdentity/stable/2023-01-31): the
         # same string as the keys of `userAssignedIdentities` blocks and the tokens' `xms_mirid`.
         resource = Resource(
             id=existing.id if existing else mirid(rid.id), subscription_id=rid.subscription,

@@ -242,7 +242,8 @@ class ResourceService:
 
     def list_keys(self, account: Resource) -> dict[str, str]:
         if account.properties.get("disableLocalAuth"):
-            # Azure refuses listKeys with 400 when local auth is disabled (azure-facts.md §6.6).
+            # Azure refuses listKeys with 400 when local auth is disabled (as public reports show, e.g.
+            # Azure/azure-cli#25686).
             raise BadRequest("Failed to list key. disableLocalAuth is set to be true", code="BadRequest")
         keys = self.repo.get_keys(account.key)
         if keys is None:
@@ -345,7 +346,8 @@ class ResourceService:
 
 
 def rate_limits(capacity: int) -> list[dict[str, int | str]]:
-    """ARM's two throttling rules for a Standard deployment (azure-facts.md §7): 6 RPM per 1,000 TPM,
+    """ARM's two throttling rules for a Standard deployment
+    (learn.microsoft.com/azure/ai-services/openai/how-to/quota): 6 RPM per 1,000 TPM,
     expressed per 10 s (small capacities round up to 2), and capacity * 1,000 tokens per 60 s."""
     return [
         {"key": "request", "renewalPeriod": 10, "count": max(2, capacity)},

@@ -1,4 +1,5 @@
-"""Data-plane authentication exactly as Azure OpenAI does it (azure-facts.md §1.7, §2).
+"""Data-plane authentication exactly as Azure OpenAI does it: the headers openai-python's lib/azure.py
+sends, and Azure's answers as docs/data-plane.md gives them.
 
 `api-key` is authoritative when present (openai 1.x sends it together with `Authorization: Bearer
 <key>`). Otherwise a bearer JWT is validated every time (signature, exp/nbf with skew, audience

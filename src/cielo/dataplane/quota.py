@@ -1,4 +1,5 @@
-"""Per-deployment rate limits from the deployment's sku capacity (azure-facts.md §7).
+"""Per-deployment rate limits from the deployment's sku capacity
+(learn.microsoft.com/azure/ai-services/openai/how-to/quota).
 
 Two fixed windows, as ARM's `rateLimits` states them: `request` (count per 10 s; 6 RPM per 1,000 TPM) and
 `token` (capacity x 1,000 per 60 s). Tokens are charged at admission from the estimate (prompt + max_tokens

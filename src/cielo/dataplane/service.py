@@ -197,7 +197,8 @@ class DataPlane:
 
 
 def _b64(vector: list[float]) -> str:
-    """Little-endian float32, as the openai client decodes `encoding_format=base64` (client-compat.md §4.1)."""
+    """Little-endian float32, as the openai client decodes `encoding_format=base64`
+    (openai-python's resources/embeddings.py)."""
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 

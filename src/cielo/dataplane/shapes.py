@@ -88,7 +88,8 @@ def error_event(code: str, message: str) -> bytes:
 
 
 def prompt_annotation_event() -> bytes:
-    """The first event of an Azure stream: prompt filter results, no choices (azure-facts.md §1.6)."""
+    """The first event of an Azure stream: prompt filter results, no choices
+    (learn.microsoft.com/azure/ai-services/openai/concepts/content-streaming)."""
     return sse({"id": "", "object": "", "created": 0, "model": "", "prompt_filter_results": prompt_filter_results(),
                 "choices": [], "usage": None})
 

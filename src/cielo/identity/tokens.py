@@ -1,4 +1,5 @@
-"""Minting access tokens and id tokens with Entra's claim sets (azure-facts.md §4.1)."""
+"""Minting access tokens and id tokens with Entra's claim sets
+(learn.microsoft.com/entra/identity-platform/access-token-claims-reference)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Action strings and permission patterns (azure-facts.md §3.3 "Matching & evaluation semantics").
+"""Action strings and permission patterns (learn.microsoft.com/azure/role-based-access-control/role-definitions).
 
 An action is `{Company}.{Provider}/{resourceType...}/{verb}`, e.g.
 `Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action`. Patterns may use

@@ -1,4 +1,5 @@
-"""The in-memory RBAC index and evaluator (azure-facts.md §3.3).
+"""The in-memory RBAC index and evaluator (learn.microsoft.com/azure/role-based-access-control/overview,
+role-definitions).
 
 Assignments are indexed by scope key, then by principal id. `authorize` walks the scope's chain from
 `/` down (at most a handful of levels) and, at each level, looks up the principal and its groups: its
@@ -69,7 +70,8 @@ class _Role:
 class RbacIndex:
     """Role definitions (the built-ins plus custom roles) and role assignments, with `authorize`.
 
-    `propagation_delay_s` imitates Azure's propagation (azure-facts.md §3.3: up to ~5 min): an
+    `propagation_delay_s` imitates Azure's propagation (up to about 5 minutes for Azure OpenAI,
+    learn.microsoft.com/azure/ai-services/openai/how-to/managed-identity): an
     assignment grants from `created_on` (or from when it was added, if it has none) plus the delay;
     a removal takes effect at once. `clock` is injectable for tests.
     """

@@ -1,7 +1,7 @@
 """RBAC errors. Each is a `ValueError` (the engine is pure) and an ARM error that the API layer renders.
 
-Codes cited from azure-facts.md §6.5 (`RoleAssignmentExists`) or seen in public Azure error bodies
-(`RoleDefinitionDoesNotExist`, `InvalidActionOrNotAction`, `RoleAssignmentUpdateNotPermitted`,
+Codes seen in public Azure error bodies (`RoleAssignmentExists`,
+`RoleDefinitionDoesNotExist`, `InvalidActionOrNotAction`, `RoleAssignmentUpdateNotPermitted`,
 `RoleDefinitionWithSameNameExists`, `RoleDefinitionHasAssignments`). Where no Azure code is known
 the generic `BadRequest` code of the base class stays; docs/rbac.md lists which is which.
 """
@@ -56,7 +56,7 @@ class InvalidRoleAssignment(BadRequest, RbacError):
 
 
 class RoleAssignmentExists(Conflict, RbacError):
-    """Same principal, role and scope under another assignment name (azure-facts.md §6.5: 409)."""
+    """Same principal, role and scope under another assignment name (409, as public Azure error bodies show)."""
 
     code = "RoleAssignmentExists"
 

@@ -1,4 +1,5 @@
-"""Role assignments and the principals they are checked for (azure-facts.md §3.4)."""
+"""Role assignments and the principals they are checked for (Microsoft.Authorization 2022-04-01 in
+Azure/azure-rest-api-specs, authorization-RoleAssignmentsCalls.json)."""
 
 from __future__ import annotations
 

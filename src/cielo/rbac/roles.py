@@ -1,4 +1,5 @@
-"""Role definitions, and Azure's built-in roles as data (azure-facts.md §3.1, exact GUIDs and lists).
+"""Role definitions, and Azure's built-in roles as data (exact GUIDs and lists from
+learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 
 Built-in roles have the same GUID in every cloud, `assignableScopes: ["/"]` and `roleType:
 BuiltInRole`. Cognitive Services OpenAI User is its 2025 version (with `deployments/realtime/action`,
@@ -68,7 +69,8 @@ class RoleDefinition:
         return self.role_type == "BuiltInRole"
 
     def to_arm(self, subscription_id: str | None = None) -> dict[str, object]:
-        """The REST shape of azure-facts.md §3.5 (api-version 2022-04-01)."""
+        """The REST shape of a role definition, api-version 2022-04-01 (Azure/azure-rest-api-specs,
+        authorization-RoleDefinitionsCalls.json)."""
         return {
             "id": self.resource_id_at(subscription_id),
             "name": self.id,

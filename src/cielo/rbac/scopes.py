@@ -1,4 +1,5 @@
-"""Azure RBAC scopes: parsing, canonical form, ancestry (azure-facts.md §3.3 "Scope format").
+"""Azure RBAC scopes: parsing, canonical form, ancestry
+(learn.microsoft.com/azure/role-based-access-control/scope-overview).
 
 A scope is `/`, a management group (`/providers/Microsoft.Management/managementGroups/{mg}`), a
 subscription, a resource group, or a resource id, nested resources and extension resources included:

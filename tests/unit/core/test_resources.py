@@ -12,7 +12,7 @@ def test_default_scope_keeps_resource_verbatim() -> None:
 
 
 def test_arm_double_slash_keeps_trailing_slash() -> None:
-    # az asks for `https://management.core.windows.net//.default` (client-compat.md §5).
+    # az asks for `https://management.core.windows.net//.default` (observed with azure-cli 2.91).
     scope = parse_oauth_scope("https://management.core.windows.net//.default offline_access openid profile")
     assert scope.resource == "https://management.core.windows.net/"
     assert scope.oidc == {"offline_access", "openid", "profile"}

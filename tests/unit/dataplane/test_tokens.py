@@ -1,5 +1,5 @@
-"""Admission estimates (azure-facts.md §7): the prompt, plus max_tokens for every completion the request can
-produce — each choice (n, best_of) of each prompt of a prompt list."""
+"""Admission estimates (learn.microsoft.com/azure/ai-services/openai/how-to/quota): the prompt, plus max_tokens for
+every completion the request can produce — each choice (n, best_of) of each prompt of a prompt list."""
 
 from __future__ import annotations
 

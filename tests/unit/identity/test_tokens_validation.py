@@ -74,7 +74,7 @@ def test_v2_user_token_claims(ring: KeyRing, clock: FrozenClock) -> None:
     token = minter.access_token(subject, audience="api-app-id", version=2, client_app_id="cli",
                                 client_auth="0", scopes=("user_impersonation",), now=clock.now()).token
     header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
-    assert "x5t" not in header  # v2 headers carry kid only (azure-facts.md §4.1)
+    assert "x5t" not in header  # v2 headers carry kid only (Entra's access-tokens page)
     claims = _claims(token)
     assert claims["iss"] == issuer_v2(BASE, TENANT) and claims["ver"] == "2.0"
     assert claims["azp"] == "cli" and claims["azpacr"] == "0" and "appid" not in claims

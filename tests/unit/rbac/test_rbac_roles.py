@@ -1,4 +1,5 @@
-"""Built-in roles as data (azure-facts.md §3.1) and what each lets a principal do."""
+"""Built-in roles as data (learn.microsoft.com/azure/role-based-access-control/built-in-roles) and what each
+lets a principal do."""
 
 from __future__ import annotations
 
