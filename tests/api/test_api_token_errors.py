@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import time
 import uuid
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 import jwt
@@ -45,6 +46,16 @@ async def _principal(client: httpx.AsyncClient, world: World, shared: dict[str, 
     return principal
 
 
+async def _assert_intact(client: httpx.AsyncClient, world: World, principal: Principal) -> None:
+    """After a refused request the good secret still works and the app still has exactly its one password."""
+    ok = await client.post(world.token_url(), data=_cc(principal))
+    assert ok.status_code == 200, ok.text
+    registered = (await client.get(f"/v1.0/applications/{principal.app_object_id}", headers=world.graph)).json()
+    assert len(registered["passwordCredentials"]) == 1
+    assert registered["passwordCredentials"][0]["secretText"] is None
+    assert registered["keyCredentials"] == []
+
+
 def _cc(principal: Principal, **extra: str) -> dict[str, str]:
     return {"grant_type": "client_credentials", "client_id": principal.app_id, "client_secret": principal.secret,
             "scope": f"{COG_RESOURCE}/.default", **extra}
@@ -76,6 +87,12 @@ async def test_client_credentials_with_http_basic_and_v1_shape(client: httpx.Asy
     # v1: every number a string, with expires_on / not_before / resource.
     assert isinstance(body["expires_in"], str) and body["resource"] == COG_RESOURCE
     assert int(body["expires_on"]) == int(world.clock.now()) + int(body["expires_in"])
+    # client_secret_basic on v2 too, and a wrong one fails as a wrong secret does.
+    form = {"grant_type": "client_credentials", "scope": f"{COG_RESOURCE}/.default"}
+    good = await client.post(world.token_url(), auth=(principal.app_id, principal.secret), data=form)
+    assert good.status_code == 200, good.text
+    wrong = await client.post(world.token_url(), auth=(principal.app_id, "nope"), data=form)
+    oauth_error(wrong, 401, "invalid_client", 7000215)
 
 
 async def test_client_request_id_is_echoed_as_correlation_id(client: httpx.AsyncClient, world: World) -> None:
@@ -85,13 +102,26 @@ async def test_client_request_id_is_echoed_as_correlation_id(client: httpx.Async
     body = oauth_error(answer, 400, "invalid_request", 900144)
     assert body["correlation_id"] == correlation
     assert f"Correlation ID: {correlation}" in body["error_description"]
+    # The envelope's form: JSON, an ISO timestamp, GUID trace and correlation ids.
+    assert answer.headers["content-type"].startswith("application/json")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", body["timestamp"]), body
+    guid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    assert re.fullmatch(guid, body["trace_id"]) and re.fullmatch(guid, body["correlation_id"]), body
+    # The same echo on a refused client secret.
+    principal = await new_principal(client, world)
+    answer = await client.post(world.token_url(), data=_cc(principal, client_secret="nope"),
+                               headers={"client-request-id": correlation})
+    assert oauth_error(answer, 401, "invalid_client", 7000215)["correlation_id"] == correlation
 
 
 # ----------------------------------------------------------------------------- client authentication
 async def test_wrong_client_secret(client: httpx.AsyncClient, world: World, shared: dict[str, object]) -> None:
     principal = await _principal(client, world, shared)
-    answer = await client.post(world.token_url(), data=_cc(principal, client_secret="not-the-secret"))
-    oauth_error(answer, 401, "invalid_client", 7000215)
+    answer = await client.post(world.token_url(), data=_cc(principal, client_secret=principal.secret + "x"))
+    body = oauth_error(answer, 401, "invalid_client", 7000215)
+    assert principal.app_id in body["error_description"]
+    assert principal.secret not in answer.text
+    await _assert_intact(client, world, principal)
 
 
 async def test_expired_client_secret(client: httpx.AsyncClient, world: World, moved_clock: FrozenClock) -> None:
@@ -133,6 +163,7 @@ async def test_malformed_client_assertion(client: httpx.AsyncClient, world: Worl
         "client_assertion": "not.a.jwt", "scope": f"{COG_RESOURCE}/.default"})
     assert answer.status_code in (400, 401), answer.text
     assert answer.json()["error_codes"] == [50027]
+    oauth_error(answer, 401, "invalid_client", 50027)
 
 
 async def test_public_client_sending_a_secret(client: httpx.AsyncClient, world: World) -> None:
@@ -215,21 +246,38 @@ async def test_missing_parameter(client: httpx.AsyncClient, world: World, shared
     oauth_error(answer, 400, "invalid_request", 900144)
 
 
-async def test_wrong_content_type(client: httpx.AsyncClient, world: World) -> None:
+async def test_wrong_content_type(client: httpx.AsyncClient, world: World, shared: dict[str, object]) -> None:
     answer = await client.post(world.token_url(), json={"grant_type": "client_credentials"})
     oauth_error(answer, 400, "invalid_request", 9002313)
+    # A complete, correct form sent as JSON is refused just the same, and changes nothing.
+    principal = await _principal(client, world, shared)
+    answer = await client.post(world.token_url(), json=_cc(principal))
+    oauth_error(answer, 400, "invalid_request", 9002313)
+    await _assert_intact(client, world, principal)
 
 
-async def test_duplicated_parameter(client: httpx.AsyncClient, world: World) -> None:
+async def test_duplicated_parameter(client: httpx.AsyncClient, world: World, shared: dict[str, object]) -> None:
     answer = await client.post(world.token_url(), content=b"grant_type=client_credentials&grant_type=password",
                                headers={"Content-Type": "application/x-www-form-urlencoded"})
     oauth_error(answer, 400, "invalid_request", 9002313)
+    # A second client_secret after the right one is refused, not tried.
+    principal = await _principal(client, world, shared)
+    pairs = [*_cc(principal).items(), ("client_secret", "wrong")]
+    answer = await client.post(world.token_url(), content=urlencode(pairs).encode(),
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    oauth_error(answer, 400, "invalid_request", 9002313)
+    await _assert_intact(client, world, principal)
 
 
-async def test_body_over_64_kib(client: httpx.AsyncClient, world: World) -> None:
+async def test_body_over_64_kib(client: httpx.AsyncClient, world: World, shared: dict[str, object]) -> None:
     answer = await client.post(world.token_url(), content=b"grant_type=" + b"x" * (65 * 1024),
                                headers={"Content-Type": "application/x-www-form-urlencoded"})
     oauth_error(answer, 413, "invalid_request", 9002313)
+    # A valid form padded just past the limit.
+    principal = await _principal(client, world, shared)
+    answer = await client.post(world.token_url(), data=_cc(principal, padding="a" * (64 * 1024 + 1)))
+    oauth_error(answer, 413, "invalid_request", 9002313)
+    await _assert_intact(client, world, principal)
 
 
 async def test_unsupported_grant_type(client: httpx.AsyncClient, world: World) -> None:
@@ -244,6 +292,15 @@ async def test_wrong_password(client: httpx.AsyncClient, world: World) -> None:
         "scope": f"{COG_RESOURCE}/.default"})
     body = oauth_error(answer, 400, "invalid_grant", 50126)
     assert PASSWORD not in answer.text and "wrong-Passw0rd!" not in body["error_description"]
+    # An unknown user gets the same answer; the right password still works afterwards.
+    answer = await client.post(world.token_url(), data={
+        "grant_type": "password", "client_id": CLI_CLIENT_ID, "username": "nobody@cielo.local",
+        "password": "wrong-Passw0rd!", "scope": f"{COG_RESOURCE}/.default"})
+    oauth_error(answer, 400, "invalid_grant", 50126)
+    answer = await client.post(world.token_url(), data={
+        "grant_type": "password", "client_id": CLI_CLIENT_ID, "username": ADMIN, "password": PASSWORD,
+        "scope": f"{COG_RESOURCE}/.default"})
+    assert answer.status_code == 200, answer.text
 
 
 # ----------------------------------------------------------------------------- authorization code + PKCE
@@ -303,6 +360,13 @@ async def test_authorization_code_then_refresh_rotation_and_replay(client: httpx
     # The replay revoked the family: the rotated token is dead too.
     family = await client.post(world.token_url(), data={**refresh, "refresh_token": rotated.json()["refresh_token"]})
     oauth_error(family, 400, "invalid_grant", 50173)
+    # Another sign-in is a new family, unaffected.
+    other = await client.post(world.token_url(), data={
+        "grant_type": "password", "client_id": CLI_CLIENT_ID, "username": ADMIN, "password": PASSWORD,
+        "scope": f"{COG_RESOURCE}/.default offline_access"})
+    assert other.status_code == 200, other.text
+    fresh = await client.post(world.token_url(), data={**refresh, "refresh_token": other.json()["refresh_token"]})
+    assert fresh.status_code == 200, fresh.text
 
 
 async def test_unknown_refresh_token(client: httpx.AsyncClient, world: World) -> None:

@@ -4,7 +4,6 @@ nothing may be stored wrongly afterwards (the good credentials keep working)."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,58 +49,13 @@ def _client_credentials(app: dict[str, Any], **extra: str) -> dict[str, str]:
     return form
 
 
-def _assert_app_intact(server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
-    """The good secret still works, and the app still has exactly its one password credential."""
-    response = token_post(server, _client_credentials(app))
-    assert response.status_code == 200, response.text
-    check_app_token(response.json()["access_token"], metadata, audience=COGNITIVE, app_id=app["appId"],
-                    sp_object_id=app["spObjectId"], acr="1")
-    registered = graph(server, "GET", f"/applications/{app['objectId']}")
-    assert len(registered["passwordCredentials"]) == 1
-    assert registered["passwordCredentials"][0]["secretText"] is None
-    assert registered["keyCredentials"] == []
-
-
 # ----------------------------------------------------------------------------- client authentication
-def test_wrong_secret(cielo_server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
-    response = token_post(cielo_server, _client_credentials(app, client_secret=app["secret"] + "x"))
-    body = check_oauth_error(response, 401, "invalid_client", 7000215)
-    assert app["appId"] in body["error_description"]
-    assert app["secret"] not in response.text
-    _assert_app_intact(cielo_server, app, metadata)
-
-
 def test_wrong_secret_through_azure_identity(client_env: dict[str, str], cielo_server: CieloServer,
                                              app: dict[str, Any]) -> None:
     with ClientSecretCredential(cielo_server.tenant_id, app["appId"], "not-the-secret",
                                 authority=cielo_server.base_url, disable_instance_discovery=True) as credential, \
             pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
         credential.get_token(COGNITIVE_SCOPE)
-
-
-def test_secret_in_basic_header(cielo_server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
-    """client_secret_basic (RFC 6749 §2.3.1) works, and a wrong one fails the same way."""
-    basic = base64.b64encode(f"{app['appId']}:{app['secret']}".encode()).decode()
-    form = {"grant_type": "client_credentials", "scope": COGNITIVE_SCOPE}
-    good = token_post(cielo_server, form, headers={"Authorization": f"Basic {basic}"})
-    assert good.status_code == 200, good.text
-    wrong = base64.b64encode(f"{app['appId']}:nope".encode()).decode()
-    check_oauth_error(token_post(cielo_server, form, headers={"Authorization": f"Basic {wrong}"}),
-                      401, "invalid_client", 7000215)
-
-
-def test_expired_secret(cielo_server: CieloServer, metadata: Metadata) -> None:
-    """A secret whose endDateTime has passed is refused with AADSTS7000222 (not as a wrong secret)."""
-    expiring = new_app(cielo_server, "e2e-expiring", secret=False)
-    end = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=3)
-    added = graph(cielo_server, "POST", f"/applications/{expiring['objectId']}/addPassword",
-                               {"passwordCredential": {"displayName": "short", "endDateTime": end.isoformat()}})
-    expiring["secret"] = added["secretText"]
-    before = token_post(cielo_server, _client_credentials(expiring))
-    assert before.status_code == 200, before.text
-    time.sleep(max(0.0, end.timestamp() - time.time()) + 1.1)
-    after = token_post(cielo_server, _client_credentials(expiring))
-    check_oauth_error(after, 401, "invalid_client", 7000222)
 
 
 def test_secret_with_past_end_date_is_refused(cielo_server: CieloServer, app: dict[str, Any]) -> None:
@@ -111,11 +65,6 @@ def test_secret_with_past_end_date_is_refused(cielo_server: CieloServer, app: di
                                headers={"Authorization": f"Bearer {admin_token(cielo_server)}"})
     assert response.status_code == 400
     assert graph(cielo_server, "GET", f"/applications/{app['objectId']}")["passwordCredentials"].__len__() == 1
-
-
-def test_unknown_tenant(cielo_server: CieloServer, app: dict[str, Any]) -> None:
-    response = token_post(cielo_server, _client_credentials(app), tenant=str(uuid.uuid4()))
-    check_oauth_error(response, 400, "invalid_request", 90002)
 
 
 def test_unknown_tenant_through_msal(client_env: dict[str, str], cielo_server: CieloServer,
@@ -137,72 +86,7 @@ def test_unknown_tenant_through_msal(client_env: dict[str, str], cielo_server: C
             check_oauth_error(client.get(f"/{tenant}/{path}"), 400, "invalid_tenant", 90002)
 
 
-def test_unknown_application(cielo_server: CieloServer) -> None:
-    form = {"client_id": str(uuid.uuid4()), "client_secret": "whatever", "grant_type": "client_credentials",
-            "scope": COGNITIVE_SCOPE}
-    check_oauth_error(token_post(cielo_server, form), 400, "unauthorized_client", 700016)
-
-
-def test_missing_service_principal(cielo_server: CieloServer) -> None:
-    lonely = new_app(cielo_server, "e2e-nosp", sp=False)
-    check_oauth_error(token_post(cielo_server, _client_credentials(lonely)), 400, "unauthorized_client",
-                      7000229)
-
-
-def test_unsupported_grant_type(cielo_server: CieloServer, app: dict[str, Any]) -> None:
-    response = token_post(cielo_server, _client_credentials(app, grant_type="urn:example:magic"))
-    check_oauth_error(response, 400, "unsupported_grant_type", 70003)
-
-
-def test_missing_grant_type(cielo_server: CieloServer, app: dict[str, Any]) -> None:
-    form = _client_credentials(app)
-    del form["grant_type"]
-    check_oauth_error(token_post(cielo_server, form), 400, "invalid_request", 900144)
-
-
-def test_bad_password(cielo_server: CieloServer, member_user: UserAccount) -> None:
-    form = {"client_id": CLI_CLIENT_ID, "grant_type": "password", "username": member_user.upn,
-            "password": member_user.password + "!", "scope": f"{GRAPH}/.default"}
-    body = check_oauth_error(token_post(cielo_server, form), 400, "invalid_grant", 50126)
-    assert member_user.password not in body["error_description"]
-    form["username"] = "nobody@cielo.local"
-    check_oauth_error(token_post(cielo_server, form), 400, "invalid_grant", 50126)
-    form.update(username=member_user.upn, password=member_user.password)
-    assert token_post(cielo_server, form).status_code == 200
-
-
-def test_public_client_must_not_send_secret(cielo_server: CieloServer, member_user: UserAccount) -> None:
-    form = {"client_id": CLI_CLIENT_ID, "client_secret": "x", "grant_type": "password",
-            "username": member_user.upn, "password": member_user.password, "scope": f"{GRAPH}/.default"}
-    check_oauth_error(token_post(cielo_server, form), 401, "invalid_client", 700025)
-
-
 # ----------------------------------------------------------------------------- refresh token replay
-def test_replayed_refresh_token_revokes_the_family(cielo_server: CieloServer, member_user: UserAccount) -> None:
-    def password_grant() -> dict[str, Any]:
-        response = token_post(cielo_server, {
-            "client_id": CLI_CLIENT_ID, "grant_type": "password", "username": member_user.upn,
-            "password": member_user.password, "scope": f"{GRAPH}/.default offline_access",
-        })
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def refresh(token: str) -> Any:
-        return token_post(cielo_server, {"client_id": CLI_CLIENT_ID, "grant_type": "refresh_token",
-                                         "refresh_token": token, "scope": f"{GRAPH}/.default offline_access"})
-
-    first = password_grant()["refresh_token"]
-    second_response = refresh(first)
-    assert second_response.status_code == 200, second_response.text
-    second = second_response.json()["refresh_token"]
-    assert second != first
-    check_oauth_error(refresh(first), 400, "invalid_grant", 50173)  # the replay
-    check_oauth_error(refresh(second), 400, "invalid_grant", 50173)  # the whole family is gone
-    # Another sign-in is a new family and is unaffected.
-    other = password_grant()["refresh_token"]
-    assert refresh(other).status_code == 200
-
-
 def test_refresh_token_of_another_client(cielo_server: CieloServer, member_user: UserAccount) -> None:
     response = token_post(cielo_server, {
         "client_id": CLI_CLIENT_ID, "grant_type": "password", "username": member_user.upn,
@@ -249,15 +133,6 @@ def test_failed_refresh_does_not_burn_the_token(cielo_server: CieloServer, membe
 
 
 # ----------------------------------------------------------------------------- malformed bodies
-def test_json_body_is_refused(cielo_server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
-    import json
-
-    response = token_post(cielo_server, content=json.dumps(_client_credentials(app)).encode(),
-                          headers={"Content-Type": "application/json"})
-    check_oauth_error(response, 400, "invalid_request", 9002313)
-    _assert_app_intact(cielo_server, app, metadata)
-
-
 def test_missing_content_type_is_refused(cielo_server: CieloServer, app: dict[str, Any]) -> None:
     response = token_post(cielo_server, content=b"grant_type=client_credentials", headers={"Content-Type": ""})
     check_oauth_error(response, 400, "invalid_request", 9002313)
@@ -277,23 +152,6 @@ def test_malformed_form(cielo_server: CieloServer, body: bytes) -> None:
     response = token_post(cielo_server, content=body,
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
     check_oauth_error(response, 400, "invalid_request", 9002313)
-
-
-def test_duplicated_secret_parameter(cielo_server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
-    """Two client_secret values (one right, one wrong) must not be resolved by picking one."""
-    from urllib.parse import urlencode
-
-    pairs = [*_client_credentials(app).items(), ("client_secret", "wrong")]
-    response = token_post(cielo_server, content=urlencode(pairs).encode(),
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
-    check_oauth_error(response, 400, "invalid_request", 9002313)
-    _assert_app_intact(cielo_server, app, metadata)
-
-
-def test_oversized_body(cielo_server: CieloServer, app: dict[str, Any], metadata: Metadata) -> None:
-    form = _client_credentials(app, padding="a" * (64 * 1024 + 1))
-    check_oauth_error(token_post(cielo_server, form), 413, "invalid_request", 9002313)
-    _assert_app_intact(cielo_server, app, metadata)
 
 
 def test_oversized_chunked_body(cielo_server: CieloServer, app: dict[str, Any]) -> None:
@@ -412,11 +270,6 @@ def test_assertion_for_another_client(cielo_server: CieloServer, metadata: Metad
     assert response.json()["error"] == "invalid_client"
 
 
-def test_garbage_assertion(cielo_server: CieloServer, assertion_app: dict[str, Any]) -> None:
-    response = token_post(cielo_server, _assertion_form(assertion_app["appId"], "not.a.jwt"))
-    check_oauth_error(response, 401, "invalid_client", 50027)
-
-
 def test_assertion_app_intact(cielo_server: CieloServer, metadata: Metadata,
                               assertion_app: dict[str, Any]) -> None:
     registered = graph(cielo_server, "GET", f"/applications/{assertion_app['objectId']}")
@@ -469,16 +322,6 @@ def test_federated_subject_of_another_app(cielo_server: CieloServer, oidc_issuer
     assertion = oidc_issuer.token(federated_app["subject"])
     check_oauth_error(token_post(cielo_server, _assertion_form(app["appId"], assertion)),
                       401, "invalid_client", 70021)
-
-
-def test_error_echoes_client_request_id(cielo_server: CieloServer, app: dict[str, Any]) -> None:
-    """MSAL sends client-request-id; Entra returns it as correlation_id so logs can be matched."""
-    request_id = str(uuid.uuid4())
-    response = token_post(cielo_server, _client_credentials(app, client_secret="nope"),
-                          headers={"client-request-id": request_id})
-    body = check_oauth_error(response, 401, "invalid_client", 7000215)
-    assert body["correlation_id"] == request_id
-    assert f"Correlation ID: {request_id}" in body["error_description"]
 
 
 def test_assertion_for_another_sts_with_spoofed_host(cielo_server: CieloServer,
