@@ -6,7 +6,10 @@ to the Graph-compatible directory and to the resource manager.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +54,29 @@ def default_verify(ca_bundle: str | None = None) -> str | bool:
     return True
 
 
+_transport: contextvars.ContextVar[httpx.BaseTransport | None] = contextvars.ContextVar(
+    "cielo_client_transport", default=None)
+
+
+@contextlib.contextmanager
+def use_transport(transport: httpx.BaseTransport) -> Iterator[None]:
+    """Send the requests of every `CieloClient` made inside this block (that names no transport of its
+    own) through `transport`: a host process that embeds the CLI can route it, as httpx lets any
+    caller, to an app in the same process or through a proxy of its own. Without it, clients connect
+    over the network as usual."""
+    token = _transport.set(transport)
+    try:
+        yield
+    finally:
+        _transport.reset(token)
+
+
 class CieloClient:
-    def __init__(self, endpoint: str, verify: str | bool = True, timeout: float = 30.0) -> None:
+    def __init__(self, endpoint: str, verify: str | bool = True, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
-        self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False)
+        self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False,
+                                  transport=transport or _transport.get())
 
     def close(self) -> None:
         self._http.close()
