@@ -5,6 +5,7 @@ embeddings, deployments, models, v1 routes), api-version rules, authentication (
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -157,7 +158,17 @@ async def test_api_version_rules(client: httpx.AsyncClient, world: World, versio
                                  code: str) -> None:
     answer = await client.post(world.openai_url("chat/completions", api_version=version), json=CHAT,
                                headers=_key(world))
-    _azure_error(answer, status, code)
+    error = _azure_error(answer, status, code)
+    if version:
+        assert version in error["message"]
+
+
+@pytest.mark.parametrize("version", ["2022-12-01", "2023-05-15", "2024-02-01", "2024-06-01", "2024-10-21",
+                                     "2024-09-01-preview"])
+async def test_supported_api_versions_for_completions(client: httpx.AsyncClient, world: World, version: str) -> None:
+    answer = await client.post(world.openai_url("completions", api_version=version),
+                               json={"prompt": "v", "max_tokens": 2}, headers=_key(world))
+    assert answer.status_code == 200, answer.text
 
 
 @pytest.mark.parametrize("version", ["2022-12-01", "2023-05-15", "2024-02-01", "2024-06-01", "2025-01-01-preview"])
@@ -227,7 +238,15 @@ async def test_unknown_account_and_deployment(client: httpx.AsyncClient, world: 
     assert answer.json()["error"]["code"] == "404"
     missing = await client.post(world.openai_url("chat/completions", deployment="nope"), json=CHAT,
                                 headers=_key(world))
-    _azure_error(missing, 404, "DeploymentNotFound")
+    error = _azure_error(missing, 404, "DeploymentNotFound")
+    assert error["message"] == ("The API deployment for this resource does not exist. If you created the deployment "
+                                "within the last 5 minutes, please wait a moment and try again.")
+    upper = await client.post(world.openai_url("embeddings", deployment="NO-SUCH"), json={"input": "x"},
+                              headers=_key(world))
+    assert upper.status_code == 404, upper.text
+    # The deployments listing needs an api-version too.
+    listing = await client.get(f"/accounts/{ACCOUNT}/openai/deployments", headers={"api-key": "x"})
+    _azure_error(listing, 400, "MissingApiVersionParameter")
 
 
 async def test_embeddings_on_a_chat_only_deployment_or_chat_on_embeddings(client: httpx.AsyncClient,
@@ -235,9 +254,11 @@ async def test_embeddings_on_a_chat_only_deployment_or_chat_on_embeddings(client
     answer = await client.post(world.openai_url("embeddings", deployment="smollm2"), json={"input": "x"},
                                headers=_key(world))
     assert answer.status_code == 400, answer.text
+    assert "Embeddings_Create" in _azure_error(answer, 400, "OperationNotSupported")["message"]
     answer = await client.post(world.openai_url("chat/completions", deployment="e5-small"), json=CHAT,
                                headers=_key(world))
     assert answer.status_code == 400, answer.text
+    assert "ChatCompletions_Create" in _azure_error(answer, 400, "OperationNotSupported")["message"]
 
 
 # ----------------------------------------------------------------------------- validation
@@ -267,6 +288,53 @@ async def test_body_validation(client: httpx.AsyncClient, world: World, op: str,
     error = answer.json()["error"]
     assert error["param"] == param and error["type"] == "invalid_request_error", error
     assert error["code"] in ("BadRequest", "invalid_value"), error
+
+
+def _bad_request(answer: httpx.Response, param: str | None, code: str = "BadRequest") -> dict[str, Any]:
+    error = _azure_error(answer, 400, code)
+    assert error["type"] == "invalid_request_error" and error["param"] == param, error
+    return error
+
+
+@pytest.mark.parametrize(("op", "body", "param", "code"), [
+    ("chat/completions", {"messages": "Hi"}, "messages", "BadRequest"),
+    ("chat/completions", {"max_tokens": 3}, "messages", "BadRequest"),
+    ("chat/completions", {**CHAT, "temperature": 5}, "temperature", None),
+    ("chat/completions", {**CHAT, "n": 0}, "n", None),
+    ("chat/completions", {**CHAT, "top_p": 2}, "top_p", None),
+    ("chat/completions", {**CHAT, "max_tokens": 0}, "max_tokens", None),
+    ("chat/completions", {**CHAT, "presence_penalty": -3}, "presence_penalty", None),
+    ("completions", {"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop", "BadRequest"),
+    ("completions", {"prompt": "x", "logprobs": 9}, "logprobs", "invalid_value"),
+    ("completions", {"max_tokens": 3}, "prompt", "BadRequest"),
+    ("embeddings", {"input": ""}, "input", "BadRequest"),
+])
+async def test_more_body_validation(client: httpx.AsyncClient, world: World, op: str, body: dict[str, Any],
+                                    param: str, code: str | None) -> None:
+    answer = await client.post(world.openai_url(op), json=body, headers=_key(world))
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["param"] == param and error["type"] == "invalid_request_error", error
+    if code:
+        _bad_request(answer, param, code)
+
+
+async def test_unreadable_bodies_say_why(client: httpx.AsyncClient, world: World) -> None:
+    url = world.openai_url("chat/completions")
+    raw = {**_key(world), "Content-Type": "application/json"}
+    error = _bad_request(await client.post(url, content=b'{"messages": [{"role": "user", ', headers=raw), None)
+    assert "not valid JSON" in error["message"]
+    _bad_request(await client.post(url, content=b"\xff\xfe not utf-8", headers=raw), None)
+    error = _bad_request(await client.post(url, content=b'[{"role": "user", "content": "Hi"}]', headers=raw), None)
+    assert "JSON object" in error["message"]
+    _bad_request(await client.post(url, content=b"", headers=raw), None)
+    error = _bad_request(await client.post(url, json={**CHAT, "temperature": "hot"}, headers=_key(world)),
+                         "temperature")
+    assert "number" in error["message"]
+    # Over 4 MiB on completions as well.
+    huge = b'{"prompt": "' + b"a" * (4 * 1024 * 1024 + 16) + b'"}'
+    _azure_error(await client.post(world.openai_url("completions"), content=huge, headers=raw), 413,
+                 "RequestTooLarge")
 
 
 @pytest.mark.parametrize("raw", [b"{", b"[1]", b"[" * 100 + b"]" * 100])
@@ -341,3 +409,21 @@ async def test_a_new_assignment_applies_to_the_next_request(client: httpx.AsyncC
     await assign(client, world, "Cognitive Services User", who.sp_id, world.account_path())
     allowed = await client.post(world.openai_url("embeddings"), json={"input": "x"}, headers=token)
     assert allowed.status_code == 200, allowed.text
+
+
+async def test_permission_denied_reason_is_logged_with_the_request_id(
+        client: httpx.AsyncClient, world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """RBAC's reason for a data-plane PermissionDenied is logged at debug level with the apim-request-id the
+    answer carries, and never sent; the token is not in the log."""
+    with caplog.at_level(logging.DEBUG, logger="cielo"):
+        answer = await client.post(world.openai_url("chat/completions"), json=CHAT, headers=world.cog)
+    error = _azure_error(answer, 401, "PermissionDenied")
+    assert "Denied" not in error["message"]
+    request_id = answer.headers["apim-request-id"]
+    lines = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    assert len(lines) == 1, caplog.text
+    assert lines[0].startswith("PermissionDenied on POST ")
+    assert f"(request id {request_id}): Denied: " in lines[0]
+    assert "data action 'Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action'" in lines[0]
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if request_id in r.getMessage())
+    assert world.cog["Authorization"].split()[1] not in caplog.text

@@ -15,7 +15,6 @@ import pytest
 from conftest_dataplane import (
     CHAT,
     COGNITIVE,
-    EMBED,
     MISSING_KEY,
     MOCK_DEPLOYMENT,
     DataPlane,
@@ -30,8 +29,6 @@ pytest_plugins = ("conftest_dataplane",)
 pytestmark = pytest.mark.e2e
 
 HI = [{"role": "user", "content": "Hi"}]
-NOT_FOUND = ("The API deployment for this resource does not exist. If you created the deployment within the last "
-             "5 minutes, please wait a moment and try again.")
 
 
 def _bad_request(response: httpx.Response, param: str | None, code: str = "BadRequest") -> dict[str, Any]:
@@ -50,84 +47,7 @@ def _still_serving(dataplane: DataPlane, token: str) -> None:
     assert dataplane.server.process.poll() is None
 
 
-# ----------------------------------------------------------------------------- request bodies
-def test_bad_bodies(dataplane: DataPlane) -> None:
-    token = dataplane.sp_token()
-
-    def chat(body: Any = None, content: bytes | None = None) -> httpx.Response:
-        return dataplane.post(CHAT, "chat/completions", body, token=token, content=content)
-
-    def completions(body: Any) -> httpx.Response:
-        return dataplane.post(CHAT, "completions", body, token=token)
-
-    error = _bad_request(chat(content=b'{"messages": [{"role": "user", '), None)
-    assert "not valid JSON" in error["message"]
-    _bad_request(chat(content=b"\xff\xfe not utf-8"), None)
-    error = _bad_request(chat(content=b'[{"role": "user", "content": "Hi"}]'), None)
-    assert "JSON object" in error["message"]
-    _bad_request(chat(content=b""), None)
-
-    error = _bad_request(chat({"messages": HI, "temperature": "hot"}), "temperature")
-    assert "number" in error["message"]
-    _bad_request(chat({"messages": HI, "max_tokens": "ten"}), "max_tokens")
-    _bad_request(chat({"messages": HI, "stream": "yes"}), "stream")
-    _bad_request(chat({"messages": "Hi"}), "messages")
-    _bad_request(chat({"messages": [{"role": "wizard", "content": "Hi"}]}), "messages[0].role")
-    _bad_request(completions({"prompt": 42}), "prompt")
-    _bad_request(completions({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}), "stop")
-    for name, value in (("temperature", 5), ("n", 0), ("top_p", 2), ("max_tokens", 0), ("presence_penalty", -3)):
-        response = chat({"messages": HI, name: value})
-        assert response.status_code == 400, (name, response.text)
-        assert response.json()["error"]["param"] == name
-        assert response.json()["error"]["type"] == "invalid_request_error"
-    _bad_request(completions({"prompt": "x", "logprobs": 9}), "logprobs", "invalid_value")
-
-    _bad_request(chat({"max_tokens": 3}), "messages")
-    _bad_request(chat({"messages": []}), "messages")
-    _bad_request(completions({"max_tokens": 3}), "prompt")
-    _bad_request(dataplane.post(EMBED, "embeddings", {"input": ""}, token=token), "input")
-    _bad_request(dataplane.post(EMBED, "embeddings", {"input": "x", "encoding_format": "int8"}, token=token),
-                 "encoding_format")
-
-    # Over 4 MiB: 413 before anything is parsed.
-    huge = b'{"prompt": "' + b"a" * (4 * 1024 * 1024 + 16) + b'"}'
-    too_large = dataplane.post(CHAT, "completions", content=huge, token=token)
-    azure_error(too_large, 413, "RequestTooLarge")
-    _still_serving(dataplane, token)
-
-
-def test_routing_errors(dataplane: DataPlane) -> None:
-    token = dataplane.sp_token()
-    missing = dataplane.post("no-such-deployment", "chat/completions", {"messages": HI}, token=token)
-    assert azure_error(missing, 404, "DeploymentNotFound")["message"] == NOT_FOUND
-    assert dataplane.post("NO-SUCH", "embeddings", {"input": "x"}, token=token).status_code == 404
-
-    no_version = dataplane.post(CHAT, "chat/completions", {"messages": HI}, token=token, api_version=None)
-    azure_error(no_version, 400, "MissingApiVersionParameter")
-    unsupported = dataplane.post(CHAT, "chat/completions", {"messages": HI}, token=token, api_version="2021-01-01")
-    error = azure_error(unsupported, 404, "UnsupportedApiVersion")
-    assert "2021-01-01" in error["message"]
-    listing = dataplane.http.get(f"{dataplane.endpoint}openai/deployments", headers={"api-key": "x"})
-    azure_error(listing, 400, "MissingApiVersionParameter")
-    for version in ("2022-12-01", "2023-05-15", "2024-02-01", "2024-06-01", "2024-10-21", "2024-09-01-preview"):
-        response = dataplane.post(MOCK_DEPLOYMENT, "completions", {"prompt": "v", "max_tokens": 2}, token=token,
-                                  api_version=version)
-        assert response.status_code == 200, (version, response.text)
-
-    # Embeddings on a chat model, chat on an embedding model.
-    error = azure_error(dataplane.post(CHAT, "embeddings", {"input": "x"}, token=token), 400, "OperationNotSupported")
-    assert "Embeddings_Create" in error["message"]
-    error = azure_error(dataplane.post(EMBED, "chat/completions", {"messages": HI}, token=token), 400,
-                        "OperationNotSupported")
-    assert "ChatCompletions_Create" in error["message"]
-
-    gone = dataplane.http.post(f"{dataplane.server.base_url}/accounts/no-such-account/openai/deployments/{CHAT}"
-                               "/completions", params={"api-version": "2024-10-21"}, json={"prompt": "x"},
-                               headers={"Authorization": f"Bearer {token}"})
-    assert gone.status_code == 404
-    _still_serving(dataplane, token)
-
-
+# ----------------------------------------------------------------------------- prompts over the context
 def test_over_long_prompt(dataplane: DataPlane) -> None:
     token = dataplane.sp_token()
     long_text = "hello " * 2500  # SmolLM2 has 2048 tokens of context per slot
