@@ -9,10 +9,12 @@ from typing import Any
 import httpx
 import pytest
 from inproc import (
+    ADMIN,
     ARM_RESOURCE,
     CLI_CLIENT_ID,
     COG_RESOURCE,
     GRAPH_RESOURCE,
+    PASSWORD,
     World,
     arm_call,
     assign,
@@ -290,6 +292,21 @@ async def test_service_principals(client: httpx.AsyncClient, world: World) -> No
     az_style = await client.get("/v1.0/servicePrincipals", headers=world.graph,
                                 params={"$filter": f"servicePrincipalNames/any(c:c eq '{app.app_id}')"})
     assert [s["id"] for s in az_style.json()["value"]] == [app.sp_id]
+    # az's look-ups with a token for Cielo's own base URL (metadata's microsoftGraphResourceId): getByIds types
+    # each object it finds and skips unknown ids.
+    own = await client.post(world.token_url(), data={
+        "grant_type": "password", "client_id": CLI_CLIENT_ID, "username": ADMIN, "password": PASSWORD,
+        "scope": "https://127.0.0.1:8443/.default"})
+    assert own.status_code == 200, own.text
+    own_graph = bearer(own.json()["access_token"])
+    found = await client.get("/v1.0/servicePrincipals", headers=own_graph,
+                             params={"$filter": f"servicePrincipalNames/any(c:c eq '{app.app_id}')"})
+    assert [s["id"] for s in found.json()["value"]] == [app.sp_id]
+    by_ids = {"ids": [app.sp_id, world.admin_id, "00000000-0000-0000-0000-000000000001"],
+              "types": ["user", "group", "servicePrincipal", "directoryObjectPartnerReference"]}
+    objects = (await client.post("/v1.0/directoryObjects/getByIds", headers=own_graph, json=by_ids)).json()["value"]
+    assert {o["id"]: o["@odata.type"] for o in objects} == {
+        app.sp_id: "#microsoft.graph.servicePrincipal", world.admin_id: "#microsoft.graph.user"}
     again = await client.post("/v1.0/servicePrincipals", headers=world.graph, json={"appId": app.app_id})
     assert again.status_code in (400, 409), again.text
     graph_error(await client.post("/v1.0/servicePrincipals", headers=world.graph, json={"appId": str(uuid.uuid4())}),
