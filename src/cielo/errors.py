@@ -172,10 +172,19 @@ class InvalidAuthenticationToken(ArmError):
 
 
 class AuthorizationFailed(ArmError):
-    """403: the principal lacks the permission (ARM AuthorizationFailed, Graph Authorization_RequestDenied)."""
+    """403: the principal lacks the permission (ARM AuthorizationFailed, Graph Authorization_RequestDenied).
+
+    `reason` is RBAC's `Decision.reason` for the denial: never on the wire, logged at debug level with the
+    response's request id (api/errors.py), so an operator can answer "why was this denied?".
+    """
 
     status = 403
     code = "AuthorizationFailed"
+
+    def __init__(self, message: str, *, code: str | None = None, target: str | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message, code=code, target=target)
+        self.reason = reason
 
 
 class NotFound(ArmError):
@@ -250,10 +259,17 @@ class BearerRejected(DataPlaneError):
 
 
 class PermissionDenied(DataPlaneError):
-    """401 PermissionDenied: a valid token whose principal lacks the data action."""
+    """401 PermissionDenied: a valid token whose principal lacks the data action.
+
+    `reason` is RBAC's `Decision.reason`: never on the wire, logged at debug level with the response's
+    apim-request-id (api/openai.py)."""
 
     status = 401
     code = "PermissionDenied"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class AuthenticationTypeDisabled(DataPlaneError):

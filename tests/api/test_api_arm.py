@@ -3,13 +3,19 @@ permissions and checkAccess, with ARM's envelope for every refusal (docs/resourc
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 from inproc import (
+    ADMIN,
     ARM_RESOURCE,
+    CLI_CLIENT_ID,
+    PASSWORD,
     ROLES,
     World,
     arm_call,
@@ -542,3 +548,208 @@ async def test_an_account_whose_keys_cannot_be_made_is_not_left_behind(
     assert answer.status_code == 500 and answer.json()["error"]["code"] == "InternalServerError"
     monkeypatch.undo()
     arm_error(await arm_call(client, world, "GET", path), 404, "ResourceNotFound")
+
+
+async def test_denial_reason_is_logged_with_the_request_id(client: httpx.AsyncClient, world: World,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """RBAC's reason for an AuthorizationFailed is logged at debug level, with the x-ms-request-id the answer
+    carries, and never sent; the caller's token is not in the log."""
+    rg = await _group(client, world)
+    nobody = await new_principal(client, world)
+    token = await sp_token(client, world, nobody, ARM_RESOURCE)
+    with caplog.at_level(logging.DEBUG, logger="cielo"):
+        answer = await arm_call(client, world, "GET", world.rg_path(rg), headers=bearer(token))
+    error = arm_error(answer, 403, "AuthorizationFailed")
+    assert "Denied" not in error["message"]
+    request_id = answer.headers["x-ms-request-id"]
+    lines = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    assert len(lines) == 1, caplog.text
+    assert lines[0].startswith(f"AuthorizationFailed on GET {world.rg_path(rg)} (request id {request_id}): Denied: ")
+    assert f"principal '{nobody.sp_id}'" in lines[0]
+    assert "no role assignments" in lines[0]
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if request_id in r.getMessage())
+    assert token not in caplog.text
+
+
+# ----------------------------------------------------------------------------- refusals across routes
+# (the tables that tests/e2e/test_arm_errors.py ran against a real server)
+def _across_routes(world: World) -> list[tuple[str, str]]:
+    return [("GET", "/subscriptions"), ("GET", "/tenants"), ("GET", world.sub_path),
+            ("PUT", world.rg_path("no-version")), ("GET", _ra_path(world.sub_path)),
+            ("POST", f"{world.sub_path}/providers/Microsoft.Authorization/checkAccess")]
+
+
+async def test_api_version_is_required_on_every_route(client: httpx.AsyncClient, world: World) -> None:
+    for method, path in _across_routes(world):
+        for headers in (world.arm, {}):
+            answer = await arm_call(client, world, method, path, {"location": "local"}, headers=headers,
+                                    api_version=None)
+            assert "api-version" in arm_error(answer, 400, "MissingApiVersionParameter")["message"]
+        for bad in ("bogus", "latest", "2022-12-01;drop", "2" * 40):
+            arm_error(await arm_call(client, world, method, path, {"location": "local"}, api_version=bad), 400,
+                      "InvalidApiVersionParameter")
+    arm_error(await arm_call(client, world, "GET", world.rg_path("no-version")), 404, "ResourceGroupNotFound")
+
+
+async def test_malformed_bodies_are_refused_everywhere_and_change_nothing(client: httpx.AsyncClient,
+                                                                         world: World) -> None:
+    rg = await _group(client, world)
+    account = (await _account(client, world, rg))["name"]
+    targets = [
+        ("PUT", world.rg_path(unique("json"))),
+        ("PATCH", world.rg_path(rg)),
+        ("PUT", world.account_path(unique("json"), rg)),
+        ("PUT", world.account_path(account, rg) + "/deployments/json"),
+        ("PUT", _ra_path(world.rg_path(rg), str(uuid.uuid4()))),
+        ("PUT", _rd_path(world.sub_path, str(uuid.uuid4()))),
+        ("POST", f"{world.rg_path(rg)}/providers/Microsoft.Authorization/checkAccess"),
+        ("POST", world.account_path(account, rg) + "/regenerateKey"),
+    ]
+    raw = {**world.arm, "Content-Type": "application/json"}
+    for method, path in targets:
+        for content in (b'{"location": "local",', b"[1, 2]", b'"text"', b"\xff\xfe"):
+            answer = await client.request(method, f"{path}?api-version=2022-12-01", content=content, headers=raw)
+            arm_error(answer, 400, "InvalidRequestContent")
+    big = await client.put(f"{world.rg_path(unique('big'))}?api-version=2022-12-01", content=b" " * (1024 * 1024 + 1),
+                           headers=raw)
+    arm_error(big, 413, "RequestContentTooLarge")
+    for method, path in targets[:4]:
+        if method == "PUT":
+            assert (await arm_call(client, world, "GET", path)).status_code == 404
+    assert (await arm_call(client, world, "GET", world.rg_path(rg))).json()["tags"] is None
+    at_rg = await arm_call(client, world, "GET", _ra_path(world.rg_path(rg)) + "?$filter=atScope()")
+    at_sub = await arm_call(client, world, "GET", _ra_path(world.sub_path) + "?$filter=atScope()")
+    assert at_rg.json()["value"] == at_sub.json()["value"]
+
+
+@pytest.mark.parametrize(("name", "body", "code"), [
+    ("bad!name", {"location": "local"}, "InvalidResourceGroupName"),
+    ("no-location", {}, "LocationRequired"),
+    ("blank-location", {"location": "  "}, "LocationRequired"),
+    ("odd-location", {"location": "west/europe"}, "LocationNotAvailableForResourceGroup"),
+])
+async def test_more_resource_group_validation(client: httpx.AsyncClient, world: World, name: str,
+                                              body: dict[str, Any], code: str) -> None:
+    arm_error(await arm_call(client, world, "PUT", world.rg_path(name), body), 400, code)
+    assert (await arm_call(client, world, "HEAD", world.rg_path(name))).status_code == 404
+
+
+async def test_bad_account_and_deployment_puts_write_nothing(client: httpx.AsyncClient, world: World) -> None:
+    rg = await _group(client, world)
+    good = {"location": "local", "kind": "OpenAI", "sku": {"name": "S0"}}
+    for name, body, code in [
+        ("-starts-with-dash", good, "InvalidResourceName"),
+        (unique("nokind"), {**good, "kind": None}, "KindRequired"),
+        (unique("kind"), {**good, "kind": "Storage"}, "InvalidKind"),
+        (unique("loc"), {**good, "location": None}, "LocationRequired"),
+    ]:
+        arm_error(await arm_call(client, world, "PUT", world.account_path(name, rg), body), 400, code)
+        arm_error(await arm_call(client, world, "GET", world.account_path(name, rg)), 404, "ResourceNotFound")
+    account = (await _account(client, world, rg))["name"]
+    for name, body, code in [
+        ("x", {"sku": {"name": "Standard", "capacity": 1}, "properties": {"model": CHAT_MODEL}},
+         "InvalidResourceName"),
+        ("text", {"sku": {"name": "Standard", "capacity": "ten"}, "properties": {"model": CHAT_MODEL}},
+         "InvalidCapacity"),
+        ("ptu", {"sku": {"name": "ProvisionedManaged", "capacity": 1}, "properties": {"model": CHAT_MODEL}},
+         "InvalidSkuName"),
+        ("props", {"sku": {"name": "Standard", "capacity": 1}, "properties": []}, "InvalidRequestContent"),
+    ]:
+        path = world.account_path(account, rg) + f"/deployments/{name}"
+        arm_error(await arm_call(client, world, "PUT", path, body), 400, code)
+        arm_error(await arm_call(client, world, "GET", path), 404, "ResourceNotFound")
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _unauthenticated(answer: httpx.Response) -> None:
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"]["code"] in ("AuthenticationFailed", "InvalidAuthenticationToken")
+    assert answer.headers["www-authenticate"].startswith("Bearer ")
+
+
+async def test_bad_tokens_get_401_everywhere(client: httpx.AsyncClient, world: World) -> None:
+    token = world.arm["Authorization"].removeprefix("Bearer ")
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    bad_tokens = {
+        "garbage": "garbage",
+        "tampered-signature": f"{header}.{payload}.{signature[:-6]}AAAAAA",
+        "forged-claims": f"{header}.{_b64({**claims, 'oid': str(uuid.uuid4())})}.{signature}",
+        "alg-none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{payload}.",
+        "graph-audience": world.graph["Authorization"].removeprefix("Bearer "),
+        "cognitiveservices-audience": world.cog["Authorization"].removeprefix("Bearer "),
+    }
+    routes = [("GET", "/subscriptions"), ("GET", "/tenants"), ("GET", world.sub_path),
+              ("PUT", world.rg_path("token-test")), ("PUT", _ra_path(world.rg_path("cielo-rg"), str(uuid.uuid4())))]
+    body = {"location": "local", "properties": {"roleDefinitionId": world.role_id("Owner"),
+                                                "principalId": world.admin_id}}
+    for method, path in routes:
+        _unauthenticated(await arm_call(client, world, method, path, body, headers={}))
+        for scheme in ("Basic YWRtaW46cGFzcw==", "Bearer", token):
+            _unauthenticated(await arm_call(client, world, method, path, body, headers={"Authorization": scheme}))
+        for why, bad in bad_tokens.items():
+            answer = await arm_call(client, world, method, path, body, headers=bearer(bad))
+            _unauthenticated(answer)
+            if why.endswith("audience"):
+                assert "wrong audience" in answer.json()["error"]["message"]
+    arm_error(await arm_call(client, world, "GET", world.rg_path("token-test")), 404, "ResourceGroupNotFound")
+    # The other ARM audience (az's) is accepted too.
+    other = await client.post(world.token_url(), data={
+        "grant_type": "password", "client_id": CLI_CLIENT_ID, "username": ADMIN, "password": PASSWORD,
+        "scope": "https://management.core.windows.net//.default"})
+    assert other.status_code == 200, other.text
+    answer = await arm_call(client, world, "GET", world.sub_path, headers=bearer(other.json()["access_token"]))
+    assert answer.status_code == 200, answer.text
+
+
+async def test_denials_name_user_and_service_principal_for_every_action(client: httpx.AsyncClient,
+                                                                        world: World) -> None:
+    upn = f"{unique('arm-user')}@cielo.local"
+    created = await client.post("/v1.0/users", headers=world.graph, json={
+        "userPrincipalName": upn, "displayName": "arm-user", "accountEnabled": True,
+        "passwordProfile": {"password": PASSWORD}})
+    assert created.status_code == 201, created.text
+    signed_in = await client.post(world.token_url(), data={
+        "grant_type": "password", "client_id": CLI_CLIENT_ID, "username": upn, "password": PASSWORD,
+        "scope": "https://management.core.windows.net//.default"})
+    assert signed_in.status_code == 200, signed_in.text
+    sp = await new_principal(client, world)
+    callers = [(upn, created.json()["id"], bearer(signed_in.json()["access_token"])),
+               (sp.app_id, sp.sp_id, bearer(await sp_token(client, world, sp, ARM_RESOURCE)))]
+    rg = world.rg_path("cielo-rg")
+    account = world.account_path()
+    deployment = account + "/deployments/smollm2"
+    rg_write = "Microsoft.Resources/subscriptions/resourceGroups/write"
+    for display, object_id, headers in callers:
+        checks: list[tuple[str, str, dict[str, Any] | None, str, str]] = [
+            ("GET", rg, None, "Microsoft.Resources/subscriptions/resourceGroups/read", rg),
+            ("PUT", rg, {"location": "local"}, rg_write, rg),
+            ("PATCH", rg, {"tags": {}}, rg_write, rg),
+            ("DELETE", rg, None, "Microsoft.Resources/subscriptions/resourceGroups/delete", rg),
+            ("GET", world.sub_path + "/resourcegroups", None, "Microsoft.Resources/subscriptions/resourceGroups/read",
+             world.sub_path),
+            ("GET", account, None, "Microsoft.CognitiveServices/accounts/read", account),
+            ("PUT", account, {}, "Microsoft.CognitiveServices/accounts/write", account),
+            ("DELETE", account, None, "Microsoft.CognitiveServices/accounts/delete", account),
+            ("POST", account + "/listKeys", None, "Microsoft.CognitiveServices/accounts/listKeys/action", account),
+            ("GET", account + "/deployments", None, "Microsoft.CognitiveServices/accounts/deployments/read", account),
+            ("GET", deployment, None, "Microsoft.CognitiveServices/accounts/deployments/read", deployment),
+            ("GET", _ra_path(rg), None, "Microsoft.Authorization/roleAssignments/read", rg),
+            ("PUT", _ra_path(rg, str(uuid.uuid4())), {"properties": {"roleDefinitionId": world.role_id("Owner"),
+                                                                     "principalId": object_id}},
+             "Microsoft.Authorization/roleAssignments/write", rg),
+            ("DELETE", _ra_path(rg, str(uuid.uuid4())), None, "Microsoft.Authorization/roleAssignments/delete", rg),
+            ("PUT", _rd_path(rg, str(uuid.uuid4())), {"properties": {"roleName": "x", "assignableScopes": [rg]}},
+             "Microsoft.Authorization/roleDefinitions/write", rg),
+        ]
+        for method, path, body, action, scope in checks:
+            error = arm_error(await arm_call(client, world, method, path, body, headers=headers), 403,
+                              "AuthorizationFailed")
+            assert error["message"] == (
+                f"The client '{display}' with object id '{object_id}' does not have authorization to perform "
+                f"action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, "
+                "please refresh your credentials."), (method, path)
+    assert (await arm_call(client, world, "GET", deployment)).status_code == 200

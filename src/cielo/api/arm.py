@@ -314,7 +314,8 @@ async def check_access(call: ArmCall) -> Response:
     if not isinstance(principal_id, str):
         raise BadRequest("'principalId' must be a string.", code="InvalidRequestContent")
     if principal_id.lower() != ctx.caller.object_id.lower() and not may_ask_about_others:
-        raise authorization_failed(ctx.caller, f"{RA}/read", scope)
+        raise authorization_failed(ctx.caller, f"{RA}/read", scope,
+                                   ctx.access.authorize(ctx.caller, f"{RA}/read", scope).reason)
     action = body.get("action")
     if not isinstance(action, str) or not action:
         raise BadRequest("'action' is required.", code="InvalidRequestContent")

@@ -32,7 +32,7 @@ class ArmContext:
         """403 AuthorizationFailed with ARM's message unless RBAC allows `action` at `scope`."""
         decision = self.access.authorize(self.caller, action, scope)
         if not decision.allowed:
-            raise authorization_failed(self.caller, action, scope)
+            raise authorization_failed(self.caller, action, scope, decision.reason)
 
     def allowed(self, action: str, scope: str) -> bool:
         return self.access.authorize(self.caller, action, scope).allowed
@@ -52,7 +52,10 @@ class ArmGuard:
         return self.ctx.allowed(action, scope)
 
     def denied(self, action: str, scope: str) -> Exception:
-        return authorization_failed(self.ctx.caller, action, scope)
+        # The decision is asked again for its reason (logged, not sent): a denial is rare, and Guard's
+        # callers only ask `allowed` first.
+        decision = self.ctx.access.authorize(self.ctx.caller, action, scope)
+        return authorization_failed(self.ctx.caller, action, scope, decision.reason)
 
 
 @dataclass
@@ -106,12 +109,13 @@ async def read_json_body(request: Request, limit: int | None = None) -> dict[str
     return body
 
 
-def authorization_failed(caller: ArmCaller, action: str, scope: str) -> AuthorizationFailed:
+def authorization_failed(caller: ArmCaller, action: str, scope: str, reason: str | None = None) -> AuthorizationFailed:
+    """ARM's 403; `reason` (RBAC's `Decision.reason`) is logged with the request id, never sent."""
     return AuthorizationFailed(
         f"The client '{caller.display}' with object id '{caller.object_id}' does not have authorization to "
         f"perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently "
         "granted, please refresh your credentials.",
-        code="AuthorizationFailed",
+        reason=reason,
     )
 
 

@@ -22,8 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Scope
 
-from cielo.errors import AccountLocked, ArmError, CieloError, OAuthError, ServerError
-from cielo.http.failures import CatchAll, log_failure
+from cielo.errors import AccountLocked, ArmError, AuthorizationFailed, CieloError, OAuthError, ServerError
+from cielo.http.failures import CatchAll, log_denial, log_failure
 from cielo.http.surfaces import Surface, surface_of
 
 log = logging.getLogger("cielo.api")
@@ -77,6 +77,12 @@ def arm_response(exc: ArmError, request: Request) -> Response:
     if exc.target:
         error["target"] = _encodable(exc.target)
     headers = {"x-ms-failure-cause": "gateway"} if exc.status == 401 else {}
+    if isinstance(exc, AuthorizationFailed) and exc.reason is not None:
+        # RBAC's reason for the denial, for the operator (never sent): logged with a request id that the
+        # answer names in x-ms-request-id, as ARM's responses carry one.
+        request_id = str(uuid.uuid4())
+        headers["x-ms-request-id"] = request_id
+        log_denial(request.scope, "AuthorizationFailed", request_id, exc.reason)
     if exc.status == 401:
         headers["WWW-Authenticate"] = (
             f'Bearer authorization_uri="{request.app.state.settings.base_url}/common/oauth2/authorize", '

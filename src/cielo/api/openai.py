@@ -23,9 +23,9 @@ from cielo.api import errors
 from cielo.dataplane import auth, wire
 from cielo.dataplane.index import Account
 from cielo.dataplane.service import ACTIONS, ROUTES, Answer, DataPlane, Stream
-from cielo.errors import BearerRejected, DataPlaneError
+from cielo.errors import BearerRejected, DataPlaneError, PermissionDenied
 from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
-from cielo.http.failures import log_failure, run_guarded
+from cielo.http.failures import log_denial, log_failure, run_guarded
 
 router = APIRouter(prefix="/accounts/{account_name}/openai")
 
@@ -252,6 +252,8 @@ async def v1_models(account_name: str, request: Request) -> Response:
 # ----------------------------------------------------------------------------- errors
 def _error_response(request: Request, exc: DataPlaneError) -> Response:
     headers = {"x-ms-error-code": exc.code, **_headers(request, exc.headers)}
+    if isinstance(exc, PermissionDenied) and exc.reason is not None:
+        log_denial(request.scope, exc.code, headers["apim-request-id"], exc.reason)
     if isinstance(exc, BearerRejected):
         # Azure's gateway answers bearer failures without the `error` wrapper (as public reports show, e.g.
         # Azure-Samples/azure-search-openai-demo#458).

@@ -94,7 +94,7 @@ def authenticate(account: Account, headers: Mapping[str, str], *, v1: bool, vali
     if not decision.allowed:
         raise PermissionDenied(
             f"The principal `{caller.display if caller.kind == 'User' else caller.object_id}` lacks the required "
-            f"data action `{data_action}` to perform `{route}` operation.")
+            f"data action `{data_action}` to perform `{route}` operation.", reason=decision.reason)
     if grants is not None:
         grants.remember(principal, data_action, account.id)
     return Authenticated("aad", caller.object_id)

@@ -31,6 +31,15 @@ def log_failure(scope: Scope, exc: BaseException, request_id: str, *, started: b
     log.error("%s", line.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
+def log_denial(scope: Scope, code: str, request_id: str, reason: str) -> None:
+    """RBAC's reason for a denial (`Decision.reason`: principal, action, scope and the assignments that did not
+    grant it), at debug level, with the request id the answer names. It never holds a token or a secret; the
+    line goes through the redaction patterns all the same."""
+    if log.isEnabledFor(logging.DEBUG):
+        where = f"{scope.get('method', '?')} {scope.get('path', '?')}"
+        log.debug("%s", redact(f"{code} on {where} (request id {request_id}): {reason}"))
+
+
 async def run_guarded(app: ASGIApp, answer: Answer, scope: Scope, receive: Receive, send: Send) -> None:
     """Run `app`; an exception it lets out is logged and, if nothing was sent yet, answered by `answer`."""
     started = False
