@@ -61,9 +61,22 @@ async def test_subscription_tenants_and_metadata(client: httpx.AsyncClient, worl
     assert sub["subscriptionId"] == world.sub and sub["tenantId"] == world.tenant and sub["state"] == "Enabled"
     tenants = (await arm_call(client, world, "GET", "/tenants")).json()["value"]
     assert [t["tenantId"] for t in tenants] == [world.tenant]
-    meta = (await client.get("/metadata/endpoints?api-version=2022-09-01")).json()
+    assert sub["displayName"] == "Cielo Subscription"
+    upper = await arm_call(client, world, "GET", f"/subscriptions/{world.sub.upper()}")
+    assert upper.status_code == 200 and upper.json()["subscriptionId"] == world.sub
+    assert tenants[0]["id"] == f"/tenants/{world.tenant}" and tenants[0]["defaultDomain"] == "cielo.local"
+    # A service principal's token lists the same tenant.
+    sp = await new_principal(client, world)
+    sp_tenants = await arm_call(client, world, "GET", "/tenants",
+                                headers=bearer(await sp_token(client, world, sp, ARM_RESOURCE)))
+    assert [t["tenantId"] for t in sp_tenants.json()["value"]] == [world.tenant]
+    # Cloud metadata needs no token.
+    answer = await client.get("/metadata/endpoints?api-version=2022-09-01")
+    assert answer.status_code == 200, answer.text
+    meta = answer.json()
     assert meta["resourceManager"] == "https://127.0.0.1:8443/"
     assert meta["authentication"]["loginEndpoint"] == "https://127.0.0.1:8443"
+    assert "https://management.core.windows.net/" in meta["authentication"]["audiences"]
 
 
 async def test_unknown_subscription_and_paths(client: httpx.AsyncClient, world: World) -> None:
@@ -148,6 +161,7 @@ async def test_moving_a_group_to_another_location_is_refused(client: httpx.Async
     name = await _group(client, world)
     answer = await arm_call(client, world, "PUT", world.rg_path(name), {"location": "westeurope"})
     arm_error(answer, 400, "InvalidResourceGroupLocation")
+    assert (await arm_call(client, world, "GET", world.rg_path(name))).json()["location"] == "local"
 
 
 async def test_kelvin_sign_names_are_refused(client: httpx.AsyncClient, world: World) -> None:
