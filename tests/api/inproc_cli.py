@@ -2,7 +2,8 @@
 
 The CLI's client is sync httpx; `SyncASGITransport` runs the ASGI app on a private event loop for each request,
 and `cielo.client.http.use_transport` hands it to every client the CLI opens. Each test gets its own
-CIELO_CONFIG_DIR: a copy of one that signed in once per session (ROPC costs an argon2 hash).
+CIELO_CONFIG_DIR: a copy of one that signed in once per session (ROPC costs an argon2 hash), with the access
+tokens the tests need already cached.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class Cli:
 
 
 _signed_in: dict[int, Path] = {}
+# `cielo ad` asks for the first, `--resource-type ms-graph` for the second (az appends `/.default` as given).
+GRAPH_RESOURCES = ("https://graph.microsoft.com", "https://graph.microsoft.com/")
 
 
 def signed_in_home(world: World, factory: pytest.TempPathFactory) -> Path:
@@ -86,7 +89,12 @@ def signed_in_home(world: World, factory: pytest.TempPathFactory) -> Path:
         home = factory.mktemp("cli-signed-in")
         transport = SyncASGITransport(world.app)
         try:
-            Cli(home, transport).ok("login", "-u", ADMIN, "-p", PASSWORD, "-o", "none")
+            runner = Cli(home, transport)
+            runner.ok("login", "-u", ADMIN, "-p", PASSWORD, "-o", "none")
+            # Refresh tokens rotate, and a redeemed one presented again revokes its whole family: tests that each
+            # start from a copy of this dir must find every token they need in the cache, never redeem it.
+            for resource in GRAPH_RESOURCES:
+                runner.ok("account", "get-access-token", "--resource", resource, "-o", "none")
         finally:
             transport.shutdown()
         _signed_in[id(world)] = home

@@ -61,7 +61,8 @@ def test_get_access_token_in_every_output_format(cli: Cli, world: World) -> None
 def test_get_access_token_usage_errors(cli: Cli) -> None:
     err = cli.fails("account", "get-access-token", "--resource", "https://x", "--scope", "https://x/.default")
     assert err == "ERROR: usage error: --resource and --scope can't be used together.\n"
-    assert cli.fails("account", "get-access-token", "--query", "[").startswith("ERROR: ")
+    assert cli.fails("account", "get-access-token", "--query", "[").startswith(
+        "ERROR: argument --query: invalid jmespath query '[': ")
     result = cli("account", "get-access-token", "-o", "xml")
     assert result.exit_code == 2 and "Invalid value for '-o'" in result.stderr
 
