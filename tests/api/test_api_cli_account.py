@@ -20,6 +20,10 @@ def cli(world: World, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) 
 def test_login_with_password_prints_the_subscriptions(world: World, tmp_path: Path) -> None:
     with cli_in(world, tmp_path / "home") as fresh:
         entries = json.loads(fresh.ok("login", "-u", ADMIN, "-p", PASSWORD))
+        # Not cached: redeemed with the refresh token, and tenant-level (no subscription) with --tenant.
+        token = fresh.json("account", "get-access-token", "--scope", "https://cognitiveservices.azure.com/.default",
+                           "--tenant", world.tenant)
+        assert "subscription" not in token and token["tenant"] == world.tenant
     assert [e["id"] for e in entries] == [world.sub]
     entry = entries[0]
     assert entry["cloudName"] == "Cielo" and entry["isDefault"] is True
