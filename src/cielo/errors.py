@@ -1,9 +1,10 @@
-"""One exception tree for Cielo. Each class carries its wire code as class attributes.
+"""One exception tree for Cielo. Each class carries its wire code as class attributes, and its docstring says
+when it happens and cites the Azure page or RFC that defines the code.
 
-Three envelopes exist on the wire (docs/token-service.md, docs/resource-manager.md, docs/data-plane.md):
-OAuth (token service), ARM (resource manager, Graph-like directory API) and Azure OpenAI (data plane).
-Call sites raise these typed
-errors; the API layer renders them, so no call site builds error JSON by hand.
+Three envelopes exist on the wire: OAuth (token service), ARM (resource manager, Graph-like directory API) and
+Azure OpenAI (data plane). Call sites raise these typed errors; the API layer renders them, so no call site builds
+error JSON by hand. docs/errors.md lists every class per surface (code, status, when); it is generated from this
+module by `python -m cielo.errors_doc`, and a unit test fails when it is stale.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ class InvalidGrant(OAuthError):
     aadsts = 70000
 
 
-class InvalidScope(OAuthError):
-    """RFC 6749 §5.2 invalid_scope (AADSTS70011, AADSTS1002012)."""
+class InvalidOAuthScope(OAuthError):
+    """RFC 6749 §5.2 invalid_scope: a requested scope or resource the token service will not grant (AADSTS70011,
+    AADSTS1002012). Not RBAC's malformed ARM scope, which is `cielo.rbac.InvalidScope`."""
 
     error = "invalid_scope"
     aadsts = 70011
@@ -218,6 +220,133 @@ class RequestContentTooLarge(ArmError):
 
     status = 413
     code = "RequestContentTooLarge"
+
+
+# ARM codes with a class of their own. ARM's codes are listed in learn.microsoft.com/azure/azure-resource-manager/
+# troubleshooting/common-deployment-errors; those of the resource providers appear in their error bodies.
+class InvalidRequestContent(BadRequest):
+    """A body that is not a JSON object, or a field of the wrong type or value (ARM's InvalidRequestContent,
+    learn.microsoft.com/azure/azure-resource-manager/troubleshooting/common-deployment-errors)."""
+
+    code = "InvalidRequestContent"
+
+
+class MissingApiVersionParameter(BadRequest):
+    """An ARM request without `?api-version=` (ARM's MissingApiVersionParameter: every ARM request names one,
+    learn.microsoft.com/rest/api/azure/#uri-parameters)."""
+
+    code = "MissingApiVersionParameter"
+
+
+class InvalidApiVersionParameter(BadRequest):
+    """An api-version that is malformed or that the route does not serve (ARM's InvalidApiVersionParameter,
+    learn.microsoft.com/rest/api/azure/#uri-parameters)."""
+
+    code = "InvalidApiVersionParameter"
+
+
+class SubscriptionNotFound(NotFound):
+    """404: the subscription in the path or scope does not exist in the caller's tenant (ARM's
+    SubscriptionNotFound, learn.microsoft.com/azure/azure-resource-manager/troubleshooting/common-deployment-errors)."""
+
+    code = "SubscriptionNotFound"
+
+
+class ResourceGroupNotFound(NotFound):
+    """404: the resource group in the path or scope does not exist (ARM's ResourceGroupNotFound,
+    learn.microsoft.com/azure/azure-resource-manager/troubleshooting/common-deployment-errors)."""
+
+    code = "ResourceGroupNotFound"
+
+
+class InvalidResourceName(BadRequest):
+    """A resource name outside the resource type's rules: length, characters, ending (ARM's
+    InvalidResourceName, learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-reserved-resource-name
+    and learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules)."""
+
+    code = "InvalidResourceName"
+
+
+class InvalidTag(BadRequest):
+    """Tags that are not an object of string values (ARM's InvalidTag,
+    learn.microsoft.com/azure/azure-resource-manager/management/tag-resources#limitations)."""
+
+    code = "InvalidTag"
+
+
+class InvalidSkuName(BadRequest):
+    """A SKU the resource type does not offer (Cognitive Services' InvalidSkuName, as its error bodies show;
+    learn.microsoft.com/azure/ai-services/openai/how-to/create-resource)."""
+
+    code = "InvalidSkuName"
+
+
+class CustomDomainInUse(Conflict):
+    """409: the account's custom subdomain is taken by another account (Cognitive Services' CustomDomainInUse,
+    learn.microsoft.com/azure/ai-services/cognitive-services-custom-subdomains)."""
+
+    code = "CustomDomainInUse"
+
+
+class InvalidIdentity(BadRequest):
+    """A resource's `identity` block that is malformed: not an object, bad user-assigned ids or values
+    (ARM's InvalidIdentity, learn.microsoft.com/azure/templates/microsoft.cognitiveservices/accounts#identity)."""
+
+    code = "InvalidIdentity"
+
+
+class InvalidIdentityType(BadRequest):
+    """An `identity.type` that is missing, not a string, or not None, SystemAssigned, UserAssigned or both (ARM's
+    InvalidIdentityType,
+    learn.microsoft.com/entra/identity/managed-identities-azure-resources/overview)."""
+
+    code = "InvalidIdentityType"
+
+
+class InvalidRoleDefinitionContent(BadRequest):
+    """A custom role definition body with bad permissions or assignable scopes (Azure's InvalidRoleDefinition,
+    learn.microsoft.com/azure/role-based-access-control/troubleshoot-limits). `cielo.rbac.InvalidRoleDefinition`
+    is the engine's own refusal, with the generic BadRequest code."""
+
+    code = "InvalidRoleDefinition"
+
+
+class InvalidFilterInQueryString(BadRequest):
+    """A `$filter` that the list operation does not support (ARM's InvalidFilterInQueryString, e.g.
+    learn.microsoft.com/rest/api/authorization/role-assignments/list-for-scope)."""
+
+    code = "InvalidFilterInQueryString"
+
+
+# --------------------------------------------------------------------------- Microsoft Graph (directory API)
+# Graph's codes: learn.microsoft.com/graph/errors; the directory's `Request_*` and `Authorization_*` codes are
+# those Microsoft Graph answers for directory objects.
+class GraphBadRequest(BadRequest):
+    """400 Request_BadRequest: a directory request with an invalid property, value or reference
+    (learn.microsoft.com/graph/errors)."""
+
+    code = "Request_BadRequest"
+
+
+class GraphResourceNotFound(NotFound):
+    """404 Request_ResourceNotFound: the directory object (user, group, application, service principal) does not
+    exist (learn.microsoft.com/graph/errors)."""
+
+    code = "Request_ResourceNotFound"
+
+
+class UnsupportedQuery(BadRequest):
+    """400 Request_UnsupportedQuery: a `$filter`, `$search` or other query option the directory does not support
+    (learn.microsoft.com/graph/aad-advanced-queries)."""
+
+    code = "Request_UnsupportedQuery"
+
+
+class GraphAuthorizationDenied(AuthorizationFailed):
+    """403 Authorization_RequestDenied: "Insufficient privileges to complete the operation."
+    (learn.microsoft.com/graph/resolve-auth-errors)."""
+
+    code = "Authorization_RequestDenied"
 
 
 # --------------------------------------------------------------------------- Azure OpenAI data plane

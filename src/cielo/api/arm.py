@@ -29,7 +29,7 @@ from cielo.control import authorization as authz
 from cielo.control.naming import check_case_unambiguous
 from cielo.control.resources import resource_json
 from cielo.core.arm_ids import ResourceId
-from cielo.errors import ArmError, BadRequest, NotFound
+from cielo.errors import ArmError, InvalidRequestContent, NotFound
 from cielo.store.models import Subscription
 
 router = APIRouter()
@@ -312,13 +312,13 @@ async def check_access(call: ArmCall) -> Response:
     body = await read_json_body(call.request, CHECK_ACCESS_MAX_BODY)
     principal_id = body.get("principalId") or ctx.caller.object_id
     if not isinstance(principal_id, str):
-        raise BadRequest("'principalId' must be a string.", code="InvalidRequestContent")
+        raise InvalidRequestContent("'principalId' must be a string.")
     if principal_id.lower() != ctx.caller.object_id.lower() and not may_ask_about_others:
         raise authorization_failed(ctx.caller, f"{RA}/read", scope,
                                    ctx.access.authorize(ctx.caller, f"{RA}/read", scope).reason)
     action = body.get("action")
     if not isinstance(action, str) or not action:
-        raise BadRequest("'action' is required.", code="InvalidRequestContent")
+        raise InvalidRequestContent("'action' is required.")
     data_action = bool(body.get("isDataAction", False))
     return _ok(_authz(call).check_access(principal_id, action, scope, data_action, ctx.principal.tenant_id))
 

@@ -13,7 +13,13 @@ from cielo.api.auth import ARM_AUDIENCES, bearer_principal
 from cielo.control.access import AccessService, ArmCaller
 from cielo.control.manager import ResourceManager, writer_of
 from cielo.control.resources import ResourceWriter
-from cielo.errors import ArmError, AuthorizationFailed, BadRequest, RequestContentTooLarge
+from cielo.errors import (
+    AuthorizationFailed,
+    InvalidApiVersionParameter,
+    InvalidRequestContent,
+    MissingApiVersionParameter,
+    RequestContentTooLarge,
+)
 from cielo.http.bodies import MAX_JSON_DEPTH, describe_size, nested_deeper_than, read_limited
 from cielo.identity.validation import TokenPrincipal
 from cielo.store.models import Subscription
@@ -97,15 +103,15 @@ async def read_json_body(request: Request, limit: int | None = None) -> dict[str
     if not raw.strip():
         return {}
     if nested_deeper_than(raw):
-        raise BadRequest("The request content was invalid and could not be deserialized: arrays and objects are "
-                         f"nested deeper than {MAX_JSON_DEPTH} levels.", code="InvalidRequestContent")
+        raise InvalidRequestContent(
+            "The request content was invalid and could not be deserialized: arrays and objects are "
+            f"nested deeper than {MAX_JSON_DEPTH} levels.")
     try:
         body = json.loads(raw)
     except ValueError as exc:
-        raise BadRequest(f"The request content was invalid and could not be deserialized: {exc}.",
-                         code="InvalidRequestContent") from exc
+        raise InvalidRequestContent(f"The request content was invalid and could not be deserialized: {exc}.") from exc
     if not isinstance(body, dict):
-        raise BadRequest("The request content must be a JSON object.", code="InvalidRequestContent")
+        raise InvalidRequestContent("The request content must be a JSON object.")
     return body
 
 
@@ -122,19 +128,20 @@ def authorization_failed(caller: ArmCaller, action: str, scope: str, reason: str
 def require_api_version(request: Request) -> str:
     version = request.query_params.get("api-version")
     if not version:
-        raise BadRequest("The api-version query parameter (?api-version=) is required for all requests.",
-                         code="MissingApiVersionParameter")
+        raise MissingApiVersionParameter(
+            "The api-version query parameter (?api-version=) is required for all requests.")
     if len(version) > 32 or not set(version.lower()) <= _API_VERSION_CHARS or not version[:4].isdigit():
-        raise BadRequest(f"The api-version '{version[:32]}' is invalid. The supported versions are dates such as "
-                         "'2022-12-01'.", code="InvalidApiVersionParameter")
+        raise InvalidApiVersionParameter(
+            f"The api-version '{version[:32]}' is invalid. The supported versions are dates such as "
+            "'2022-12-01'.")
     return version
 
 
 def check_route_api_version(version: str, served: frozenset[str] | None) -> None:
     """400 InvalidApiVersionParameter when a route serves named api-versions only and this is not one of them."""
     if served is not None and version not in served:
-        raise BadRequest(f"The api-version '{version}' is invalid. The supported versions are "
-                         f"'{', '.join(sorted(served))}'.", code="InvalidApiVersionParameter")
+        raise InvalidApiVersionParameter(f"The api-version '{version}' is invalid. The supported versions are "
+                         f"'{', '.join(sorted(served))}'.")
 
 
 def resource_manager(request: Request) -> ResourceManager:
@@ -149,8 +156,3 @@ def arm_context(request: Request) -> ArmContext:
     access: AccessService = request.app.state.access
     caller = access.caller(principal)
     return ArmContext(principal, caller, access)
-
-
-class SubscriptionNotFound(ArmError):
-    status = 404
-    code = "SubscriptionNotFound"

@@ -18,7 +18,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from cielo.api.auth import GRAPH_AUDIENCES, bearer_principal
-from cielo.errors import AuthorizationFailed, BadRequest, RequestContentTooLarge
+from cielo.errors import (
+    BadRequest,
+    GraphAuthorizationDenied,
+    GraphBadRequest,
+    RequestContentTooLarge,
+    UnsupportedQuery,
+)
 from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
 from cielo.identity.directory import DirectoryService, PrincipalCleanup, iso
 from cielo.store.models import Application, Group, ServicePrincipal, Tenant, User
@@ -53,11 +59,9 @@ def _caller(request: Request, *, write: bool) -> DirectoryCaller:
     tenant = svc.find_tenant(principal.tenant_id)
     user = svc.user_by_id(principal.object_id) if principal.kind == "user" else None
     if tenant is None or user is None or not user.account_enabled or user.tenant_id != tenant.id:
-        raise AuthorizationFailed("Insufficient privileges to complete the operation.",
-                                  code="Authorization_RequestDenied")
+        raise GraphAuthorizationDenied("Insufficient privileges to complete the operation.")
     if write and not user.is_admin:
-        raise AuthorizationFailed("Insufficient privileges to complete the operation.",
-                                  code="Authorization_RequestDenied")
+        raise GraphAuthorizationDenied("Insufficient privileges to complete the operation.")
     return DirectoryCaller(tenant, user.is_admin, user.object_id)
 
 
@@ -71,14 +75,13 @@ async def _body(request: Request) -> dict[str, Any]:
     raw = await read_limited(request, limit, lambda: RequestContentTooLarge(
         "The request size exceeds the maximum limit.", code="Request_EntityTooLarge"))
     if nested_deeper_than(raw):
-        raise BadRequest(f"Unable to read JSON request payload: it nests deeper than {MAX_JSON_DEPTH} levels.",
-                         code="BadRequest")
+        raise BadRequest(f"Unable to read JSON request payload: it nests deeper than {MAX_JSON_DEPTH} levels.")
     try:
         body = json.loads(raw or b"{}")
     except ValueError as exc:
-        raise BadRequest("Unable to read JSON request payload.", code="BadRequest") from exc
+        raise BadRequest("Unable to read JSON request payload.") from exc
     if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.", code="BadRequest")
+        raise BadRequest("The request body must be a JSON object.")
     return body
 
 
@@ -87,7 +90,7 @@ def _text(body: dict[str, Any], name: str, *, required: bool = True) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
-        raise BadRequest(f"Invalid value specified for property '{name}'.", code="Request_BadRequest")
+        raise GraphBadRequest(f"Invalid value specified for property '{name}'.")
     return value
 
 
@@ -105,8 +108,7 @@ def _filter(request: Request) -> tuple[str, str] | None:
         return "servicePrincipalNames", any_spn.group(2).replace("''", "'")
     match = _FILTER.match(raw)
     if not match:
-        raise BadRequest(f"Unsupported or invalid query filter clause specified: {raw[:100]}",
-                         code="Request_UnsupportedQuery")
+        raise UnsupportedQuery(f"Unsupported or invalid query filter clause specified: {raw[:100]}")
     return match.group(1), match.group(2).replace("''", "'")
 
 
@@ -198,7 +200,7 @@ async def list_users(request: Request) -> JSONResponse:
     if flt:
         field, value = flt
         if field not in ("userPrincipalName", "displayName", "id", "mail"):
-            raise BadRequest(f"Filtering on '{field}' is not supported.", code="Request_UnsupportedQuery")
+            raise UnsupportedQuery(f"Filtering on '{field}' is not supported.")
         users = [u for u in users if str(user_json(u).get(field) or "").lower() == value.lower()]
     return _collection("users", [user_json(u) for u in users])
 
@@ -209,7 +211,7 @@ async def create_user(request: Request) -> JSONResponse:
     body = await _body(request)
     profile = body.get("passwordProfile")
     if not isinstance(profile, dict):
-        raise BadRequest("Property passwordProfile is required.", code="Request_BadRequest")
+        raise GraphBadRequest("Property passwordProfile is required.")
     user = _svc(request).create_user(
         caller.tenant, _text(body, "userPrincipalName"), _text(body, "displayName"), _text(profile, "password")
     )
@@ -238,7 +240,7 @@ async def list_groups(request: Request) -> JSONResponse:
     if flt:
         field, value = flt
         if field not in ("displayName", "id", "mailNickname"):
-            raise BadRequest(f"Filtering on '{field}' is not supported.", code="Request_UnsupportedQuery")
+            raise UnsupportedQuery(f"Filtering on '{field}' is not supported.")
         groups = [g for g in groups if str(group_json(g).get(field) or "").lower() == value.lower()]
     return _collection("groups", [group_json(g) for g in groups])
 
@@ -314,7 +316,7 @@ async def get_by_ids(request: Request) -> JSONResponse:
     body = await _body(request)
     ids, types = body.get("ids"), body.get("types")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 1000:
-        raise BadRequest("'ids' must be a list of at most 1000 object ids.", code="Request_BadRequest")
+        raise GraphBadRequest("'ids' must be a list of at most 1000 object ids.")
     wanted = {str(t).lower() for t in types} if isinstance(types, list) and types else None
     found = []
     for object_id in ids:
@@ -338,7 +340,7 @@ async def list_applications(request: Request) -> JSONResponse:
     if flt:
         field, value = flt
         if field not in ("appId", "displayName", "id"):
-            raise BadRequest(f"Filtering on '{field}' is not supported.", code="Request_UnsupportedQuery")
+            raise UnsupportedQuery(f"Filtering on '{field}' is not supported.")
         apps = [a for a in apps if str(app_json(a).get(field) or "").lower() == value.lower()]
     return _collection("applications", [app_json(a) for a in apps])
 
@@ -347,7 +349,7 @@ def _uris(value: Any, name: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadRequest(f"Invalid value specified for property '{name}'.", code="Request_BadRequest")
+        raise GraphBadRequest(f"Invalid value specified for property '{name}'.")
     return list(value)
 
 
@@ -359,7 +361,7 @@ async def create_application(request: Request) -> JSONResponse:
     web = body.get("web") or {}
     api = body.get("api") or {}
     if not isinstance(public, dict) or not isinstance(web, dict) or not isinstance(api, dict):
-        raise BadRequest("publicClient, web and api must be objects.", code="Request_BadRequest")
+        raise GraphBadRequest("publicClient, web and api must be objects.")
     version = api.get("requestedAccessTokenVersion") or 1
     app = _svc(request).create_application(
         caller.tenant,
@@ -394,11 +396,11 @@ def _end(value: Any) -> float | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise BadRequest("endDateTime must be an ISO 8601 string.", code="Request_BadRequest")
+        raise GraphBadRequest("endDateTime must be an ISO 8601 string.")
     try:
         return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError as exc:
-        raise BadRequest("endDateTime must be an ISO 8601 string.", code="Request_BadRequest") from exc
+        raise GraphBadRequest("endDateTime must be an ISO 8601 string.") from exc
 
 
 @router.post("/applications/{app_id}/addPassword")
@@ -407,7 +409,7 @@ async def add_password(app_id: str, request: Request) -> JSONResponse:
     body = await _body(request)
     cred = body.get("passwordCredential") or {}
     if not isinstance(cred, dict):
-        raise BadRequest("passwordCredential must be an object.", code="Request_BadRequest")
+        raise GraphBadRequest("passwordCredential must be an object.")
     name = cred.get("displayName")
     new = _svc(request).add_password(
         _app(request, caller, app_id), name if isinstance(name, str) else None, _end(cred.get("endDateTime")),
@@ -439,13 +441,13 @@ async def update_application(app_id: str, request: Request) -> Response:
     if "keyCredentials" in body:
         creds = body["keyCredentials"]
         if not isinstance(creds, list):
-            raise BadRequest("keyCredentials must be a list.", code="Request_BadRequest")
+            raise GraphBadRequest("keyCredentials must be a list.")
         new_keys = [c for c in creds if isinstance(c, dict) and c.get("key")]
         for index, cred in enumerate(new_keys):
             try:
                 der = base64.b64decode(str(cred["key"]), validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise BadRequest("keyCredentials.key must be base64.", code="Request_BadRequest") from exc
+                raise GraphBadRequest("keyCredentials.key must be base64.") from exc
             name = cred.get("displayName")
             svc.add_certificate(app, der, name if isinstance(name, str) else None, replace=index == 0)
     fields: dict[str, Any] = {}
@@ -496,7 +498,7 @@ async def list_sps(request: Request) -> JSONResponse:
         if field == "servicePrincipalNames":
             sps = [s for s in sps if value.lower() in (n.lower() for n in sp_json(s)["servicePrincipalNames"])]
         elif field not in ("appId", "displayName", "id", "servicePrincipalType"):
-            raise BadRequest(f"Filtering on '{field}' is not supported.", code="Request_UnsupportedQuery")
+            raise UnsupportedQuery(f"Filtering on '{field}' is not supported.")
         else:
             sps = [s for s in sps if str(sp_json(s).get(field) or "").lower() == value.lower()]
     return _collection("servicePrincipals", [sp_json(s) for s in sps])

@@ -11,7 +11,16 @@ from cielo.control.naming import check_case_unambiguous
 from cielo.core.arm_ids import InvalidResourceId, parse
 from cielo.core.clock import Clock
 from cielo.core.ids import is_guid
-from cielo.errors import BadRequest, DuplicateKey, NotFound
+from cielo.errors import (
+    BadRequest,
+    DuplicateKey,
+    InvalidFilterInQueryString,
+    InvalidRequestContent,
+    InvalidRoleDefinitionContent,
+    NotFound,
+    ResourceGroupNotFound,
+    SubscriptionNotFound,
+)
 from cielo.rbac.errors import RoleAssignmentUpdateNotPermitted
 from cielo.rbac.model import RoleAssignment
 from cielo.rbac.roles import RoleDefinition
@@ -71,7 +80,7 @@ def parse_filter(raw: str | None) -> tuple[str, str] | None:
         return None
     match = _FILTER.match(raw)
     if match is None:
-        raise BadRequest(f"The filter '{raw[:200]}' is not supported.", code="InvalidFilterInQueryString")
+        raise InvalidFilterInQueryString(f"The filter '{raw[:200]}' is not supported.")
     if match.group(1):
         return "atScope", ""
     if match.group(2):
@@ -113,19 +122,17 @@ class AuthorizationService:
             raise BadRequest(f"The scope '{scope}' is not valid.", code="InvalidScope") from exc
         subs = {s.id: s for s in self._directory.list_subscriptions(tenant_id)}
         if rid.subscription.lower() not in subs:
-            raise NotFound(f"The subscription '{rid.subscription}' could not be found.", code="SubscriptionNotFound")
+            raise SubscriptionNotFound(f"The subscription '{rid.subscription}' could not be found.")
         if rid.resource_group is not None:
             from cielo.core.arm_ids import ResourceId
 
             if self._resources.get(ResourceId(rid.subscription, rid.resource_group).key) is None:
-                raise NotFound(f"Resource group '{rid.resource_group}' could not be found.",
-                               code="ResourceGroupNotFound")
+                raise ResourceGroupNotFound(f"Resource group '{rid.resource_group}' could not be found.")
         if rid.namespace is not None and self._resources.get(rid.key) is None:
             # Subscription-level resources too: Cielo has none, so such a scope names nothing.
             where = (f"resource group '{rid.resource_group}'" if rid.resource_group
                      else f"subscription '{rid.subscription}'")
-            raise NotFound(f"The Resource '{rid.type}/{rid.name}' under {where} was not found.",
-                           code="ResourceNotFound")
+            raise NotFound(f"The Resource '{rid.type}/{rid.name}' under {where} was not found.")
         return canonical
 
     # ----------------------------------------------------------------- role assignments
@@ -150,13 +157,13 @@ class AuthorizationService:
                              code="InvalidRoleAssignmentId")
         props = body.get("properties")
         if not isinstance(props, dict):
-            raise BadRequest("The request body must contain 'properties'.", code="InvalidRequestContent")
+            raise InvalidRequestContent("The request body must contain 'properties'.")
         if props.get("condition") or props.get("conditionVersion"):
             raise BadRequest("Role assignment conditions (ABAC) are not supported by this Cielo; create the "
                              "assignment without 'condition'.", code="ConditionsNotSupported")
         role_ref, principal_id = props.get("roleDefinitionId"), props.get("principalId")
         if not isinstance(role_ref, str) or not role_ref:
-            raise BadRequest("properties.roleDefinitionId is required.", code="InvalidRequestContent")
+            raise InvalidRequestContent("properties.roleDefinitionId is required.")
         if not isinstance(principal_id, str) or not is_guid(principal_id.lower()):
             raise BadRequest("properties.principalId must be an object id (GUID).", code="InvalidPrincipalId")
         principal_id = principal_id.lower()
@@ -282,8 +289,7 @@ class AuthorizationService:
         """ARM's list at `scope`: the built-ins, and the tenant's custom roles related to `scope` (assignable at
         it, above it or below it) that the caller may read. Never 403: built-ins are for everyone."""
         if flt and flt[0] not in ("roleName", "type"):
-            raise BadRequest("Only roleName and type filters are supported for role definitions.",
-                             code="InvalidFilterInQueryString")
+            raise InvalidFilterInQueryString("Only roleName and type filters are supported for role definitions.")
         roles = self.access.index.role_definitions()
         tenant_roles = {r.name for r in self._resources.list_roles(tenant_id)}
         roles = [r for r in roles if r.is_builtin or r.id in tenant_roles]
@@ -323,8 +329,7 @@ class AuthorizationService:
             raise BadRequest("The role definition id must be a GUID.", code="InvalidRoleDefinitionId")
         existing = self.access.index.get_role_definition(guid)
         if existing is not None and existing.is_builtin:
-            raise BadRequest(f"'{existing.role_name}' is a built-in role and cannot be changed.",
-                             code="InvalidRoleDefinition")
+            raise InvalidRoleDefinitionContent(f"'{existing.role_name}' is a built-in role and cannot be changed.")
         if existing is not None:
             if self._tenant_role(guid, caller.tenant_id) is None:
                 # Another tenant's role: its GUID is taken, and nothing about it may show.
@@ -332,22 +337,22 @@ class AuthorizationService:
             self._require_at_current_scopes(guard, RD_WRITE, scope, existing)
         props = body.get("properties")
         if not isinstance(props, dict):
-            raise BadRequest("The request body must contain 'properties'.", code="InvalidRequestContent")
+            raise InvalidRequestContent("The request body must contain 'properties'.")
         perms = props.get("permissions") or []
         scopes = props.get("assignableScopes") or []
         if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
-            raise BadRequest("assignableScopes must list at least one scope.", code="InvalidRoleDefinition")
+            raise InvalidRoleDefinitionContent("assignableScopes must list at least one scope.")
         for target in scopes:
             # Before checking that the scope exists: a caller without the right learns nothing from a 404.
             if not guard.allowed(RD_WRITE, target):
                 raise guard.denied(RD_WRITE, target)
         if not isinstance(perms, list) or not all(isinstance(p, dict) for p in perms):
-            raise BadRequest("permissions must be a list of objects.", code="InvalidRoleDefinition")
+            raise InvalidRoleDefinitionContent("permissions must be a list of objects.")
         for perm in perms:
             for field in ("actions", "notActions", "dataActions", "notDataActions"):
                 values = perm.get(field, [])
                 if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                    raise BadRequest(f"permissions.{field} must be a list of strings.", code="InvalidRoleDefinition")
+                    raise InvalidRoleDefinitionContent(f"permissions.{field} must be a list of strings.")
         for target in scopes:
             self.check_scope_exists(target, caller.tenant_id)
         name = props.get("roleName")
@@ -371,7 +376,6 @@ class AuthorizationService:
                 raise guard.denied(RD_DELETE, scope)
             return None
         if role.is_builtin:
-            raise BadRequest(f"'{role.role_name}' is a built-in role and cannot be deleted.",
-                             code="InvalidRoleDefinition")
+            raise InvalidRoleDefinitionContent(f"'{role.role_name}' is a built-in role and cannot be deleted.")
         self._require_at_current_scopes(guard, RD_DELETE, scope, role)
         return self.access.delete_role(role.id)

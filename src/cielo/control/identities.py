@@ -21,7 +21,7 @@ from cielo.control.resources import ResourceService, ResourceWriter, resource_js
 from cielo.core.arm_ids import InvalidResourceId, ResourceId, parse
 from cielo.core.clock import Clock
 from cielo.core.ids import new_guid, sha256_hex
-from cielo.errors import BadRequest, NotFound
+from cielo.errors import BadRequest, InvalidIdentity, InvalidIdentityType, InvalidTag, NotFound
 from cielo.store.directory import DirectoryRepo
 from cielo.store.models import ServicePrincipal
 from cielo.store.resources import HostCredential, HostCredentialRepo, Resource
@@ -65,16 +65,16 @@ def _parse_type(value: object) -> tuple[bool, bool]:
     # A missing type is not "None": read so, an identity block without it would delete the system-assigned
     # identity's principal and its role assignments.
     if value is None:
-        raise BadRequest("identity.type is required: None, SystemAssigned, UserAssigned or "
-                         "'SystemAssigned, UserAssigned'.", code="InvalidIdentityType")
+        raise InvalidIdentityType("identity.type is required: None, SystemAssigned, UserAssigned or "
+                         "'SystemAssigned, UserAssigned'.")
     if not isinstance(value, str):
-        raise BadRequest("identity.type must be a string.", code="InvalidIdentityType")
+        raise InvalidIdentityType("identity.type must be a string.")
     parts = {p.strip().lower() for p in value.split(",") if p.strip()}
     if parts <= {"none"}:
         return False, False
     if not parts <= {"systemassigned", "userassigned"}:
-        raise BadRequest(f"The identity type '{value}' is invalid; use None, SystemAssigned, UserAssigned or "
-                         "'SystemAssigned, UserAssigned'.", code="InvalidIdentityType")
+        raise InvalidIdentityType(f"The identity type '{value}' is invalid; use None, SystemAssigned, UserAssigned or "
+                         "'SystemAssigned, UserAssigned'.")
     return "systemassigned" in parts, "userassigned" in parts
 
 
@@ -117,7 +117,7 @@ class IdentityService:
         location = body.get("location") or (existing.location if existing else group.location)
         tags = body.get("tags", existing.tags if existing else None)
         if tags is not None and not isinstance(tags, dict):
-            raise BadRequest("Tags must be an object of string values.", code="InvalidTag")
+            raise InvalidTag("Tags must be an object of string values.")
         # The Microsoft.ManagedIdentity provider spells its ids with `resourcegroups` (see the examples of
         # azure-rest-api-specs specification/msi/resource-manager/Microsoft.ManagedIdentity/stable/2023-01-31): the
         # same string as the keys of `userAssignedIdentities` blocks and the tokens' `xms_mirid`.
@@ -134,8 +134,7 @@ class IdentityService:
         found = self._resources.get_by_key(rid.key)
         if found is None or found.type.lower() != type_.lower():
             raise NotFound(f"The Resource '{type_}/{rid.name}' under resource group '{rid.resource_group}' was not "
-                           "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
-                           code="ResourceNotFound")
+                           "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix")
         return found
 
     def delete_uami(self, rid: ResourceId) -> bool:
@@ -161,11 +160,11 @@ class IdentityService:
         if body_identity is None:
             return old or None if existing else None
         if not isinstance(body_identity, dict):
-            raise BadRequest("identity must be an object.", code="InvalidIdentity")
+            raise InvalidIdentity("identity must be an object.")
         system, user = _parse_type(body_identity.get("type"))
         wanted = body_identity.get("userAssignedIdentities")
         if wanted is not None and not isinstance(wanted, dict):
-            raise BadRequest("identity.userAssignedIdentities must be an object.", code="InvalidIdentity")
+            raise InvalidIdentity("identity.userAssignedIdentities must be an object.")
         users: dict[str, Any] = dict(old_users) if patch else {}
         for key, value in (wanted or {}).items():
             if value is None:
@@ -178,8 +177,8 @@ class IdentityService:
         if not user:
             users = {}
         elif not users:
-            raise BadRequest("The identity type UserAssigned needs at least one identity in userAssignedIdentities.",
-                             code="InvalidIdentity")
+            raise InvalidIdentity(
+                "The identity type UserAssigned needs at least one identity in userAssignedIdentities.")
         principal_id = old.get("principalId")
         if system and not principal_id:
             principal_id = self._new_principal(tenant_id, name).object_id

@@ -16,7 +16,12 @@ from cielo.control.authorization import Guard, subscription_of
 from cielo.control.identities import UAMI_TYPE, IdentityService
 from cielo.control.resources import ACCOUNT_TYPE, DEPLOYMENT_TYPE, ResourceService, ResourceWriter, resource_json
 from cielo.core.arm_ids import RG_TYPE, ResourceId
-from cielo.errors import BadRequest, InvalidAuthenticationToken, NotFound
+from cielo.errors import (
+    InvalidAuthenticationToken,
+    InvalidIdentity,
+    ResourceGroupNotFound,
+    SubscriptionNotFound,
+)
 from cielo.identity.directory import DirectoryService
 from cielo.store.models import Subscription, Tenant
 from cielo.store.resources import Resource
@@ -45,7 +50,7 @@ class ResourceManager:
                         f"'{self._base_url}/{sub.tenant_id}' to get the token.",
                         code="InvalidAuthenticationTokenTenant")
                 return sub
-        raise NotFound(f"The subscription '{subscription_id}' could not be found.", code="SubscriptionNotFound")
+        raise SubscriptionNotFound(f"The subscription '{subscription_id}' could not be found.")
 
     def visible_subscriptions(self, caller: ArmCaller) -> list[Subscription]:
         """Subscriptions in which the caller holds any role assignment (at, above or below the subscription)."""
@@ -85,7 +90,7 @@ class ResourceManager:
         with their role assignments anywhere; RBAC forgets them before the next request."""
         self._identities.delete_in_group(subscription_id, name)
         if not self._resources.delete_group(subscription_id, name):
-            raise NotFound(f"Resource group '{name}' could not be found.", code="ResourceGroupNotFound")
+            raise ResourceGroupNotFound(f"Resource group '{name}' could not be found.")
         self._access.scopes_deleted()
 
     def resources_in_group(self, subscription_id: str, name: str) -> tuple[Resource, list[Resource]]:
@@ -162,7 +167,7 @@ class ResourceManager:
             return self._identities.put_uami(rid, body, caller.tenant_id, writer)
         identity = body.get("identity")
         if identity is not None and not isinstance(identity, dict):
-            raise BadRequest("identity must be an object.", code="InvalidIdentity")
+            raise InvalidIdentity("identity must be an object.")
         wanted = (identity or {}).get("userAssignedIdentities")
         if isinstance(wanted, dict):
             for uami_id, value in wanted.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cielo.errors import BadRequest
+from cielo.errors import BadRequest, InvalidResourceName
 from cielo.rbac.scopes import fold
 
 _RG = re.compile(r"^[-\w.()]{1,90}$")
@@ -21,8 +21,8 @@ def check_case_unambiguous(path: str) -> None:
     keep` would grant on the group `keep`. Refusing them keeps both views of an id the same.
     """
     if path.lower() != fold(path):
-        raise BadRequest(f"The resource path '{path}' has a non-ASCII letter with a case; such names are not "
-                         "supported.", code="InvalidResourceName")
+        raise InvalidResourceName(f"The resource path '{path}' has a non-ASCII letter with a case; such names are not "
+                         "supported.")
 
 
 def check_resource_group(name: str) -> None:
@@ -36,16 +36,15 @@ def check_resource_group(name: str) -> None:
 
 def check_account(name: str) -> None:
     if not _ACCOUNT.match(name):
-        raise BadRequest(
+        raise InvalidResourceName(
             f"The account name '{name}' is invalid: use 2 to 64 letters, digits and hyphens, starting with a "
-            "letter or digit.", code="InvalidResourceName")
+            "letter or digit.")
 
 
 def check_deployment(name: str) -> None:
     if not _DEPLOYMENT.match(name):
-        raise BadRequest(
-            f"The deployment name '{name}' is invalid: use 2 to 64 letters, digits, '-', '_' and '.'.",
-            code="InvalidResourceName")
+        raise InvalidResourceName(
+            f"The deployment name '{name}' is invalid: use 2 to 64 letters, digits, '-', '_' and '.'.")
 
 
 def normalize_location(location: object) -> str:

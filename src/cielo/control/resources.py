@@ -17,7 +17,17 @@ from cielo.core.clock import Clock
 from cielo.core.ids import sha256_hex
 from cielo.core.sealing import Sealer
 from cielo.dataplane.catalogue import ModelCatalogue
-from cielo.errors import BadRequest, Conflict, DuplicateKey, NotFound
+from cielo.errors import (
+    BadRequest,
+    Conflict,
+    CustomDomainInUse,
+    DuplicateKey,
+    InvalidRequestContent,
+    InvalidSkuName,
+    InvalidTag,
+    NotFound,
+    ResourceGroupNotFound,
+)
 from cielo.store.resources import AccountKeys, Resource, ResourceRepo
 
 ACCOUNT_TYPE = "Microsoft.CognitiveServices/accounts"
@@ -37,7 +47,7 @@ def _obj(body: dict[str, Any], name: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise BadRequest(f"The property '{name}' must be an object.", code="InvalidRequestContent")
+        raise InvalidRequestContent(f"The property '{name}' must be an object.")
     return value
 
 
@@ -46,7 +56,7 @@ def _tags(body: dict[str, Any]) -> dict[str, str] | None:
     if tags is None:
         return None
     if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
-        raise BadRequest("Tags must be an object of string values.", code="InvalidTag")
+        raise InvalidTag("Tags must be an object of string values.")
     return dict(tags)
 
 
@@ -102,7 +112,7 @@ class ResourceService:
     def get_group(self, subscription: str, name: str) -> Resource:
         found = self.repo.get(ResourceId(subscription, name).key)
         if found is None:
-            raise NotFound(f"Resource group '{name}' could not be found.", code="ResourceGroupNotFound")
+            raise ResourceGroupNotFound(f"Resource group '{name}' could not be found.")
         return found
 
     def put_group(self, subscription: str, name: str, body: dict[str, Any],
@@ -142,8 +152,7 @@ class ResourceService:
             self.get_group(rid.subscription, rid.resource_group)  # ARM names the missing group first
             raise NotFound(
                 f"The Resource '{ACCOUNT_TYPE}/{rid.name}' under resource group '{rid.resource_group}' was not "
-                "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
-                code="ResourceNotFound")
+                "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix")
         return found
 
     def find_account_by_subdomain(self, subdomain: str) -> Resource | None:
@@ -167,7 +176,7 @@ class ResourceService:
         sku_name = str(_obj(body, "sku").get("name") or old_sku.get("name") or "")
         sku = ACCOUNT_SKUS.get(sku_name.lower())
         if sku is None:
-            raise BadRequest(f"The SKU '{sku_name}' is not supported; use S0.", code="InvalidSkuName")
+            raise InvalidSkuName(f"The SKU '{sku_name}' is not supported; use S0.")
         location = normalize_location(body.get("location") or (existing.location if existing else None))
         if existing and existing.location != location:
             # Its deployments (and their quota) stay in the account's location: ARM refuses a move by PUT.
@@ -183,14 +192,14 @@ class ResourceService:
                              code="CustomSubDomainNameCannotBeChanged")
         holder = self.find_account_by_subdomain(subdomain)
         if holder is not None and holder.key != rid.key:
-            raise Conflict(f"The subdomain name '{subdomain}' is not available as it's already used by a "
-                           "resource.", code="CustomDomainInUse")
+            raise CustomDomainInUse(f"The subdomain name '{subdomain}' is not available as it's already used by a "
+                           "resource.")
         disable_local = props_in.get("disableLocalAuth", old.get("disableLocalAuth", False))
         if not isinstance(disable_local, bool):
-            raise BadRequest("disableLocalAuth must be a boolean.", code="InvalidRequestContent")
+            raise InvalidRequestContent("disableLocalAuth must be a boolean.")
         network = props_in.get("publicNetworkAccess", old.get("publicNetworkAccess", "Enabled"))
         if network not in ("Enabled", "Disabled"):
-            raise BadRequest("publicNetworkAccess must be Enabled or Disabled.", code="InvalidRequestContent")
+            raise InvalidRequestContent("publicNetworkAccess must be Enabled or Disabled.")
         created = old.get("dateCreated") or _iso(self._clock.now())
         properties = {
             "endpoint": self.endpoint_for(subdomain),
@@ -216,8 +225,8 @@ class ResourceService:
         try:
             created = self.repo.put(resource)  # False when another request created it a moment ago
         except DuplicateKey as exc:  # another account took the subdomain a moment ago
-            raise Conflict(f"The subdomain name '{subdomain}' is not available as it's already used by a "
-                           "resource.", code="CustomDomainInUse") from exc
+            raise CustomDomainInUse(f"The subdomain name '{subdomain}' is not available as it's already used by a "
+                           "resource.") from exc
         if created:
             try:
                 self._new_keys(resource.key, which=("key1", "key2"))
@@ -244,17 +253,17 @@ class ResourceService:
         if account.properties.get("disableLocalAuth"):
             # Azure refuses listKeys with 400 when local auth is disabled (as public reports show, e.g.
             # Azure/azure-cli#25686).
-            raise BadRequest("Failed to list key. disableLocalAuth is set to be true", code="BadRequest")
+            raise BadRequest("Failed to list key. disableLocalAuth is set to be true")
         keys = self.repo.get_keys(account.key)
         if keys is None:
-            raise NotFound("The account has no keys.", code="ResourceNotFound")
+            raise NotFound("The account has no keys.")
         return {"key1": self._sealer.open(keys.key1_encrypted), "key2": self._sealer.open(keys.key2_encrypted)}
 
     def regenerate_key(self, account: Resource, key_name: object) -> dict[str, str]:
         if not isinstance(key_name, str) or key_name.lower() not in ("key1", "key2"):
-            raise BadRequest("keyName must be Key1 or Key2.", code="InvalidRequestContent")
+            raise InvalidRequestContent("keyName must be Key1 or Key2.")
         if account.properties.get("disableLocalAuth"):
-            raise BadRequest("Failed to regenerate key. disableLocalAuth is set to be true", code="BadRequest")
+            raise BadRequest("Failed to regenerate key. disableLocalAuth is set to be true")
         self._new_keys(account.key, which=(key_name.lower(),))
         return self.list_keys(account)
 
@@ -273,7 +282,7 @@ class ResourceService:
             self.get_group(rid.subscription, rid.resource_group)
             raise NotFound(
                 f"The Resource '{DEPLOYMENT_TYPE}/{rid.names[0]}/{rid.name}' under resource group "
-                f"'{rid.resource_group}' was not found.", code="ResourceNotFound")
+                f"'{rid.resource_group}' was not found.")
         return found
 
     def put_deployment(self, rid: ResourceId, body: dict[str, Any], writer: ResourceWriter) -> tuple[Resource, bool]:
@@ -286,7 +295,7 @@ class ResourceService:
         model_in = _obj(props_in, "model") or ((existing.properties.get("model") or {}) if existing else {})
         name = model_in.get("name")
         if not isinstance(name, str) or not name:
-            raise BadRequest("properties.model.name is required.", code="InvalidRequestContent")
+            raise InvalidRequestContent("properties.model.name is required.")
         fmt = model_in.get("format")
         version = model_in.get("version")
         entry = self.catalogue.find(fmt if isinstance(fmt, str) else None, name,
@@ -301,8 +310,7 @@ class ResourceService:
         sku_name = DEPLOYMENT_SKUS.get(str(sku_in.get("name", "Standard")).lower())
         capacity = sku_in.get("capacity", 1)
         if sku_name is None:
-            raise BadRequest(f"The SKU '{sku_in.get('name')}' is not supported; use Standard or GlobalStandard.",
-                             code="InvalidSkuName")
+            raise InvalidSkuName(f"The SKU '{sku_in.get('name')}' is not supported; use Standard or GlobalStandard.")
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise BadRequest("sku.capacity must be a positive integer (thousands of tokens per minute).",
                              code="InvalidCapacity")

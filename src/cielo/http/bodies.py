@@ -28,7 +28,7 @@ from itertools import accumulate
 
 from starlette.requests import Request
 
-from cielo.errors import BadRequest
+from cielo.errors import BadRequest, InvalidRequestContent
 from cielo.http.surfaces import Surface, surface_of
 
 MAX_JSON_DEPTH = 64
@@ -55,9 +55,8 @@ _SCANNED = (Surface.ARM, Surface.GRAPH)
 
 def _unencodable(surface: Surface) -> BadRequest:
     if surface is Surface.ARM:
-        return BadRequest(f"The request content was invalid and could not be deserialized: {_UNENCODABLE}",
-                          code="InvalidRequestContent")
-    return BadRequest(f"Unable to read JSON request payload: {_UNENCODABLE}", code="BadRequest")
+        return InvalidRequestContent(f"The request content was invalid and could not be deserialized: {_UNENCODABLE}")
+    return BadRequest(f"Unable to read JSON request payload: {_UNENCODABLE}")
 
 
 async def read_limited(request: Request, limit: int, too_large: Callable[[], Exception]) -> bytes:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from cielo.core.clock import Clock
 from cielo.core.ids import new_client_secret, new_guid
-from cielo.errors import BadRequest, Conflict, DuplicateKey, NotFound
+from cielo.errors import BadRequest, Conflict, DuplicateKey, GraphBadRequest, GraphResourceNotFound
 from cielo.identity.secrets import hash_password, hash_secret
 from cielo.store.directory import DirectoryRepo
 from cielo.store.models import (
@@ -69,18 +69,16 @@ def _check_password(password: str) -> None:
         )
     )
     if len(password) < 8 or len(password) > 256 or classes < 3:
-        raise BadRequest(
+        raise GraphBadRequest(
             "The specified password does not comply with password complexity requirements. Use at least "
             "8 characters with three of: lower case, upper case, digits, symbols.",
-            code="Request_BadRequest",
         )
 
 
 def _upn_taken() -> BadRequest:
     """Graph answers a taken userPrincipalName with 400 `Request_BadRequest` (details: ObjectConflict on
     userPrincipalName), whether the other user existed before or was stored a moment earlier by another worker."""
-    return BadRequest("Another object with the same value for property userPrincipalName already exists.",
-                      code="Request_BadRequest")
+    return GraphBadRequest("Another object with the same value for property userPrincipalName already exists.")
 
 
 class DirectoryService:
@@ -94,9 +92,8 @@ class DirectoryService:
     ) -> User:
         upn = upn.strip()
         if "@" not in upn or upn.startswith("@") or upn.endswith("@") or len(upn) > 113:
-            raise BadRequest(
+            raise GraphBadRequest(
                 f"Invalid value specified for property 'userPrincipalName' of resource 'User': {upn!r}.",
-                code="Request_BadRequest",
             )
         _check_password(password)
         if self.repo.find_user(upn) is not None:
@@ -134,7 +131,7 @@ class DirectoryService:
         with them its entries in the RBAC index), in this order and always together."""
         user = self.get_user(tenant, id_or_upn)
         if user.object_id == acting_user_id:
-            raise BadRequest("You cannot delete your own account.", code="Request_BadRequest")
+            raise GraphBadRequest("You cannot delete your own account.")
         self.repo.delete_user(user.object_id)
         cleanup.grants.revoke_user(user.object_id)
         cleanup.access.remove_principal(user.object_id)
@@ -142,15 +139,16 @@ class DirectoryService:
     def get_user(self, tenant: Tenant, id_or_upn: str) -> User:
         user = self.repo.find_user(id_or_upn)
         if user is None or user.tenant_id != tenant.id:
-            raise NotFound(f"Resource '{id_or_upn}' does not exist or one of its queried reference-property "
-                           "objects are not present.", code="Request_ResourceNotFound")
+            raise GraphResourceNotFound(
+                f"Resource '{id_or_upn}' does not exist or one of its queried reference-property "
+                "objects are not present.")
         return user
 
     # ----------------------------------------------------------------- groups
     def create_group(self, tenant: Tenant, display_name: str, mail_nickname: str, description: str | None
                      ) -> Group:
         if not display_name.strip() or not mail_nickname.strip():
-            raise BadRequest("displayName and mailNickname are required.", code="Request_BadRequest")
+            raise GraphBadRequest("displayName and mailNickname are required.")
         group = Group(new_guid(), tenant.id, display_name.strip(), mail_nickname.strip(), description,
                       self._clock.now())
         self.repo.create_group(group)
@@ -159,8 +157,9 @@ class DirectoryService:
     def get_group(self, tenant: Tenant, id_or_name: str) -> Group:
         group = self.repo.find_group(tenant.id, id_or_name)
         if group is None:
-            raise NotFound(f"Resource '{id_or_name}' does not exist or one of its queried reference-property "
-                           "objects are not present.", code="Request_ResourceNotFound")
+            raise GraphResourceNotFound(
+                f"Resource '{id_or_name}' does not exist or one of its queried reference-property "
+                "objects are not present.")
         return group
 
     def list_groups(self, tenant: Tenant) -> list[Group]:
@@ -178,8 +177,9 @@ class DirectoryService:
     def remove_member(self, tenant: Tenant, group_id: str, member_id: str) -> None:
         group = self.get_group(tenant, group_id)
         if member_id.lower() not in self.repo.list_member_ids(group.object_id):
-            raise NotFound(f"Resource '{member_id}' does not exist or one of its queried reference-property "
-                           "objects are not present.", code="Request_ResourceNotFound")
+            raise GraphResourceNotFound(
+                f"Resource '{member_id}' does not exist or one of its queried reference-property "
+                "objects are not present.")
         self.repo.remove_member(group.object_id, member_id.lower())
 
     def directory_object(self, tenant: Tenant, object_id: str) -> User | Group | ServicePrincipal | None:
@@ -196,10 +196,11 @@ class DirectoryService:
     def add_member(self, tenant: Tenant, group: Group, member_id: str) -> None:
         found = self.repo.directory_objects([member_id.lower()])
         if member_id.lower() not in found:
-            raise NotFound(f"Resource '{member_id}' does not exist or one of its queried reference-property "
-                           "objects are not present.", code="Request_ResourceNotFound")
-        taken = BadRequest("One or more added object references already exist for the following modified "
-                           "properties: 'members'.", code="Request_BadRequest")
+            raise GraphResourceNotFound(
+                f"Resource '{member_id}' does not exist or one of its queried reference-property "
+                "objects are not present.")
+        taken = GraphBadRequest("One or more added object references already exist for the following modified "
+                           "properties: 'members'.")
         if member_id.lower() in self.repo.list_member_ids(group.object_id):
             raise taken
         try:
@@ -219,9 +220,9 @@ class DirectoryService:
         access_token_version: int = 1,
     ) -> Application:
         if not display_name.strip():
-            raise BadRequest("displayName is required.", code="Request_BadRequest")
+            raise GraphBadRequest("displayName is required.")
         if access_token_version not in (1, 2):
-            raise BadRequest("requestedAccessTokenVersion must be 1 or 2.", code="Request_BadRequest")
+            raise GraphBadRequest("requestedAccessTokenVersion must be 1 or 2.")
         app = Application(
             object_id=new_guid(),
             tenant_id=tenant.id,
@@ -239,8 +240,9 @@ class DirectoryService:
     def get_application(self, tenant: Tenant, id_or_app_id: str) -> Application:
         app = self.repo.find_application(id_or_app_id)
         if app is None or app.tenant_id != tenant.id:
-            raise NotFound(f"Resource '{id_or_app_id}' does not exist or one of its queried reference-property "
-                           "objects are not present.", code="Request_ResourceNotFound")
+            raise GraphResourceNotFound(
+                f"Resource '{id_or_app_id}' does not exist or one of its queried reference-property "
+                "objects are not present.")
         return app
 
     def list_applications(self, tenant: Tenant) -> list[Application]:
@@ -259,13 +261,12 @@ class DirectoryService:
 
     def remove_password(self, app: Application, key_id: str) -> None:
         if all(p.key_id != key_id for p in app.passwords):
-            raise NotFound(f"No password credential found with keyId {key_id}.", code="Request_ResourceNotFound")
+            raise GraphResourceNotFound(f"No password credential found with keyId {key_id}.")
         self.repo.remove_password(app.object_id, key_id)
 
     def remove_federated(self, app: Application, id_or_name: str) -> None:
         if all(f.id != id_or_name and f.name != id_or_name for f in app.federated):
-            raise NotFound(f"Federated identity credential '{id_or_name}' not found.",
-                           code="Request_ResourceNotFound")
+            raise GraphResourceNotFound(f"Federated identity credential '{id_or_name}' not found.")
         self.repo.remove_federated(app.object_id, id_or_name)
 
     def add_password(
@@ -274,7 +275,7 @@ class DirectoryService:
         now = self._clock.now()
         end = end if end is not None else now + 2 * 365 * 86400
         if end <= now:
-            raise BadRequest("endDateTime must be in the future.", code="Request_BadRequest")
+            raise GraphBadRequest("endDateTime must be in the future.")
         secret = new_client_secret()
         cred = PasswordCredential(new_guid(), display_name, secret[:3], hash_secret(secret), now, end)
         self.repo.add_password(app.object_id, cred, replace=replace)
@@ -289,8 +290,7 @@ class DirectoryService:
             else:
                 cert = x509.load_der_x509_certificate(cert_pem_or_der)
         except ValueError as exc:
-            raise BadRequest("The certificate is not a valid X.509 certificate.",
-                             code="Request_BadRequest") from exc
+            raise GraphBadRequest("The certificate is not a valid X.509 certificate.") from exc
         start = cert.not_valid_before_utc.timestamp()
         end = cert.not_valid_after_utc.timestamp()
         cred = KeyCredential(new_guid(), display_name, cert.public_bytes(serialization.Encoding.DER), start, end)
@@ -302,9 +302,9 @@ class DirectoryService:
         description: str | None,
     ) -> FederatedCredential:
         if not name or not issuer or not subject:
-            raise BadRequest("name, issuer and subject are required.", code="Request_BadRequest")
+            raise GraphBadRequest("name, issuer and subject are required.")
         if not issuer.startswith("https://"):
-            raise BadRequest("The issuer must be an https URL.", code="Request_BadRequest")
+            raise GraphBadRequest("The issuer must be an https URL.")
         taken = Conflict(f"A federated identity credential named '{name}' exists already.",
                          code="Request_BadRequest")
         if any(f.name == name for f in app.federated):
@@ -326,15 +326,14 @@ class DirectoryService:
         """`as_asked`: the reference as the client wrote it (`(appId='…')`), which a 404 names."""
         sp = self.repo.find_service_principal(id_or_app_id)
         if sp is None or sp.tenant_id != tenant.id:
-            raise NotFound(f"Resource '{as_asked or id_or_app_id}' does not exist or one of its queried "
-                           "reference-property objects are not present.", code="Request_ResourceNotFound")
+            raise GraphResourceNotFound(f"Resource '{as_asked or id_or_app_id}' does not exist or one of its queried "
+                           "reference-property objects are not present.")
         return sp
 
     def delete_service_principal(self, sp: ServicePrincipal, *, cleanup: PrincipalCleanup) -> None:
         """A service principal and its role assignments; a managed identity's goes only with its resource."""
         if sp.sp_type == "ManagedIdentity":
-            raise BadRequest("A managed identity's service principal is deleted with its resource.",
-                             code="Request_BadRequest")
+            raise GraphBadRequest("A managed identity's service principal is deleted with its resource.")
         self.repo.delete_service_principal(sp.object_id)
         cleanup.access.remove_principal(sp.object_id)
 

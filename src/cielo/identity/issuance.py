@@ -13,7 +13,7 @@ from cielo.core.resources import (
     normalize_resource,
     parse_oauth_scope,
 )
-from cielo.errors import InvalidRequest, InvalidResource, InvalidScope
+from cielo.errors import InvalidOAuthScope, InvalidRequest, InvalidResource
 from cielo.identity.clients import Client
 from cielo.identity.context import GrantContext, TokenRequest
 from cielo.identity.tokens import Subject, client_info
@@ -47,7 +47,7 @@ def requested_scope(request: TokenRequest, *, user_flow: bool) -> ScopeRequest:
     try:
         return parse_oauth_scope(scope)
     except ValueError as exc:
-        raise InvalidScope(
+        raise InvalidOAuthScope(
             f"The provided value for the input parameter 'scope' is not valid. The scope {scope} "
             "names more than one resource.",
             aadsts=70011,
@@ -102,7 +102,7 @@ def app_token_response(
 ) -> dict[str, Any]:
     scope = requested_scope(request, user_flow=False)
     if not scope.is_default or scope.resource_scopes:
-        raise InvalidScope(
+        raise InvalidOAuthScope(
             f"The provided value for scope {request.form.get('scope', '')} is not valid. Client credential "
             "flows must have a scope value with /.default suffixed to the resource identifier "
             "(application ID URI).",
