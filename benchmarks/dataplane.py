@@ -31,17 +31,25 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import loadgen
-from gateway_rig import DATA_API, QUOTA_CAPACITY, Arm, CieloServer, Gateway, gateway_rig, start_server
+from gateway_rig import (
+    DATA_API,
+    QUOTA_CAPACITY,
+    Arm,
+    CieloServer,
+    Gateway,
+    gateway_rig,
+    start_announcing,
+    start_server,
+    stop_process,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SMOLLM2 = "smollm2"
@@ -103,18 +111,7 @@ class BareGateway:
                    "--jwks", f"{base}/{server.tenant_id}/discovery/v2.0/keys",
                    "--issuer", f"{base}/{server.tenant_id}/v2.0", "--issuer", f"{base}/{server.tenant_id}/",
                    "--tls-dir", str(server.data_dir / "tls")]
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
-        watchdog = threading.Timer(30, self.process.kill)
-        watchdog.start()
-        try:
-            assert self.process.stdout is not None
-            first = self.process.stdout.readline().decode()
-        finally:
-            watchdog.cancel()
-        if "listening on https://127.0.0.1:" not in first:
-            self.stop()
-            raise RuntimeError(f"bare_gateway did not start: {first!r} {log_path.read_text(errors='replace')}")
+        self.process, first = start_announcing(command, log_path, "listening on https://127.0.0.1:", 30)
         self.url = first.split("listening on ", 1)[1].strip() + "/"
         with httpx.Client(verify=False, timeout=30) as client:
             for _ in range(50):  # the workers start after the line is printed
@@ -129,15 +126,7 @@ class BareGateway:
             raise RuntimeError(f"bare_gateway's checked request failed: {check.status_code} {check.text}")
 
     def stop(self) -> None:
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def gateway(args: argparse.Namespace, tmp: Path, driver: Driver) -> list[dict[str, Any]]:

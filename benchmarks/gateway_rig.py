@@ -43,6 +43,37 @@ QUOTA_CAPACITY = 1000  # the most one model's deployments may hold in a subscrip
 CHAT_BODY = {"messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 16, "temperature": 0}
 
 
+def start_announcing(command: list[str], log_path: Path, expect: str,
+                     timeout_s: float) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a helper process whose first stdout line announces where it listens; return it and that line.
+    A process that says nothing within `timeout_s` is killed; one that says something else is stopped."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
+    watchdog = threading.Timer(timeout_s, process.kill)
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline().decode()
+    finally:
+        watchdog.cancel()
+    if expect not in first:
+        stop_process(process)
+        raise RuntimeError(f"{Path(command[1]).name} did not start: {first!r} {log_path.read_text(errors='replace')}")
+    return process, first
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.stdout is not None:
+        process.stdout.close()
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class NullUpstream:
     """benchmarks/null_upstream.py on a free loopback port, as a child process."""
 
@@ -51,19 +82,7 @@ class NullUpstream:
         if delay_ms:
             command += ["--delay-ms", str(delay_ms)]
         self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
-        # Its first line names the port it bound; a process that says nothing in 15 s is killed.
-        watchdog = threading.Timer(15, self.process.kill)
-        watchdog.start()
-        try:
-            assert self.process.stdout is not None
-            first = self.process.stdout.readline().decode()
-        finally:
-            watchdog.cancel()
-        if "listening on http://127.0.0.1:" not in first:
-            self.stop()
-            raise RuntimeError(f"null_upstream did not start: {first!r} {log_path.read_text(errors='replace')}")
+        self.process, first = start_announcing(command, log_path, "listening on http://127.0.0.1:", 15)
         self.port = int(first.split("127.0.0.1:", 1)[1].split()[0])
         self.pid = self.process.pid
 
@@ -72,15 +91,7 @@ class NullUpstream:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 class Arm:
