@@ -177,7 +177,8 @@ def oauth_error(response: httpx.Response, status: int, error: str, aadsts: int) 
     return body
 
 
-def graph_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """`{"error": {"code", "message"}}` with this status and code: the directory API's and Azure OpenAI's shape."""
     assert response.status_code == status, response.text
     body = response.json()
     error: dict[str, Any] = body["error"]

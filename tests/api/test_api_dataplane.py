@@ -19,6 +19,7 @@ from inproc import (
     arm_call,
     assign,
     bearer,
+    error_of,
     new_principal,
     sp_token,
     unique,
@@ -50,15 +51,6 @@ def openai_user(world: World) -> dict[str, str]:
 
 def _key(world: World) -> dict[str, str]:
     return {"api-key": world.api_key}
-
-
-def _azure_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    error: dict[str, Any] = body["error"]
-    assert error["code"] == code, body
-    assert isinstance(error["message"], str) and error["message"], body
-    return error
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -144,7 +136,7 @@ async def test_v1_routes_take_the_deployment_as_model(client: httpx.AsyncClient,
     assert emb.status_code == 200
     missing = await client.post(f"/accounts/{ACCOUNT}/openai/v1/chat/completions", json=CHAT,
                                 headers=bearer(world.api_key))
-    error = _azure_error(missing, 400, "BadRequest")
+    error = error_of(missing, 400, "BadRequest")
     assert error["param"] == "model"
 
 
@@ -158,7 +150,7 @@ async def test_api_version_rules(client: httpx.AsyncClient, world: World, versio
                                  code: str) -> None:
     answer = await client.post(world.openai_url("chat/completions", api_version=version), json=CHAT,
                                headers=_key(world))
-    error = _azure_error(answer, status, code)
+    error = error_of(answer, status, code)
     if version:
         assert version in error["message"]
 
@@ -181,7 +173,7 @@ async def test_supported_api_versions(client: httpx.AsyncClient, world: World, v
 # ----------------------------------------------------------------------------- authentication and RBAC
 async def test_wrong_key(client: httpx.AsyncClient, world: World) -> None:
     answer = await client.post(world.openai_url("chat/completions"), json=CHAT, headers={"api-key": "0" * 32})
-    error = _azure_error(answer, 401, "401")
+    error = error_of(answer, 401, "401")
     assert error["message"].startswith("Access denied due to invalid subscription key or wrong API endpoint.")
 
 
@@ -203,7 +195,7 @@ async def test_bearer_rejected(client: httpx.AsyncClient, world: World, which: s
 
 async def test_owner_has_no_data_actions(client: httpx.AsyncClient, world: World) -> None:
     answer = await client.post(world.openai_url("chat/completions"), json=CHAT, headers=world.cog)
-    error = _azure_error(answer, 401, "PermissionDenied")
+    error = error_of(answer, 401, "PermissionDenied")
     assert error["message"] == (
         "The principal `admin@cielo.local` lacks the required data action "
         "`Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action` to perform "
@@ -229,7 +221,7 @@ async def test_disable_local_auth(client: httpx.AsyncClient, world: World) -> No
     assert made.status_code == 201, made.text
     answer = await client.post(world.openai_url("chat/completions", account=name), json=CHAT,
                                headers={"api-key": world.api_key})
-    _azure_error(answer, 403, "AuthenticationTypeDisabled")
+    error_of(answer, 403, "AuthenticationTypeDisabled")
 
 
 async def test_unknown_account_and_deployment(client: httpx.AsyncClient, world: World) -> None:
@@ -238,7 +230,7 @@ async def test_unknown_account_and_deployment(client: httpx.AsyncClient, world: 
     assert answer.json()["error"]["code"] == "404"
     missing = await client.post(world.openai_url("chat/completions", deployment="nope"), json=CHAT,
                                 headers=_key(world))
-    error = _azure_error(missing, 404, "DeploymentNotFound")
+    error = error_of(missing, 404, "DeploymentNotFound")
     assert error["message"] == ("The API deployment for this resource does not exist. If you created the deployment "
                                 "within the last 5 minutes, please wait a moment and try again.")
     upper = await client.post(world.openai_url("embeddings", deployment="NO-SUCH"), json={"input": "x"},
@@ -246,7 +238,7 @@ async def test_unknown_account_and_deployment(client: httpx.AsyncClient, world: 
     assert upper.status_code == 404, upper.text
     # The deployments listing needs an api-version too.
     listing = await client.get(f"/accounts/{ACCOUNT}/openai/deployments", headers={"api-key": "x"})
-    _azure_error(listing, 400, "MissingApiVersionParameter")
+    error_of(listing, 400, "MissingApiVersionParameter")
 
 
 async def test_embeddings_on_a_chat_only_deployment_or_chat_on_embeddings(client: httpx.AsyncClient,
@@ -254,11 +246,11 @@ async def test_embeddings_on_a_chat_only_deployment_or_chat_on_embeddings(client
     answer = await client.post(world.openai_url("embeddings", deployment="smollm2"), json={"input": "x"},
                                headers=_key(world))
     assert answer.status_code == 400, answer.text
-    assert "Embeddings_Create" in _azure_error(answer, 400, "OperationNotSupported")["message"]
+    assert "Embeddings_Create" in error_of(answer, 400, "OperationNotSupported")["message"]
     answer = await client.post(world.openai_url("chat/completions", deployment="e5-small"), json=CHAT,
                                headers=_key(world))
     assert answer.status_code == 400, answer.text
-    assert "ChatCompletions_Create" in _azure_error(answer, 400, "OperationNotSupported")["message"]
+    assert "ChatCompletions_Create" in error_of(answer, 400, "OperationNotSupported")["message"]
 
 
 # ----------------------------------------------------------------------------- validation
@@ -291,7 +283,7 @@ async def test_body_validation(client: httpx.AsyncClient, world: World, op: str,
 
 
 def _bad_request(answer: httpx.Response, param: str | None, code: str = "BadRequest") -> dict[str, Any]:
-    error = _azure_error(answer, 400, code)
+    error = error_of(answer, 400, code)
     assert error["type"] == "invalid_request_error" and error["param"] == param, error
     return error
 
@@ -333,7 +325,7 @@ async def test_unreadable_bodies_say_why(client: httpx.AsyncClient, world: World
     assert "number" in error["message"]
     # Over 4 MiB on completions as well.
     huge = b'{"prompt": "' + b"a" * (4 * 1024 * 1024 + 16) + b'"}'
-    _azure_error(await client.post(world.openai_url("completions"), content=huge, headers=raw), 413,
+    error_of(await client.post(world.openai_url("completions"), content=huge, headers=raw), 413,
                  "RequestTooLarge")
 
 
@@ -348,7 +340,7 @@ async def test_bodies_that_are_not_an_object(client: httpx.AsyncClient, world: W
 async def test_body_over_the_limit(client: httpx.AsyncClient, world: World) -> None:
     answer = await client.post(world.openai_url("chat/completions"), content=b"x" * (4 * 1024 * 1024 + 1),
                                headers={**_key(world), "Content-Type": "application/json"})
-    _azure_error(answer, 413, "RequestTooLarge")
+    error_of(answer, 413, "RequestTooLarge")
 
 
 # ----------------------------------------------------------------------------- quotas
@@ -369,7 +361,7 @@ async def test_call_rate_limit_429_and_its_headers(client: httpx.AsyncClient, wo
     assert first.status_code == 200 and first.headers["x-ratelimit-remaining-requests"] == "1"
     assert (await client.post(world.openai_url("completions", name), json=body, headers=_key(world))).status_code == 200
     limited = await client.post(world.openai_url("completions", name), json=body, headers=_key(world))
-    error = _azure_error(limited, 429, "429")
+    error = error_of(limited, 429, "429")
     assert "call rate limit" in error["message"] and "Completions_Create" in error["message"]
     retry = int(limited.headers["retry-after"])
     assert 1 <= retry <= 10 and int(limited.headers["retry-after-ms"]) <= retry * 1000
@@ -384,14 +376,14 @@ async def test_token_rate_limit_and_request_too_large(client: httpx.AsyncClient,
     name = await _small_deployment(client, world)
     too_large = await client.post(world.openai_url("chat/completions", name), json={**CHAT, "max_tokens": 5000},
                                   headers=_key(world))
-    error = _azure_error(too_large, 400, "RequestTooLarge")
+    error = error_of(too_large, 400, "RequestTooLarge")
     assert error["param"] == "max_tokens" and error["type"] == "invalid_request_error"
     big = await client.post(world.openai_url("completions", name), json={"prompt": "x", "max_tokens": 900},
                             headers=_key(world))
     assert big.status_code == 200, big.text
     limited = await client.post(world.openai_url("completions", name), json={"prompt": "x", "max_tokens": 900},
                                 headers=_key(world))
-    error = _azure_error(limited, 429, "429")
+    error = error_of(limited, 429, "429")
     assert "token rate limit" in error["message"]
     assert limited.headers["policy-id"] == "DeploymentRatelimit-Token"
     assert "x-rate-limit-reset-tokens" in limited.headers
@@ -405,7 +397,7 @@ async def test_a_new_assignment_applies_to_the_next_request(client: httpx.AsyncC
     who = await new_principal(client, world)
     token = bearer(await sp_token(client, world, who, COG_RESOURCE))
     denied = await client.post(world.openai_url("embeddings"), json={"input": "x"}, headers=token)
-    _azure_error(denied, 401, "PermissionDenied")
+    error_of(denied, 401, "PermissionDenied")
     await assign(client, world, "Cognitive Services User", who.sp_id, world.account_path())
     allowed = await client.post(world.openai_url("embeddings"), json={"input": "x"}, headers=token)
     assert allowed.status_code == 200, allowed.text
@@ -417,7 +409,7 @@ async def test_permission_denied_reason_is_logged_with_the_request_id(
     answer carries, and never sent; the token is not in the log."""
     with caplog.at_level(logging.DEBUG, logger="cielo"):
         answer = await client.post(world.openai_url("chat/completions"), json=CHAT, headers=world.cog)
-    error = _azure_error(answer, 401, "PermissionDenied")
+    error = error_of(answer, 401, "PermissionDenied")
     assert "Denied" not in error["message"]
     request_id = answer.headers["apim-request-id"]
     lines = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]

@@ -19,7 +19,7 @@ from inproc import (
     arm_call,
     assign,
     bearer,
-    graph_error,
+    error_of,
     new_principal,
     sp_token,
     unique,
@@ -63,23 +63,23 @@ async def test_members_may_not_write(client: httpx.AsyncClient, world: World, me
     for path, body in [("/v1.0/applications", {"displayName": "x"}), ("/v1.0/groups", {
             "displayName": "g", "mailNickname": "g"})]:
         answer = await client.post(path, json=body, headers=bearer(member["token"]))
-        error = graph_error(answer, 403, "Authorization_RequestDenied")
+        error = error_of(answer, 403, "Authorization_RequestDenied")
         assert error["message"] == "Insufficient privileges to complete the operation."
 
 
 async def test_service_principals_get_no_directory_access(client: httpx.AsyncClient, world: World) -> None:
     app = await new_principal(client, world)
     token = await sp_token(client, world, app, GRAPH_RESOURCE)
-    graph_error(await client.get("/v1.0/users", headers=bearer(token)), 403, "Authorization_RequestDenied")
+    error_of(await client.get("/v1.0/users", headers=bearer(token)), 403, "Authorization_RequestDenied")
 
 
 async def test_tokens_for_another_audience_or_none(client: httpx.AsyncClient, world: World) -> None:
     missing = await client.get("/v1.0/users")
-    graph_error(missing, 401, "AuthenticationFailed")
+    error_of(missing, 401, "AuthenticationFailed")
     assert missing.headers["www-authenticate"].startswith('Bearer authorization_uri="https://127.0.0.1:8443/')
     for headers, says in ((world.arm, "wrong audience"), (world.cog, "wrong audience"),
                           ({"Authorization": "Bearer not-a-jwt"}, "malformed")):
-        error = graph_error(await client.get("/v1.0/users", headers=headers), 401, "InvalidAuthenticationToken")
+        error = error_of(await client.get("/v1.0/users", headers=headers), 401, "InvalidAuthenticationToken")
         assert says in error["message"]
 
 
@@ -96,14 +96,14 @@ async def test_user_create_read_filter_delete(client: httpx.AsyncClient, world: 
     found = await client.get("/v1.0/users", params={"$filter": f"userPrincipalName eq '{upn.upper()}'"},
                              headers=world.graph)
     assert [u["id"] for u in found.json()["value"]] == [user["id"]]
-    graph_error(await client.get("/v1.0/users", params={"$filter": "city eq 'x'"}, headers=world.graph),
+    error_of(await client.get("/v1.0/users", params={"$filter": "city eq 'x'"}, headers=world.graph),
                 400, "Request_UnsupportedQuery")
-    graph_error(await client.get("/v1.0/users", params={"$filter": "startswith(displayName,'a')"},
+    error_of(await client.get("/v1.0/users", params={"$filter": "startswith(displayName,'a')"},
                                  headers=world.graph), 400, "Request_UnsupportedQuery")
     # Deleting a user removes their role assignments too.
     await assign(client, world, "Reader", user["id"], world.sub_path, principal_type="User")
     assert (await client.delete(f"/v1.0/users/{user['id']}", headers=world.graph)).status_code == 204
-    graph_error(await client.get(f"/v1.0/users/{user['id']}", headers=world.graph), 404, "Request_ResourceNotFound")
+    error_of(await client.get(f"/v1.0/users/{user['id']}", headers=world.graph), 404, "Request_ResourceNotFound")
     listed = await arm_call(client, world, "GET", f"{world.sub_path}/providers/Microsoft.Authorization/"
                             f"roleAssignments?$filter=principalId eq '{user['id']}'")
     assert listed.json()["value"] == []
@@ -120,10 +120,10 @@ async def test_user_validation(client: httpx.AsyncClient, world: World, body: di
     answer = await client.post("/v1.0/users", headers=world.graph, json=body)
     assert answer.status_code == 400, answer.text
     if code:
-        graph_error(answer, 400, code)
+        error_of(answer, 400, code)
     upn = body.get("userPrincipalName")
     if upn:
-        graph_error(await client.get(f"/v1.0/users/{upn}", headers=world.graph), 404, "Request_ResourceNotFound")
+        error_of(await client.get(f"/v1.0/users/{upn}", headers=world.graph), 404, "Request_ResourceNotFound")
 
 
 async def test_duplicate_user_and_self_delete(client: httpx.AsyncClient, world: World) -> None:
@@ -131,7 +131,7 @@ async def test_duplicate_user_and_self_delete(client: httpx.AsyncClient, world: 
         "userPrincipalName": "admin@cielo.local", "displayName": "again",
         "passwordProfile": {"password": "Us3r-Passw0rd!x"}})
     assert answer.status_code == 400, answer.text
-    error = graph_error(await client.delete(f"/v1.0/users/{world.admin_id}", headers=world.graph),
+    error = error_of(await client.delete(f"/v1.0/users/{world.admin_id}", headers=world.graph),
                         400, "Request_BadRequest")
     assert error["message"] == "You cannot delete your own account."
 
@@ -141,13 +141,13 @@ async def test_bodies_that_are_not_an_object(client: httpx.AsyncClient, world: W
                                              status: int) -> None:
     answer = await client.post("/v1.0/groups", content=raw,
                                headers={**world.graph, "Content-Type": "application/json"})
-    graph_error(answer, status, "BadRequest")
+    error_of(answer, status, "BadRequest")
 
 
 async def test_body_over_the_limit(client: httpx.AsyncClient, world: World) -> None:
     answer = await client.post("/v1.0/groups", content=b'{"displayName": "' + b"x" * (1024 * 1024 + 1) + b'"}',
                                headers={**world.graph, "Content-Type": "application/json"})
-    graph_error(answer, 413, "Request_EntityTooLarge")
+    error_of(answer, 413, "Request_EntityTooLarge")
 
 
 # ----------------------------------------------------------------------------- groups
@@ -176,23 +176,23 @@ async def test_groups_and_members(client: httpx.AsyncClient, world: World, membe
     removed = await client.delete(f"/v1.0/groups/{group['id']}/members/{sp.sp_id}/$ref", headers=world.graph)
     assert removed.status_code == 204
     assert (await arm_call(client, world, "GET", world.rg_path("cielo-rg"), headers=sp_arm)).status_code == 403
-    graph_error(await client.delete(f"/v1.0/groups/{group['id']}/members/{sp.sp_id}/$ref", headers=world.graph),
+    error_of(await client.delete(f"/v1.0/groups/{group['id']}/members/{sp.sp_id}/$ref", headers=world.graph),
                 404, "Request_ResourceNotFound")
     by_ids = await client.post("/v1.0/directoryObjects/getByIds", headers=world.graph,
                                json={"ids": [member["id"], group["id"], str(uuid.uuid4())], "types": ["user"]})
     assert [o["id"] for o in by_ids.json()["value"]] == [member["id"]]
-    graph_error(await client.post("/v1.0/directoryObjects/getByIds", headers=world.graph, json={"ids": "x"}),
+    error_of(await client.post("/v1.0/directoryObjects/getByIds", headers=world.graph, json={"ids": "x"}),
                 400, "Request_BadRequest")
     assert (await client.delete(f"/v1.0/groups/{group['id']}", headers=world.graph)).status_code == 204
-    graph_error(await client.get(f"/v1.0/groups/{group['id']}", headers=world.graph), 404, "Request_ResourceNotFound")
+    error_of(await client.get(f"/v1.0/groups/{group['id']}", headers=world.graph), 404, "Request_ResourceNotFound")
 
 
 async def test_group_validation(client: httpx.AsyncClient, world: World) -> None:
-    graph_error(await client.post("/v1.0/groups", headers=world.graph, json={"displayName": "no nick"}),
+    error_of(await client.post("/v1.0/groups", headers=world.graph, json={"displayName": "no nick"}),
                 400, "Request_BadRequest")
-    graph_error(await client.post("/v1.0/groups", headers=world.graph, json={"displayName": 5, "mailNickname": "n"}),
+    error_of(await client.post("/v1.0/groups", headers=world.graph, json={"displayName": 5, "mailNickname": "n"}),
                 400, "Request_BadRequest")
-    graph_error(await client.post(f"/v1.0/groups/{uuid.uuid4()}/members/$ref", headers=world.graph,
+    error_of(await client.post(f"/v1.0/groups/{uuid.uuid4()}/members/$ref", headers=world.graph,
                                   json={"@odata.id": f"directoryObjects/{world.admin_id}"}),
                 404, "Request_ResourceNotFound")
 
@@ -224,13 +224,13 @@ async def test_application_lifecycle(client: httpx.AsyncClient, world: World) ->
                                  json={"displayName": "Renamed", "isFallbackPublicClient": True})
     assert patched.status_code == 204, patched.text
     assert (await client.get(f"/v1.0/applications/{app['id']}", headers=world.graph)).json()["displayName"] == "Renamed"
-    graph_error(await client.post(f"/v1.0/applications/{app['id']}/removePassword", headers=world.graph,
+    error_of(await client.post(f"/v1.0/applications/{app['id']}/removePassword", headers=world.graph,
                                   json={"keyId": str(uuid.uuid4())}), 404, "Request_ResourceNotFound")
     removed = await client.post(f"/v1.0/applications/{app['id']}/removePassword", headers=world.graph,
                                 json={"keyId": cred["keyId"]})
     assert removed.status_code == 204
     assert (await client.delete(f"/v1.0/applications/{app['id']}", headers=world.graph)).status_code == 204
-    graph_error(await client.get(f"/v1.0/applications/{app['id']}", headers=world.graph),
+    error_of(await client.get(f"/v1.0/applications/{app['id']}", headers=world.graph),
                 404, "Request_ResourceNotFound")
 
 
@@ -242,7 +242,7 @@ async def test_application_lifecycle(client: httpx.AsyncClient, world: World) ->
 async def test_add_password_validation(client: httpx.AsyncClient, world: World, body: dict[str, Any],
                                        code: str) -> None:
     app = await new_principal(client, world)
-    graph_error(await client.post(f"/v1.0/applications/{app.app_object_id}/addPassword", headers=world.graph,
+    error_of(await client.post(f"/v1.0/applications/{app.app_object_id}/addPassword", headers=world.graph,
                                   json=body), 400, code)
     creds = (await client.get(f"/v1.0/applications/{app.app_object_id}", headers=world.graph)).json()
     assert len(creds["passwordCredentials"]) == 1  # only the one new_principal added
@@ -255,14 +255,14 @@ async def test_add_password_validation(client: httpx.AsyncClient, world: World, 
 ])
 async def test_application_validation(client: httpx.AsyncClient, world: World, body: dict[str, Any],
                                       code: str) -> None:
-    graph_error(await client.post("/v1.0/applications", headers=world.graph, json=body), 400, code)
+    error_of(await client.post("/v1.0/applications", headers=world.graph, json=body), 400, code)
 
 
 async def test_key_credentials_and_federated_credentials(client: httpx.AsyncClient, world: World) -> None:
     app = await new_principal(client, world)
-    graph_error(await client.patch(f"/v1.0/applications/{app.app_object_id}", headers=world.graph,
+    error_of(await client.patch(f"/v1.0/applications/{app.app_object_id}", headers=world.graph,
                                    json={"keyCredentials": "x"}), 400, "Request_BadRequest")
-    graph_error(await client.patch(f"/v1.0/applications/{app.app_object_id}", headers=world.graph,
+    error_of(await client.patch(f"/v1.0/applications/{app.app_object_id}", headers=world.graph,
                                    json={"keyCredentials": [{"key": "!!not base64!!", "type": "AsymmetricX509Cert",
                                                              "usage": "Verify"}]}), 400, "Request_BadRequest")
     fic = await client.post(f"/v1.0/applications/{app.app_object_id}/federatedIdentityCredentials",
@@ -277,7 +277,7 @@ async def test_key_credentials_and_federated_credentials(client: httpx.AsyncClie
     gone = await client.delete(f"/v1.0/applications/{app.app_object_id}/federatedIdentityCredentials/"
                                f"{fic.json()['id']}", headers=world.graph)
     assert gone.status_code == 204
-    graph_error(await client.delete(f"/v1.0/applications/{app.app_object_id}/federatedIdentityCredentials/"
+    error_of(await client.delete(f"/v1.0/applications/{app.app_object_id}/federatedIdentityCredentials/"
                                     f"{fic.json()['id']}", headers=world.graph), 404, "Request_ResourceNotFound")
 
 
@@ -309,12 +309,12 @@ async def test_service_principals(client: httpx.AsyncClient, world: World) -> No
         app.sp_id: "#microsoft.graph.servicePrincipal", world.admin_id: "#microsoft.graph.user"}
     again = await client.post("/v1.0/servicePrincipals", headers=world.graph, json={"appId": app.app_id})
     assert again.status_code in (400, 409), again.text
-    graph_error(await client.post("/v1.0/servicePrincipals", headers=world.graph, json={"appId": str(uuid.uuid4())}),
+    error_of(await client.post("/v1.0/servicePrincipals", headers=world.graph, json={"appId": str(uuid.uuid4())}),
                 404, "Request_ResourceNotFound")
     # Deleting the SP takes its tokens' power: client credentials then fail with AADSTS7000229.
     await assign(client, world, "Reader", app.sp_id, world.sub_path)
     assert (await client.delete(f"/v1.0/servicePrincipals/{app.sp_id}", headers=world.graph)).status_code == 204
-    graph_error(await client.get(f"/v1.0/servicePrincipals/{app.sp_id}", headers=world.graph),
+    error_of(await client.get(f"/v1.0/servicePrincipals/{app.sp_id}", headers=world.graph),
                 404, "Request_ResourceNotFound")
     answer = await client.post(world.token_url(), data={
         "grant_type": "client_credentials", "client_id": app.app_id, "client_secret": app.secret,

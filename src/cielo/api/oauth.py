@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from cielo.api.errors import NO_STORE
 from cielo.errors import TenantNotFound
-from cielo.http.forms import basic_credentials, read_form, request_base
+from cielo.http.forms import basic_credentials, client_address, read_form, request_base
 from cielo.identity.context import TokenRequest
 from cielo.identity.service import TokenService
 from cielo.identity.tokens import issuer_v1, issuer_v2
@@ -159,10 +159,6 @@ async def user_realm(upn: str, request: Request) -> Response:
             "cloud_audience_urn": "urn:federation:MicrosoftOnline",
         }
     )
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 async def _token_request(request: Request, segment: str, version: int) -> TokenRequest:

@@ -44,6 +44,11 @@ async def read_form(request: Request, limit: int) -> dict[str, str]:
     return form
 
 
+def client_address(request: Request) -> str:
+    """The TCP peer's address, for per-address sign-in throttling ("" when the server does not know it)."""
+    return request.client.host if request.client else ""
+
+
 def basic_credentials(request: Request) -> tuple[str, str] | None:
     """RFC 6749 §2.3.1 client_secret_basic: both parts are form-url-encoded before base64."""
     header = request.headers.get("authorization", "")

@@ -37,8 +37,7 @@ class FailureCount:
 
 class SignInFailureRepo:
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        signin_failures.create(engine, checkfirst=True)
+        self._engine = engine  # the table is made by the migrations (0002_signin_failures), as every other
 
     def get(self, key: str) -> FailureCount | None:
         t = signin_failures

@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from cielo.core.resources import FIRST_PARTY_PUBLIC_CLIENTS
 from cielo.errors import AccountLocked, CieloError
-from cielo.http.forms import read_form
+from cielo.http.forms import client_address, read_form
 from cielo.identity.grants.authorization_code import issue_code
 from cielo.identity.redirects import RedirectUri, allowed_redirect
 from cielo.identity.service import TokenService
@@ -44,10 +44,6 @@ def _service(request: Request) -> TokenService:
     return service
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
 def _page(request: Request, name: str, status: int = 200, headers: dict[str, str] | None = None,
           **context: object) -> Response:
     token = csrf.page_token(request)
@@ -66,7 +62,7 @@ async def _sign_in(request: Request, username: str, password: str) -> User | Acc
     service = _service(request)
     try:
         return await run_in_threadpool(check_credentials, service.ctx.directory, service.ctx.signin, username,
-                                       password, _address(request))
+                                       password, client_address(request))
     except AccountLocked as locked:
         return locked
 

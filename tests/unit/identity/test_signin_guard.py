@@ -8,7 +8,7 @@ from sqlalchemy import create_engine
 from cielo.errors import AccountLocked
 from cielo.identity.signin_guard import SignInGuard
 from cielo.settings import Settings
-from cielo.store.signin import SignInFailureRepo
+from cielo.store.signin import SignInFailureRepo, signin_failures
 
 
 class FrozenClock:
@@ -24,7 +24,9 @@ def guard_and_clock(tmp_path: Path) -> tuple[SignInGuard, FrozenClock]:
     settings = Settings(data_dir=tmp_path, lockout_threshold=3, lockout_duration_s=60, lockout_max_s=200,
                         signin_throttle_failures=10, signin_throttle_window_s=60)
     clock = FrozenClock()
-    repo = SignInFailureRepo(create_engine(f"sqlite:///{tmp_path / 'g.db'}"))
+    engine = create_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    signin_failures.create(engine)  # a cielo.db gets it from the migrations
+    repo = SignInFailureRepo(engine)
     return SignInGuard(repo, settings, clock), clock  # type: ignore[arg-type]
 
 

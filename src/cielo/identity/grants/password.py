@@ -15,7 +15,7 @@ from cielo.errors import InvalidGrant, InvalidRequest
 from cielo.identity.context import GrantContext, TokenRequest
 from cielo.identity.grants.common import authenticate_client, tenant_for_user
 from cielo.identity.issuance import requested_scope, user_token_response
-from cielo.identity.secrets import burn_password_time, verify_password
+from cielo.identity.signin import find_and_verify
 from cielo.store.models import Tenant, User
 
 BAD_CREDENTIALS = "Error validating credentials due to invalid username or password."
@@ -42,12 +42,7 @@ def handle(ctx: GrantContext, request: TokenRequest) -> dict[str, Any]:
         )
     scope = requested_scope(request, user_flow=True)
     ctx.signin.check(username, request.client_address)
-    user = ctx.directory.repo.find_user(username)
-    if user is None:
-        burn_password_time(password)
-        password_ok = False
-    else:
-        password_ok = verify_password(user.password_hash, password)
+    user, password_ok = find_and_verify(ctx.directory, username, password)
     # Authenticated whether or not the user exists: a bad client answers the same for every user name.
     tenant = _client_tenant(ctx, request, user) or ctx.directory.repo.list_tenants()[0]
     client = authenticate_client(ctx, request, tenant)
