@@ -44,9 +44,9 @@ class TokenService:
         self._purge_lock = threading.Lock()
 
     def purge_if_due(self) -> None:
-        """Delete expired grant state when PURGE_INTERVAL_S has passed since the last purge. One request
-        pays for it (three DELETEs by expires_at); concurrent requests skip it. A failure is logged, never the
-        request's: the next interval tries again."""
+        """Delete expired grant state and stale sign-in failure counts when PURGE_INTERVAL_S has passed since the
+        last purge. One request pays for it (four DELETEs); concurrent requests skip it. A failure is logged,
+        never the request's: the next interval tries again."""
         now = self.ctx.clock.now()
         if now < self._next_purge or not self._purge_lock.acquire(blocking=False):
             return
@@ -55,6 +55,7 @@ class TokenService:
                 return
             self._next_purge = now + PURGE_INTERVAL_S
             deleted = self.ctx.grants.purge_expired(now)
+            self.ctx.signin.forget_stale()
             if deleted:
                 log.info("Deleted %d expired authorization codes, device codes and refresh tokens", deleted)
         except Exception:

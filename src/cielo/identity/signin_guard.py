@@ -63,15 +63,19 @@ class SignInGuard:
         """Count a wrong password; lock the user at the threshold, and on every failure after a lockout."""
         settings = self._settings
         now = self._clock.now()
-        self._repo.forget_before(now - max(settings.lockout_max_s, settings.signin_throttle_window_s) * 2)
         if address:
             self._repo.record_failure(_address_key(address), now, settings.signin_throttle_window_s)
         key = _user_key(username)
-        # The user's count never expires by window: only success or the forget horizon above clears it.
+        # The user's count never expires by window: only success or `forget_stale` clears it.
         count = self._repo.record_failure(key, now, _NEVER)
         if count.lockouts > 0 or count.failures >= settings.lockout_threshold:
             duration = min(settings.lockout_max_s, settings.lockout_duration_s * 2 ** count.lockouts)
             self._repo.lock(key, now + duration, count.lockouts + 1)
+
+    def forget_stale(self) -> None:
+        """Drop counts untouched for twice the longest lockout or window (run with the periodic grant purge)."""
+        horizon = max(self._settings.lockout_max_s, self._settings.signin_throttle_window_s) * 2
+        self._repo.forget_before(self._clock.now() - horizon)
 
     def succeeded(self, username: str) -> None:
         self._repo.clear(_user_key(username))

@@ -67,3 +67,18 @@ def test_address_throttle_counts_across_names(guard_and_clock: tuple[SignInGuard
     guard.check("someone-else@x", "10.0.0.10")  # another address is unaffected
     clock.t += 61
     guard.check("someone-else@x", "10.0.0.9")  # the window has passed
+
+
+def test_stale_counts_are_forgotten(guard_and_clock: tuple[SignInGuard, FrozenClock]) -> None:
+    guard, clock = guard_and_clock
+    for _ in range(3):
+        guard.failed("bob@x", "a")
+    clock.t += 61
+    guard.forget_stale()  # 61 s is within the horizon (twice lockout_max_s): the lockout history stays
+    guard.failed("bob@x", "a")
+    with pytest.raises(AccountLocked):
+        guard.check("bob@x", "a")
+    clock.t += 2 * 200 + 1
+    guard.forget_stale()
+    guard.failed("bob@x", "a")  # a fresh count: one failure locks nothing
+    guard.check("bob@x", "a")
