@@ -5,7 +5,12 @@ Two fixed windows, as ARM's `rateLimits` states them: `request` (count per 10 s;
 `token` (capacity x 1,000 per 60 s). Tokens are charged at admission from the estimate (prompt + max_tokens
 for each choice of each prompt), so a large max_tokens uses headroom even when the answer is short, as in
 Azure. A request whose estimate exceeds the whole per-minute token limit could never be admitted: it is
-refused as such (`limit="size"`), not told to retry.
+refused as such (`limit="size"`), not told to retry. When the request ends, what it reserved beyond what it used
+is given back to the window it was charged to (`QuotaLimiter.settle`), as Azure does: "If max_tokens isn't
+provided, the maximum possible value of the model context size will be inferred for the request's quota
+reservation ... extra TPM pressure will be applied until the request finishes, at which point the superfluous
+reserved capacity no longer causes problems" (Microsoft Q&A 1381398, answered by Microsoft). So a chat call
+without max_tokens holds its context-sized reservation only while it runs.
 
 The windows live behind `QuotaCounter`, one atomic check-and-charge per request, so that every worker of a
 server admits against the same numbers: `LocalQuotaCounter` for one process, `SharedQuotaCounter` (a
@@ -55,6 +60,8 @@ class Admission:
     retry_after_s: float = 0.0
     limit: str = ""  # "request" | "token" when refused for now; "size" when the request can never fit
     token_limit: int = 0
+    charged: int = 0  # tokens reserved by an admitted request
+    token_window: float = 0.0  # the start of the token window they were charged to
 
 
 # One deployment's windows: (request window start, requests used, token window start, tokens used).
@@ -82,13 +89,25 @@ def decide(state: State, limits: Limits, tokens: int, now: float) -> tuple[State
     req_used += 1
     tok_used += tokens
     return (req_start, req_used, tok_start, tok_used), Admission(
-        True, limits.requests - req_used, limits.tokens - tok_used, token_limit=limits.tokens)
+        True, limits.requests - req_used, limits.tokens - tok_used, token_limit=limits.tokens, charged=tokens,
+        token_window=tok_start)
+
+
+def give_back(state: State, token_window: float, tokens: int) -> State | None:
+    """`tokens` returned to the window they were charged to; None (nothing changes) once that window has ended."""
+    req_start, req_used, tok_start, tok_used = state
+    if tok_start != token_window or tokens <= 0:
+        return None
+    return req_start, req_used, tok_start, max(0, tok_used - tokens)
 
 
 class QuotaCounter(Protocol):
     """Atomically: if one more request and `tokens` more tokens fit `key`'s current windows, count them."""
 
     def charge(self, key: str, limits: Limits, tokens: int, now: float) -> Admission: ...
+
+    def refund(self, key: str, token_window: float, tokens: int) -> None:
+        """Give back `tokens` charged to `key`'s token window starting at `token_window`, if it is still current."""
 
     def close(self) -> None: ...
 
@@ -106,6 +125,13 @@ class LocalQuotaCounter:
             if new is not None:
                 self._states[key] = new
             return admission
+
+    def refund(self, key: str, token_window: float, tokens: int) -> None:
+        with self._lock:
+            state = self._states.get(key)
+            new = give_back(state, token_window, tokens) if state is not None else None
+            if new is not None:
+                self._states[key] = new
 
     def close(self) -> None:
         self._states.clear()
@@ -174,6 +200,26 @@ class SharedQuotaCounter:
                     expires = max(new[0] + limits.request_period, new[2] + limits.token_period)
                     _STATE.pack_into(self._map, offset + _DIGEST, *new, expires)
                 return admission
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def refund(self, key: str, token_window: float, tokens: int) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._open()
+            assert self._map is not None
+            cached = self._where.get(key)
+            if cached is None:  # this process never charged it: nothing of its own to give back
+                return
+            digest, offset = cached
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                if self._map[offset:offset + _DIGEST] != digest:
+                    return  # the slot went to another key: its window ended long ago
+                *state, expires = _STATE.unpack_from(self._map, offset + _DIGEST)
+                new = give_back((state[0], int(state[1]), state[2], int(state[3])), token_window, tokens)
+                if new is not None:
+                    _STATE.pack_into(self._map, offset + _DIGEST, *new, expires)
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
@@ -254,6 +300,12 @@ class QuotaLimiter:
             # Larger than the whole minute's budget: no wait would ever let it through (a 400, not a 429).
             return Admission(False, 0, 0, 0.0, "size", limits.tokens)
         return self._counter.charge(deployment_key, limits, tokens, self._clock.now())
+
+    def settle(self, deployment_key: str, admission: Admission, used_tokens: int) -> None:
+        """The request admitted with `admission` has ended having used `used_tokens` (prompt and completion):
+        the rest of its reservation goes back to its window, if that window is still the current one."""
+        if admission.allowed and used_tokens < admission.charged:
+            self._counter.refund(deployment_key, admission.token_window, admission.charged - used_tokens)
 
     def close(self) -> None:
         self._counter.close()

@@ -159,3 +159,38 @@ def test_one_worker_counts_in_memory_several_share_a_file(tmp_path: Path) -> Non
     assert isinstance(shared, SharedQuotaCounter)
     assert (tmp_path / "quota-counters.bin").stat().st_mode & 0o777 == 0o600
     shared.close()
+
+
+def test_a_refund_gives_back_to_the_window_it_was_charged_to(make_counter: Callable[[], QuotaCounter]) -> None:
+    """A request reserves its estimate and, when it ends, gives back what it did not use (Azure's reservation)."""
+    counter = make_counter()
+    limits = Limits(100, 10, 100, 60)
+    first = counter.charge("d", limits, 80, NOW)
+    assert (first.charged, first.token_window) == (80, NOW - 20)
+    assert not counter.charge("d", limits, 30, NOW + 1).allowed  # 80 + 30 > 100 while it runs
+    counter.refund("d", first.token_window, 70)  # it used 10 of its 80
+    assert counter.charge("d", limits, 90, NOW + 2).allowed  # 10 + 90
+    assert not counter.charge("d", limits, 1, NOW + 3).allowed
+    # A refund never goes below zero, never reaches another key, and is dropped once its window has ended.
+    counter.refund("d", first.token_window, 10_000)
+    assert counter.charge("d", limits, 100, NOW + 4).allowed
+    counter.refund("other", first.token_window, 50)
+    late = counter.charge("d", limits, 100, NOW + 40)  # the next minute
+    assert late.allowed and late.token_window == NOW + 40
+    counter.refund("d", first.token_window, 100)  # for the ended window: nothing changes
+    assert not counter.charge("d", limits, 1, NOW + 41).allowed
+    counter.close()
+
+
+def test_the_limiter_settles_a_request_with_its_real_usage() -> None:
+    limiter = QuotaLimiter(FrozenClock(NOW))
+    rules = rate_limits(10)  # 10 requests per 10 s, 10,000 tokens a minute
+    admitted = limiter.admit("d", rules, 9000)
+    assert admitted.allowed and not limiter.admit("d", rules, 2000).allowed
+    limiter.settle("d", admitted, 1200)  # prompt and completion it really used
+    assert limiter.admit("d", rules, 8000).allowed  # 1,200 + 8,000
+    refused = limiter.admit("d", rules, 1000)
+    assert not refused.allowed and refused.limit == "token"
+    limiter.settle("d", refused, 0)  # a refused request reserved nothing: nothing is given back
+    assert not limiter.admit("d", rules, 801).allowed
+    assert limiter.admit("d", rules, 800).allowed
