@@ -28,6 +28,10 @@ DEFAULT_ACCOUNT = "cielo-openai"
 DEFAULT_DEPLOYMENT = "smollm2"
 DEFAULT_EMBEDDING_DEPLOYMENT = "e5-small"
 DEFAULT_LOCATION = "local"
+# 50,000 tokens and 50 requests per 10 s for each bootstrap deployment: one person, or a framework's default calls
+# (chat without max_tokens reserves the model's context while it runs, then gives back what it did not use),
+# is never throttled, and the SmolLM2 model keeps 950 of its 1,000 capacity per subscription for more deployments.
+BOOTSTRAP_CAPACITY = 50
 
 
 @dataclass(frozen=True)
@@ -77,12 +81,12 @@ def bootstrap(services: Services, admin_user: str | None, admin_password: str | 
     }, caller)
     model = DEFAULT_CHAT_MODEL
     resources.put_deployment(account_id.child("deployments", DEFAULT_DEPLOYMENT), {
-        "sku": {"name": "Standard", "capacity": 10},
+        "sku": {"name": "Standard", "capacity": BOOTSTRAP_CAPACITY},
         "properties": {"model": {"format": model.format, "name": model.name, "version": model.version}},
     }, caller)
     embedding = DEFAULT_EMBEDDING_MODEL
     resources.put_deployment(account_id.child("deployments", DEFAULT_EMBEDDING_DEPLOYMENT), {
-        "sku": {"name": "Standard", "capacity": 10},
+        "sku": {"name": "Standard", "capacity": BOOTSTRAP_CAPACITY},
         "properties": {"model": {"format": embedding.format, "name": embedding.name, "version": embedding.version}},
     }, caller)
     return BootstrapResult(True, tenant, subscription, upn, password, generated, account.properties["endpoint"])

@@ -94,9 +94,9 @@ def test_bootstrap_resources_are_found_case_insensitively(arm: Arm) -> None:
     assert account.json()["properties"]["endpoint"] == f"{arm.server.base_url}/accounts/cielo-openai/"
     deployments = arm.call("GET", arm.account_path("cielo-rg", "cielo-openai") + "/deployments", arm.admin)
     [smollm2] = [d for d in deployments.json()["value"] if d["name"] == "smollm2"]
-    assert smollm2["sku"] == {"name": "Standard", "capacity": 10}
-    assert smollm2["properties"]["rateLimits"] == [{"key": "request", "renewalPeriod": 10, "count": 10},
-                                                   {"key": "token", "renewalPeriod": 60, "count": 10000}]
+    assert smollm2["sku"] == {"name": "Standard", "capacity": 50}
+    assert smollm2["properties"]["rateLimits"] == [{"key": "request", "renewalPeriod": 10, "count": 50},
+                                                   {"key": "token", "renewalPeriod": 60, "count": 50000}]
 
 
 def test_resources_in_a_group_are_listed(arm: Arm) -> None:
