@@ -57,7 +57,8 @@ def test_role_definitions_list_and_filter_by_name(arm: Arm) -> None:
     assert props["type"] == "BuiltInRole" and props["assignableScopes"] == ["/"]
     assert props["description"] == "Lets you read and list keys of Cognitive Services."
     [perm] = props["permissions"]
-    assert perm["dataActions"] == ["Microsoft.CognitiveServices/*"] and perm["notDataActions"] == []
+    assert perm["dataActions"] == ["Microsoft.CognitiveServices/*"]
+    assert "Microsoft.CognitiveServices/accounts/OpenAI/fine-tunes-deployments/write" in perm["notDataActions"]
     assert {"Microsoft.CognitiveServices/*/read", "Microsoft.CognitiveServices/accounts/listkeys/action",
             "Microsoft.Resources/subscriptions/resourceGroups/read"} <= set(perm["actions"])
     assert perm["notActions"] == []

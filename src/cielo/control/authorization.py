@@ -230,12 +230,12 @@ class AuthorizationService:
         return [a for a in found if (subscription_of(a.scope) or "").lower() in tenant_subs or a.scope == "/"]
 
     # ----------------------------------------------------------------- explaining access
-    def permissions(self, caller: ArmCaller, scope: str) -> list[dict[str, list[str]]]:
+    def permissions(self, caller: ArmCaller, scope: str) -> list[dict[str, object]]:
         """Azure's `GET {scope}/providers/Microsoft.Authorization/permissions`: the caller's own permissions."""
         index = self.access.index
         found = index.list_assignments(scope, include_inherited=True)
         mine = [a for a in found if a.principal_id in caller.rbac.lookup_set] if caller.exists else []
-        out: list[dict[str, list[str]]] = []
+        out: list[dict[str, object]] = []
         for assignment in mine:
             role = index.get_role_definition(assignment.role_definition_id)
             if role is not None:

@@ -7,6 +7,16 @@ accounts/OpenAI/*/read` covers `.../OpenAI/assistants/threads/messages/files/rea
 matches every action. Matching is case-insensitive (built-in roles mix `Delete`/`delete`,
 `listkeys`/`listKeys`). A `*` inside a segment (`Microsoft.Sto*`) is refused: Azure documents none.
 
+Built-in roles are Azure's data as published, and a few of their entries break this grammar (a trailing space
+or slash, `:` or `{operationName}` in a segment): compiled with `strict=False`, such an entry is trimmed, and if
+still malformed kept as an exact name, which matches no action Cielo can be asked (every action it checks is
+well formed). Custom roles are always compiled strictly.
+
+A permission block with an ABAC condition (built-ins only) grants nothing the condition governs: conditions are
+not evaluated, so they fail closed. Azure's built-in conditions have the form `(!(ActionMatches{'X'})) OR
+(...)`, true for every action but X; the actions named in `ActionMatches{…}` are the governed ones, and a
+condition that names none governs the whole block.
+
 Patterns compile once into a `PatternSet`: exact names in a frozenset, `prefix/*` and `*/suffix` forms
 as `str.startswith`/`str.endswith` tuples, and anything else into a segment glob that runs in
 O(segments x tokens) with no backtracking blow-up. `RolePermissions` memoises each role's answers.
@@ -78,12 +88,20 @@ def _glob(tokens: tuple[str, ...], segments: list[str]) -> bool:
     return t == n_tokens
 
 
+def _lenient(pattern: str) -> list[str] | None:
+    """A built-in's pattern as segments, or None when even trimmed it breaks the grammar."""
+    try:
+        return normalize_pattern(pattern.strip()).split("/")
+    except InvalidAction:
+        return None
+
+
 class PatternSet:
     """The union of some permission patterns, compiled for matching normalised actions."""
 
     __slots__ = ("_exact", "_globs", "_match_all", "_prefixes", "_suffixes", "patterns")
 
-    def __init__(self, patterns: Iterable[str]) -> None:
+    def __init__(self, patterns: Iterable[str], *, strict: bool = True) -> None:
         self.patterns = tuple(patterns)
         exact: set[str] = set()
         prefixes: list[str] = []
@@ -91,7 +109,11 @@ class PatternSet:
         globs: list[tuple[str, ...]] = []
         match_all = False
         for pattern in self.patterns:
-            segments = normalize_pattern(pattern).split("/")
+            found = normalize_pattern(pattern).split("/") if strict else _lenient(pattern)
+            if found is None:
+                exact.add(pattern.strip().lower())  # matches nothing normalize_action lets through
+                continue
+            segments = found
             stars = segments.count("*")
             if stars == 0:
                 exact.add("/".join(segments))
@@ -134,21 +156,59 @@ def action_matches(pattern: str, action: str) -> bool:
     return PatternSet((pattern,)).matches(normalize_action(action))
 
 
+_ACTION_MATCHES = re.compile(r"ActionMatches\{\s*'([^']*)'\s*\}", re.IGNORECASE)
+_NOTHING = PatternSet(())
+
+
+def governed_actions(condition: str) -> PatternSet | None:
+    """The actions an ABAC condition restricts: those its `ActionMatches{…}` clauses name; None for all."""
+    named = _ACTION_MATCHES.findall(condition)
+    return PatternSet(named, strict=False) if named else None
+
+
+# A role's permission block: (actions, notActions, dataActions, notDataActions[, condition]).
+Block = tuple[Iterable[str], Iterable[str], Iterable[str], Iterable[str]] | tuple[
+    Iterable[str], Iterable[str], Iterable[str], Iterable[str], str | None]
+
+
+class _Compiled:
+    __slots__ = ("data", "deny", "governed", "grant", "no_data")
+
+    def __init__(self, block: Block, strict: bool) -> None:
+        self.grant = PatternSet(block[0], strict=strict)
+        self.deny = PatternSet(block[1], strict=strict)
+        self.data = PatternSet(block[2], strict=strict)
+        self.no_data = PatternSet(block[3], strict=strict)
+        condition = block[4] if len(block) > 4 else None  # type: ignore[misc]
+        # None: unconditional; _NOTHING never matches, so `governed` is only consulted when a condition exists.
+        self.governed: PatternSet | None = _NOTHING
+        if condition:
+            self.governed = governed_actions(condition)
+
+    def covers(self, action: str, data_action: bool) -> bool:
+        if data_action:
+            return self.data.matches(action) and not self.no_data.matches(action)
+        return self.grant.matches(action) and not self.deny.matches(action)
+
+    def conditioned(self, action: str) -> bool:
+        return self.governed is None or self.governed.matches(action)
+
+
 class RolePermissions:
     """A role's permission blocks compiled: allowed = union over blocks of (Actions - NotActions).
 
     NotActions subtract only within their own block (and so within their own role); another block or
     another role that grants the action restores it, as in Azure. Control-plane patterns and data
-    patterns are separate sets: Owner's `*` never grants a data action.
+    patterns are separate sets: Owner's `*` never grants a data action. A block with a condition grants
+    nothing its condition governs (`conditional` says when that is why an action is not allowed).
+    `strict=False` for built-in roles (see the module docstring).
     """
 
-    __slots__ = ("_blocks", "_control_memo", "_data_memo")
+    __slots__ = ("_blocks", "_control_memo", "_data_memo", "has_conditions")
 
-    def __init__(self, blocks: Iterable[tuple[Iterable[str], Iterable[str], Iterable[str], Iterable[str]]]) -> None:
-        self._blocks = tuple(
-            (PatternSet(actions), PatternSet(not_actions), PatternSet(data_actions), PatternSet(not_data_actions))
-            for actions, not_actions, data_actions, not_data_actions in blocks
-        )
+    def __init__(self, blocks: Iterable[Block], *, strict: bool = True) -> None:
+        self._blocks = tuple(_Compiled(block, strict) for block in blocks)
+        self.has_conditions = any(b.governed is not _NOTHING for b in self._blocks)
         self._control_memo: dict[str, bool] = {}
         self._data_memo: dict[str, bool] = {}
 
@@ -157,11 +217,12 @@ class RolePermissions:
         memo = self._data_memo if data_action else self._control_memo
         answer = memo.get(action)
         if answer is None:
-            if data_action:
-                answer = any(grant.matches(action) and not deny.matches(action) for _, _, grant, deny in self._blocks)
-            else:
-                answer = any(grant.matches(action) and not deny.matches(action) for grant, deny, _, _ in self._blocks)
+            answer = any(b.covers(action, data_action) and not b.conditioned(action) for b in self._blocks)
             if len(memo) >= _MEMO_LIMIT:
                 memo.clear()
             memo[action] = answer
         return answer
+
+    def conditional(self, action: str, data_action: bool) -> bool:
+        """Would a block grant `action` but for its condition (which Cielo does not evaluate)?"""
+        return any(b.covers(action, data_action) and b.conditioned(action) for b in self._blocks)
