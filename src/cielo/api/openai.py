@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cielo.api import errors
-from cielo.dataplane import auth, wire
+from cielo.dataplane import auth, tokens, wire
 from cielo.dataplane.index import Account
-from cielo.dataplane.service import ACTIONS, ROUTES, Answer, DataPlane, Stream
+from cielo.dataplane.service import ACTIONS, EMBEDDING_DIMENSIONS, ROUTES, Answer, DataPlane, Stream
 from cielo.errors import BearerRejected, DataPlaneError, PermissionDenied
 from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
 from cielo.http.failures import log_denial, log_failure, run_guarded
@@ -107,6 +107,12 @@ async def _run(request: Request, account_name: str, deployment_name: str, operat
             raise wire.bad("'model' (the deployment name) is required.", "model")
         deployment_name = model
     deployment = plane.deployment(account, deployment_name)
+    wire.check_version(operation, body, version)
+    if operation == "embeddings":
+        data = body.get("input")
+        if type(data) is list and data and type(data[0]) is not str:
+            # Token arrays (cl100k_base ids, as the openai SDK and langchain send) become the text they encode.
+            body["input"] = wire.validate_embeddings(body, EMBEDDING_DIMENSIONS, tokens.encoding().decode)
     if operation == "embeddings":
         work: Awaitable[Answer | Stream] = plane.embeddings(account, deployment, body, version)
     else:
@@ -258,9 +264,13 @@ def _error_response(request: Request, exc: DataPlaneError) -> Response:
         # Azure's gateway answers bearer failures without the `error` wrapper (as public reports show, e.g.
         # Azure-Samples/azure-search-openai-demo#458).
         return JSONResponse({"statusCode": 401, "message": exc.message}, status_code=401, headers=headers)
+    # `param` and `type` only when known: the spec's errorResponse makes both strings, never null, and a client
+    # reads a missing one as null (openai-python's APIError takes body.get("param")).
     error: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if exc.param is not None or exc.error_type is not None:
-        error.update({"param": exc.param, "type": exc.error_type})
+    if exc.param is not None:
+        error["param"] = exc.param
+    if exc.error_type is not None:
+        error["type"] = exc.error_type
     return JSONResponse({"error": error}, status_code=exc.status, headers=headers)
 
 

@@ -1,18 +1,51 @@
-"""Validating OpenAI request bodies: lenient on unknown fields, strict on the ones Cielo uses.
+"""Validating Azure OpenAI request bodies against Azure's published inference specs
+(Azure/azure-rest-api-specs, specification/cognitiveservices/data-plane/AzureOpenAI/inference; the
+extracts Cielo is tested against are in tests/contract/specs), per route and api-version.
 
 Every problem is a 400 in Azure's envelope naming the parameter (`param`), before any quota is
-charged or any model runs.
+charged or any model runs. A field no spec of the request's api-version defines is refused as Azure
+refuses it ("Unrecognized request argument supplied: X"); a defined field Cielo does not honour is
+refused with `unsupported_parameter` (or `unsupported_value` where only its default is honoured),
+never accepted and ignored. docs/data-plane.md has the table of every field.
+
+The checks are a few dict look-ups and type tests per field present: they run on every request.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from cielo.errors import DataPlaneError
 
-ROLES = {"system", "user", "assistant", "tool", "function", "developer"}
+ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer"})
 MAX_EMBEDDING_INPUTS = 2048
+FIRST_DEVELOPER_VERSION = "2024-12-01-preview"  # the first inference spec whose messages may be `developer`
+# The fields a second helper module validates and serves (tool calls, structured output, stream usage); they are
+# known on every api-version here and checked there.
+SERVED_ELSEWHERE = frozenset({"tools", "tool_choice", "parallel_tool_calls", "functions", "function_call",
+                              "response_format", "stream_options"})
+_SAMPLING = frozenset({"model", "temperature", "top_p", "n", "stream", "stop", "max_tokens", "presence_penalty",
+                       "frequency_penalty", "logit_bias", "user"})
+# The request fields each spec defines (`model` too: the openai SDK always sends it).
+_CHAT_2023 = _SAMPLING | SERVED_ELSEWHERE | {"messages"}
+_CHAT_GA = _CHAT_2023 | {"data_sources", "logprobs", "top_logprobs", "seed", "max_completion_tokens"}
+_CHAT_PREVIEW = _CHAT_GA | {"store", "metadata", "reasoning_effort", "modalities", "prediction", "audio",
+                            "user_security_context"}
+_COMPLETIONS_2023 = _SAMPLING | {"prompt", "logprobs", "suffix", "echo", "best_of", "completion_config",
+                                 "cache_level", "stream_options"}
+_COMPLETIONS_GA = _SAMPLING | {"prompt", "logprobs", "suffix", "echo", "best_of", "seed", "stream_options"}
+_EMBEDDINGS = frozenset({"model", "input", "user", "input_type", "encoding_format", "dimensions"})
+_OLD = frozenset({"2022-12-01", "2023-05-15"})
+# Defined fields Cielo does not honour, with the values that ask for nothing (the spec's defaults): any other
+# value is refused. On Your Data (`data_sources`) is not served at all.
+NOT_SERVED: dict[str, tuple[Any, ...]] = {
+    "data_sources": (None,), "suffix": (None,), "echo": (None, False), "completion_config": (None,),
+    "cache_level": (None,), "input_type": (None,), "store": (None, False), "metadata": (None,),
+    "reasoning_effort": (None,), "modalities": (None, ["text"]), "prediction": (None,), "audio": (None,),
+    "user_security_context": (None,),
+}
 
 
 def bad(message: str, param: str | None = None, code: str = "BadRequest") -> DataPlaneError:
@@ -100,95 +133,227 @@ def _encodable(text: str) -> bool:
     return True
 
 
+def known_fields(kind: str, version: str | None) -> frozenset[str]:
+    """The request fields the spec of `version` defines for `kind` (None: the v1 routes, which follow the
+    newest preview)."""
+    if kind == "embeddings":
+        return _EMBEDDINGS
+    if kind == "chat":
+        if version is None or version.endswith("-preview"):
+            return _CHAT_PREVIEW
+        return _CHAT_2023 if version in _OLD else _CHAT_GA
+    return _COMPLETIONS_2023 if version in _OLD else _COMPLETIONS_GA
+
+
+def check_version(kind: str, body: dict[str, Any], version: str | None) -> None:
+    """What depends on the api-version: the fields its spec defines, and whether messages may be `developer`."""
+    unknown = body.keys() - known_fields(kind, version)
+    if unknown:
+        names = sorted(unknown)
+        plural = "s" if len(names) > 1 else ""
+        raise bad(f"Unrecognized request argument{plural} supplied: {', '.join(names)}", names[0])
+    if kind == "chat" and version is not None and version < FIRST_DEVELOPER_VERSION:
+        messages = body.get("messages")
+        if type(messages) is list:
+            for index, message in enumerate(messages):
+                if type(message) is dict and message.get("role") == "developer":
+                    raise bad(f"'messages[{index}].role' 'developer' is not supported in api-version {version}; "
+                              f"it needs {FIRST_DEVELOPER_VERSION} or later.", f"messages[{index}].role")
+
+
+def unsupported(message: str, param: str, *, value: bool = False) -> DataPlaneError:
+    return bad(message, param, code="unsupported_value" if value else "unsupported_parameter")
+
+
+def _not_served(body: dict[str, Any]) -> None:
+    for name, defaults in NOT_SERVED.items():
+        if name in body and body[name] not in defaults:
+            if name == "data_sources":
+                raise unsupported("'data_sources' (Azure OpenAI On Your Data) is not served by this deployment.",
+                                  name)
+            shown = " or ".join(json.dumps(d) for d in defaults)
+            raise unsupported(f"Unsupported parameter: '{name}' is not supported by this deployment; only {shown} "
+                              "is accepted.", name, value=len(defaults) > 1)
+
+
 def _number(body: dict[str, Any], name: str, low: float, high: float, *, integer: bool = False) -> None:
     value = body.get(name)
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
-        raise bad(f"'{name}' must be {'an integer' if integer else 'a number'}, not {type(value).__name__}.", name)
+    kind = type(value)
+    if kind is not int and (integer or kind is not float):
+        raise bad(f"'{name}' must be {'an integer' if integer else 'a number'}, not {kind.__name__}.", name)
     if not low <= value <= high:
         raise bad(f"'{name}' must be between {low:g} and {high:g}; got {value}.", name, code="invalid_value")
 
 
 def _bool(body: dict[str, Any], name: str) -> None:
-    if body.get(name) is not None and not isinstance(body[name], bool):
+    if body.get(name) is not None and type(body[name]) is not bool:
         raise bad(f"'{name}' must be a boolean.", name)
 
 
+def _string(body: dict[str, Any], name: str) -> None:
+    if body.get(name) is not None and type(body[name]) is not str:
+        raise bad(f"'{name}' must be a string.", name)
+
+
+_INT64 = 2**63 - 1
+
+
 def _common(body: dict[str, Any]) -> None:
-    _number(body, "max_tokens", 1, 1_000_000, integer=True)
-    _number(body, "max_completion_tokens", 1, 1_000_000, integer=True)
+    _number(body, "max_tokens", 0, _INT64, integer=True)
     _number(body, "temperature", 0, 2)
     _number(body, "top_p", 0, 1)
     _number(body, "n", 1, 128, integer=True)
     _number(body, "presence_penalty", -2, 2)
     _number(body, "frequency_penalty", -2, 2)
-    _number(body, "seed", -(2**63), 2**63 - 1, integer=True)
+    _number(body, "seed", -(2**63), _INT64, integer=True)
     _bool(body, "stream")
+    _string(body, "user")
+    if "model" in body:
+        _string(body, "model")
     stop = body.get("stop")
-    if stop is not None:
-        items = [stop] if isinstance(stop, str) else stop
-        if not isinstance(items, list) or not all(isinstance(s, str) for s in items) or len(items) > 4:
-            raise bad("'stop' must be a string or a list of at most 4 strings.", "stop")
+    if stop is not None and type(stop) is not str and (
+            type(stop) is not list or not 1 <= len(stop) <= 4 or any(type(s) is not str for s in stop)):
+        raise bad("'stop' must be a string or a list of 1 to 4 strings.", "stop")
+    bias = body.get("logit_bias")
+    if bias is not None:
+        _logit_bias(bias)
     options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
+    if options is not None and type(options) is not dict:
         raise bad("'stream_options' must be an object.", "stream_options")
-    if options is not None and not body.get("stream"):
-        raise bad("'stream_options' is only allowed when 'stream' is true.", "stream_options")
+
+
+def _logit_bias(bias: Any) -> None:
+    """A map of token ids (decimal strings) to integers from -100 to 100."""
+    if type(bias) is not dict:
+        raise bad("'logit_bias' must be an object mapping token ids to integers.", "logit_bias")
+    for token, value in bias.items():
+        if not token.isdecimal() or type(value) is not int or not -100 <= value <= 100:
+            raise bad(f"'logit_bias' maps token ids to integers from -100 to 100; got {json.dumps(token)}: "
+                      f"{json.dumps(value)}.", "logit_bias")
+
+
+_REQUIRED_CONTENT = frozenset({"system", "user", "developer"})
 
 
 def validate_chat(body: dict[str, Any]) -> None:
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
+    if type(messages) is not list or not messages:
         raise bad("'messages' must be a non-empty list.", "messages")
     for index, message in enumerate(messages):
-        if not isinstance(message, dict):
+        if type(message) is not dict:
             raise bad(f"'messages[{index}]' must be an object.", f"messages[{index}]")
-        if message.get("role") not in ROLES:
+        role = message.get("role")
+        if type(role) is not str or role not in ROLES:
             raise bad(f"'messages[{index}].role' must be one of {sorted(ROLES)}.", f"messages[{index}].role")
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if content is None:
+            if role in _REQUIRED_CONTENT:
+                raise bad(f"'messages[{index}].content' is required in a {role} message.",
+                          f"messages[{index}].content")
+        elif type(content) is list:
+            if not content:
+                raise bad(f"'messages[{index}].content' must hold at least one part.", f"messages[{index}].content")
+            if not all(type(p) is dict and p.get("type") == "text" and type(p.get("text")) is str for p in content):
+                _not_text(content, f"messages[{index}].content")
+        elif type(content) is not str:
             raise bad(f"'messages[{index}].content' must be a string or a list of parts.",
                       f"messages[{index}].content")
-        if isinstance(content, list) and not all(
-                isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content):
-            raise bad(f"'messages[{index}].content' parts must be text parts; this model reads text only.",
-                      f"messages[{index}].content")
+        name = message.get("name")
+        if name is not None and type(name) is not str and role not in ("tool", "function"):
+            raise bad(f"'messages[{index}].name' must be a string.", f"messages[{index}].name")
     _common(body)
+    _number(body, "max_completion_tokens", 0, _INT64, integer=True)
     _bool(body, "logprobs")
     _number(body, "top_logprobs", 0, 20, integer=True)
-    if body.get("top_logprobs") is not None and not body.get("logprobs"):
-        raise bad("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs")
+    _not_served(body)
+
+
+_PART_FIELDS = {"text": "text", "refusal": "refusal"}
+
+
+def _not_text(parts: list[Any], param: str) -> None:
+    """Parts that are not all text: well-formed image or refusal parts are not served (the models read text);
+    anything else is not a content part at all."""
+    for part in parts:
+        kind = part.get("type") if type(part) is dict else None
+        field = _PART_FIELDS.get(kind) if type(kind) is str else None
+        if field is not None and type(part.get(field)) is str:
+            continue
+        image = part.get("image_url") if kind == "image_url" else None
+        if type(image) is not dict or type(image.get("url")) is not str:
+            raise bad(f"'{param}' must be a list of content parts, each with a 'type' and its field.", param)
+    raise unsupported(f"'{param}' parts must be text parts; this deployment reads text only.", param, value=True)
+
+
+ENDOFTEXT = "<|endoftext|>"  # the spec's default prompt: generate as if from the beginning of a new document
 
 
 def validate_completions(body: dict[str, Any]) -> None:
+    """`prompt` is required; null is the spec's default, `<|endoftext|>` (set in `body`)."""
     prompt = body.get("prompt")
-    if not isinstance(prompt, str) and not (isinstance(prompt, list) and prompt
-                                            and all(isinstance(p, str) for p in prompt)):
-        raise bad("'prompt' must be a string or a non-empty list of strings.", "prompt")
+    if prompt is None:
+        if "prompt" not in body:
+            raise bad("'prompt' is required: a string or a list of strings.", "prompt")
+        body["prompt"] = ENDOFTEXT
+    elif type(prompt) is not str and (type(prompt) is not list or any(type(p) is not str for p in prompt)):
+        raise bad("'prompt' must be a string or a list of strings.", "prompt")
     _common(body)
     _number(body, "logprobs", 0, 5, integer=True)
     _bool(body, "echo")
-    _number(body, "best_of", 1, 128, integer=True)
+    _number(body, "best_of", 0, 20, integer=True)
     best_of = body.get("best_of")
-    if best_of is not None and best_of not in (1, body.get("n") or 1):
-        raise bad("'best_of' greater than 'n' is not supported by this deployment's model.", "best_of")
+    if best_of is not None and best_of > 1 and best_of != (body.get("n") or 1):
+        raise unsupported("'best_of' other than 'n' is not supported by this deployment: it does not generate "
+                          "candidates to choose from.", "best_of", value=True)
+    _not_served(body)
 
 
-def validate_embeddings(body: dict[str, Any], dimensions: int) -> list[str]:
+Decoder = Callable[[list[int]], str]
+
+
+def validate_embeddings(body: dict[str, Any], dimensions: int, decode: Decoder | None = None) -> list[str]:
+    """The texts to embed: a string (empty allowed, as the spec's default), a list of 1 to 2048 non-empty
+    strings, a token array, or a list of token arrays. Token ids are cl100k_base's (what the openai SDK and
+    langchain send after counting tokens with tiktoken); `decode` (the route passes tiktoken's) turns them
+    into text for the model, so that wire needs no tokenizer. Without it a token array is refused."""
     data = body.get("input")
-    inputs = [data] if isinstance(data, str) else data
-    if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
-        raise bad("'input' must be a string or a non-empty list of strings.", "input")
-    if len(inputs) > MAX_EMBEDDING_INPUTS:
+    if type(data) is str:
+        inputs = [data]
+    elif type(data) is list and data and len(data) <= MAX_EMBEDDING_INPUTS:
+        if type(data[0]) is int:
+            inputs = [_decode(data, "input", decode)]
+        else:
+            inputs = [item if type(item) is str else _decode(item, f"input[{index}]", decode)
+                      for index, item in enumerate(data)]
+            if not all(inputs):
+                raise bad("'input' cannot contain empty strings.", "input")
+    elif type(data) is list and data:
         raise bad(f"Too many inputs: at most {MAX_EMBEDDING_INPUTS} per request.", "input")
-    if any(not text for text in inputs):
-        raise bad("'input' cannot contain empty strings.", "input")
-    fmt = body.get("encoding_format", "float")
-    if fmt not in ("float", "base64"):
+    else:
+        raise bad("'input' must be a string, a non-empty list of strings, a token array or a list of token "
+                  "arrays.", "input")
+    fmt = body.get("encoding_format")
+    if fmt is not None and fmt not in ("float", "base64"):
         raise bad("'encoding_format' must be 'float' or 'base64'.", "encoding_format")
+    _string(body, "user")
+    if "model" in body:
+        _string(body, "model")
     wanted = body.get("dimensions")
-    if wanted is not None and wanted != dimensions:
-        raise bad(f"This model's embeddings have {dimensions} dimensions; 'dimensions' cannot change that.",
-                  "dimensions")
-    return list(inputs)
+    if wanted is not None and (type(wanted) is not int or wanted != dimensions):
+        raise bad("This model does not support specifying dimensions.", "dimensions")
+    _not_served(body)
+    return inputs
+
+
+def _decode(ids: Any, param: str, decode: Decoder | None) -> str:
+    if type(ids) is not list or not ids or any(type(t) is not int for t in ids):
+        raise bad(f"'{param}' must be a string or a non-empty array of token ids.", param)
+    if decode is None:
+        raise bad(f"'{param}': token arrays are not accepted here.", param)
+    try:
+        text = decode(ids)
+    except (KeyError, OverflowError, ValueError) as exc:
+        raise bad(f"'{param}' holds a token id that is not in the cl100k_base vocabulary.", param) from exc
+    return text

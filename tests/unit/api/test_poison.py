@@ -266,14 +266,16 @@ def _openai_error(response: httpx.Response, status: int, code: str) -> dict[str,
     return error
 
 
+# A field no spec defines is refused ("Unrecognized request argument supplied"), so the second string sits where
+# a spec allows any text: a key of `logit_bias` would have to be a token id, hence `user` and a message name.
 DATA_PLANE = {
     "chat": ("/accounts/cielo-openai/openai/deployments/mock/chat/completions",
-             b'{"messages": [{"role": "user", "content": VALUE}], "metadata": {"KEY": "x"}}'),
+             b'{"messages": [{"role": "user", "content": VALUE, "name": "KEY"}]}'),
     "embeddings": ("/accounts/cielo-openai/openai/deployments/mock/embeddings",
-                   b'{"input": [VALUE], "user": "u", "extra": [{"KEY": 1}]}'),
+                   b'{"input": [VALUE], "user": "KEY"}'),
     "v1 chat": ("/accounts/cielo-openai/openai/v1/chat/completions",
                 b'{"model": "mock", "messages": [{"role": "user", "content": [{"type": "text", "text": VALUE}]}],'
-                b' "KEY": 1}'),
+                b' "user": "KEY"}'),
 }
 
 
