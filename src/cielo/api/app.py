@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
-from cielo.api import arm, errors, graph, managed_identity, oauth, openai
+from cielo.api import arm, errors, graph, managed_identity, oauth, openai, responses
 from cielo.backends.base import UpstreamTimeouts
 from cielo.control.access import AccessService
 from cielo.control.authorization import AuthorizationService
@@ -40,6 +40,7 @@ from cielo.store.directory import DirectoryRepo
 from cielo.store.generation import Generation
 from cielo.store.grants import GrantRepo
 from cielo.store.resources import HostCredentialRepo, ResourceRepo
+from cielo.store.responses import ResponseRepo
 from cielo.store.signin import SignInFailureRepo
 from cielo.web import pages
 
@@ -169,6 +170,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     # The data plane and the token endpoint are the hottest routes: they are matched first.
     app.include_router(openai.router)
+    responses.install(app, ResponseRepo.at(settings.db_path), services.clock)
     app.include_router(oauth.router)
     app.include_router(managed_identity.router)
     app.include_router(pages.router)
