@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from typing import Any, Protocol
 
+from cielo.control import provider_operations
 from cielo.control.access import AccessService, ArmCaller
 from cielo.control.naming import check_case_unambiguous
 from cielo.core.arm_ids import InvalidResourceId, parse
@@ -259,7 +261,27 @@ class AuthorizationService:
         decision = self.access.index.authorize(target, action, scope, data_action=data_action)
         return {"allowed": decision.allowed, "principalId": principal_id.lower(), "action": action, "scope": scope,
                 "isDataAction": data_action, "reason": decision.reason,
-                "matchedAssignments": [assignment_json(a) for a in decision.matched]}
+                "matchedAssignments": [assignment_json(a) for a in decision.matched],
+                "unknownActions": self.unknown_actions(e.assignment.role_definition_id for e in decision.evaluations)}
+
+    def unknown_actions(self, role_ids: Iterable[str]) -> list[dict[str, str]]:
+        """The entries of these custom roles that match no operation of the providers Cielo serves: accepted (Azure
+        checks only an action's form), but granting nothing here. Built-ins are Azure's and not listed."""
+        catalogue = provider_operations.catalogue()
+        out: list[dict[str, str]] = []
+        for role_id in dict.fromkeys(role_ids):
+            role = self.access.index.get_role_definition(role_id)
+            if role is None or role.is_builtin:
+                continue
+            for perm in role.permissions:
+                for field, patterns, data in (("actions", perm.actions, False),
+                                              ("dataActions", perm.data_actions, True)):
+                    for pattern in catalogue.unknown_patterns(patterns, data):
+                        out.append({"roleDefinitionId": role.id, "roleName": role.role_name, "field": field,
+                                    "action": pattern,
+                                    "message": f"'{pattern}' in {field} of custom role '{role.role_name}' matches no "
+                                               "operation of the providers this Cielo serves."})
+        return out
 
     # ----------------------------------------------------------------- role definitions
     def _tenant_role(self, guid: str, tenant_id: str) -> RoleDefinition | None:
