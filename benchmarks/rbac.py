@@ -8,10 +8,17 @@ groups, with a weighted mix of the built-in roles. Queries ask at a deployment b
 action its role grants, somewhere below the assignment), half to be denied (an action the role lacks,
 such as a data action for Owner, or a principal with nothing on that scope chain).
 
+Each size runs against three role catalogues (`--catalogue`): `ten`, an index that knows only the ten
+built-ins Cielo shipped before it vendored Azure's catalogue; `full`, the whole catalogue (~930 roles) with the
+same assignments and queries; and `mixed`, the whole catalogue with one assignment in five drawn from any of its
+roles (Storage, Key Vault, Machine Learning... roles whose wildcards the chain walk meets too). The start-up cost
+of the catalogue (import, JSON load, compiling every role) is measured in a fresh interpreter.
+
 In the same run, a naive evaluator that scans every assignment answers the same queries (time-boxed,
 since at 1M assignments it manages a handful per second); both must agree on every answer.
 Every number is measured in this run. Usage:
     .venv/bin/python benchmarks/rbac.py [--sizes 10,10000,1000000] [--queries 200000] [--naive-budget-s 3]
+                                        [--catalogue ten,full,mixed]
 Writes benchmarks/results/rbac.json (ignored by git).
 """
 
@@ -23,6 +30,7 @@ import json
 import os
 import platform
 import random
+import subprocess
 import sys
 import time
 import uuid
@@ -35,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from cielo.rbac import (  # noqa: E402
+    BUILTIN_ROLES,
     COGNITIVE_SERVICES_CONTRIBUTOR,
     COGNITIVE_SERVICES_OPENAI_CONTRIBUTOR,
     COGNITIVE_SERVICES_OPENAI_USER,
@@ -42,6 +51,7 @@ from cielo.rbac import (  # noqa: E402
     COGNITIVE_SERVICES_USER,
     CONTRIBUTOR,
     OWNER,
+    RBAC_ADMINISTRATOR,
     READER,
     USER_ACCESS_ADMINISTRATOR,
     Principal,
@@ -69,6 +79,41 @@ ROLE_MIX: list[tuple[RoleDefinition, int, tuple[str, bool], tuple[str, bool]]] =
     (COGNITIVE_SERVICES_USAGES_READER, 3, ("Microsoft.CognitiveServices/locations/usages/read", False), (CHAT, True)),
 ]
 ROLES_BY_ID = {role.id: (role, grant, lack) for role, _, grant, lack in ROLE_MIX}
+# The built-ins Cielo shipped before the catalogue: the `ten` run's index knows only these.
+TEN = (OWNER, CONTRIBUTOR, READER, USER_ACCESS_ADMINISTRATOR, RBAC_ADMINISTRATOR, COGNITIVE_SERVICES_USER,
+       COGNITIVE_SERVICES_CONTRIBUTOR, COGNITIVE_SERVICES_OPENAI_USER, COGNITIVE_SERVICES_OPENAI_CONTRIBUTOR,
+       COGNITIVE_SERVICES_USAGES_READER)
+MIXED_SHARE = 0.20  # `mixed`: the share of assignments that take any role of the catalogue
+STARTUP = """
+import time
+t0 = time.perf_counter()
+import cielo.rbac
+from cielo.rbac import engine, roles
+t1 = time.perf_counter()
+roles._load_catalogue()
+t2 = time.perf_counter()
+cielo.rbac.RbacIndex()
+t3 = time.perf_counter()
+for role in engine._builtin_roles()[0].values():
+    role.compile()
+t4 = time.perf_counter()
+print(len(cielo.rbac.BUILTIN_ROLES), (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3)
+"""
+
+
+def measure_startup(repeats: int = 5) -> dict[str, float]:
+    """The catalogue's cost at start-up, median of `repeats` fresh interpreters: importing `cielo.rbac` (the
+    package, which loads the catalogue), loading the catalogue again on its own (JSON to RoleDefinitions), the
+    first index (built-ins compile when first assigned), and compiling all of them (were every role assigned)."""
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", STARTUP], check=True, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO / "src")}).stdout.split()
+        runs.append([float(v) for v in out])
+    runs.sort(key=lambda r: r[1])
+    roles, import_ms, load_ms, index_ms, compile_ms = runs[len(runs) // 2]
+    return {"roles": roles, "import_ms": import_ms, "catalogue_load_ms": load_ms, "first_index_ms": index_ms,
+            "compile_all_ms": compile_ms}
 
 
 def rss_mb() -> float | None:
@@ -95,7 +140,7 @@ def guid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def make_tenant(n: int, rng: random.Random) -> Tenant:
+def make_tenant(n: int, rng: random.Random, mixed: bool = False) -> Tenant:
     n_subs = max(1, n // 5000)
     rgs_per_sub = 25 if n >= 1000 else 2
     accounts_per_rg = 10 if n >= 1000 else 2
@@ -146,6 +191,8 @@ def make_tenant(n: int, rng: random.Random) -> Tenant:
         is_group = rng.random() < 0.10
         principal = rng.choice(groups) if is_group else rng.choice(users)
         role = rng.choices(roles, weights)[0]
+        if mixed and rng.random() < MIXED_SHARE:
+            role = rng.choice(BUILTIN_ROLES)
         if (scope, principal, role.id) in drawn:
             continue
         drawn.add((scope, principal, role.id))
@@ -173,6 +220,8 @@ def make_queries(
                 query = (tenant.principals[user], action, deployment, data)
             else:
                 assignment = rng.choice(stored)
+                while assignment.role_definition_id not in ROLES_BY_ID:  # `mixed`: ask about the known roles
+                    assignment = rng.choice(stored)
                 _, grant, lack = ROLES_BY_ID[assignment.role_definition_id]
                 if assignment.principal_type == "Group":
                     user = rng.choice(tenant.members[assignment.principal_id])
@@ -190,9 +239,9 @@ def make_queries(
 class NaiveRbac:
     """The baseline: scan every assignment, checking principal, scope prefix and role permissions."""
 
-    def __init__(self, assignments: list[RoleAssignment]) -> None:
-        perms = {rid: RolePermissions([(p.actions, p.not_actions, p.data_actions, p.not_data_actions)
-                                       for p in role.permissions]) for rid, (role, _, _) in ROLES_BY_ID.items()}
+    def __init__(self, assignments: list[RoleAssignment], roles: Sequence[RoleDefinition]) -> None:
+        perms = {role.id: RolePermissions([(p.actions, p.not_actions, p.data_actions, p.not_data_actions, p.condition)
+                                           for p in role.permissions], strict=False) for role in roles}
         self.rows = [(a.principal_id, parse_scope(a.scope).key, perms[a.role_definition_id], a.condition is None)
                      for a in assignments]
 
@@ -259,13 +308,13 @@ def measure_naive(naive: NaiveRbac, index: RbacIndex, queries: list[Query], budg
             "p99_us": percentile(ordered, 0.99), "queries": len(timings)}
 
 
-def run_size(n: int, queries_count: int, naive_budget_s: float, seed: int) -> dict[str, object]:
-    rng = random.Random(seed + n)
-    tenant = make_tenant(n, rng)
+def run_size(n: int, queries_count: int, naive_budget_s: float, seed: int, catalogue: str) -> dict[str, object]:
+    rng = random.Random(seed + n)  # the same seed for every catalogue: `ten` and `full` get the same questions
+    tenant = make_tenant(n, rng, mixed=catalogue == "mixed")
     gc.collect()
     rss_before = rss_mb()
     t0, cpu0 = time.perf_counter(), time.process_time()
-    index = RbacIndex()
+    index = RbacIndex(builtin_roles=TEN if catalogue == "ten" else None)
     index.add_assignments(tenant.assignments)
     build_s, build_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
     gc.collect()
@@ -279,6 +328,8 @@ def run_size(n: int, queries_count: int, naive_budget_s: float, seed: int) -> di
     engine = measure_engine(index, queries)
     preparsed = measure_engine(index, parsed)
     result: dict[str, object] = {
+        "catalogue": catalogue,
+        "roles": len(index.role_definitions()),
         "assignments": len(index),
         "build_s": build_s,
         "build_cpu_s": build_cpu_s,
@@ -287,7 +338,7 @@ def run_size(n: int, queries_count: int, naive_budget_s: float, seed: int) -> di
         "engine_preparsed_scope": preparsed,
     }
     if naive_budget_s > 0:
-        naive = NaiveRbac(stored)
+        naive = NaiveRbac(stored, index.role_definitions())
         result["naive"] = measure_naive(naive, index, queries, naive_budget_s)
         del naive
     del index, stored, tenant, queries
@@ -306,22 +357,34 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200_000, help="authorize() calls measured per size")
     parser.add_argument("--naive-budget-s", type=float, default=3.0, help="time box of the naive baseline per size")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--catalogue", default="ten,full,mixed",
+                        help="which role catalogues to run each size against: ten, full, mixed (see above)")
     args = parser.parse_args()
+    catalogues = [c for c in args.catalogue.split(",") if c]
+    if not set(catalogues) <= {"ten", "full", "mixed"}:
+        parser.error("--catalogue takes ten, full and/or mixed")
+    startup = measure_startup()
     results = []
     for n in (int(s) for s in args.sizes.split(",")):
-        print(f"... {n:,} assignments", file=sys.stderr, flush=True)
-        results.append(run_size(n, args.queries, args.naive_budget_s, args.seed))
+        for catalogue in catalogues:
+            print(f"... {n:,} assignments, catalogue {catalogue}", file=sys.stderr, flush=True)
+            results.append(run_size(n, args.queries, args.naive_budget_s, args.seed, catalogue))
 
     print(f"\nRBAC authorize(), {args.queries:,} queries per size, Python {platform.python_version()} "
           f"on {platform.machine()} ({platform.processor() or 'cpu'})\n")
-    print("| assignments | build s (CPU s) | index RSS MB | decisions/s | CPU µs/decision | p50 µs | p99 µs "
-          "| p99.9 µs | pre-parsed scope p50 / p99 µs | allowed % | naive decisions/s | naive p50 µs | naive p99 µs "
-          "| naive queries |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"catalogue at start-up ({startup['roles']:.0f} built-in roles, median of 5 fresh interpreters): "
+          f"catalogue load {startup['catalogue_load_ms']:.1f} ms (within import cielo.rbac "
+          f"{startup['import_ms']:.1f} ms), first index {startup['first_index_ms']:.1f} ms; compiling every role "
+          f"{startup['compile_all_ms']:.1f} ms (once per process, only as each is first assigned)\n")
+    print("| catalogue (roles) | assignments | build s (CPU s) | index RSS MB | decisions/s | CPU µs/decision | p50 µs "
+          "| p99 µs | p99.9 µs | pre-parsed scope p50 / p99 µs | allowed % | naive decisions/s | naive p50 µs "
+          "| naive p99 µs | naive queries |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         e, pp, nv = r["engine"], r["engine_preparsed_scope"], r.get("naive") or {}
         assert isinstance(e, dict) and isinstance(pp, dict) and isinstance(nv, dict)
-        print(f"| {r['assignments']:,} | {r['build_s']:.2f} ({r['build_cpu_s']:.2f}) | {fmt(r['index_rss_mb'], '.0f')} "
+        print(f"| {r['catalogue']} ({r['roles']}) | {r['assignments']:,} | {r['build_s']:.2f} ({r['build_cpu_s']:.2f}) "
+              f"| {fmt(r['index_rss_mb'], '.0f')} "
               f"| {e['decisions_per_s']:,.0f} | {e['cpu_us_per_decision']:.1f} | {e['p50_us']:.1f} | {e['p99_us']:.1f} "
               f"| {e['p999_us']:.1f} | {pp['p50_us']:.1f} / {pp['p99_us']:.1f} | {e['allowed_pct']:.1f} "
               f"| {fmt(nv.get('decisions_per_s'), ',.0f')} | {fmt(nv.get('p50_us'), ',.1f')} "
@@ -329,7 +392,7 @@ def main() -> None:
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     out = REPO / "benchmarks" / "results" / "rbac.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"queries": args.queries, "results": results}, indent=2))
+    out.write_text(json.dumps({"queries": args.queries, "startup": startup, "results": results}, indent=2))
     print(f"\nwrote {out.relative_to(REPO)}")
 
 

@@ -105,6 +105,11 @@ async def test_template_assignment_of_an_unserved_services_role(client: httpx.As
 async def test_custom_roles_beside_the_catalogue(client: httpx.AsyncClient, world: World) -> None:
     arm_error(await _custom_role(client, world, "storage blob data reader", ["Microsoft.Resources/subscriptions/read"]),
               409, "RoleDefinitionWithSameNameExists")
+    conditioned = await arm_call(client, world, "PUT", _rd(world.sub_path, str(uuid.uuid4())), {"properties": {
+        "roleName": unique("Conditioned"), "type": "CustomRole", "assignableScopes": [world.sub_path],
+        "permissions": [{"actions": ["Microsoft.Authorization/roleAssignments/write"], "condition": "@x",
+                         "conditionVersion": "2.0"}]}})
+    arm_error(conditioned, 400, "ConditionsNotSupported")
     name = unique("Half Known")
     created = await _custom_role(client, world, name, ["Microsoft.Resources/subscriptions/resourceGroups/read",
                                                        "Microsoft.Storage/storageAccounts/read"],

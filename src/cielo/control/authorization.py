@@ -371,6 +371,10 @@ class AuthorizationService:
         if not isinstance(perms, list) or not all(isinstance(p, dict) for p in perms):
             raise InvalidRoleDefinitionContent("permissions must be a list of objects.")
         for perm in perms:
+            if perm.get("condition") or perm.get("conditionVersion"):
+                raise BadRequest("Conditions in a custom role's permissions are not supported by this Cielo (built-in "
+                                 "roles keep Azure's, which fail closed); remove 'condition'.",
+                                 code="ConditionsNotSupported")
             for field in ("actions", "notActions", "dataActions", "notDataActions"):
                 values = perm.get(field, [])
                 if not isinstance(values, list) or not all(isinstance(v, str) for v in values):

@@ -52,34 +52,50 @@ _CONDITION, _PENDING, _UNKNOWN_ROLE = Outcome.CONDITION_NOT_EVALUATED, Outcome.P
 
 
 class _Role:
+    """A role as the index uses it. A custom role's patterns compile at once (that validates them); a built-in's
+    compile the first time it is assigned (`compile`), so that ~930 roles cost nothing at start-up. Only assigned
+    roles are ever evaluated, and an uncompiled role grants nothing, so a miss can only fail closed."""
+
     __slots__ = ("builtin", "definition", "everywhere", "name", "permissions", "scopes")
 
     def __init__(self, definition: RoleDefinition) -> None:
         self.definition = definition
         self.builtin = definition.is_builtin
         self.name = definition.role_name
-        self.permissions = RolePermissions(
-            ((p.actions, p.not_actions, p.data_actions, p.not_data_actions, p.condition)
-             for p in definition.permissions),
-            strict=not self.builtin,
-        )
+        self.permissions = _UNCOMPILED
+        if not self.builtin:
+            self.compile()
         self.scopes = tuple(parse_scope(s) for s in definition.assignable_scopes)
         self.everywhere = any(s.key == "/" for s in self.scopes)
+
+    def compile(self) -> RolePermissions:
+        """Idempotent; two threads racing here build equal objects and either one wins."""
+        if self.permissions is _UNCOMPILED:
+            self.permissions = RolePermissions(
+                ((p.actions, p.not_actions, p.data_actions, p.not_data_actions, p.condition)
+                 for p in self.definition.permissions),
+                strict=not self.builtin,
+            )
+        return self.permissions
 
     def assignable_at(self, scope: Scope) -> bool:
         return self.everywhere or any(scope.is_within(s) for s in self.scopes)
 
 
+_UNCOMPILED = RolePermissions(())
+
+
 @cache
-def _builtin_roles() -> dict[str, _Role]:
-    """The built-ins compiled once per process (about 50 ms for ~930 roles) and shared by every index: a
-    compiled role is immutable but for its memo of answers, which depend on the role alone."""
-    return {role.id: _Role(role) for role in BUILTIN_ROLES}
+def _builtin_roles() -> tuple[dict[str, _Role], dict[str, str]]:
+    """The built-ins, once per process and shared by every index (a compiled role is immutable but for its memo
+    of answers, which depend on the role alone), and their names."""
+    return {role.id: _Role(role) for role in BUILTIN_ROLES}, {fold(role.role_name): role.id for role in BUILTIN_ROLES}
 
 
 class RbacIndex:
     """Role definitions (the built-ins plus custom roles) and role assignments, with `authorize`.
 
+    `builtin_roles` narrows the built-ins it knows (default: Azure's whole catalogue, `BUILTIN_ROLES`).
     `propagation_delay_s` imitates Azure's propagation (up to about 5 minutes for Azure OpenAI,
     learn.microsoft.com/azure/ai-services/openai/how-to/managed-identity): an
     assignment grants from `created_on` (or from when it was added, if it has none) plus the delay;
@@ -92,14 +108,20 @@ class RbacIndex:
         custom_roles: Iterable[RoleDefinition] = (),
         clock: Clock | None = None,
         propagation_delay_s: float = 0.0,
+        builtin_roles: Iterable[RoleDefinition] | None = None,
     ) -> None:
         if propagation_delay_s < 0:
             raise ValueError("propagation_delay_s must be >= 0")
         self._clock: Clock = clock or SystemClock()
         self._delay = float(propagation_delay_s)
         self._lock = threading.Lock()
-        self._roles: dict[str, _Role] = dict(_builtin_roles())
-        self._role_names: dict[str, str] = {fold(role.role_name): role.id for role in BUILTIN_ROLES}
+        compiled, names = _builtin_roles()
+        if builtin_roles is None:
+            self._roles: dict[str, _Role] = dict(compiled)
+            self._role_names: dict[str, str] = dict(names)
+        else:  # a subset, e.g. to measure the engine with fewer built-ins (benchmarks/rbac.py)
+            self._roles = {r.id: compiled.get(r.id) or _Role(r) for r in builtin_roles if r.is_builtin}
+            self._role_names = {fold(r.definition.role_name): r.definition.id for r in self._roles.values()}
         self._scopes: dict[str, dict[str, tuple[_Entry, ...]]] = {}
         self._by_id: dict[str, tuple[str, RoleAssignment, float]] = {}  # id -> (scope key, assignment, effective_at)
         self._by_principal: dict[str, set[str]] = {}  # principal id -> assignment ids
@@ -352,6 +374,8 @@ class RbacIndex:
             raise RoleDefinitionNotFound(
                 f"The specified role definition with ID '{assignment.role_definition_id}' does not exist."
             )
+        if role.permissions is _UNCOMPILED:
+            role.compile()
         if not role.assignable_at(scope):
             raise ScopeNotAssignable(
                 f"The role '{role.name}' is not available for assignment at the requested scope '{scope.path}'."
