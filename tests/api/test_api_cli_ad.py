@@ -73,7 +73,8 @@ def test_service_principal_signs_in_with_its_secret(cli: Cli, world: World, tmp_
     assert created.exit_code == 0 and "WARNING: " in created.stderr
     sp = json.loads(created.stdout)
     assert sp["tenant"] == world.tenant
-    assert cli.fails("ad", "sp", "create-for-rbac", "--role", "Reader").startswith("ERROR: --role/--scopes need")
+    assert cli.fails("ad", "sp", "create-for-rbac", "--role", "Reader") == \
+        "ERROR: Usage error: To create role assignments, specify both --role and --scopes.\n"
     with cli_in(world, tmp_path / "sp-home") as as_sp:
         err = as_sp.fails("login", "--service-principal", "-u", sp["appId"], "-p", sp["password"], "-t", world.tenant)
         assert err == f"ERROR: No subscriptions found for {sp['appId']}.\n"

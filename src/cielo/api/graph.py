@@ -23,10 +23,18 @@ from cielo.errors import (
     GraphAuthorizationDenied,
     GraphBadRequest,
     RequestContentTooLarge,
-    UnsupportedQuery,
 )
 from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
 from cielo.identity.directory import DirectoryService, PrincipalCleanup, iso
+from cielo.identity.directory_filter import (
+    APPLICATIONS,
+    GROUPS,
+    SERVICE_PRINCIPALS,
+    USERS,
+    Filterable,
+    parse_filter,
+    select,
+)
 from cielo.store.models import Application, Group, ServicePrincipal, Tenant, User
 
 router = APIRouter(prefix="/v1.0")
@@ -94,22 +102,9 @@ def _text(body: dict[str, Any], name: str, *, required: bool = True) -> str:
     return value
 
 
-_FILTER = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$")
-# az resolves `--assignee` with `servicePrincipalNames/any(c:c eq 'APP_ID')`.
-_ANY_SPN = re.compile(r"^\s*servicePrincipalNames/any\((\w+):\s*\1\s+eq\s+'((?:[^']|'')*)'\)\s*$")
-
-
-def _filter(request: Request) -> tuple[str, str] | None:
-    raw = request.query_params.get("$filter")
-    if not raw:
-        return None
-    any_spn = _ANY_SPN.match(raw)
-    if any_spn:
-        return "servicePrincipalNames", any_spn.group(2).replace("''", "'")
-    match = _FILTER.match(raw)
-    if not match:
-        raise UnsupportedQuery(f"Unsupported or invalid query filter clause specified: {raw[:100]}")
-    return match.group(1), match.group(2).replace("''", "'")
+def _filtered(request: Request, items: list[Any], shape: Any, allowed: Filterable) -> list[Any]:
+    """The items that satisfy the request's `$filter` (see identity/directory_filter.py for what is served)."""
+    return select(items, shape, parse_filter(request.query_params.get("$filter"), allowed))
 
 
 def _collection(kind: str, items: list[dict[str, Any]]) -> JSONResponse:
@@ -195,13 +190,7 @@ async def me(request: Request) -> JSONResponse:
 @router.get("/users")
 async def list_users(request: Request) -> JSONResponse:
     caller = _caller(request, write=False)
-    users = _svc(request).list_users(caller.tenant)
-    flt = _filter(request)
-    if flt:
-        field, value = flt
-        if field not in ("userPrincipalName", "displayName", "id", "mail"):
-            raise UnsupportedQuery(f"Filtering on '{field}' is not supported.")
-        users = [u for u in users if str(user_json(u).get(field) or "").lower() == value.lower()]
+    users = _filtered(request, _svc(request).list_users(caller.tenant), user_json, USERS)
     return _collection("users", [user_json(u) for u in users])
 
 
@@ -224,6 +213,38 @@ async def get_user(user_id: str, request: Request) -> JSONResponse:
     return JSONResponse(user_json(_svc(request).get_user(caller.tenant, user_id)))
 
 
+_USER_PATCH = {"displayName", "accountEnabled", "passwordProfile"}
+
+
+@router.patch("/users/{user_id}", status_code=204)
+async def update_user(user_id: str, request: Request) -> Response:
+    """Graph's update user (az's `ad user update`): displayName, accountEnabled, passwordProfile.password.
+    Cielo does not make users change their password at sign-in, so `forceChangePasswordNextSignIn: true` is
+    refused, as is any other property; Graph answers 204 without a body."""
+    caller = _caller(request, write=True)
+    body = await _body(request)
+    unknown = sorted(set(body) - _USER_PATCH)
+    if unknown:
+        raise GraphBadRequest(f"Updating property '{unknown[0]}' of resource 'User' is not supported by Cielo.")
+    enabled = body.get("accountEnabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise GraphBadRequest("Invalid value specified for property 'accountEnabled' of resource 'User'.")
+    password: str | None = None
+    profile = body.get("passwordProfile")
+    if profile is not None:
+        if not isinstance(profile, dict) or set(profile) - {"password", "forceChangePasswordNextSignIn"}:
+            raise GraphBadRequest("Invalid value specified for property 'passwordProfile' of resource 'User'.")
+        if profile.get("forceChangePasswordNextSignIn"):
+            raise GraphBadRequest("Cielo does not make users change their password at sign-in: "
+                                  "'forceChangePasswordNextSignIn' must be false.")
+        password = _text(profile, "password", required=False) or None
+    display_name = _text(body, "displayName") if "displayName" in body else None
+    _svc(request).update_user(caller.tenant, user_id, acting_user_id=caller.object_id,
+                              grants=request.app.state.grants, display_name=display_name, password=password,
+                              account_enabled=enabled)
+    return Response(status_code=204)
+
+
 @router.delete("/users/{user_id}", status_code=204)
 async def delete_user(user_id: str, request: Request) -> Response:
     caller = _caller(request, write=True)
@@ -235,13 +256,7 @@ async def delete_user(user_id: str, request: Request) -> Response:
 @router.get("/groups")
 async def list_groups(request: Request) -> JSONResponse:
     caller = _caller(request, write=False)
-    groups = _svc(request).list_groups(caller.tenant)
-    flt = _filter(request)
-    if flt:
-        field, value = flt
-        if field not in ("displayName", "id", "mailNickname"):
-            raise UnsupportedQuery(f"Filtering on '{field}' is not supported.")
-        groups = [g for g in groups if str(group_json(g).get(field) or "").lower() == value.lower()]
+    groups = _filtered(request, _svc(request).list_groups(caller.tenant), group_json, GROUPS)
     return _collection("groups", [group_json(g) for g in groups])
 
 
@@ -335,13 +350,7 @@ def _app(request: Request, caller: DirectoryCaller, app_ref: str) -> Application
 @router.get("/applications")
 async def list_applications(request: Request) -> JSONResponse:
     caller = _caller(request, write=False)
-    apps = _svc(request).list_applications(caller.tenant)
-    flt = _filter(request)
-    if flt:
-        field, value = flt
-        if field not in ("appId", "displayName", "id"):
-            raise UnsupportedQuery(f"Filtering on '{field}' is not supported.")
-        apps = [a for a in apps if str(app_json(a).get(field) or "").lower() == value.lower()]
+    apps = _filtered(request, _svc(request).list_applications(caller.tenant), app_json, APPLICATIONS)
     return _collection("applications", [app_json(a) for a in apps])
 
 
@@ -491,16 +500,7 @@ async def delete_federated(app_id: str, fic_id: str, request: Request) -> Respon
 @router.get("/servicePrincipals")
 async def list_sps(request: Request) -> JSONResponse:
     caller = _caller(request, write=False)
-    sps = _svc(request).list_service_principals(caller.tenant)
-    flt = _filter(request)
-    if flt:
-        field, value = flt
-        if field == "servicePrincipalNames":
-            sps = [s for s in sps if value.lower() in (n.lower() for n in sp_json(s)["servicePrincipalNames"])]
-        elif field not in ("appId", "displayName", "id", "servicePrincipalType"):
-            raise UnsupportedQuery(f"Filtering on '{field}' is not supported.")
-        else:
-            sps = [s for s in sps if str(sp_json(s).get(field) or "").lower() == value.lower()]
+    sps = _filtered(request, _svc(request).list_service_principals(caller.tenant), sp_json, SERVICE_PRINCIPALS)
     return _collection("servicePrincipals", [sp_json(s) for s in sps])
 
 

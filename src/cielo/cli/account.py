@@ -20,7 +20,7 @@ from cielo.cli.auth import (
     user_login_form,
 )
 from cielo.cli.browser_login import browser_available, browser_login
-from cielo.cli.common import CliError, global_options
+from cielo.cli.common import CliError, global_options, table_layout
 from cielo.cli.profile import CliConfig, Profile, TokenCache, token_lock
 from cielo.client.http import ApiError, CieloClient
 from cielo.core.resources import AZURE_CLI_CLIENT_ID
@@ -217,7 +217,14 @@ def logout(username: str | None) -> None:
 
 @click.group("account")
 def account() -> None:
-    """Manage the signed-in accounts and their subscriptions."""
+    """Manage the signed-in accounts and their subscriptions.
+
+    \b
+    Examples:
+      cielo account show --query user.name -o tsv
+      cielo account list -o table
+      cielo account set -s SUBSCRIPTION_NAME_OR_ID
+      cielo account get-access-token --resource https://cognitiveservices.azure.com --query accessToken -o tsv"""
 
 
 @account.command("show")
@@ -241,9 +248,16 @@ def account_show(subscription: str | None) -> dict[str, Any]:
     return entry
 
 
+def _account_rows(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """az's `account list -o table` (the profile module's `transform_account_list`)."""
+    return [{"Name": r["name"], "CloudName": r["cloudName"], "SubscriptionId": r["id"], "TenantId": r["tenantId"],
+             "State": r.get("state"), "IsDefault": r["isDefault"]} for r in result]
+
+
 @account.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Also list disabled subscriptions.")
 @global_options
+@table_layout(_account_rows)
 def account_list(show_all: bool) -> list[dict[str, Any]]:
     """List the subscriptions of every signed-in account."""
     subs = Profile.load().subscriptions
@@ -286,13 +300,22 @@ def account_get_access_token(resource: str | None, scope: str | None, tenant: st
 
 @click.group("cloud")
 def cloud() -> None:
-    """Choose which Cielo the CLI talks to."""
+    """Choose which Cielo the CLI talks to, and which CA it trusts for it.
+
+    The CA bundle is the first of: `--ca-bundle` of `cloud set`, CIELO_CA_BUNDLE, REQUESTS_CA_BUNDLE or
+    SSL_CERT_FILE, the bundle in the data directory (CIELO_DATA_DIR, default ~/.local/share/cielo).
+
+    \b
+    Examples:
+      cielo cloud set --endpoint https://cielo.example:8443 --ca-bundle ./bundle.pem
+      cielo cloud show"""
 
 
 @cloud.command("set")
 @click.option("--endpoint", required=True, help="Cielo's base URL, e.g. https://cielo.example:8443.")
 @click.option("--ca-bundle", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="PEM bundle to trust for it (default: REQUESTS_CA_BUNDLE or the local data dir's).")
+              help="PEM bundle to trust for it (default: CIELO_CA_BUNDLE, else REQUESTS_CA_BUNDLE or "
+                   "SSL_CERT_FILE, else the local data directory's).")
 @global_options
 def cloud_set(endpoint: str, ca_bundle: str | None) -> dict[str, Any]:
     """Point the CLI at a Cielo (also: env CIELO_ENDPOINT)."""
@@ -310,7 +333,11 @@ def cloud_set(endpoint: str, ca_bundle: str | None) -> dict[str, Any]:
 @global_options
 def cloud_show() -> dict[str, Any]:
     """Show the Cielo the CLI talks to."""
+    from cielo.client.http import ca_bundle_choice
+
     config = CliConfig.load()
+    trusted, source = ca_bundle_choice(config.ca_bundle)
     return {"name": "Cielo", "endpoint": config.endpoint, "caBundle": config.ca_bundle,
             "endpointFromEnvironment": bool(os.environ.get("CIELO_ENDPOINT")),
+            "trustedCaBundle": trusted if isinstance(trusted, str) else None, "trustedCaBundleSource": source,
             "python": sys.executable}

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from cielo.cli.auth import current_account, get_access_token, open_client, prog_name
-from cielo.cli.common import CliError, global_options, warn
+from cielo.cli.common import CliError, global_options, table_layout, warn
 from cielo.client.http import ApiError
 
 GRAPH = "https://graph.microsoft.com"
@@ -41,16 +41,23 @@ def _quote(value: str) -> str:
     return value.replace("'", "''")
 
 
-def _list(path: str, odata_filter: str | None, **equals: str | None) -> list[Any]:
-    """A Graph collection, filtered like az's list commands: the first given `field eq 'value'`, else --filter."""
-    params = {}
-    chosen = next(((field, value) for field, value in equals.items() if value), None)
-    if chosen is not None:
-        params["$filter"] = f"{chosen[0]} eq '{_quote(chosen[1])}'"
-    elif odata_filter:
-        params["$filter"] = odata_filter
+def _list(path: str, odata_filter: str | None, equals: dict[str, str | None] | None = None,
+          starts: dict[str, str | None] | None = None) -> list[Any]:
+    """A Graph collection, filtered as az's list commands filter: --filter, then `field eq 'value'` for exact
+    options (--upn, --app-id) and `startswith(field,'value')` for --display-name, all joined with `and`."""
+    clauses = [odata_filter] if odata_filter else []
+    clauses += [f"{field} eq '{_quote(value)}'" for field, value in (equals or {}).items() if value]
+    clauses += [f"startswith({field},'{_quote(value)}')" for field, value in (starts or {}).items() if value]
+    params = {"$filter": " and ".join(clauses)} if clauses else {}
     values: list[Any] = _graph("GET", path, params=params)["value"]
     return values
+
+
+def _graph_object_rows(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """az's `ad app list` / `ad sp list` table: DisplayName, Id, AppId, CreatedDateTime, by display name."""
+    return [{"DisplayName": r.get("displayName"), "Id": r.get("id"), "AppId": r.get("appId"),
+             "CreatedDateTime": r.get("createdDateTime")}
+            for r in sorted(result, key=lambda item: str(item.get("displayName") or ""))]
 
 
 def _end_after(years: int) -> str:
@@ -60,13 +67,27 @@ def _end_after(years: int) -> str:
 
 @click.group("ad")
 def ad() -> None:
-    """Manage the directory: users, groups, applications and service principals."""
+    """Manage the directory: users, groups, applications and service principals.
+
+    \b
+    Examples:
+      cielo ad signed-in-user show --query userPrincipalName -o tsv
+      cielo ad user create --display-name Ada --user-principal-name ada@cielo.local --password "$PASSWORD"
+      cielo ad sp create-for-rbac -n my-app --role "Cognitive Services User" --scopes "$RESOURCE_ID"
+      cielo ad sp list --display-name my-app -o table"""
 
 
 # ----------------------------------------------------------------------------- users
 @ad.group("user")
 def user() -> None:
-    """Manage users."""
+    """Manage users.
+
+    \b
+    Examples:
+      cielo ad user create --display-name Ada --user-principal-name ada@cielo.local --password "$PASSWORD"
+      cielo ad user list --display-name Ada --query "[].userPrincipalName" -o tsv
+      cielo ad user update --id ada@cielo.local --password "$NEW_PASSWORD"
+      cielo ad user delete --id ada@cielo.local"""
 
 
 @user.command("create")
@@ -91,12 +112,12 @@ def user_create(display_name: str, password: str, user_principal_name: str, mail
 
 @user.command("list")
 @click.option("--upn", default=None, help="Only the user with this user principal name.")
-@click.option("--display-name", default=None, help="Only users with this display name.")
+@click.option("--display-name", default=None, help="Only users whose display name starts with this.")
 @click.option("--filter", "odata_filter", default=None, help="OData filter, e.g. \"displayName eq 'Ada'\".")
 @global_options
 def user_list(upn: str | None, display_name: str | None, odata_filter: str | None) -> Any:
     """List users."""
-    return _list("/users", odata_filter, userPrincipalName=upn, displayName=display_name)
+    return _list("/users", odata_filter, {"userPrincipalName": upn}, {"displayName": display_name})
 
 
 @user.command("show")
@@ -105,6 +126,41 @@ def user_list(upn: str | None, display_name: str | None, odata_filter: str | Non
 def user_show(user_id: str) -> Any:
     """Show a user."""
     return _graph("GET", f"/users/{user_id}")
+
+
+@user.command("update")
+@click.option("--id", "user_id", required=True, help="The user's object id or user principal name.")
+@click.option("--display-name", default=None, help="A new display name.")
+@click.option("--password", default=None, help="A new password (the user's refresh tokens stop working).")
+@click.option("--force-change-password-next-sign-in", type=bool, default=None,
+              help="Only false: Cielo does not make users change their password at sign-in (true is refused).")
+@click.option("--account-enabled", type=bool, default=None,
+              help="false disables the account (its refresh tokens stop working), true enables it.")
+@global_options
+def user_update(user_id: str, display_name: str | None, password: str | None,
+                force_change_password_next_sign_in: bool | None, account_enabled: bool | None) -> None:
+    """Update a user, as `az ad user update` (prints nothing).
+
+    \b
+    Examples:
+      cielo ad user update --id ada@cielo.local --display-name "Ada L."
+      cielo ad user update --id ada@cielo.local --password "$NEW_PASSWORD"
+      cielo ad user update --id ada@cielo.local --account-enabled false
+    The administrator's password can also be reset with the server stopped: `cielo admin reset-password`."""
+    body: dict[str, Any] = {}
+    if account_enabled is not None:
+        body["accountEnabled"] = account_enabled
+    if display_name is not None:
+        body["displayName"] = display_name
+    if password is not None:
+        body["passwordProfile"] = {"forceChangePasswordNextSignIn": force_change_password_next_sign_in,
+                                   "password": password}
+    elif force_change_password_next_sign_in is not None:
+        body["passwordProfile"] = {"forceChangePasswordNextSignIn": force_change_password_next_sign_in}
+    if not body:
+        raise CliError("usage error: give at least one of --display-name, --password, "
+                       "--force-change-password-next-sign-in, --account-enabled")
+    _graph("PATCH", f"/users/{user_id}", body)
 
 
 @user.command("delete")
@@ -117,7 +173,11 @@ def user_delete(user_id: str) -> None:
 
 @ad.group("signed-in-user")
 def signed_in_user() -> None:
-    """The signed-in user."""
+    """The signed-in user.
+
+    \b
+    Examples:
+      cielo ad signed-in-user show --query id -o tsv"""
 
 
 @signed_in_user.command("show")
@@ -130,7 +190,13 @@ def signed_in_user_show() -> Any:
 # ----------------------------------------------------------------------------- groups
 @ad.group("group")
 def group() -> None:
-    """Manage groups."""
+    """Manage groups.
+
+    \b
+    Examples:
+      cielo ad group create --display-name ml-team --mail-nickname ml-team
+      cielo ad group member add -g ml-team --member-id "$(cielo ad user show --id ada@cielo.local --query id -o tsv)"
+      cielo ad group member list -g ml-team -o table"""
 
 
 @group.command("create")
@@ -146,12 +212,12 @@ def group_create(display_name: str, mail_nickname: str, description: str | None)
 
 
 @group.command("list")
-@click.option("--display-name", default=None, help="Only groups with this display name.")
+@click.option("--display-name", default=None, help="Only groups whose display name starts with this.")
 @click.option("--filter", "odata_filter", default=None, help="OData filter.")
 @global_options
 def group_list(display_name: str | None, odata_filter: str | None) -> Any:
     """List groups."""
-    return _list("/groups", odata_filter, displayName=display_name)
+    return _list("/groups", odata_filter, starts={"displayName": display_name})
 
 
 @group.command("show")
@@ -172,7 +238,12 @@ def group_delete(group_id: str) -> None:
 
 @group.group("member")
 def member() -> None:
-    """Manage group members."""
+    """Manage group members.
+
+    \b
+    Examples:
+      cielo ad group member add -g ml-team --member-id OBJECT_ID
+      cielo ad group member check -g ml-team --member-id OBJECT_ID"""
 
 
 @member.command("add")
@@ -253,6 +324,30 @@ def _warn_credentials(result: dict[str, Any]) -> None:
              "credentials in your code or check the credentials into your source control.")
 
 
+def _certificate_der(cert: str) -> bytes:
+    """A certificate given as az takes `--cert`: `@FILE`, a PEM string, or base64 DER (and, as before, a path)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    where = "--cert"
+    if cert.startswith("@") or Path(cert).is_file():
+        path = Path(cert[1:] if cert.startswith("@") else cert).expanduser()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read --cert {path}: {exc.strerror or exc}") from exc
+        where = str(path)
+    else:
+        data = cert.encode()
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+        der = base64.b64decode(b"".join(data.split()), validate=True)
+        return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.DER)
+    except ValueError as exc:  # binascii.Error is a ValueError too
+        raise CliError(f"{where} holds no PEM or base64 DER certificate") from exc
+
+
 def _reset_credential(app: dict[str, Any], *, append: bool, years: int, display_name: str | None,
                       create_cert: bool, cert: str | None) -> dict[str, Any]:
     result: dict[str, Any] = {"appId": app["appId"], "tenant": _tenant()}
@@ -262,14 +357,7 @@ def _reset_credential(app: dict[str, Any], *, append: bool, years: int, display_
             result["fileWithCertAndPrivateKey"] = _write_cert_file(app["displayName"], pem)
         else:
             assert cert is not None
-            from cryptography import x509
-            from cryptography.hazmat.primitives import serialization
-
-            data = Path(cert).read_bytes()
-            try:
-                der = x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
-            except ValueError as exc:
-                raise CliError(f"{cert} holds no PEM certificate") from exc
+            der = _certificate_der(cert)
         _graph("PATCH", f"/applications/{app['id']}", {"keyCredentials": [
             {"type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.b64encode(der).decode(),
              "displayName": display_name}]})
@@ -285,7 +373,13 @@ def _reset_credential(app: dict[str, Any], *, append: bool, years: int, display_
 
 @ad.group("app")
 def app() -> None:
-    """Manage application registrations."""
+    """Manage application registrations.
+
+    \b
+    Examples:
+      cielo ad app create --display-name my-api --identifier-uris api://my-api
+      cielo ad app list --display-name my -o table
+      cielo ad app credential reset --id APP_ID --append"""
 
 
 @app.command("create")
@@ -311,13 +405,14 @@ def app_create(display_name: str, is_fallback_public_client: bool, public_client
 
 
 @app.command("list")
-@click.option("--display-name", default=None, help="Only apps with this display name.")
+@click.option("--display-name", default=None, help="Only apps whose display name starts with this.")
 @click.option("--app-id", default=None, help="Only the app with this application id.")
 @click.option("--filter", "odata_filter", default=None, help="OData filter.")
 @global_options
+@table_layout(_graph_object_rows)
 def app_list(display_name: str | None, app_id: str | None, odata_filter: str | None) -> Any:
     """List application registrations."""
-    return _list("/applications", odata_filter, appId=app_id, displayName=display_name)
+    return _list("/applications", odata_filter, {"appId": app_id}, {"displayName": display_name})
 
 
 @app.command("show")
@@ -338,7 +433,13 @@ def app_delete(app_id: str) -> None:
 
 @app.group("credential")
 def credential() -> None:
-    """Manage an application's secrets and certificates."""
+    """Manage an application's secrets and certificates.
+
+    \b
+    Examples:
+      cielo ad app credential reset --id APP_ID --append --years 2
+      cielo ad app credential reset --id APP_ID --cert @cert.pem
+      cielo ad app credential list --id APP_ID --cert"""
 
 
 @credential.command("reset")
@@ -347,8 +448,8 @@ def credential() -> None:
 @click.option("--years", type=click.IntRange(1, 100), default=1, help="Years the credential is valid.")
 @click.option("--display-name", default=None, help="A name for the credential.")
 @click.option("--create-cert", is_flag=True, help="Create a self-signed certificate instead of a secret.")
-@click.option("--cert", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Register this PEM certificate instead of a secret.")
+@click.option("--cert", default=None,
+              help="Register this certificate instead of a secret: @FILE (PEM), a PEM string or base64 DER.")
 @global_options
 def credential_reset(app_id: str, append: bool, years: int, display_name: str | None, create_cert: bool,
                      cert: str | None) -> Any:
@@ -372,7 +473,12 @@ def credential_list(app_id: str, cert: bool) -> Any:
 
 @app.group("federated-credential")
 def federated_credential() -> None:
-    """Manage federated identity credentials (workload identity federation)."""
+    """Manage federated identity credentials (workload identity federation).
+
+    \b
+    Examples:
+      cielo ad app federated-credential create --id APP_ID --parameters @fic.json
+      cielo ad app federated-credential list --id APP_ID"""
 
 
 @federated_credential.command("create")
@@ -410,26 +516,36 @@ def fic_delete(app_id: str, federated_credential_id: str) -> None:
 # ----------------------------------------------------------------------------- service principals
 @ad.group("sp")
 def sp() -> None:
-    """Manage service principals."""
+    """Manage service principals.
+
+    \b
+    Examples:
+      cielo ad sp create-for-rbac -n my-app --role "Cognitive Services User" --scopes "$RESOURCE_ID"
+      cielo ad sp list --display-name my-app --query "[].appId" -o tsv
+      cielo ad sp show --id APP_ID"""
 
 
 @sp.command("create-for-rbac")
 @click.option("-n", "--name", "display_name", default=None, help="Display name (default azure-cli-<time>).")
 @click.option("--years", type=click.IntRange(1, 100), default=1, help="Years the credential is valid.")
 @click.option("--create-cert", is_flag=True, help="Create a self-signed certificate instead of a secret.")
-@click.option("--cert", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Register this PEM certificate instead of a secret.")
-@click.option("--role", default=None, help="Role to assign (needs the resource manager; not yet in Cielo).")
-@click.option("--scopes", default=None, multiple=True, help="Scopes for --role.")
+@click.option("--cert", default=None,
+              help="Register this certificate instead of a secret: @FILE (PEM), a PEM string or base64 DER.")
+@click.option("--role", default=None, help="Role to assign to the new service principal (with --scopes).")
+@click.option("--scopes", default=None, multiple=True,
+              help="Scopes to assign --role at, space separated or repeated (with --role).")
 @global_options
 def sp_create_for_rbac(display_name: str | None, years: int, create_cert: bool, cert: str | None,
                        role: str | None, scopes: tuple[str, ...]) -> Any:
     """Create an application, its service principal and a credential; prints appId, password, tenant."""
-    if role or scopes:
-        raise CliError("--role/--scopes need role assignments, which this Cielo does not serve yet.")
+    at = [scope for value in scopes for scope in value.split()]
+    if bool(role) != bool(at):
+        raise CliError("Usage error: To create role assignments, specify both --role and --scopes.")
     name = display_name or "azure-cli-" + dt.datetime.now(dt.UTC).strftime("%Y-%m-%d-%H-%M-%S")
     created = _graph("POST", "/applications", {"displayName": name})
-    _graph("POST", "/servicePrincipals", {"appId": created["appId"]})
+    principal = _graph("POST", "/servicePrincipals", {"appId": created["appId"]})
+    if role:
+        _assign(role, principal["id"], at)
     result = _reset_credential(created, append=False, years=years, display_name="rbac",
                                create_cert=create_cert, cert=cert)
     ordered = {"appId": result["appId"], "displayName": name}
@@ -441,6 +557,22 @@ def sp_create_for_rbac(display_name: str | None, years: int, create_cert: bool, 
     return ordered
 
 
+def _assign(role: str, principal_id: str, scopes: list[str]) -> None:
+    """az's role assignments of create-for-rbac: a warning per scope; one that exists already is fine."""
+    from cielo.cli.common import ServiceError
+    from cielo.cli.role import create_assignment
+
+    for scope in scopes:
+        warn(f"Creating '{role}' role assignment under scope '{scope}'")
+        try:
+            create_assignment(role, principal_id, "ServicePrincipal", scope)
+        except ServiceError as exc:
+            if exc.code != "RoleAssignmentExists":
+                warn("  Role assignment creation failed.\n")
+                raise
+            warn("  Role assignment already exists.\n")
+
+
 @sp.command("create")
 @click.option("--id", "app_id", required=True, help="The application id.")
 @global_options
@@ -450,13 +582,14 @@ def sp_create(app_id: str) -> Any:
 
 
 @sp.command("list")
-@click.option("--display-name", default=None, help="Only service principals with this display name.")
+@click.option("--display-name", default=None, help="Only service principals whose display name starts with this.")
 @click.option("--filter", "odata_filter", default=None, help="OData filter.")
 @click.option("--all", "show_all", is_flag=True, help="List all (az lists the first 100 by default).")
 @global_options
+@table_layout(_graph_object_rows)
 def sp_list(display_name: str | None, odata_filter: str | None, show_all: bool) -> Any:
     """List service principals."""
-    values = _list("/servicePrincipals", odata_filter, displayName=display_name)
+    values = _list("/servicePrincipals", odata_filter, starts={"displayName": display_name})
     return values if show_all else values[:100]
 
 

@@ -66,7 +66,12 @@ def agent(ctx: click.Context, credential: Path | None, port: int, no_imds_addres
     """Run the managed-identity host agent: IMDS and App Service token protocols on loopback.
 
     Workloads on this host get tokens for the identities of the resource the credential enrolls,
-    without holding any secret. `cielo agent env` prints what they need."""
+    without holding any secret. `cielo agent env` prints what they need.
+
+    \b
+    Examples:
+      cielo agent --credential host1.credential
+      eval "$(cielo agent env)\""""
     if ctx.invoked_subcommand is not None:
         return
     if credential is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cielo.cli.auth import ARM_RESOURCE, current_account, get_access_token, open_client
-from cielo.cli.common import CliError
+from cielo.cli.common import CliError, ServiceError
 from cielo.client.http import ApiError
 
 API_VERSIONS = {
@@ -22,7 +22,7 @@ def arm(method: str, path: str, body: Any = None, *, api: str = "resources",
     try:
         return client.request(method, path, token, body, {"api-version": API_VERSIONS[api], **(params or {})})
     except ApiError as exc:
-        raise CliError(f"({exc.code}) {exc.message}") from exc
+        raise ServiceError.of(exc.status, exc.code, exc.message) from exc
     finally:
         client.close()
 

@@ -22,12 +22,22 @@ def _call(method: str, path: str, body: Any = None) -> Any:
 
 @click.group("cognitiveservices")
 def cognitiveservices() -> None:
-    """Manage Azure OpenAI (Cognitive Services) accounts."""
+    """Manage Azure OpenAI (Cognitive Services) accounts.
+
+    \b
+    Examples:
+      cielo cognitiveservices account show -n cielo-openai -g cielo-rg --query properties.endpoint -o tsv
+      cielo cognitiveservices account deployment list -n cielo-openai -g cielo-rg -o table"""
 
 
 @cognitiveservices.group("account")
 def account() -> None:
-    """Manage accounts."""
+    """Manage accounts.
+
+    \b
+    Examples:
+      cielo cognitiveservices account create -n my-oai -g my-rg -l local --kind OpenAI --sku S0 --yes
+      cielo cognitiveservices account list -g my-rg -o table"""
 
 
 _RG = click.option("-g", "--resource-group", required=True, help="Resource group name.")
@@ -108,7 +118,12 @@ def account_delete(name: str, resource_group: str, subscription: str | None) -> 
 
 @account.group("keys")
 def keys() -> None:
-    """Manage an account's API keys."""
+    """Manage an account's API keys.
+
+    \b
+    Examples:
+      cielo cognitiveservices account keys list -n cielo-openai -g cielo-rg --query key1 -o tsv
+      cielo cognitiveservices account keys regenerate -n cielo-openai -g cielo-rg --key-name key2"""
 
 
 @keys.command("list")
@@ -135,7 +150,13 @@ def keys_regenerate(name: str, resource_group: str, key_name: str, subscription:
 
 @account.group("deployment")
 def deployment() -> None:
-    """Manage model deployments."""
+    """Manage model deployments.
+
+    \b
+    Examples:
+      cielo cognitiveservices account deployment create -n my-oai -g my-rg --deployment-name chat \\
+          --model-name smollm2 --model-version 1 --model-format Cielo --sku-capacity 10
+      cielo cognitiveservices account deployment list -n my-oai -g my-rg --query "[].name\""""
 
 
 _DEPLOYMENT = click.option("--deployment-name", required=True, help="Deployment name.")

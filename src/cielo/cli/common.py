@@ -1,4 +1,7 @@
-"""What every `cielo` command shares: az's global options, error output and exit codes."""
+"""What every `cielo` command shares: az's global options, error output and exit codes.
+
+Exit codes are az's: 1 for an error, 2 for a command line click cannot parse, 3 when the resource manager
+answers 404 (az's `ResourceNotFoundError`)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Any, TypeVar
 import click
 import httpx
 
-from cielo.cli.output import OUTPUT_FORMATS, OutputError, compile_query, emit
+from cielo.cli.output import OUTPUT_FORMATS, OutputError, TableTransformer, compile_query, emit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,6 +27,54 @@ class CliError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"ERROR: {self.message}", err=True)
+
+
+class ServiceError(CliError):
+    """An error answer of the resource manager, printed as az prints azure-core's `HttpResponseError`:
+    `(Code) Message`, then `Code: …` and `Message: …` lines; a 404 exits 3, as az's `ResourceNotFoundError`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"({code}) {message}\nCode: {code}\nMessage: {message}")
+        self.status = status
+        self.code = code
+
+    @classmethod
+    def of(cls, status: int, code: str, message: str) -> ServiceError:
+        return (ResourceNotFound if status == 404 else cls)(status, code, message)
+
+
+class ResourceNotFound(ServiceError):
+    """A 404 of the resource manager: az's `ResourceNotFoundError`, exit code 3."""
+
+    exit_code = 3
+
+
+def table_layout(transformer: TableTransformer) -> Callable[[F], F]:
+    """The command's table layout (az's `table_transformer`): the columns `-o table` shows, in az's order.
+    Put it below `@global_options`."""
+
+    def mark(func: F) -> F:
+        func.__dict__["cielo_table_transformer"] = transformer
+        return func
+
+    return mark
+
+
+def _unreachable(exc: httpx.HTTPError) -> CliError:
+    """A transport failure, naming the endpoint and what to check (az names the host too)."""
+    try:
+        url = exc.request.url
+        where = f" at {url.scheme}://{url.netloc.decode()}"
+    except RuntimeError:  # an error raised before any request was made
+        where = ""
+    text = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return CliError(f"cannot reach Cielo{where}: certificate verification failed ({text}). Trust its CA with "
+                        "--ca-bundle of `cielo cloud set`, CIELO_CA_BUNDLE, REQUESTS_CA_BUNDLE or SSL_CERT_FILE "
+                        "(`cielo env --data-dir DIR` prints the exports for a server's data directory).")
+    return CliError(f"cannot reach Cielo{where}: {text}. Is the server running (`cielo up`)? `cielo cloud show` "
+                    "says which endpoint the CLI uses; change it with `cielo cloud set --endpoint URL` or "
+                    "CIELO_ENDPOINT.")
 
 
 def global_options(func: F) -> F:
@@ -53,10 +104,10 @@ def global_options(func: F) -> F:
         try:
             result = func(*args, **kwargs)
         except httpx.HTTPError as exc:
-            raise CliError(f"cannot reach Cielo: {exc}") from exc
+            raise _unreachable(exc) from exc
         fmt = (output or _default_output()).lower()
         try:
-            emit(result, fmt, query)
+            emit(result, fmt, query, table_transformer=func.__dict__.get("cielo_table_transformer"))
         except OutputError as exc:
             raise CliError(str(exc)) from exc
 

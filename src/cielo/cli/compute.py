@@ -213,17 +213,33 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
 
 @click.group("vm")
 def vm() -> None:
-    """Manage virtual machines (registered workload hosts) and their managed identities."""
+    """Manage virtual machines (registered workload hosts) and their managed identities.
+
+    \b
+    Examples:
+      cielo vm create -g my-rg -n host1 --assign-identity
+      cielo vm identity show -g my-rg -n host1
+      cielo vm agent-credential -g my-rg -n host1 --file host1.credential"""
 
 
 @click.group("vmss")
 def vmss() -> None:
-    """Manage virtual machine scale sets and their managed identities."""
+    """Manage virtual machine scale sets and their managed identities.
+
+    \b
+    Examples:
+      cielo vmss create -g my-rg -n pool --assign-identity [system] my-identity
+      cielo vmss identity remove -g my-rg -n pool --identities my-identity"""
 
 
 @click.group("webapp")
 def webapp() -> None:
-    """Manage web apps and their managed identities."""
+    """Manage web apps and their managed identities.
+
+    \b
+    Examples:
+      cielo webapp create -g my-rg -n site --assign-identity
+      cielo webapp agent-credential -g my-rg -n site --file site.credential"""
 
 
 for _group, _kind in ((vm, "vm"), (vmss, "vmss"), (webapp, "webapp")):
@@ -233,7 +249,12 @@ for _group, _kind in ((vm, "vm"), (vmss, "vmss"), (webapp, "webapp")):
 # ----------------------------------------------------------------------------- user-assigned identities
 @click.group("identity")
 def identity() -> None:
-    """Manage user-assigned managed identities."""
+    """Manage user-assigned managed identities.
+
+    \b
+    Examples:
+      cielo identity create -g my-rg -n my-identity
+      cielo identity show -g my-rg -n my-identity --query clientId -o tsv"""
 
 
 def _uami_out(resource: dict[str, Any]) -> dict[str, Any]:

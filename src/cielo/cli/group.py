@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from cielo.cli.armcall import arm, group_path, subscription_id, with_resource_group
-from cielo.cli.common import CliError, global_options
+from cielo.cli.common import CliError, global_options, table_layout
 
 
 def _tags(values: tuple[str, ...]) -> dict[str, str] | None:
@@ -24,7 +24,14 @@ def _tags(values: tuple[str, ...]) -> dict[str, str] | None:
 
 @click.group("group")
 def group() -> None:
-    """Manage resource groups."""
+    """Manage resource groups.
+
+    \b
+    Examples:
+      cielo group create -n my-rg -l local
+      cielo group show -g cielo-rg --query id -o tsv
+      cielo group list -o table
+      cielo group delete -n my-rg --yes"""
 
 
 @group.command("create")
@@ -50,6 +57,8 @@ def group_show(name: str, subscription: str | None) -> Any:
 @group.command("list")
 @click.option("--subscription", default=None, help="Subscription name or id.")
 @global_options
+@table_layout(lambda result: [{"Name": r["name"], "Location": r["location"],
+                               "Status": (r.get("properties") or {}).get("provisioningState")} for r in result])
 def group_list(subscription: str | None) -> Any:
     """List resource groups."""
     return arm("GET", f"/subscriptions/{subscription_id(subscription)}/resourcegroups")["value"]

@@ -8,7 +8,7 @@ import click
 
 from cielo.cli import account, ad, agent, cognitiveservices, compute, group, role, shim
 from cielo.cli.auth import prog_name
-from cielo.cli.up import env, keys, up
+from cielo.cli.up import admin, env, keys, up
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -16,12 +16,42 @@ from cielo.cli.up import env, keys, up
 def cli() -> None:
     """Cielo: a self-hosted Azure OpenAI Service with its Entra ID side.
 
-    `cielo up` runs the server; the other commands mirror the Azure CLI (az) against any Cielo."""
+    `cielo up` runs the server; the other commands mirror the Azure CLI (az) against any Cielo.
+
+    \b
+    Examples:
+      cielo up
+      eval "$(cielo env)"
+      cielo login --username admin@cielo.local
+      cielo group show -g cielo-rg --query id -o tsv
+      eval "$(cielo completion bash)"
+    """
+
+
+@click.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the script that makes SHELL complete `cielo` commands and options (click's shell completion).
+
+    \b
+    Examples:
+      eval "$(cielo completion bash)"                          # this shell; or add it to ~/.bashrc
+      cielo completion zsh > "${fpath[1]}/_cielo"              # zsh
+      cielo completion fish > ~/.config/fish/completions/cielo.fish"""
+    from click.shell_completion import get_completion_class
+
+    name = prog_name()
+    completer = get_completion_class(shell)
+    assert completer is not None  # click ships bash, zsh and fish
+    # The variable click's own `main` answers completion requests on: _CIELO_COMPLETE for `cielo`.
+    variable = f"_{name.replace('-', '_').upper()}_COMPLETE"
+    click.echo(completer(cli, {}, name, variable).source())
 
 
 cli.add_command(up)
 cli.add_command(env)
 cli.add_command(keys)
+cli.add_command(admin)
 cli.add_command(account.login)
 cli.add_command(account.logout)
 cli.add_command(account.account)
@@ -36,6 +66,7 @@ cli.add_command(compute.vmss)
 cli.add_command(compute.webapp)
 cli.add_command(compute.identity)
 cli.add_command(agent.agent)
+cli.add_command(completion)
 
 
 def main() -> None:

@@ -6,8 +6,11 @@
   trailing newline.
 * ``jsonc`` -- the same text with ANSI colours (only when writing to a terminal; otherwise plain json).
 * ``yaml``  -- ``yaml.safe_dump(result, default_flow_style=False, allow_unicode=True, sort_keys=True)``.
-* ``tsv``   -- one line per list item; a dict contributes its scalar values joined by tabs.
-* ``table`` -- knack's auto-table: scalar fields as left-aligned columns under capitalised headers.
+* ``tsv``   -- knack's: one line per list item; a dict contributes its values joined by tabs, in key order
+  (in the query's order for a ``--query`` multiselect), a nested object as an empty field, a list as its length,
+  ``None`` as ``None``.
+* ``table`` -- knack's auto-table: scalar fields as left-aligned columns under capitalised headers, sorted
+  by key unless a ``--query`` or the command's own table layout (az's ``table_transformer``) orders them.
 * ``none``  -- nothing.
 
 A result of ``None`` (e.g. from a delete command) prints nothing whatever the format, as in az.
@@ -15,11 +18,13 @@ A result of ``None`` (e.g. from a delete command) prints nothing whatever the fo
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import enum
 import json
 import re
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import jmespath
@@ -29,12 +34,16 @@ import yaml
 __all__ = [
     "OUTPUT_FORMATS",
     "OutputError",
+    "TableTransformer",
     "apply_query",
     "compile_query",
     "emit",
     "format_az_datetime",
     "render",
 ]
+
+# A command's own table layout (az's `table_transformer`): the result in, the rows to show out.
+TableTransformer = Callable[[Any], Any]
 
 OUTPUT_FORMATS: tuple[str, ...] = ("json", "jsonc", "table", "tsv", "yaml", "none")
 
@@ -72,7 +81,8 @@ def apply_query(result: Any, query: str | None) -> Any:
         return result
     expression = compile_query(query)
     try:
-        return expression.search(result)
+        # As knack: a multiselect hash keeps the order the query names its keys in (tsv and table follow it).
+        return expression.search(result, jmespath.Options(dict_cls=collections.OrderedDict))
     except jmespath.exceptions.JMESPathError as exc:  # e.g. JMESPathTypeError from a function call
         raise OutputError(f"Invalid jmespath query supplied for '--query': {exc}") from exc
 
@@ -158,22 +168,27 @@ def _is_complex(value: Any) -> bool:
     return isinstance(value, dict | list | tuple | set | frozenset)
 
 
-def _tsv_value(value: Any) -> str:
-    if value is None:
+def _tsv_field(value: Any) -> str:
+    """knack's ``_dump_obj``: a list is its length, an object an empty field, anything else ``str()``."""
+    if isinstance(value, list | tuple):
+        return str(len(value))
+    if isinstance(value, dict):
         return ""
-    if isinstance(value, str):
-        return value
-    return str(value)  # a bool inside a row prints as Python does: True / False
+    return value if isinstance(value, str) else str(value)
 
 
 def _tsv_row(item: Any) -> str:
-    if isinstance(item, dict):
-        return "\t".join(_tsv_value(v) for v in item.values() if not _is_complex(v))
-    if isinstance(item, list | tuple):
-        return "\t".join(_tsv_value(v) for v in item if not _is_complex(v))
-    if isinstance(item, bool):
+    if isinstance(item, collections.OrderedDict):
+        values: Any = item.values()
+    elif isinstance(item, dict):
+        values = [value for _, value in sorted(item.items())]
+    elif isinstance(item, list | tuple):
+        values = item
+    elif isinstance(item, bool):
         return "true" if item else "false"  # knack lower-cases a bare boolean (``az group exists -o tsv``)
-    return _tsv_value(item)
+    else:
+        return _tsv_field(item)
+    return "\t".join(_tsv_field(value) for value in values)
 
 
 def _format_tsv(result: Any) -> str:
@@ -190,11 +205,11 @@ def _capitalize_first_char(key: str) -> str:
     return key[:1].upper() + key[1:]
 
 
-def _table_row(item: Any) -> dict[str, Any]:
+def _table_row(item: Any, sort_keys: bool) -> dict[str, Any]:
     """knack's ``_auto_table_item``: which columns (and values) one result item contributes."""
     row: dict[str, Any] = {}
     if isinstance(item, dict):
-        for key, value in item.items():
+        for key, value in (sorted(item.items()) if sort_keys else item.items()):
             if str(key) in TABLE_SKIP_KEYS or value is None or _is_complex(value):
                 continue
             row[_capitalize_first_char(str(key))] = value
@@ -210,10 +225,12 @@ def _table_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _format_table(result: Any) -> str:
-    """knack's table: ``tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True)``."""
+def _format_table(result: Any, sort_keys: bool = True) -> str:
+    """knack's table: ``tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True)``.
+
+    knack sorts each item's keys unless a ``--query`` or a table layout of the command gave them an order."""
     items = result if isinstance(result, list) else [result]
-    rows = [_table_row(item) for item in items]
+    rows = [_table_row(item, sort_keys) for item in items]
     headers: list[str] = []
     for row in rows:
         headers.extend(key for key in row if key not in headers)
@@ -251,10 +268,12 @@ def _format_table(result: Any) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def render(result: Any, output: str = "json", *, color: bool = False) -> str:
+def render(result: Any, output: str = "json", *, color: bool = False, query_active: bool = False,
+           table_transformer: TableTransformer | None = None) -> str:
     """Render ``result`` in ``output`` format; ``''`` for ``none`` and for a ``None`` result.
 
-    ``color`` only affects ``jsonc`` (which is plain ``json`` without it).
+    ``color`` only affects ``jsonc`` (which is plain ``json`` without it). ``table_transformer`` is the
+    command's table layout, used (as knack does) only for ``table`` and only without a ``--query``.
     """
     fmt = output.lower()
     if fmt not in OUTPUT_FORMATS:
@@ -271,7 +290,9 @@ def render(result: Any, output: str = "json", *, color: bool = False) -> str:
         return _format_yaml(result)
     if fmt == "tsv":
         return _format_tsv(result)
-    return _format_table(result)
+    if table_transformer is not None and not query_active:
+        return _format_table(table_transformer(result), sort_keys=False)
+    return _format_table(result, sort_keys=not query_active)
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -284,13 +305,15 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-def emit(result: Any, output: str = "json", query: str | None = None, stream: TextIO | None = None) -> None:
+def emit(result: Any, output: str = "json", query: str | None = None, stream: TextIO | None = None,
+         table_transformer: TableTransformer | None = None) -> None:
     """Apply ``query``, render in ``output`` format and write to ``stream`` (default ``sys.stdout``).
 
     ``jsonc`` is coloured only when the stream is a terminal. Nothing is written for an empty rendering.
     """
     out = sys.stdout if stream is None else stream
-    text = render(apply_query(result, query), output, color=_isatty(out))
+    text = render(apply_query(result, query), output, color=_isatty(out), query_active=query is not None,
+                  table_transformer=table_transformer)
     if text:
         out.write(text)
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from cielo.cli.armcall import arm, flatten, graph_or_none, group_path, subscription_id
-from cielo.cli.common import CliError, global_options
+from cielo.cli.common import CliError, ServiceError, global_options, table_layout
 from cielo.core.ids import is_guid
 
 AUTH = "providers/Microsoft.Authorization"
@@ -69,13 +69,26 @@ def resolve_assignee(assignee: str) -> tuple[str, str, str]:
 
 @click.group("role")
 def role() -> None:
-    """Manage role definitions and assignments (Azure RBAC)."""
+    """Manage role definitions and assignments (Azure RBAC).
+
+    \b
+    Examples:
+      cielo role assignment create --role "Cognitive Services User" --assignee ada@cielo.local --scope "$RG_ID"
+      cielo role assignment list --scope "$RG_ID" -o table
+      cielo role definition list -n Reader
+      cielo role check --assignee ada@cielo.local --action Microsoft.Resources/subscriptions/resourceGroups/read"""
 
 
 # ----------------------------------------------------------------------------- definitions
 @role.group("definition")
 def definition() -> None:
-    """Manage role definitions."""
+    """Manage role definitions.
+
+    \b
+    Examples:
+      cielo role definition list --custom-role-only --query "[].roleName" -o tsv
+      cielo role definition create --role-definition @my-role.json
+      cielo role definition delete -n "My Role\""""
 
 
 @definition.command("list")
@@ -160,7 +173,13 @@ def definition_delete(name: str, scope: str | None) -> None:
 # ----------------------------------------------------------------------------- assignments
 @role.group("assignment")
 def assignment() -> None:
-    """Manage role assignments."""
+    """Manage role assignments.
+
+    \b
+    Examples:
+      cielo role assignment create --role Reader --assignee APP_ID --scope "$RG_ID"
+      cielo role assignment list --assignee APP_ID --scope "$RG_ID"
+      cielo role assignment delete --assignee APP_ID --role Reader --scope "$RG_ID\""""
 
 
 @assignment.command("create")
@@ -170,25 +189,61 @@ def assignment() -> None:
 @click.option("--assignee-principal-type", default=None,
               type=click.Choice(["User", "Group", "ServicePrincipal", "ForeignGroup"]),
               help="With --assignee-object-id.")
-@click.option("--scope", default=None, help="Scope, e.g. a resource group's id.")
-@click.option("-g", "--resource-group", default=None, help="A resource group as the scope.")
+@click.option("--scope", required=True,
+              help="Scope, e.g. a resource group's id. Required, as in az since 2.54: nothing is assigned at the "
+                   "subscription unless you name it.")
 @click.option("--description", default=None, help="A description.")
 @click.option("--condition", default=None, help="An ABAC condition (refused: not supported by Cielo).")
 @click.option("--subscription", default=None, help="Subscription name or id.")
 @global_options
 def assignment_create(role: str, assignee: str | None, assignee_object_id: str | None,
-                      assignee_principal_type: str | None, scope: str | None, resource_group: str | None,
-                      description: str | None, condition: str | None, subscription: str | None) -> Any:
-    """Assign a role to a user, group or service principal at a scope."""
-    if not assignee and not assignee_object_id:
+                      assignee_principal_type: str | None, scope: str, description: str | None,
+                      condition: str | None, subscription: str | None) -> Any:
+    """Assign a role to a user, group or service principal at a scope.
+
+    Run again, it prints the existing assignment (az's create is idempotent).
+
+    \b
+    Examples:
+      cielo role assignment create --role "Cognitive Services User" --assignee ada@cielo.local \\
+          --scope "$(cielo group show -g cielo-rg --query id -o tsv)"
+      cielo role assignment create --role Reader --assignee-object-id OBJECT_ID \\
+          --assignee-principal-type ServicePrincipal --scope /subscriptions/SUB_ID/resourceGroups/cielo-rg"""
+    if bool(assignee) == bool(assignee_object_id):
         raise CliError("usage error: --assignee STRING | --assignee-object-id GUID")
-    at = _scope(scope, resource_group, subscription)
-    found_role = resolve_role(role, at)
+    if assignee_principal_type and not assignee_object_id:
+        raise CliError("usage error: --assignee-object-id GUID --assignee-principal-type TYPE")
     if assignee_object_id:
         principal_id, principal_type = assignee_object_id, assignee_principal_type
     else:
         assert assignee is not None
         principal_id, principal_type, _ = resolve_assignee(assignee)
+    at = _scope(scope, None, subscription)
+    found_role = resolve_role(role, at)
+    try:
+        return create_assignment(found_role, principal_id, principal_type, at, description=description,
+                                 condition=condition)
+    except ServiceError as exc:
+        if exc.code != "RoleAssignmentExists":
+            raise
+        # As az: the same principal, role and scope again is no error; print the assignment that exists.
+        wanted = (principal_id.lower(), str(found_role["name"]).lower(), at.lower())
+        existing = [a for a in arm("GET", _at(at, "roleAssignments"), api="authorization",
+                                   params={"$filter": "atScope()"})["value"]
+                    if (str(a["properties"]["principalId"]).lower(),
+                        str(a["properties"]["roleDefinitionId"]).lower().rsplit("/", 1)[-1],
+                        str(a["properties"]["scope"]).lower()) == wanted]
+        if not existing:
+            raise
+        return _decorate(existing, at)[0]
+
+
+def create_assignment(role: str | dict[str, Any], principal_id: str, principal_type: str | None, scope: str, *,
+                      description: str | None = None, condition: str | None = None) -> dict[str, Any]:
+    """PUT a new role assignment (a role given by name or id is looked up at `scope`); ARM's refusal, such as
+    `RoleAssignmentExists`, is raised as a `ServiceError`."""
+    at = scope.rstrip("/") or "/"
+    found_role = resolve_role(role, at) if isinstance(role, str) else role
     properties: dict[str, Any] = {"roleDefinitionId": found_role["id"], "principalId": principal_id}
     if principal_type:
         properties["principalType"] = principal_type
@@ -231,9 +286,16 @@ def _decorate(items: list[dict[str, Any]], scope: str) -> list[dict[str, Any]]:
 @click.option("--include-inherited", is_flag=True, help="Also assignments above the scope.")
 @click.option("--subscription", default=None, help="Subscription name or id.")
 @global_options
+@table_layout(lambda result: [{"Principal": a.get("principalName"), "Role": a.get("roleDefinitionName"),
+                               "Scope": a.get("scope")} for a in result])
 def assignment_list(assignee: str | None, role: str | None, scope: str | None, resource_group: str | None,
                     show_all: bool, include_inherited: bool, subscription: str | None) -> Any:
-    """List role assignments at a scope (az shows those at the scope; --all adds those below)."""
+    """List role assignments at a scope (az shows those at the scope; --all adds those below).
+
+    \b
+    Examples:
+      cielo role assignment list --scope "$(cielo group show -g cielo-rg --query id -o tsv)" -o table
+      cielo role assignment list --assignee ada@cielo.local --include-inherited"""
     at = _scope(scope, resource_group, subscription)
     params: dict[str, str] = {}
     principal_id = resolve_assignee(assignee)[0] if assignee else None

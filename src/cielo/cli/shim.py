@@ -27,7 +27,12 @@ exec "{python}" -c 'import sys; sys.argv[0] = "az"; from cielo.cli.main import m
 
 @click.group("az-shim")
 def az_shim() -> None:
-    """Let `az` on PATH run Cielo's CLI (opt-in; for AzureCliCredential without the real az)."""
+    """Let `az` on PATH run Cielo's CLI (opt-in; for AzureCliCredential without the real az).
+
+    \b
+    Examples:
+      cielo az-shim install --dir ~/.cielo/bin && export PATH=~/.cielo/bin:$PATH
+      cielo az-shim uninstall --dir ~/.cielo/bin"""
 
 
 @az_shim.command("install")

@@ -150,7 +150,7 @@ def _open_data_dir(settings: Settings) -> None:
             click.echo(f"  upgrade: {note}", err=True)
 
 
-def _ask_password() -> str:
+def _ask_password(label: str = "Password for the new administrator") -> str:
     from cielo.identity.directory import _check_password as check_password
 
     def valid(answer: str) -> str:
@@ -160,7 +160,7 @@ def _ask_password() -> str:
             raise click.BadParameter(str(exc)) from exc  # click says why and asks again
         return answer
 
-    return str(click.prompt("Password for the new administrator", hide_input=True, confirmation_prompt=True,
+    return str(click.prompt(label, hide_input=True, confirmation_prompt=True,
                             err=True, value_proc=valid))
 
 
@@ -294,11 +294,47 @@ def env(data_dir: Path | None, port: int | None, host: str | None) -> None:
     base = settings.base_url if (port or host) else _recorded_base_url(settings)
     for line in env_lines(settings, base):
         click.echo(line)
+    # On stderr, so that `eval "$(cielo env)"` takes the exports only.
+    chosen = "" if data_dir is not None else " (the default; give --data-dir or CIELO_DATA_DIR for another)"
+    click.echo(f"# cielo env: the Cielo of the data directory {settings.data_dir}{chosen}, at {base}", err=True)
+    answer = _server_identity(base, settings.tls_dir / "bundle.pem")
+    if answer == "other":
+        click.echo(f"WARNING: the server answering at {base} is not the one of {settings.data_dir}: its certificate "
+                   "does not verify against this directory's CA, so these exports would not let clients trust it. Give "
+                   "`cielo env --data-dir` that server's data directory.", err=True)
+    elif answer == "none":
+        click.echo(f"# cielo env: nothing answers at {base} now; start it with `cielo up` on this data directory.",
+                   err=True)
+
+
+def _server_identity(base: str, bundle: Path) -> str:
+    """"same" when the server at `base` presents a certificate from this data directory's CA, "other" when a
+    server answers there with another one (a second Cielo on the same port), "none" when nothing answers."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    url = urlsplit(base)
+    host, port = url.hostname or "127.0.0.1", url.port or 443
+    try:
+        context = ssl.create_default_context(cafile=str(bundle))
+        with socket.create_connection((host, port), timeout=2) as sock, \
+                context.wrap_socket(sock, server_hostname=host):
+            return "same"
+    except ssl.SSLCertVerificationError:
+        return "other"
+    except (OSError, ssl.SSLError):
+        return "none"
 
 
 @click.group("keys")
 def keys() -> None:
-    """Manage the token signing keys in a data directory."""
+    """Manage the token signing keys in a data directory.
+
+    \b
+    Examples:
+      cielo keys list --data-dir ~/.local/share/cielo -o table
+      cielo keys rotate --data-dir ~/.local/share/cielo"""
 
 
 @keys.command("rotate")
@@ -336,6 +372,68 @@ def keys_list(data_dir: Path | None) -> list[dict[str, Any]]:
         raise CliError(str(exc)) from exc
     return [{"kid": k.kid, "signing": k.kid == signing, "retireAt": k.retire_at}
             for k in ring.active_keys(time.time())]
+
+
+@click.group("admin")
+def admin() -> None:
+    """Offline administration of a data directory (no server, no sign-in needed).
+
+    \b
+    Examples:
+      cielo admin reset-password --data-dir ~/.local/share/cielo --user admin@cielo.local --password-prompt
+      cielo admin reset-password --user admin@cielo.local --password-file ./new-password
+      cielo admin reset-password --user admin@cielo.local --generate -o tsv --query password"""
+
+
+@admin.command("reset-password")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="CIELO_DATA_DIR", default=None,
+              help=_DATA_DIR_HELP)
+@click.option("--user", "user", required=True, help="The user's principal name or object id.")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Read the new password from this file (one trailing newline is dropped).")
+@click.option("--password-prompt", is_flag=True, default=False, help="Ask for the new password on the terminal.")
+@click.option("--generate", is_flag=True, default=False,
+              help="Make a new random password and print it (the only time it is shown).")
+@global_options
+def reset_password(data_dir: Path | None, user: str, password_file: Path | None, password_prompt: bool,
+                   generate: bool) -> dict[str, Any]:
+    """Set a user's password directly in the data directory, e.g. the administrator's when it is lost.
+
+    Works with the server stopped (a running one sees the change too). The password is stored argon2-hashed and
+    the user's refresh tokens stop working. The new password is printed only with --generate."""
+    from cielo.core.clock import SystemClock
+    from cielo.core.ids import new_password
+    from cielo.identity.directory import reset_password_offline
+
+    given = [name for name, present in (("--password-file", password_file is not None),
+                                        ("--password-prompt", password_prompt), ("--generate", generate)) if present]
+    if len(given) != 1:
+        raise CliError("usage error: give the new password one way: --password-file FILE | --password-prompt | "
+                       "--generate")
+    if password_prompt and not sys.stdin.isatty():
+        raise CliError("--password-prompt needs a terminal; use --password-file")
+    settings = _settings(data_dir)
+    if not settings.db_path.exists():
+        raise CliError(f"no Cielo data in {settings.data_dir}; give --data-dir (or CIELO_DATA_DIR)")
+    if password_file is not None:
+        try:
+            text = password_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read the password from {password_file}: {exc}") from exc
+        password = text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
+    elif password_prompt:
+        password = _ask_password(f"New password for {user}")
+    else:
+        password = new_password()
+    try:
+        changed = reset_password_offline(settings.data_dir, settings.db_path, user, password, SystemClock())
+    except (CieloError, DataDirectoryError) as exc:
+        raise CliError(str(exc)) from exc
+    result: dict[str, Any] = {"dataDir": str(settings.data_dir), "id": changed.object_id,
+                              "refreshTokensRevoked": True, "userPrincipalName": changed.upn}
+    if generate:
+        result["password"] = password
+    return result
 
 
 def default_data_dir_text() -> str:

@@ -39,19 +39,32 @@ def _error(response: httpx.Response) -> ApiError:
     return ApiError(response.status_code, str(response.status_code), response.text[:500])
 
 
-def default_verify(ca_bundle: str | None = None) -> str | bool:
-    for candidate in (ca_bundle, os.environ.get("CIELO_CA_BUNDLE")):
+def ca_bundle_choice(ca_bundle: str | None = None) -> tuple[str | bool, str]:
+    """The CA bundle to trust and where that choice came from, first found of:
+
+    1. `ca_bundle` (`cielo cloud set --ca-bundle`);
+    2. CIELO_CA_BUNDLE;
+    3. REQUESTS_CA_BUNDLE, then SSL_CERT_FILE (what `cielo env` exports, and what az and curl read);
+    4. the bundle in the data directory (CIELO_DATA_DIR, default ~/.local/share/cielo) of a server on this machine;
+    5. the system's CAs.
+
+    The environment comes before the data directory, so that a shell set up for one Cielo (`eval "$(cielo env
+    --data-dir …)"`) is not overruled by another Cielo's data on the same machine. A file that is named but
+    missing is skipped; `cielo cloud show` says which bundle is used and why."""
+    named = [("--ca-bundle", ca_bundle)] + [(name, os.environ.get(name)) for name in
+                                            ("CIELO_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")]
+    for source, candidate in named:
         if candidate and Path(candidate).exists():
-            return candidate
+            return candidate, source
     data_dir = os.environ.get("CIELO_DATA_DIR")
-    local = Path(data_dir) if data_dir else Path.home() / ".local" / "share" / "cielo"
-    if (local / "tls" / "bundle.pem").exists():
-        return str(local / "tls" / "bundle.pem")
-    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
-        value = os.environ.get(name)
-        if value and Path(value).exists():
-            return value
-    return True
+    local = (Path(data_dir) if data_dir else Path.home() / ".local" / "share" / "cielo") / "tls" / "bundle.pem"
+    if local.exists():
+        return str(local), "data directory"
+    return True, "system"
+
+
+def default_verify(ca_bundle: str | None = None) -> str | bool:
+    return ca_bundle_choice(ca_bundle)[0]
 
 
 _transport: contextvars.ContextVar[httpx.BaseTransport | None] = contextvars.ContextVar(

@@ -108,6 +108,15 @@ class DirectoryRepo(Repo):
             )
             return [_user(r) for r in rows]
 
+    def update_user(self, object_id: str, **fields: Any) -> None:
+        """Change some of `display_name`, `password_hash`, `account_enabled` (the columns a Graph PATCH may set)."""
+        allowed = {"display_name", "password_hash", "account_enabled"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"users have no updatable field {sorted(unknown)}")
+        if fields:
+            self._write(update(db.users).where(db.users.c.object_id == object_id).values(**fields))
+
     def delete_user(self, object_id: str) -> None:
         self._write(
             delete(db.group_members).where(db.group_members.c.member_id == object_id),

@@ -186,15 +186,16 @@ def test_yaml_block_style() -> None:
 # ------------------------------------------------------------------------------------------ tsv
 
 
-def test_tsv_list_of_dicts_skips_nested_values() -> None:
+def test_tsv_list_of_dicts_in_key_order_with_nested_values_as_knack_writes_them() -> None:
+    # knack: values by sorted key; a nested object is an empty field, a list its length.
     assert render(ACCOUNTS, "tsv") == (
-        "/subscriptions/1\ta\teastus\tTrue\n/subscriptions/2\tbbbbbbbb\twesteurope\tFalse\n"
+        "/subscriptions/1\tTrue\teastus\ta\t\t\n/subscriptions/2\tFalse\twesteurope\tbbbbbbbb\t\t\n"
     )
 
 
-def test_tsv_dict_is_one_line_of_scalars() -> None:
-    value = {"a": 1, "b": None, "c": [1, 2], "d": "x", "e": {"f": 1}, "g": 1.5}
-    assert render(value, "tsv") == "1\t\tx\t1.5\n"
+def test_tsv_dict_is_one_line_with_none_and_nested_values_as_knack_writes_them() -> None:
+    value = {"g": 1.5, "a": 1, "b": None, "c": [1, 2], "d": "x", "e": {"f": 1}}
+    assert render(value, "tsv") == "1\tNone\t2\tx\t\t1.5\n"
 
 
 @pytest.mark.parametrize(
@@ -206,11 +207,11 @@ def test_tsv_scalar(value: Any, expected: str) -> None:
 
 
 def test_tsv_list_of_scalars_one_per_line() -> None:
-    assert render(["a", 1, None, True], "tsv") == "a\n1\n\ntrue\n"
+    assert render(["a", 1, None, True], "tsv") == "a\n1\nNone\ntrue\n"
 
 
 def test_tsv_list_of_lists() -> None:
-    assert render([["a", 1, [9]], ["b", None, {"x": 1}]], "tsv") == "a\t1\nb\t\n"
+    assert render([["a", 1, [9]], ["b", None, {"x": 1}]], "tsv") == "a\t1\t1\nb\tNone\t\n"
 
 
 def test_tsv_empty() -> None:
@@ -237,37 +238,41 @@ def test_table_list_of_dicts() -> None:
         {"name": "rg1", "location": "eastus", "provisioningState": "Succeeded"},
         {"name": "a-much-longer-name", "location": "westeurope", "provisioningState": "Failed"},
     ]
+    # Without --query or a table layout, knack sorts each item's keys.
     assert render(rows, "table") == (
-        "Name                Location    ProvisioningState\n"
-        "------------------  ----------  -------------------\n"
-        "rg1                 eastus      Succeeded\n"
-        "a-much-longer-name  westeurope  Failed\n"
+        "Location    Name                ProvisioningState\n"
+        "----------  ------------------  -------------------\n"
+        "eastus      rg1                 Succeeded\n"
+        "westeurope  a-much-longer-name  Failed\n"
     )
+    assert render(rows, "table", query_active=True).splitlines()[0].split() == ["Name", "Location",
+                                                                                "ProvisioningState"]
 
 
 def test_table_omits_nested_none_and_az_skipped_keys() -> None:
     # az's auto-table drops id/type/etag, nested values and None-only columns.
     assert render(ACCOUNTS, "table") == (
-        "Name      Location    IsDefault\n"
-        "--------  ----------  -----------\n"
-        "a         eastus      True\n"
-        "bbbbbbbb  westeurope  False\n"
+        "IsDefault    Location    Name\n"
+        "-----------  ----------  --------\n"
+        "True         eastus      a\n"
+        "False        westeurope  bbbbbbbb\n"
     )
 
 
 def test_table_columns_in_order_of_first_appearance() -> None:
     rows = [{"b": 1, "a": None}, {"c": "x", "a": 2}]
-    assert render(rows, "table") == "B    C    A\n---  ---  ---\n1\n     x    2\n"
+    assert render(rows, "table", query_active=True) == "B    C    A\n---  ---  ---\n1\n     x    2\n"
+    assert render(rows, "table") == "B    A    C\n---  ---  ---\n1\n     2    x\n"
 
 
 def test_table_dict_is_one_row() -> None:
     assert render({"name": "n", "count": 3, "nested": {"x": 1}}, "table") == (
-        "Name    Count\n------  -------\nn       3\n"
+        "Count    Name\n-------  ------\n3        n\n"
     )
 
 
 def test_table_header_capitalises_first_letter_only() -> None:
-    text = render([{"resourceGroup": "rg", "Name": "x"}], "table")
+    text = render([{"resourceGroup": "rg", "Name": "x"}], "table", query_active=True)
     assert text.splitlines()[0] == "ResourceGroup    Name"
 
 
@@ -344,3 +349,13 @@ def test_format_az_datetime_round_trips_in_local_time(ts: float) -> None:
     parsed = dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f")
     assert abs(parsed - dt.datetime.fromtimestamp(ts)) <= dt.timedelta(microseconds=1)
     assert abs(parsed.timestamp() - ts) <= 1e-6 + 1e-9 * abs(ts)
+
+
+def test_table_layout_of_the_command_orders_columns_and_yields_to_a_query() -> None:
+    def layout(result: Any) -> Any:
+        return [{"Name": r["name"], "Location": r["location"]} for r in result]
+
+    assert render(ACCOUNTS, "table", table_transformer=layout).splitlines()[0] == "Name      Location"
+    out = io.StringIO()
+    emit(ACCOUNTS, "table", query="[].{where:location}", stream=out, table_transformer=layout)
+    assert out.getvalue().splitlines()[0] == "Where"  # with --query, knack ignores the layout
