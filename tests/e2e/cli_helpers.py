@@ -76,10 +76,11 @@ class Cli:
     def json(self, *args: str, **kwargs: Any) -> Any:
         return self.run(*args, "-o", "json", **kwargs).json()
 
-    def fails(self, *args: str, **kwargs: Any) -> Result:
-        """A failing command, as az fails: exit code 1 and `ERROR: ...` on stderr, nothing on stdout."""
+    def fails(self, *args: str, code: int = 1, **kwargs: Any) -> Result:
+        """A failing command, as az fails: exit code 1 (3 for a resource the resource manager does not find) and
+        `ERROR: ...` on stderr, nothing on stdout."""
         result = self.run(*args, ok=False, **kwargs)
-        assert result.returncode == 1, str(result)
+        assert result.returncode == code, str(result)
         assert any(line.startswith("ERROR: ") for line in result.stderr.splitlines()), str(result)
         assert result.stdout == "", str(result)
         return result

@@ -62,7 +62,7 @@ def test_identity_create_show_list_delete(mi: MiServer) -> None:
     assert sp["servicePrincipalType"] == "ManagedIdentity" and sp["appId"] == created["clientId"], sp
 
     mi.cli.run("identity", "delete", "-g", RG, "-n", "id-crud")
-    failed = mi.cli.fails("identity", "show", "-g", RG, "-n", "id-crud")
+    failed = mi.cli.fails("identity", "show", "-g", RG, "-n", "id-crud", code=3)  # az's ResourceNotFoundError
     assert "ResourceNotFound" in failed.stderr or "was not found" in failed.stderr
     assert _sp_status(mi, created["principalId"]) == 404
 

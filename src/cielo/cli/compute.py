@@ -148,7 +148,10 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
     def identity() -> None:
         pass
 
-    identity.help = f"Manage the {label}'s managed identities."
+    identity.help = (f"Manage the {label}'s managed identities.\n\n\b\nExamples:\n"
+                     f"  cielo {kind_name} identity assign -g my-rg -n NAME --identities [system] my-identity\n"
+                     f"  cielo {kind_name} identity show -g my-rg -n NAME --query principalId -o tsv\n"
+                     f"  cielo {kind_name} identity remove -g my-rg -n NAME --identities my-identity")
 
     @identity.command("assign", cls=_AzListCommand)
     @click.option("-g", "--resource-group", required=True, help="Resource group name.")
