@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cielo.backends.base import BackendError, ContextLengthExceeded
+from cielo.dataplane import toolcalls
 
 _END = object()
 
@@ -107,6 +108,14 @@ class LlamaCppBackend:
         return _assemble(kind, [chunk async for chunk in self._generate(kind, request)])
 
     async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        # llama.cpp ignores `tools` for a model whose chat template has none (SmolLM2's), even with
+        # use_jinja; tool calls are made on its grammar-constrained JSON path instead (dataplane/toolcalls.py).
+        plan = toolcalls.plan_for(body) if kind == "chat" else None
+        if plan is not None:
+            return toolcalls.read_answer(plan, await self._complete_all(kind, plan.request))
+        return await self._complete_all(kind, body)
+
+    async def _complete_all(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         n = int(body.get("n") or 1)
         prompt = body.get("prompt")
         if n == 1 and not isinstance(prompt, list):
@@ -127,7 +136,19 @@ class LlamaCppBackend:
             "total_tokens": prompt_tokens + completion_tokens}}
 
     def stream(self, kind: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
-        return self._generate(kind, {**body, "stream": True})
+        plan = toolcalls.plan_for(body) if kind == "chat" else None
+        if plan is not None and plan.constrained:
+            return self._tool_stream(plan)
+        return self._generate(kind, {**(plan.request if plan is not None else body), "stream": True})
+
+    async def _tool_stream(self, plan: toolcalls.ToolPlan) -> AsyncGenerator[dict[str, Any], None]:
+        """A stream whose answer may be a tool call: whether it is one is known once the JSON is complete, so
+        the generation runs to its end first (still as a stream, so that a client leaving stops it), then its
+        answer goes out as OpenAI's chunks."""
+        request = {**plan.request, "stream": True, "stream_options": {"include_usage": True}}
+        chunks = [chunk async for chunk in self._generate("chat", request)]
+        for chunk in toolcalls.stream_answer(toolcalls.read_answer(plan, _assemble("chat", chunks))):
+            yield chunk
 
     async def _generate(self, kind: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """The chunks of one generation, once a slot is free. Cancelled while it waits: it never starts.

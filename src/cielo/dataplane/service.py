@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import struct
 import time
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cielo.backends.base import BackendError
-from cielo.dataplane import shapes, tokens, wire
+from cielo.dataplane import shapes, tokens, tools, wire
 from cielo.dataplane.auth import GrantCache
 from cielo.dataplane.backends import BackendRegistry
 from cielo.dataplane.index import Account, DataPlaneIndex, Deployment
@@ -37,7 +38,8 @@ ROUTES = {
 EMBEDDING_DIMENSIONS = 384
 DEFAULT_MAX_TOKENS = 16  # OpenAI's completions default; chat defaults to what is left of the context
 PASSTHROUGH = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stop", "presence_penalty",
-               "frequency_penalty", "seed", "logprobs", "top_logprobs", "response_format", "logit_bias", "user")
+               "frequency_penalty", "seed", "logprobs", "top_logprobs", "response_format", "logit_bias", "user",
+               "tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
 
 
 @dataclass
@@ -73,6 +75,9 @@ class DataPlane:
                account: Account) -> dict[str, str]:
         default = self.backends.context_per_slot() if kind == "chat" else DEFAULT_MAX_TOKENS
         estimate = tokens.estimate_request(kind, body, default)
+        declared = body.get("tools") or body.get("functions")
+        if declared:  # the definitions are part of the prompt, as Azure counts them
+            estimate += tokens.count(json.dumps(declared))
         admission = self.quota.admit(deployment.key, deployment.rate_limits, estimate)
         if admission.limit == "size":
             raise EstimateExceedsTokenLimit(
@@ -108,6 +113,7 @@ class DataPlane:
                                  f"{deployment.model.name}. Please choose different model and try again.",
                                  code="OperationNotSupported")
         (wire.validate_chat if kind == "chat" else wire.validate_completions)(body)
+        tools.validate(kind, body)
         headers = self._admit(deployment, kind, body, api_version, account)
         request = {k: body[k] for k in PASSTHROUGH if body.get(k) is not None}
         if kind == "chat":
@@ -120,6 +126,8 @@ class DataPlane:
         model = deployment.model.name
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            if include_usage:
+                request["stream_options"] = {"include_usage": True}
             chunks = backend.stream(kind, request)
             try:
                 # A request's own errors (an over-long prompt) come before its first token: answer them
@@ -127,7 +135,7 @@ class DataPlane:
                 first = await anext(chunks, None)
             except BackendError as exc:
                 raise _from_backend(exc) from exc
-            return Stream(self._events(first, chunks, kind, model, include_usage), headers)
+            return Stream(self._events(first, chunks, kind, model, body if include_usage else None), headers)
         try:
             result = await backend.complete(kind, request)
         except BackendError as exc:
@@ -135,15 +143,23 @@ class DataPlane:
         return Answer(shapes.finish(kind, result, model, body), headers)
 
     async def _events(self, first: dict[str, Any] | None, chunks: AsyncGenerator[dict[str, Any], None], kind: str,
-                      model: str, include_usage: bool) -> AsyncIterator[bytes]:
+                      model: str, usage_for: dict[str, Any] | None) -> AsyncIterator[bytes]:
+        """The SSE events. `usage_for` is the request when it asked for `stream_options.include_usage`: the
+        usage then follows the last choice in a chunk of its own, the backend's count or, from a backend
+        that sends none, Cielo's (tiktoken, as for quotas)."""
         stream_id = shapes.new_id(kind)
         created = int(time.time())
         yield shapes.prompt_annotation_event()
         role_sent = kind != "chat"
+        usage: dict[str, Any] | None = None
+        texts: list[str] = []
 
         def shaped(raw: dict[str, Any]) -> bytes | None:
-            nonlocal role_sent
-            out = shapes.chunk(kind, raw, stream_id, created, model, include_usage)
+            nonlocal role_sent, usage
+            if usage_for is not None:
+                usage = raw.get("usage") or usage
+                texts.extend(_texts(kind, raw))
+            out = shapes.chunk(kind, raw, stream_id, created, model)
             if out is None:
                 return None
             if not role_sent and out["choices"]:
@@ -174,6 +190,11 @@ class DataPlane:
             return
         finally:
             await chunks.aclose()  # a consumer that left stops its generation now, not when collected
+        if usage_for is not None:
+            if not isinstance(usage, dict):
+                completion = tokens.count("".join(texts))
+                usage = {"prompt_tokens": tokens.estimate_prompt(kind, usage_for), "completion_tokens": completion}
+            yield shapes.sse(shapes.usage_chunk(kind, usage, stream_id, created, model))
         yield shapes.sse("[DONE]")
 
     # ----------------------------------------------------------------- embeddings
@@ -194,6 +215,22 @@ class DataPlane:
                  "embedding": _b64(v) if as_base64 else v} for i, v in enumerate(vectors)]
         return Answer({"object": "list", "data": data, "model": deployment.model.name,
                        "usage": {"prompt_tokens": used, "total_tokens": used}}, headers)
+
+
+def _texts(kind: str, raw: dict[str, Any]) -> list[str]:
+    """What a chunk adds to the answer (text, tool-call names and arguments), to count when a backend does not."""
+    out: list[str] = []
+    for choice in raw.get("choices") or []:
+        if kind != "chat":
+            out.append(str(choice.get("text") or ""))
+            continue
+        delta = choice.get("delta") or {}
+        out.append(str(delta.get("content") or ""))
+        for call in [*(delta.get("tool_calls") or []), *([delta["function_call"]] if delta.get("function_call")
+                                                          else [])]:
+            function = call.get("function", call) if isinstance(call, dict) else {}
+            out.append(str(function.get("name") or "") + str(function.get("arguments") or ""))
+    return out
 
 
 def _b64(vector: list[float]) -> str:

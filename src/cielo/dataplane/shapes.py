@@ -43,6 +43,23 @@ def _legacy_logprobs(logprobs: Any, offset: int) -> Any:
     return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": tops, "text_offset": offsets}
 
 
+def _message(message: dict[str, Any]) -> dict[str, Any]:
+    """The 2024-10-21 spec's chatCompletionResponseMessage: role, content and refusal always (content null
+    beside tool calls), tool_calls or the legacy function_call when the model called something."""
+    out = {"role": "assistant", "content": message.get("content"), "refusal": message.get("refusal")}
+    if message.get("tool_calls"):
+        out["tool_calls"] = message["tool_calls"]
+    if message.get("function_call"):
+        out["function_call"] = message["function_call"]
+    return out
+
+
+def _chat_logprobs(logprobs: Any) -> Any:
+    if isinstance(logprobs, dict) and "refusal" not in logprobs:
+        return {**logprobs, "refusal": None}  # required beside `content` by the 2024-10-21 spec
+    return logprobs
+
+
 def finish(kind: str, result: dict[str, Any], model: str, body: dict[str, Any]) -> dict[str, Any]:
     """A non-streamed answer in Azure's shape."""
     echo_prefix = body.get("prompt") if kind == "completions" and body.get("echo") and isinstance(
@@ -51,9 +68,8 @@ def finish(kind: str, result: dict[str, Any], model: str, body: dict[str, Any]) 
     for choice in result.get("choices", []):
         out: dict[str, Any] = {"index": choice.get("index", 0), "finish_reason": choice.get("finish_reason")}
         if kind == "chat":
-            message = choice.get("message") or {}
-            out["message"] = {"role": "assistant", "content": message.get("content")}
-            out["logprobs"] = choice.get("logprobs")
+            out["message"] = _message(choice.get("message") or {})
+            out["logprobs"] = _chat_logprobs(choice.get("logprobs"))
         else:
             out["text"] = f"{echo_prefix}{choice.get('text', '')}"
             out["logprobs"] = _legacy_logprobs(choice.get("logprobs"), len(echo_prefix or ""))
@@ -94,8 +110,9 @@ def prompt_annotation_event() -> bytes:
                 "choices": [], "usage": None})
 
 
-def chunk(kind: str, raw: dict[str, Any], stream_id: str, created: int, model: str, include_usage: bool,
-          ) -> dict[str, Any] | None:
+def chunk(kind: str, raw: dict[str, Any], stream_id: str, created: int, model: str) -> dict[str, Any] | None:
+    """A backend's chunk in Azure's shape, or None when it carries no choice. Its usage is not passed on here:
+    the data plane sends the usage in a chunk of its own at the end, when the client asked for it."""
     choices = []
     for choice in raw.get("choices", []):
         out: dict[str, Any] = {"index": choice.get("index", 0), "finish_reason": choice.get("finish_reason")}
@@ -105,7 +122,7 @@ def chunk(kind: str, raw: dict[str, Any], stream_id: str, created: int, model: s
                 delta.pop("content", None)
             out["delta"] = delta
             if choice.get("logprobs") is not None:
-                out["logprobs"] = choice.get("logprobs")
+                out["logprobs"] = _chat_logprobs(choice.get("logprobs"))
             if delta.get("content"):
                 out["content_filter_results"] = content_filter_results()
         else:
@@ -114,9 +131,17 @@ def chunk(kind: str, raw: dict[str, Any], stream_id: str, created: int, model: s
             if out["text"]:
                 out["content_filter_results"] = content_filter_results()
         choices.append(out)
-    usage = raw.get("usage") if include_usage else None
-    if not choices and usage is None:
+    if not choices:
         return None
     return {"id": stream_id, "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
             "created": created, "model": model, "system_fingerprint": "fp_cielo", "choices": choices,
-            "usage": usage}
+            "usage": None}
+
+
+def usage_chunk(kind: str, usage: dict[str, Any], stream_id: str, created: int, model: str) -> dict[str, Any]:
+    """The last chunk before `[DONE]` when `stream_options.include_usage` is true: no choices, the request's
+    usage (chatCompletionStreamOptions in the 2024-10-21 spec)."""
+    prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    return {"id": stream_id, "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
+            "created": created, "model": model, "system_fingerprint": "fp_cielo", "choices": [],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}}
