@@ -1,27 +1,51 @@
 """The Responses API with the mock model, in-process: the response object, refusals naming the parameter,
 previous_response_id chains, stored responses seen only by their caller, retrieve/delete/input items, the
-event stream's order, and the data actions Azure checks for responses."""
+event stream's order, and the data actions Azure checks for responses.
+
+`alice` holds Cognitive Services OpenAI User (whose `…/OpenAI/responses/*` lets her create, read and delete
+responses), `bob` Cognitive Services User."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import httpx
 import pytest
-from inproc import ACCOUNT, COG_RESOURCE, MOCK_DEPLOYMENT, World, assign, bearer, error_of, new_principal, sp_token
+from inproc import (
+    ACCOUNT,
+    COG_RESOURCE,
+    MOCK_DEPLOYMENT,
+    World,
+    arm_call,
+    assign,
+    bearer,
+    error_of,
+    new_principal,
+    sp_token,
+)
 
 V1 = f"/accounts/{ACCOUNT}/openai/v1/responses"
 PREVIEW = f"/accounts/{ACCOUNT}/openai/responses"
 VERSION = {"api-version": "2025-03-01-preview"}
 
 
+OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"  # Cognitive Services OpenAI User: Azure grants it responses/*
+
+
 def _principal(world: World, role: str | None) -> str:
     async def make() -> str:
         async with world.client() as client:
             who = await new_principal(client, world)
-            if role:
+            if role == "Cognitive Services OpenAI User":
+                answer = await arm_call(client, world, "PUT", f"{world.account_path()}/providers/"
+                                        f"Microsoft.Authorization/roleAssignments/{uuid.uuid4()}", {"properties": {
+                                            "roleDefinitionId": f"{world.sub_path}/providers/Microsoft.Authorization/"
+                                            f"roleDefinitions/{OPENAI_USER}", "principalId": who.sp_id}})
+                assert answer.status_code == 201, answer.text
+            elif role:
                 await assign(client, world, role, who.sp_id, world.account_path())
             return await sp_token(client, world, who, COG_RESOURCE)
 
@@ -30,7 +54,7 @@ def _principal(world: World, role: str | None) -> str:
 
 @pytest.fixture(scope="module")
 def alice(world: World) -> dict[str, str]:
-    return bearer(_principal(world, "Cognitive Services User"))
+    return bearer(_principal(world, "Cognitive Services OpenAI User"))
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +310,65 @@ async def test_stream_tells_the_documented_events_in_order(client: httpx.AsyncCl
     assert events[-2][1]["item"] == final["output"][0]
     stored = await client.get(f"{V1}/{final['id']}", headers=alice)
     assert stored.status_code == 200 and stored.json() == final
+
+
+# ----------------------------------------------------------------------------- tools and structured output
+WEATHER = {"type": "function", "name": "get_weather", "description": "The weather in a city.", "strict": True,
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+                          "additionalProperties": False}}
+
+
+async def test_function_tools_answer_function_call_items(client: httpx.AsyncClient, world: World,
+                                                         alice: dict[str, str]) -> None:
+    made = await _create(client, alice, input="weather in Paris?", tools=[WEATHER], tool_choice="required")
+    assert made["tools"] == [WEATHER] and made["tool_choice"] == "required"
+    [call] = made["output"]
+    assert call["type"] == "function_call" and call["name"] == "get_weather" and call["status"] == "completed"
+    assert call["id"].startswith("fc_") and call["call_id"]
+    assert isinstance(json.loads(call["arguments"])["city"], str)
+    # The tool's result goes back as a function_call_output item, the conversation kept by the server.
+    answer = await _create(client, alice, previous_response_id=made["id"], tools=[WEATHER],
+                           input=[{"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}])
+    assert answer["output"][0]["type"] == "message"
+    assert answer["output"][0]["content"][0]["text"] == "echo: sunny"
+    # Or kept by the client: the call and its output in the input itself.
+    again = await _create(client, _key(world), tools=[WEATHER], input=[
+        {"role": "user", "content": "weather in Paris?"},
+        {"type": "function_call", "call_id": call["call_id"], "name": "get_weather", "arguments": call["arguments"]},
+        {"type": "function_call_output", "call_id": call["call_id"], "output": "rainy"}])
+    assert again["output"][0]["content"][0]["text"] == "echo: rainy"
+
+
+async def test_a_named_tool_choice(client: httpx.AsyncClient, world: World) -> None:
+    other = {**WEATHER, "name": "get_time"}
+    made = await _create(client, _key(world), input="x", tools=[WEATHER, other],
+                         tool_choice={"type": "function", "name": "get_time"})
+    assert [item["name"] for item in made["output"]] == ["get_time"]
+
+
+async def test_structured_output_with_a_json_schema(client: httpx.AsyncClient, world: World) -> None:
+    fmt = {"type": "json_schema", "name": "city", "strict": True,
+           "schema": {"type": "object", "properties": {"name": {"type": "string"}, "country": {"type": "string"}},
+                      "required": ["name", "country"], "additionalProperties": False}}
+    made = await _create(client, _key(world), input="a city", text={"format": fmt})
+    assert made["text"] == {"format": fmt}
+    value = json.loads(made["output"][0]["content"][0]["text"])
+    assert set(value) == {"name", "country"}
+
+
+async def test_stream_of_a_function_call(client: httpx.AsyncClient, world: World, alice: dict[str, str]) -> None:
+    answer = await client.post(V1, json={"model": MOCK_DEPLOYMENT, "input": "weather?", "tools": [WEATHER],
+                                         "tool_choice": "required", "stream": True}, headers=alice)
+    assert answer.status_code == 200, answer.text
+    events = _events(answer.text)
+    kinds = [kind for kind, _ in events]
+    deltas = kinds.count("response.function_call_arguments.delta")
+    assert deltas >= 1
+    assert kinds == ["response.created", "response.in_progress", "response.output_item.added",
+                     *["response.function_call_arguments.delta"] * deltas, "response.function_call_arguments.done",
+                     "response.output_item.done", "response.completed"]
+    added, done, final = events[2][1]["item"], events[-2][1]["item"], events[-1][1]["response"]
+    assert added["type"] == "function_call" and added["arguments"] == "" and added["status"] == "in_progress"
+    arguments = "".join(data["delta"] for kind, data in events if kind == "response.function_call_arguments.delta")
+    assert events[-3][1]["arguments"] == arguments == done["arguments"] and json.loads(arguments)["city"]
+    assert done["status"] == "completed" and final["output"] == [done] and final["usage"]["output_tokens"] > 0
