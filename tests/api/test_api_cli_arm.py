@@ -125,7 +125,10 @@ def test_role_usage_errors(cli: Cli, world: World) -> None:
     assert cli.fails("role", "assignment", "delete").startswith("ERROR: usage error: --ids IDS")
     # As az since 2.54: no --scope, no assignment (it used to default to the subscription); -g is gone too.
     missing = cli("role", "assignment", "create", "--role", "Reader", "--assignee", ADMIN)
-    assert missing.exit_code == 2 and "--scope" in missing.stderr and missing.stdout == ""
+    assert (missing.exit_code, missing.stdout) == (2, ""), missing
+    assert missing.stderr.startswith("ERROR: the following arguments are required: --scope\n"), missing.stderr
+    gone = cli("role", "assignment", "create", "--role", "Reader", "--assignee", ADMIN, "-g", RG)
+    assert gone.exit_code == 2 and gone.stderr.startswith("ERROR: unrecognized arguments: -g\n"), gone.stderr
 
 
 def test_openai_account_keys_and_deployments(cli: Cli, world: World) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -11,7 +12,43 @@ from cielo.cli.auth import prog_name
 from cielo.cli.up import admin, env, keys, up
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class AzUsageError(click.UsageError):
+    """A command line that cannot be parsed, printed as az (argparse) prints it: `ERROR: the following arguments
+    are required: --scope`, `ERROR: unrecognized arguments: -g`, exit code 2; then where to find help."""
+
+    def __init__(self, original: click.UsageError) -> None:
+        super().__init__(self._az_message(original), original.ctx)
+
+    @staticmethod
+    def _az_message(error: click.UsageError) -> str:
+        if isinstance(error, click.MissingParameter) and error.param is not None:
+            names = getattr(error.param, "opts", None) or [error.param.name or ""]
+            return f"the following arguments are required: {max(names, key=len)}"
+        if isinstance(error, click.NoSuchOption):
+            return f"unrecognized arguments: {error.option_name}"
+        return error.format_message()
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"ERROR: {self.message}", err=True)
+        if self.ctx is not None:
+            click.echo(f"Try '{self.ctx.command_path} -h' for help.", err=True)
+
+
+class _CieloGroup(click.Group):
+    """The top-level group: every command line below it that click cannot parse fails as az's do."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:  # a group alone prints its help, as az does
+            raise
+        except click.UsageError as exc:
+            if isinstance(exc, AzUsageError):
+                raise
+            raise AzUsageError(exc) from exc
+
+
+@click.group(cls=_CieloGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="cielo")
 def cli() -> None:
     """Cielo: a self-hosted Azure OpenAI Service with its Entra ID side.
