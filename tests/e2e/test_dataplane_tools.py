@@ -20,18 +20,18 @@ from pydantic import BaseModel
 pytest_plugins = ("conftest_dataplane",)
 pytestmark = pytest.mark.e2e
 
-WEATHER: dict[str, Any] = {"type": "function", "function": {
+WEATHER: Any = {"type": "function", "function": {
     "name": "get_weather", "description": "Get the current weather in a city", "strict": True,
     "parameters": {"type": "object", "properties": {
         "city": {"type": "string", "description": "The city"},
         "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
         "required": ["city", "unit"], "additionalProperties": False}}}
-ADD: dict[str, Any] = {"type": "function", "function": {
+ADD: Any = {"type": "function", "function": {
     "name": "add", "description": "Add two integers",
     "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
                    "required": ["a", "b"], "additionalProperties": False}}}
-ASK = [{"role": "user", "content": "What is the weather like in Paris today?"}]
-SAME = {"temperature": 0, "seed": 7, "max_tokens": 200}
+ASK: Any = [{"role": "user", "content": "What is the weather like in Paris today?"}]
+SAME: Any = {"temperature": 0, "seed": 7, "max_tokens": 200}
 
 
 @pytest.fixture()
@@ -54,8 +54,8 @@ def _check_weather(arguments: str) -> dict[str, Any]:
 
 
 def test_required_yields_a_call_that_follows_the_schema(client: AzureOpenAI) -> None:
-    answer = client.chat.completions.create(model=CHAT, messages=ASK, tools=[WEATHER, ADD],  # type: ignore[list-item]
-                                            tool_choice="required", **SAME)  # type: ignore[arg-type]
+    answer = client.chat.completions.create(model=CHAT, messages=ASK, tools=[WEATHER, ADD],
+                                            tool_choice="required", **SAME)
     choice = answer.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
     assert choice.message.tool_calls, choice
@@ -71,7 +71,7 @@ def test_required_yields_a_call_that_follows_the_schema(client: AzureOpenAI) -> 
 
 
 def test_a_named_function_is_the_one_called(client: AzureOpenAI) -> None:
-    answer = client.chat.completions.create(model=CHAT, messages=ASK, tools=[WEATHER, ADD],  # type: ignore[list-item]
+    answer = client.chat.completions.create(model=CHAT, messages=ASK, tools=[WEATHER, ADD],
                                             tool_choice={"type": "function", "function": {"name": "add"}}, **SAME)
     (call,) = answer.choices[0].message.tool_calls or []
     assert call.function.name == "add"
@@ -80,9 +80,9 @@ def test_a_named_function_is_the_one_called(client: AzureOpenAI) -> None:
 
 
 def test_a_streamed_call_accumulates_with_the_sdks_helper(client: AzureOpenAI) -> None:
-    with client.beta.chat.completions.stream(model=CHAT, messages=ASK, tools=[WEATHER],  # type: ignore[list-item]
+    with client.beta.chat.completions.stream(model=CHAT, messages=ASK, tools=[WEATHER],
                                              tool_choice="required", stream_options={"include_usage": True},
-                                             **SAME) as stream:  # type: ignore[arg-type]
+                                             **SAME) as stream:
         for _ in stream:
             pass
         final = stream.get_final_completion()
@@ -94,21 +94,21 @@ def test_a_streamed_call_accumulates_with_the_sdks_helper(client: AzureOpenAI) -
 
 
 def test_a_tool_result_round_trip(client: AzureOpenAI) -> None:
-    first = client.chat.completions.create(model=CHAT, messages=ASK, tools=[WEATHER],  # type: ignore[list-item]
-                                           tool_choice="required", **SAME)  # type: ignore[arg-type]
+    first = client.chat.completions.create(model=CHAT, messages=ASK, tools=[WEATHER],
+                                           tool_choice="required", **SAME)
     message = first.choices[0].message
     (call,) = message.tool_calls or []
     history: list[Any] = [*ASK, message.model_dump(exclude_none=True),
                           {"role": "tool", "tool_call_id": call.id, "content": "21 degrees celsius and sunny"}]
-    second = client.chat.completions.create(model=CHAT, messages=history, tools=[WEATHER],  # type: ignore[list-item]
-                                            tool_choice="none", **SAME)  # type: ignore[arg-type]
+    second = client.chat.completions.create(model=CHAT, messages=history, tools=[WEATHER],
+                                            tool_choice="none", **SAME)
     text = second.choices[0].message.content
     assert second.choices[0].finish_reason == "stop" and not second.choices[0].message.tool_calls
     assert text and "21" in text, text  # the tool's result reached the model
 
 
 def test_legacy_functions(client: AzureOpenAI) -> None:
-    answer = client.chat.completions.create(model=CHAT, messages=ASK,  # type: ignore[call-overload]
+    answer = client.chat.completions.create(model=CHAT, messages=ASK,
                                             functions=[WEATHER["function"]],
                                             function_call={"name": "get_weather"}, **SAME)
     choice = answer.choices[0]
@@ -126,7 +126,7 @@ class City(BaseModel):
 def test_json_schema_strict_parses_into_a_pydantic_model(client: AzureOpenAI) -> None:
     parsed = client.beta.chat.completions.parse(
         model=CHAT, messages=[{"role": "user", "content": "Describe the city of Paris."}], response_format=City,
-        **SAME)  # type: ignore[arg-type]
+        **SAME)
     message = parsed.choices[0].message
     assert message.refusal is None and isinstance(message.parsed, City), message
     assert json.loads(message.content or "") == message.parsed.model_dump()
@@ -134,7 +134,7 @@ def test_json_schema_strict_parses_into_a_pydantic_model(client: AzureOpenAI) ->
 
 def test_json_object_parses(client: AzureOpenAI) -> None:
     answer = client.chat.completions.create(
-        model=CHAT, response_format={"type": "json_object"}, **SAME,  # type: ignore[arg-type]
+        model=CHAT, response_format={"type": "json_object"}, **SAME,
         messages=[{"role": "system", "content": "Answer in JSON."},
                   {"role": "user", "content": 'What is the capital of France? Answer as {"capital": "..."}.'}])
     assert answer.choices[0].finish_reason == "stop"
