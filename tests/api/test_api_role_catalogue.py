@@ -4,12 +4,16 @@ unknown actions checkAccess reports, and Microsoft.Authorization/providerOperati
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from inproc import ARM_RESOURCE, World, arm_call, arm_error, bearer, new_principal, sp_token, unique
+from inproc_cli import Cli, signed_in_cli
 
 from cielo.api import arm
 from cielo.rbac import BUILTIN_ROLES
@@ -169,3 +173,41 @@ async def test_provider_operations_refusals(client: httpx.AsyncClient, world: Wo
               404, "InvalidResourceNamespace")
     arm_error(await arm_call(client, world, "GET", f"/{AUTHZ}/providerOperations?$expand=everything"),
               400, "InvalidQueryParameterValue")
+
+
+# ----------------------------------------------------------------------------- the cielo CLI
+@pytest.fixture()
+def cli(world: World, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[Cli]:
+    with signed_in_cli(world, tmp_path_factory, tmp_path) as runner:
+        yield runner
+
+
+def test_cli_definition_list_like_az(cli: Cli) -> None:
+    everything = cli.json("role", "definition", "list", "--custom-role-only", "false")
+    custom = cli.json("role", "definition", "list", "--custom-role-only", "true")
+    assert cli.json("role", "definition", "list", "--custom-role-only") == custom
+    assert len(everything) == len(BUILTIN_ROLES) + len(custom)
+    assert all(r["roleType"] == "CustomRole" for r in custom)
+    [developer] = cli.json("role", "definition", "list", "--name", "Azure AI Developer")
+    assert developer["name"] == AI_DEVELOPER
+    assert cli.json("role", "definition", "list", "--name", "Azure AI Developer", "--custom-role-only") == []
+
+
+def test_cli_role_check_warns_of_actions_that_match_nothing(cli: Cli, world: World) -> None:
+    rg_name = unique("cli-check-rg")
+    cli.ok("group", "create", "-n", rg_name, "-l", "local", "-o", "none")
+    role_name = unique("Storage Too")
+    definition = {"Name": role_name, "Description": "t", "Actions": [
+        "Microsoft.Resources/subscriptions/resourceGroups/read", "Microsoft.Storage/storageAccounts/listKeys/action"],
+        "AssignableScopes": [world.sub_path]}
+    cli.ok("role", "definition", "create", "--role-definition", json.dumps(definition), "-o", "none")
+    sp = cli.json("ad", "sp", "create-for-rbac", "-n", unique("cli-check-app"))
+    cli.ok("role", "assignment", "create", "--role", role_name, "--assignee", sp["appId"],
+           "--scope", world.rg_path(rg_name), "-o", "none")
+    result = cli("role", "check", "--assignee", sp["appId"], "-g", rg_name,
+                 "--action", "Microsoft.Resources/subscriptions/resourceGroups/read", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["allowed"] is True
+    assert [u["action"] for u in body["unknownActions"]] == ["Microsoft.Storage/storageAccounts/listKeys/action"]
+    assert "WARNING: 'Microsoft.Storage/storageAccounts/listKeys/action' in actions of custom role" in result.stderr

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from cielo.cli.armcall import arm, flatten, graph_or_none, group_path, subscription_id
-from cielo.cli.common import CliError, ServiceError, global_options, table_layout
+from cielo.cli.common import CliError, ServiceError, global_options, table_layout, warn
 from cielo.core.ids import is_guid
 
 AUTH = "providers/Microsoft.Authorization"
@@ -93,11 +93,13 @@ def definition() -> None:
 
 @definition.command("list")
 @click.option("-n", "--name", default=None, help="A role's name or id.")
-@click.option("--custom-role-only", is_flag=True, help="Only custom roles.")
+# As az's three-state flag: `--custom-role-only` alone is true, `--custom-role-only false|true` says which.
+@click.option("--custom-role-only", type=click.BOOL, is_flag=False, flag_value=True, default=False,
+              help="Only custom roles (alone, or `true`; `false` lists the built-ins too).")
 @click.option("--scope", default=None, help="Scope (default: the current subscription).")
 @global_options
 def definition_list(name: str | None, custom_role_only: bool, scope: str | None) -> Any:
-    """List role definitions."""
+    """List role definitions: Azure's whole built-in catalogue and the custom roles at the scope."""
     at = _scope(scope, None, None)
     params = {}
     if name and not is_guid(name.lower()):
@@ -105,8 +107,10 @@ def definition_list(name: str | None, custom_role_only: bool, scope: str | None)
     elif custom_role_only:
         params["$filter"] = "type eq 'CustomRole'"
     if name and is_guid(name.lower()):
-        return [flatten(arm("GET", _at(at, f"roleDefinitions/{name}"), api="authorization"))]
-    return [flatten(r) for r in arm("GET", _at(at, "roleDefinitions"), api="authorization", params=params)["value"]]
+        found = [arm("GET", _at(at, f"roleDefinitions/{name}"), api="authorization")]
+    else:
+        found = arm("GET", _at(at, "roleDefinitions"), api="authorization", params=params)["value"]
+    return [flatten(r) for r in found if not custom_role_only or r["properties"]["type"] == "CustomRole"]
 
 
 def _load_definition(text: str) -> dict[str, Any]:
@@ -366,7 +370,10 @@ def assignment_delete(ids: tuple[str, ...], assignee: str | None, role: str | No
 @global_options
 def role_check(assignee: str, action: str, scope: str | None, resource_group: str | None,
                data_action: bool | None, subscription: str | None) -> Any:
-    """Explain access: is ACTION allowed for ASSIGNEE at SCOPE, which assignment grants it, or what is missing."""
+    """Explain access: is ACTION allowed for ASSIGNEE at SCOPE, which assignment grants it, or what is missing.
+
+    Also warns of each action in the assignee's custom roles there that matches no operation this Cielo serves
+    (`unknownActions`): accepted, as Azure accepts any well-formed action, but granting nothing here."""
     at = _scope(scope, resource_group, subscription)
     principal_id, _, _ = resolve_assignee(assignee)
     is_data = data_action if data_action is not None else "/openai/" in action.lower()
@@ -374,4 +381,7 @@ def role_check(assignee: str, action: str, scope: str | None, resource_group: st
                                  {"principalId": principal_id, "action": action, "isDataAction": is_data},
                                  api="authorization")
     result["matchedAssignments"] = [flatten(a) for a in result.get("matchedAssignments", [])]
+    for unknown in result.get("unknownActions", []):
+        warn(f"{unknown['message']} It is accepted, as Azure accepts any well-formed action, but grants nothing "
+             "here.")
     return result
