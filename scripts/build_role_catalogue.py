@@ -10,6 +10,7 @@ Only facts are taken from it: ids, names, descriptions, permission lists, operat
     scripts/build_role_catalogue.py                        # downloads the pinned commit from GitHub
     scripts/build_role_catalogue.py --source DIR           # a checkout (work tree) of that repository
     scripts/build_role_catalogue.py --source GIT_DIR       # a bare git directory / mirror (reads --commit)
+    scripts/build_role_catalogue.py --source FILE.tar.gz   # GitHub's tarball of the commit, downloaded before
     scripts/build_role_catalogue.py --commit SHA --date YYYY-MM-DD   # another commit of the same repository
 
 Writes src/cielo/rbac/data/builtin_roles.json and src/cielo/control/data/provider_operations.json (compact
@@ -48,10 +49,14 @@ PERMISSION_FIELDS = ("actions", "notActions", "dataActions", "notDataActions")
 Reader = Callable[[], Iterable[tuple[str, bytes]]]  # (path in the repository, content) for every file
 
 
-def from_tarball(commit: str) -> Reader:
+def from_tarball(commit: str, path: Path | None = None) -> Reader:
+    """GitHub's tarball of `commit` (downloaded), or that same tarball already on disk at `path`."""
     def read() -> Iterable[tuple[str, bytes]]:
-        with urllib.request.urlopen(TARBALL.format(commit=commit), timeout=120) as response:  # noqa: S310
-            data = response.read()
+        if path is not None:
+            data = path.read_bytes()
+        else:
+            with urllib.request.urlopen(TARBALL.format(commit=commit), timeout=120) as response:  # noqa: S310
+                data = response.read()
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
             for member in archive.getmembers():
                 if member.isfile():
@@ -148,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.source is None:
         read = from_tarball(args.commit)
+    elif args.source.is_file():
+        read = from_tarball(args.commit, args.source)
     elif (args.source / ROLES_DIR).is_dir():
         read = from_work_tree(args.source)
     else:
