@@ -372,3 +372,46 @@ async def test_stream_of_a_function_call(client: httpx.AsyncClient, world: World
     arguments = "".join(data["delta"] for kind, data in events if kind == "response.function_call_arguments.delta")
     assert events[-3][1]["arguments"] == arguments == done["arguments"] and json.loads(arguments)["city"]
     assert done["status"] == "completed" and final["output"] == [done] and final["usage"]["output_tokens"] > 0
+
+
+async def test_a_stream_that_fails_ends_with_error_and_response_failed() -> None:
+    """A backend fault after the stream started (DataPlane's chat stream then ends with an error event): the
+    Responses stream ends with `error` and `response.failed`, never `response.completed`, and nothing is kept."""
+    from cielo.dataplane import responses
+    from cielo.dataplane.response_events import retell
+
+    async def chat() -> Any:
+        yield b'data: {"choices":[],"prompt_filter_results":[]}\n\n'
+        yield b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}\n\n'
+        yield b'data: {"error":{"code":"UpstreamError","message":"the upstream went away"}}\n\n'
+
+    kept: list[dict[str, Any]] = []
+    start = responses.skeleton({"input": "x"}, "resp_x", 0, "m")
+    events = _events(b"".join([event async for event in retell(chat(), start, kept.append)]).decode())
+    assert [kind for kind, _ in events] == ["response.created", "response.in_progress", "response.output_item.added",
+                                            "response.content_part.added", "response.output_text.delta", "error",
+                                            "response.failed"]
+    assert events[-2][1]["code"] == "UpstreamError" and events[-2][1]["message"] == "the upstream went away"
+    failed = events[-1][1]["response"]
+    assert failed["status"] == "failed" and failed["error"]["message"] == "the upstream went away"
+    assert kept == []
+
+
+async def test_a_message_and_its_calls_are_one_assistant_turn(client: httpx.AsyncClient, world: World) -> None:
+    """Items of one earlier output (a message, then function calls) sent back by the client: one assistant turn
+    with its tool_calls, each answered by a tool message."""
+    from cielo.dataplane import responses
+
+    items = [{"role": "user", "content": "weather in Paris and Rome?"},
+             {"role": "assistant", "content": "Let me look."},
+             {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+             {"type": "function_call", "call_id": "c2", "name": "get_weather", "arguments": '{"city": "Rome"}'},
+             {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+             {"type": "function_call_output", "call_id": "c2", "output": "cloudy"}]
+    chat = responses.chat_body({"instructions": "be brief"}, responses.input_items(items))["messages"]
+    assert [m["role"] for m in chat] == ["system", "user", "assistant", "tool", "tool"]
+    assert chat[2]["content"] == "Let me look."
+    assert [c["id"] for c in chat[2]["tool_calls"]] == ["c1", "c2"]
+    assert [(m["tool_call_id"], m["content"]) for m in chat[3:]] == [("c1", "sunny"), ("c2", "cloudy")]
+    body = await _create(client, _key(world), tools=[WEATHER], input=items)
+    assert body["output"][0]["content"][0]["text"] == "echo: cloudy"

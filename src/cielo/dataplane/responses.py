@@ -192,8 +192,9 @@ def chat_body(body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, An
             call = {"id": item["call_id"], "type": "function",
                     "function": {"name": item["name"], "arguments": item["arguments"]}}
             last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and last.get("tool_calls") is not None:
-                last["tool_calls"].append(call)  # consecutive calls are one assistant turn, as chat has them
+            if last is not None and last["role"] == "assistant":
+                # A message and the calls after it (one response's output) are one assistant turn, as chat has it.
+                last.setdefault("tool_calls", []).append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         else:
