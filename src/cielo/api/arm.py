@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from cielo.api import arm_compute
+from cielo.api import arm_compute, arm_provider_operations
 from cielo.api.arm_context import (
     ArmCall,
     arm_context,
@@ -350,6 +350,8 @@ ROUTES: list[Route[ArmCall, Response]] = [
     # About the caller itself: no right needed. checkAccess about another principal needs roleAssignments/read.
     Route("GET", f"{AUTHZ}/permissions", permissions, prepare=_SCOPE, other_methods_unserved=True),
     Route("POST", f"{AUTHZ}/checkAccess", check_access, prepare=_SCOPE, other_methods_unserved=True),
+    # What each served provider's operations are (any signed-in caller may read them, as in Azure).
+    *arm_provider_operations.routes(),
     # Tenants and subscriptions.
     Route("GET", "/tenants", list_tenants_op),
     Route("GET", "/subscriptions", list_subscriptions_op),
