@@ -336,9 +336,6 @@ async def test_a_cached_token_is_served_only_while_its_host_and_identity_hold(wo
             401, "unauthorized_client", "The host credential is not valid or was revoked.")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: agent/upstream.py serves a cached token after Cielo's check without "
-                   "comparing the identity the check selected: with the system identity removed and one user-assigned "
-                   "identity left, a request without a selector gets the removed identity's cached token")
 async def test_a_cached_token_is_not_served_for_an_identity_the_default_no_longer_is(
         world: World, own_host: Agent, client: httpx.AsyncClient) -> None:
     host = own_host

@@ -66,11 +66,16 @@ class TokenSource:
                 margin = max(REFRESH_MARGIN_S, lifetime // 4)
                 if int(cached["expires_on"]) - margin > now:
                     try:
-                        await self._post("/cielo/managed-identity/check", form)
+                        checked = await self._post("/cielo/managed-identity/check", form)
                     except Failure:
                         self._cache.pop(key, None)
                         raise
-                    return cached
+                    # The same request may now select another identity (the system identity was removed and
+                    # one user-assigned identity is left, the default): the cached token is served only for
+                    # the identity Cielo selects now.
+                    if (checked.get("object_id"), checked.get("client_id")) == (cached.get("object_id"),
+                                                                               cached.get("client_id")):
+                        return cached
             fresh = await self._post("/cielo/managed-identity/token", form)
             self._cache[key] = fresh
             return fresh
