@@ -198,8 +198,6 @@ async def test_a_connection_that_cannot_be_reused_is_not(upstream: Upstream, raw
     pool.close()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a second answer arriving in the same read as the first is parsed into "
-                   "it: the body is both answers' bodies joined, and the connection is pooled again")
 async def test_a_second_answer_in_the_same_read_is_not_taken_into_the_first(upstream: Upstream) -> None:
     upstream.scripts = [answer(OK + b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Second: 1\r\n\r\nmore"),
                         answer(OK)]

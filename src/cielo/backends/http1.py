@@ -86,6 +86,13 @@ class _Connection(asyncio.Protocol):
                 self._fail(ExchangeFailed("the upstream closed the connection before its answer was complete"))
 
     # ---------------------------------------------------------------- httptools callbacks
+    def on_message_begin(self) -> None:
+        if self._complete:
+            # A second answer in the same read as the first: nobody asked for it, so the connection is out of
+            # step. Raising stops the parser here (feed_data raises HttpParserCallbackError), before the extra
+            # answer's headers or body reach this one's, and the connection is closed, never pooled.
+            raise ExchangeFailed("the upstream sent an answer nobody asked for")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
