@@ -192,6 +192,9 @@ class LlamaCppBackend:
                 if item is _END:
                     return
                 if isinstance(item, Exception):
+                    if "JSON schema" in str(item):  # llama.cpp could not make a grammar of it: the request's fault
+                        raise BackendError(f"The JSON schema is not one this model can be constrained by: {item}",
+                                           status=400, code="BadRequest", param=_schema_param(body))
                     raise BackendError(f"the model failed: {item}")
                 assert isinstance(item, dict)
                 _raise_for_error(item, kind)
@@ -209,6 +212,13 @@ class LlamaCppBackend:
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _schema_param(body: dict[str, Any]) -> str:
+    """Where a schema llama.cpp refused came from: a tool's parameters, or the response_format."""
+    response_format = body.get("response_format")
+    spec = response_format.get("json_schema") if isinstance(response_format, dict) else None
+    return "tools" if isinstance(spec, dict) and spec.get("name") == toolcalls.ENVELOPE else "response_format"
 
 
 def _assemble(kind: str, chunks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -18,6 +18,11 @@ misbehaves"):
   stream with an error event.
 Cancelling the awaiting task (the client left) closes the upstream connection, which engines such as
 vLLM and llama.cpp's server take as the signal to stop generating.
+
+Tool calling and structured outputs are the engine's own: `tools`, `tool_choice`, `parallel_tool_calls`,
+`functions`, `function_call`, `response_format` and `stream_options` are sent as the client sent them (the
+data plane validated them), and the engine's `message.tool_calls` / `function_call` and `delta.tool_calls`
+come back as they are (docs/tools-and-structured-outputs.md).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from typing import Any
 
 TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
 _ALPHABET = string.ascii_letters + string.digits
+ENVELOPE = "tool_call_or_response"  # the name of the JSON schema a tool request's output is constrained by
 ARGUMENT_PIECE = 48  # characters of `arguments` per stream delta, as OpenAI streams them in fragments
 
 
@@ -89,7 +90,7 @@ def plan_for(body: dict[str, Any]) -> ToolPlan | None:
                     legacy=legacy, structured=answer_schema.get("type") != "string")
     request["messages"] = _with_tools_prompt(messages, functions, plan)
     request["response_format"] = {"type": "json_schema", "json_schema": {
-        "name": "tool_call_or_response", "strict": True, "schema": envelope_schema(plan, answer_schema)}}
+        "name": ENVELOPE, "strict": True, "schema": envelope_schema(plan, answer_schema)}}
     return plan
 
 
