@@ -387,7 +387,10 @@ async def test_a_stream_that_fails_ends_with_error_and_response_failed() -> None
 
     kept: list[dict[str, Any]] = []
     start = responses.skeleton({"input": "x"}, "resp_x", 0, "m")
-    events = _events(b"".join([event async for event in retell(chat(), start, kept.append)]).decode())
+    async def keep(response: dict[str, Any]) -> None:
+        kept.append(response)
+
+    events = _events(b"".join([event async for event in retell(chat(), start, keep)]).decode())
     assert [kind for kind, _ in events] == ["response.created", "response.in_progress", "response.output_item.added",
                                             "response.content_part.added", "response.output_text.delta", "error",
                                             "response.failed"]

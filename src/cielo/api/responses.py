@@ -102,17 +102,17 @@ async def v1_create(account_name: str, request: Request) -> Response:
 
 @router.get("/v1/responses/{response_id}")
 async def v1_retrieve(account_name: str, response_id: str, request: Request) -> Response:
-    return _retrieve(request, account_name, response_id, v1=True)
+    return await _retrieve(request, account_name, response_id, v1=True)
 
 
 @router.delete("/v1/responses/{response_id}")
 async def v1_delete(account_name: str, response_id: str, request: Request) -> Response:
-    return _delete(request, account_name, response_id, v1=True)
+    return await _delete(request, account_name, response_id, v1=True)
 
 
 @router.get("/v1/responses/{response_id}/input_items")
 async def v1_input_items(account_name: str, response_id: str, request: Request) -> Response:
-    return _input_items(request, account_name, response_id, v1=True)
+    return await _input_items(request, account_name, response_id, v1=True)
 
 
 # ----------------------------------------------------------------------------- preview routes
@@ -124,37 +124,37 @@ async def create(account_name: str, request: Request) -> Response:
 @router.get("/responses/{response_id}")
 async def retrieve(account_name: str, response_id: str, request: Request) -> Response:
     _preview_version(request)
-    return _retrieve(request, account_name, response_id, v1=False)
+    return await _retrieve(request, account_name, response_id, v1=False)
 
 
 @router.delete("/responses/{response_id}")
 async def delete(account_name: str, response_id: str, request: Request) -> Response:
     _preview_version(request)
-    return _delete(request, account_name, response_id, v1=False)
+    return await _delete(request, account_name, response_id, v1=False)
 
 
 @router.get("/responses/{response_id}/input_items")
 async def input_items(account_name: str, response_id: str, request: Request) -> Response:
     _preview_version(request)
-    return _input_items(request, account_name, response_id, v1=False)
+    return await _input_items(request, account_name, response_id, v1=False)
 
 
 # ----------------------------------------------------------------------------- the reads
-def _retrieve(request: Request, account_name: str, response_id: str, *, v1: bool) -> Response:
+async def _retrieve(request: Request, account_name: str, response_id: str, *, v1: bool) -> Response:
     account = _account(request, account_name)
     owner = _caller(request, account, "read", v1=v1)
     _read_query(request)
-    return JSONResponse(_service(request).retrieve(account, owner, response_id), headers=_headers(request))
+    return JSONResponse(await _service(request).retrieve(account, owner, response_id), headers=_headers(request))
 
 
-def _delete(request: Request, account_name: str, response_id: str, *, v1: bool) -> Response:
+async def _delete(request: Request, account_name: str, response_id: str, *, v1: bool) -> Response:
     account = _account(request, account_name)
     owner = _caller(request, account, "delete", v1=v1)
-    return JSONResponse(_service(request).delete(account, owner, response_id), headers=_headers(request))
+    return JSONResponse(await _service(request).delete(account, owner, response_id), headers=_headers(request))
 
 
-def _input_items(request: Request, account_name: str, response_id: str, *, v1: bool) -> Response:
+async def _input_items(request: Request, account_name: str, response_id: str, *, v1: bool) -> Response:
     account = _account(request, account_name)
     owner = _caller(request, account, "read", v1=v1)
-    page = _service(request).input_items(account, owner, response_id, dict(request.query_params))
+    page = await _service(request).input_items(account, owner, response_id, dict(request.query_params))
     return JSONResponse(page, headers=_headers(request))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,7 +156,7 @@ class Teller:
 
 
 async def retell(chat_events: AsyncIterator[bytes], response: dict[str, Any],
-                 on_complete: Callable[[dict[str, Any]], None]) -> AsyncIterator[bytes]:
+                 on_complete: Callable[[dict[str, Any]], Awaitable[None]]) -> AsyncIterator[bytes]:
     """The Responses events of one chat stream; `on_complete` gets the final response once it has one."""
     teller = Teller(response)
     for event in teller.start():
@@ -170,7 +170,7 @@ async def retell(chat_events: AsyncIterator[bytes], response: dict[str, Any],
                 for event in teller.end():
                     yield event
                 assert teller.retold.response is not None
-                on_complete(teller.retold.response)
+                await on_complete(teller.retold.response)
                 return
             if isinstance(data, dict) and isinstance(data.get("error"), dict):
                 error = data["error"]

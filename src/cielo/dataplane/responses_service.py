@@ -4,11 +4,15 @@ validation, quota admission and backend), retrieve, delete and list input items 
 Stored responses belong to the account and to the caller that created them: a token's principal (its object
 id), or, for api-key callers, the account's keys together (a key names no one). Another caller asking for one
 gets the 404 an unknown id gets. They are kept 30 days, as OpenAI keeps them, then forgotten.
+
+The store is read and written on a worker thread: a database round trip (milliseconds on a busy disk) must not
+hold up the event loop, which serves every other request of this worker meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from cielo.core.clock import Clock
@@ -62,7 +66,7 @@ class ResponsesService:
         context = items
         previous_id = body.get("previous_response_id")
         if previous_id:
-            previous = self.store.find(account.id, owner, previous_id, self.clock.now())
+            previous = await asyncio.to_thread(self.store.find, account.id, owner, previous_id, self.clock.now())
             if previous is None:
                 raise DataPlaneError(f"Previous response with id '{previous_id[:100]}' not found.",
                                      code="previous_response_not_found", status=404, param="previous_response_id",
@@ -80,31 +84,33 @@ class ResponsesService:
         finish_reason = choice.get("finish_reason")
         output = responses.output_items(choice.get("message") or {}, finish_reason)
         response = responses.finish(response, output, finish_reason, result.body.get("usage"))
-        keep(response)
+        await keep(response)
         return Answer(response, result.headers)
 
     def _keeper(self, account: Account, owner: str, body: dict[str, Any], items: list[dict[str, Any]],
-                context: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
-        def keep(response: dict[str, Any]) -> None:
+                context: list[dict[str, Any]]) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        async def keep(response: dict[str, Any]) -> None:
             if body.get("store") is False:
                 return
             now = self.clock.now()
-            self.store.save(response_id=response["id"], account_id=account.id, owner=owner, created_at=now,
-                            expires_at=now + RETENTION_S, response=response, input_items=items, context=context)
+            await asyncio.to_thread(lambda: self.store.save(
+                response_id=response["id"], account_id=account.id, owner=owner, created_at=now,
+                expires_at=now + RETENTION_S, response=response, input_items=items, context=context))
         return keep
 
-    def retrieve(self, account: Account, owner: str, response_id: str) -> dict[str, Any]:
-        return self._find(account, owner, response_id).response
+    async def retrieve(self, account: Account, owner: str, response_id: str) -> dict[str, Any]:
+        return (await self._find(account, owner, response_id)).response
 
-    def delete(self, account: Account, owner: str, response_id: str) -> dict[str, Any]:
-        if not self.store.delete(account.id, owner, response_id, self.clock.now()):
+    async def delete(self, account: Account, owner: str, response_id: str) -> dict[str, Any]:
+        if not await asyncio.to_thread(self.store.delete, account.id, owner, response_id, self.clock.now()):
             raise not_found(response_id)
         return {"id": response_id, "object": "response", "deleted": True}
 
-    def input_items(self, account: Account, owner: str, response_id: str, query: dict[str, str]) -> dict[str, Any]:
+    async def input_items(self, account: Account, owner: str, response_id: str,
+                          query: dict[str, str]) -> dict[str, Any]:
         """A page of the response's input items, as OpenAI lists them: newest first unless `order=asc`, at most
         `limit` (1 to 100, default 20), after or before an item id."""
-        stored = self._find(account, owner, response_id)
+        stored = await self._find(account, owner, response_id)
         for name in query:
             if name not in ("limit", "order", "after", "before", "api-version", "include"):
                 raise DataPlaneError(f"Unrecognized query parameter: {name}", param=name,
@@ -135,8 +141,8 @@ class ResponsesService:
         return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
                 "last_id": page[-1]["id"] if page else None, "has_more": len(items) > limit}
 
-    def _find(self, account: Account, owner: str, response_id: str) -> StoredResponse:
-        stored = self.store.find(account.id, owner, response_id, self.clock.now())
+    async def _find(self, account: Account, owner: str, response_id: str) -> StoredResponse:
+        stored = await asyncio.to_thread(self.store.find, account.id, owner, response_id, self.clock.now())
         if stored is None:
             raise not_found(response_id)
         return stored
