@@ -15,7 +15,6 @@ import pytest
 from inproc import ARM_RESOURCE, World, arm_call, arm_error, bearer, new_principal, sp_token, unique
 from inproc_cli import Cli, signed_in_cli
 
-from cielo.api import arm
 from cielo.rbac import BUILTIN_ROLES
 
 AUTHZ = "providers/Microsoft.Authorization"
@@ -23,12 +22,6 @@ AI_DEVELOPER = "64702f94-c441-49e6-a78b-ef80e0188fee"
 BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 CHAT = "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action"
-
-# The providerOperations rows come from cielo.api.arm_provider_operations.routes(); until cielo.api.arm's ROUTES
-# include them, their tests are expected to fail (and once they do, this marker stops applying).
-_WIRED = any("providerOperations" in route.pattern for route in arm.ROUTES)
-needs_wiring = pytest.mark.xfail(not _WIRED, strict=True,
-                                 reason="cielo.api.arm.ROUTES lacks *arm_provider_operations.routes()")
 
 
 def _rd(scope: str, guid: str | None = None) -> str:
@@ -134,7 +127,6 @@ async def test_custom_roles_beside_the_catalogue(client: httpx.AsyncClient, worl
                for u in check.json()["unknownActions"])
 
 
-@needs_wiring
 async def test_provider_operations_list_and_show(client: httpx.AsyncClient, world: World) -> None:
     listed = await arm_call(client, world, "GET", f"/{AUTHZ}/providerOperations", api_version="2022-04-01")
     assert listed.status_code == 200, listed.text
@@ -154,7 +146,6 @@ async def test_provider_operations_list_and_show(client: httpx.AsyncClient, worl
     assert set(ops[CHAT]) == {"name", "displayName", "description", "origin", "isDataAction", "properties"}
 
 
-@needs_wiring
 async def test_provider_operations_need_only_a_signed_in_caller(client: httpx.AsyncClient, world: World) -> None:
     nobody = await new_principal(client, world)  # no role assignment anywhere
     headers = bearer(await sp_token(client, world, nobody, ARM_RESOURCE))
@@ -167,7 +158,6 @@ async def test_provider_operations_need_only_a_signed_in_caller(client: httpx.As
     assert anonymous.status_code == 401
 
 
-@needs_wiring
 async def test_provider_operations_refusals(client: httpx.AsyncClient, world: World) -> None:
     arm_error(await arm_call(client, world, "GET", f"/{AUTHZ}/providerOperations/Microsoft.Storage"),
               404, "InvalidResourceNamespace")

@@ -11,8 +11,6 @@ import pytest
 import test_az_cli
 from test_az_cli import Az, Setup
 
-from cielo.api import arm
-
 pytestmark = pytest.mark.e2e
 
 # test_az_cli.py's fixtures, used here as they are (this module gets its own server and az configurations).
@@ -23,10 +21,6 @@ az_owner = test_az_cli.az_owner
 
 AI_DEVELOPER = "64702f94-c441-49e6-a78b-ef80e0188fee"
 CHAT = "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action"
-# As in tests/api/test_api_role_catalogue.py: expected to fail until cielo.api.arm.ROUTES includes the
-# providerOperations rows (cielo.api.arm_provider_operations.routes()).
-needs_wiring = pytest.mark.xfail(not any("providerOperations" in r.pattern for r in arm.ROUTES), strict=True,
-                                 reason="cielo.api.arm.ROUTES lacks *arm_provider_operations.routes()")
 
 
 def test_role_definition_list_by_name(az_contributor: Az) -> None:
@@ -55,7 +49,6 @@ def test_assign_a_role_of_a_service_cielo_does_not_serve(az_owner: Az, setup: Se
     assert created["scope"] == setup.rg_id
 
 
-@needs_wiring
 def test_provider_operation_show(az_contributor: Az) -> None:
     shown = az_contributor.ok("provider", "operation", "show", "--namespace", "Microsoft.CognitiveServices")
     assert shown["name"] == "Microsoft.CognitiveServices"
