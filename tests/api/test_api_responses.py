@@ -139,6 +139,8 @@ async def test_preview_route_needs_a_preview_with_responses(client: httpx.AsyncC
     ({"model": MOCK_DEPLOYMENT, "input": "x", "include": ["message.output_text.logprobs"]}, "include"),
     ({"model": MOCK_DEPLOYMENT, "input": "x", "truncation": "auto"}, "truncation"),
     ({"model": MOCK_DEPLOYMENT, "input": "x", "conversation": "conv_1"}, "conversation"),
+    ({"model": MOCK_DEPLOYMENT, "input": "x", "stream": True, "stream_options": {"include_obfuscation": True}},
+     "stream_options"),
     ({"model": MOCK_DEPLOYMENT, "input": "x", "frequency_penalty": 1}, "frequency_penalty"),
     ({"model": MOCK_DEPLOYMENT, "input": "x", "max_output_tokens": 8}, "max_output_tokens"),
     ({"model": MOCK_DEPLOYMENT, "input": "x", "temperature": 3}, "temperature"),
@@ -159,7 +161,8 @@ async def test_refusals_name_the_parameter(client: httpx.AsyncClient, world: Wor
 
 async def test_neutral_values_of_unserved_fields_are_accepted(client: httpx.AsyncClient, world: World) -> None:
     body = await _create(client, _key(world), input="x", truncation="disabled", include=[], background=False,
-                         reasoning=None, service_tier="auto", store=False)
+                         reasoning=None, service_tier="auto", store=False,
+                         stream_options={"include_obfuscation": False})
     assert body["status"] == "completed" and body["store"] is False
 
 

@@ -55,7 +55,13 @@ async def main() -> None:
     settings = ModelSettings(max_tokens=64, temperature=0, tool_choice=os.environ.get("TOOL_CHOICE") or None)
     agent = Agent(name="weather", instructions="Answer with the weather tool.", model=os.environ["DEPLOYMENT"],
                   tools=[get_weather], model_settings=settings)
-    result = await Runner.run(agent, "What is the weather in Paris?", max_turns=4)
+    question = "What is the weather in Paris?"
+    if os.environ.get("STREAM"):
+        result = Runner.run_streamed(agent, question, max_turns=4)
+        kinds = [event.type async for event in result.stream_events()]
+        assert "raw_response_event" in kinds and "run_item_stream_event" in kinds, kinds
+    else:
+        result = await Runner.run(agent, question, max_turns=4)
     print(json.dumps({"final": result.final_output, "calls": calls,
                       "items": [item.type for item in result.new_items],
                       "responses": [r.response_id for r in result.raw_responses]}))
@@ -96,25 +102,27 @@ def agents_python() -> Path:
     return python
 
 
-def _run_agent(dataplane: DataPlane, python: Path, tmp_path: Path, deployment: str,
-               tool_choice: str = "") -> dict[str, Any]:
+def _run_agent(dataplane: DataPlane, python: Path, tmp_path: Path, deployment: str, tool_choice: str = "",
+               stream: bool = False) -> dict[str, Any]:
     script = tmp_path / "agent.py"
     script.write_text(AGENT_SCRIPT)
     app = dataplane.app  # holds Cognitive Services OpenAI User
     env = {**dataplane.client_env(), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
            "TENANT": dataplane.server.tenant_id, "CLIENT_ID": app["appId"], "CLIENT_SECRET": app["secret"],
            "AUTHORITY": dataplane.server.base_url, "ENDPOINT": dataplane.endpoint, "API_VERSION": PREVIEW,
-           "SCOPE": COGNITIVE_SCOPE, "DEPLOYMENT": deployment, "TOOL_CHOICE": tool_choice}
+           "SCOPE": COGNITIVE_SCOPE, "DEPLOYMENT": deployment, "TOOL_CHOICE": tool_choice,
+           "STREAM": "1" if stream else ""}
     completed = subprocess.run([str(python), str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-4000:]
     result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
 
 
-def test_agent_with_a_function_tool(dataplane: DataPlane, agents_python: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["run", "run_streamed"])
+def test_agent_with_a_function_tool(dataplane: DataPlane, agents_python: Path, tmp_path: Path, stream: bool) -> None:
     """The mock model calls the tool when the user asks, then answers from the tool's output: the whole loop of
-    function_call, function_call_output and a final message goes through the Responses API."""
-    result = _run_agent(dataplane, agents_python, tmp_path, MOCK_DEPLOYMENT)
+    function_call, function_call_output and a final message goes through the Responses API (streamed too)."""
+    result = _run_agent(dataplane, agents_python, tmp_path, MOCK_DEPLOYMENT, stream=stream)
     assert len(result["calls"]) == 1, result
     assert result["items"] == ["tool_call_item", "tool_call_output_item", "message_output_item"], result
     assert "It is sunny in" in result["final"], result

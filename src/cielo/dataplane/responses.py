@@ -24,7 +24,9 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
     "truncation": (None, "disabled"), "background": (None, False), "include": (None, []),
     "reasoning": (None, {}), "service_tier": (None, "auto", "default"), "top_logprobs": (None, 0),
     "max_tool_calls": (None,), "prompt": (None,), "conversation": (None,), "prompt_cache_key": (None,),
-    "safety_identifier": (None,), "stream_options": (None,), "prompt_cache_retention": (None,),
+    "safety_identifier": (None,), "prompt_cache_retention": (None,),
+    # Cielo's events carry no `obfuscation` padding: only a request that asks for none is served.
+    "stream_options": (None, {}, {"include_obfuscation": False}),
     "prompt_cache_options": (None,), "context_management": (None,)}
 HOSTED_TOOLS = ("file_search", "web_search", "web_search_preview", "code_interpreter", "computer_use_preview",
                 "image_generation", "mcp", "local_shell", "custom")
