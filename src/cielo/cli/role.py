@@ -256,16 +256,21 @@ def create_assignment(role: str | dict[str, Any], principal_id: str, principal_t
     if condition:
         properties["condition"] = condition
         properties["conditionVersion"] = "2.0"
-    created = arm("PUT", _at(at, f"roleAssignments/{uuid.uuid4()}"), {"properties": properties}, api="authorization")
-    return flatten(created)
+    created = flatten(arm("PUT", _at(at, f"roleAssignments/{uuid.uuid4()}"), {"properties": properties},
+                          api="authorization"))
+    created.setdefault("systemData", None)  # az prints its SDK model, which has the field, null when not sent
+    if created.get("resourceGroup") is None:
+        created.pop("resourceGroup", None)  # az adds resourceGroup only to ids inside a resource group
+    return created
 
 
 def _decorate(items: list[dict[str, Any]], scope: str) -> list[dict[str, Any]]:
-    """az's list adds principalName and roleDefinitionName."""
+    """az's list shape: null fields left out, principalName and roleDefinitionName added."""
     names: dict[str, str] = {}
     out = []
     for item in items:
-        flat = flatten(item)
+        # az's list prints the assignments without their null fields (condition, description, ...).
+        flat = {key: value for key, value in flatten(item).items() if value is not None}
         role_guid = str(flat["roleDefinitionId"]).rsplit("/", 1)[-1]
         if role_guid not in names:
             try:
