@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Engine, Float, Index, String, Table, Text, delete, insert, select
+from sqlalchemy import Column, Engine, Float, Index, String, Table, Text, bindparam, delete, insert, select
 
 from cielo.store.db import metadata, open_engine
 from cielo.store.jsontext import load_json
@@ -30,6 +30,16 @@ stored_responses = Table(
     Column("context", Text, nullable=False),  # the conversation this response answered (chained ones included), JSON
 )
 Index("ix_stored_responses_expires_at", stored_responses.c.expires_at)
+
+
+_t = stored_responses
+# Built once: constructing a statement costs more CPU than SQLite takes to run it.
+_INSERT = insert(_t)
+_PURGE = delete(_t).where(_t.c.expires_at < bindparam("now"))
+_MINE = (_t.c.id == bindparam("response_id"), _t.c.account_id == bindparam("account"), _t.c.owner == bindparam("owner"),
+         _t.c.expires_at > bindparam("now"))
+_FIND = select(_t.c.response, _t.c.input_items, _t.c.context).where(*_MINE)
+_DELETE = delete(_t).where(*_MINE)
 
 
 @dataclass(frozen=True)
@@ -54,26 +64,24 @@ class ResponseRepo:
 
     def save(self, *, response_id: str, account_id: str, owner: str, created_at: float, expires_at: float,
              response: dict[str, Any], input_items: list[dict[str, Any]], context: list[dict[str, Any]]) -> None:
-        t = stored_responses
         with self._engine.begin() as conn:
-            conn.execute(delete(t).where(t.c.expires_at < created_at))  # an indexed range: the expired ones only
-            conn.execute(insert(t).values(id=response_id, account_id=account_id.lower(), owner=owner,
-                                          created_at=created_at, expires_at=expires_at, response=_dump(response),
-                                          input_items=_dump(input_items), context=_dump(context)))
+            conn.execute(_PURGE, {"now": created_at})  # an indexed range: the expired ones only
+            conn.execute(_INSERT, {"id": response_id, "account_id": account_id.lower(), "owner": owner,
+                                   "created_at": created_at, "expires_at": expires_at, "response": _dump(response),
+                                   "input_items": _dump(input_items), "context": _dump(context)})
 
     def find(self, account_id: str, owner: str, response_id: str, now: float) -> StoredResponse | None:
-        t = stored_responses
         with self._engine.connect() as conn:
-            row = conn.execute(select(t.c.response, t.c.input_items, t.c.context).where(
-                t.c.id == response_id, t.c.account_id == account_id.lower(), t.c.owner == owner,
-                t.c.expires_at > now)).first()
+            row = conn.execute(_FIND, _key(account_id, owner, response_id, now)).first()
         if row is None:
             return None
         return StoredResponse(load_json(row.response), load_json(row.input_items), load_json(row.context))
 
     def delete(self, account_id: str, owner: str, response_id: str, now: float) -> bool:
-        t = stored_responses
         with self._engine.begin() as conn:
-            gone = conn.execute(delete(t).where(t.c.id == response_id, t.c.account_id == account_id.lower(),
-                                                t.c.owner == owner, t.c.expires_at > now)).rowcount
+            gone = conn.execute(_DELETE, _key(account_id, owner, response_id, now)).rowcount
         return bool(gone)
+
+
+def _key(account_id: str, owner: str, response_id: str, now: float) -> dict[str, Any]:
+    return {"response_id": response_id, "account": account_id.lower(), "owner": owner, "now": now}
