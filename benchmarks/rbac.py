@@ -63,6 +63,7 @@ from cielo.rbac import (  # noqa: E402
     normalize_action,
     parse_scope,
 )
+from cielo.rbac import engine as rbac_engine  # noqa: E402
 
 CS = "Microsoft.CognitiveServices/accounts"
 CHAT = f"{CS}/OpenAI/deployments/chat/completions/action"
@@ -308,7 +309,17 @@ def measure_naive(naive: NaiveRbac, index: RbacIndex, queries: list[Query], budg
             "p99_us": percentile(ordered, 0.99), "queries": len(timings)}
 
 
+def cold_start() -> None:
+    """Forget what an earlier run left in this process (parsed scopes, normalised actions, compiled roles and their
+    memos), so that the same questions asked again do not find their answers cached: each run starts cold."""
+    parse_scope.cache_clear()
+    normalize_action.cache_clear()
+    rbac_engine._builtin_roles.cache_clear()
+    gc.collect()
+
+
 def run_size(n: int, queries_count: int, naive_budget_s: float, seed: int, catalogue: str) -> dict[str, object]:
+    cold_start()
     rng = random.Random(seed + n)  # the same seed for every catalogue: `ten` and `full` get the same questions
     tenant = make_tenant(n, rng, mixed=catalogue == "mixed")
     gc.collect()
