@@ -200,3 +200,13 @@ def test_valid_parameters_pass() -> None:
     with pytest.raises(DataPlaneError) as info:
         tools.validate("completions", {"prompt": "x", "tools": TOOLS})
     assert info.value.param == "tools"
+
+
+def test_malformed_schemas_and_answers_never_raise() -> None:
+    assert toolcalls.sample({"type": "object", "properties": 5, "required": ["a", 3]}) == {"a": {}}
+    assert toolcalls.sample({"type": "array", "minItems": 10**9, "items": {"type": "integer", "minimum": "x"}}) \
+        == [1] * 8
+    plan = toolcalls.plan_for(_body())
+    assert plan is not None
+    odd = toolcalls.read_choice(plan, _choice('{"tool_call": null}'))
+    assert odd["message"]["content"] == '{"tool_call": null}' and "tool_calls" not in odd["message"]

@@ -167,8 +167,8 @@ def choice_from_envelope(plan: ToolPlan, choice: dict[str, Any], value: Any) -> 
     """A chat choice (index, finish_reason, message) from the JSON the model answered in."""
     finish = choice.get("finish_reason")
     out: dict[str, Any] = {"index": choice.get("index", 0), "finish_reason": finish, "logprobs": None}
-    if isinstance(value, dict) and ("tool_call" in value or "tool_calls" in value):
-        made = value.get("tool_calls") or [value["tool_call"]]
+    made = value.get("tool_calls") or [value.get("tool_call")] if isinstance(value, dict) else []
+    if made and all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in made):
         calls = [{"id": new_call_id(), "type": "function", "function": {
             "name": c["name"], "arguments": json.dumps(c.get("arguments", {}), ensure_ascii=False,
                                                        separators=(",", ":"))}} for c in made]
@@ -180,7 +180,7 @@ def choice_from_envelope(plan: ToolPlan, choice: dict[str, Any], value: Any) -> 
             out["message"] = {"role": "assistant", "content": None, "tool_calls": calls}
             out["finish_reason"] = "tool_calls" if done else finish
         return out
-    answer = value.get("response") if isinstance(value, dict) else value
+    answer = value.get("response", value) if isinstance(value, dict) else value
     text = answer if isinstance(answer, str) and not plan.structured else json.dumps(answer, ensure_ascii=False)
     out["message"] = {"role": "assistant", "content": text}
     return out
@@ -241,35 +241,44 @@ def _pieces(text: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- sample values (the mock model)
-def sample(schema: Any, root: Any = None) -> Any:
-    """A simple value that satisfies `schema`'s types, required properties, consts and enums."""
+def sample(schema: Any, root: Any = None, depth: int = 0) -> Any:
+    """A simple value that satisfies `schema`'s types, required properties, consts and enums (the mock model's
+    answers). Whatever a schema holds, this returns a value: malformed parts are taken as "anything"."""
     root = schema if root is None else root
-    if not isinstance(schema, dict):
+    if not isinstance(schema, dict) or depth > 16:
         return None
-    if isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/"):
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
         target: Any = root
-        for part in schema["$ref"][2:].split("/"):
+        for part in ref[2:].split("/"):
             target = target.get(part, {}) if isinstance(target, dict) else {}
-        return sample(target, root)
+        return sample(target, root, depth + 1)
     if "const" in schema:
         return schema["const"]
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][0]
     for key in ("anyOf", "oneOf", "allOf"):
         if isinstance(schema.get(key), list) and schema[key]:
-            return sample(schema[key][0], root)
+            return sample(schema[key][0], root, depth + 1)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
+    low = schema.get("minimum")
+    low = low if isinstance(low, int | float) and not isinstance(low, bool) else 1
     if kind == "object" or (kind is None and "properties" in schema):
-        properties = schema.get("properties") or {}
-        return {name: sample(properties.get(name, {}), root) for name in schema.get("required") or []}
+        properties: Any = schema.get("properties")
+        properties = properties if isinstance(properties, dict) else {}
+        required: Any = schema.get("required")
+        required = required if isinstance(required, list) else []
+        return {name: sample(properties.get(name, {}), root, depth + 1) for name in required if isinstance(name, str)}
     if kind == "array":
-        return [sample(schema.get("items", {}), root) for _ in range(int(schema.get("minItems") or 0))]
+        count: Any = schema.get("minItems")
+        count = count if isinstance(count, int) else 0
+        return [sample(schema.get("items", {}), root, depth + 1) for _ in range(max(0, min(count, 8)))]
     if kind == "integer":
-        return max(1, int(schema.get("minimum", 1)))
+        return max(1, int(low))
     if kind == "number":
-        return max(1.0, float(schema.get("minimum", 1.0)))
+        return max(1.0, float(low))
     if kind == "boolean":
         return True
     if kind == "null":
