@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from inproc import ADMIN, RG, World, unique
+from inproc import ADMIN, RG, World, error_of, unique
 from inproc_cli import Cli, cli_in, signed_in_cli
 
 from cielo.cli.main import cli as cielo
@@ -143,6 +144,9 @@ def test_user_update(cli: Cli, world: World, tmp_path: Path) -> None:
     err = cli.fails("ad", "user", "update", "--id", upn, "--password", NEW_PASSWORD,
                     "--force-change-password-next-sign-in", "true")
     assert "forceChangePasswordNextSignIn" in err
+    assert "must be false" in cli.fails("ad", "user", "create", "--display-name", "X", "--user-principal-name",
+                                        f"x-{upn}", "--password", NEW_PASSWORD,
+                                        "--force-change-password-next-sign-in", "true")
     assert "complexity" in cli.fails("ad", "user", "update", "--id", upn, "--password", "short")
     assert cli.fails("ad", "user", "update", "--id", upn).startswith("ERROR: usage error: give at least one")
     with cli_in(world, tmp_path / "user-home") as as_user:
@@ -333,3 +337,36 @@ def test_completion_scripts(shell: str) -> None:
         "_CIELO_COMPLETE": "bash_complete", "COMP_WORDS": "cielo role assig", "COMP_CWORD": "2"})
     assert "assignment" in completed.stdout
     assert CliRunner().invoke(cielo, ["completion", "powershell"]).exit_code == 2
+
+
+# ----------------------------------------------------------------------------- the Graph side az talks to
+async def test_graph_filters_and_user_patch_as_az_sends_them(client: httpx.AsyncClient, world: World) -> None:
+    name = unique("Graph-Parity")
+    app = (await client.post("/v1.0/applications", headers=world.graph, json={"displayName": name})).json()
+    assert (await client.post("/v1.0/servicePrincipals", headers=world.graph,
+                              json={"appId": app["appId"]})).status_code == 201
+
+    async def sps(flt: str) -> list[str]:
+        answer = await client.get("/v1.0/servicePrincipals", params={"$filter": flt}, headers=world.graph)
+        assert answer.status_code == 200, answer.text
+        return [s["appId"] for s in answer.json()["value"]]
+
+    assert await sps(f"startswith(displayName,'{name.upper()}')") == [app["appId"]]
+    assert await sps(f"startsWith(displayName, '{name[:-2]}') and appId eq '{app['appId']}'") == [app["appId"]]
+    assert await sps(f"startswith(appId,'{app['appId'][:8]}')") == [app["appId"]]
+    assert await sps(f"startswith(displayName,'{name}') and appId eq '00000000-0000-0000-0000-000000000000'") == []
+    assert await sps("startswith(displayName,'it''s and more')") == []  # a quoted `and` is part of the value
+    refused = await client.get("/v1.0/servicePrincipals", params={"$filter": "startswith(homepage,'x')"},
+                               headers=world.graph)
+    assert "'homepage'" in error_of(refused, 400, "Request_UnsupportedQuery")["message"]
+
+    upn = f"{unique('graph-patch')}@cielo.local"
+    user = (await client.post("/v1.0/users", headers=world.graph, json={
+        "userPrincipalName": upn, "displayName": "Patch", "passwordProfile": {"password": NEW_PASSWORD}})).json()
+    patched = await client.patch(f"/v1.0/users/{user['id']}", headers=world.graph, json={"displayName": "Patched"})
+    assert (patched.status_code, patched.content) == (204, b"")
+    for bad, named in (({"jobTitle": "x"}, "jobTitle"), ({"accountEnabled": "no"}, "accountEnabled"),
+                       ({"passwordProfile": {"password": NEW_PASSWORD, "forceChangePasswordNextSignIn": True}},
+                        "forceChangePasswordNextSignIn")):
+        answer = await client.patch(f"/v1.0/users/{user['id']}", headers=world.graph, json=bad)
+        assert named in error_of(answer, 400, "Request_BadRequest")["message"]

@@ -201,6 +201,7 @@ async def create_user(request: Request) -> JSONResponse:
     profile = body.get("passwordProfile")
     if not isinstance(profile, dict):
         raise GraphBadRequest("Property passwordProfile is required.")
+    _refuse_forced_change(profile)
     user = _svc(request).create_user(
         caller.tenant, _text(body, "userPrincipalName"), _text(body, "displayName"), _text(profile, "password")
     )
@@ -211,6 +212,12 @@ async def create_user(request: Request) -> JSONResponse:
 async def get_user(user_id: str, request: Request) -> JSONResponse:
     caller = _caller(request, write=False)
     return JSONResponse(user_json(_svc(request).get_user(caller.tenant, user_id)))
+
+
+def _refuse_forced_change(profile: dict[str, Any]) -> None:
+    if profile.get("forceChangePasswordNextSignIn"):
+        raise GraphBadRequest("Cielo does not make users change their password at sign-in: "
+                              "'forceChangePasswordNextSignIn' must be false.")
 
 
 _USER_PATCH = {"displayName", "accountEnabled", "passwordProfile"}
@@ -234,9 +241,7 @@ async def update_user(user_id: str, request: Request) -> Response:
     if profile is not None:
         if not isinstance(profile, dict) or set(profile) - {"password", "forceChangePasswordNextSignIn"}:
             raise GraphBadRequest("Invalid value specified for property 'passwordProfile' of resource 'User'.")
-        if profile.get("forceChangePasswordNextSignIn"):
-            raise GraphBadRequest("Cielo does not make users change their password at sign-in: "
-                                  "'forceChangePasswordNextSignIn' must be false.")
+        _refuse_forced_change(profile)
         password = _text(profile, "password", required=False) or None
     display_name = _text(body, "displayName") if "displayName" in body else None
     _svc(request).update_user(caller.tenant, user_id, acting_user_id=caller.object_id,

@@ -96,11 +96,14 @@ def user() -> None:
 @click.option("--user-principal-name", required=True, help="The sign-in name, e.g. ada@cielo.local.")
 @click.option("--mail-nickname", default=None, help="Mail alias (default: the UPN's local part).")
 @click.option("--force-change-password-next-sign-in", type=bool, default=False,
-              help="Accepted for az compatibility; Cielo does not force password changes.")
+              help="Only false: Cielo does not make users change their password at sign-in (true is refused).")
 @global_options
 def user_create(display_name: str, password: str, user_principal_name: str, mail_nickname: str | None,
                 force_change_password_next_sign_in: bool) -> Any:
     """Create a user."""
+    if force_change_password_next_sign_in:
+        raise CliError("Cielo does not make users change their password at sign-in: "
+                       "--force-change-password-next-sign-in must be false.")
     return _graph("POST", "/users", {
         "accountEnabled": True, "displayName": display_name,
         "mailNickname": mail_nickname or user_principal_name.split("@")[0],
