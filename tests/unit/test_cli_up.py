@@ -97,14 +97,44 @@ def test_up_sets_up_the_data_directory_and_prints_how_to_use_it(started: dict[st
     assert json.loads((data_dir / "server.json").read_text())["base_url"] == base
 
 
+def test_a_second_start_keeps_the_data_directory_and_its_administrator(started: dict[str, Any],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[int] = []
+
+    def record(settings: Any, tls: Any, sockets: list[socket.socket]) -> None:
+        served.append(sockets[0].getsockname()[1])
+        for sock in sockets:
+            sock.close()
+
+    def leave(code: int) -> None:
+        raise SystemExit(code)
+
+    monkeypatch.setattr(server, "run", record)
+    monkeypatch.setattr(os, "_exit", leave)
+    port = _free_port()
+    # A stray world-readable file (an older version, another tool): tightened at the start.
+    stray = started["data_dir"] / "notes.txt"
+    stray.write_text("x")
+    stray.chmod(0o644)
+    result = run("up", "--data-dir", str(started["data_dir"]), "--port", str(port), "--admin-user", "other@x.y")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert served == [port]
+    assert "  (the administrator options apply at the first start only: this data directory has one)" in \
+        result.stdout.splitlines()
+    assert "Created the administrator" not in result.stdout and "Upgraded the database" not in result.stderr
+    assert stat.S_IMODE(stray.stat().st_mode) == 0o600
+
+
 def test_env_prints_the_exports_of_the_last_start(started: dict[str, Any]) -> None:
-    data_dir, port = started["data_dir"], started["port"]
+    data_dir = started["data_dir"]
     bundle = data_dir / "tls" / "bundle.pem"
+    last = json.loads((data_dir / "server.json").read_text())["base_url"]  # written by the last `cielo up`
+    assert last.startswith("https://127.0.0.1:")
     result = run("env", "--data-dir", str(data_dir))
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"export REQUESTS_CA_BUNDLE={bundle}", f"export SSL_CERT_FILE={bundle}", f"export CURL_CA_BUNDLE={bundle}",
-        f"export AZURE_AUTHORITY_HOST=https://127.0.0.1:{port}", f"export CIELO_ENDPOINT=https://127.0.0.1:{port}"]
+        f"export AZURE_AUTHORITY_HOST={last}", f"export CIELO_ENDPOINT={last}"]
     # Nothing listens there now: said on stderr, which `eval "$(cielo env)"` leaves out.
     assert "nothing answers at" in result.stderr
     other = run("env", "--data-dir", str(data_dir), "--port", "9999")
