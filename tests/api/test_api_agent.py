@@ -7,7 +7,7 @@ protocol's shape. (tests/e2e/test_mi_*.py and tests/security/test_sec_agent.py r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -42,6 +42,7 @@ class Host:
     uami_id: str
     other: dict[str, Any]  # a user-assigned identity attached to nothing
     credential: str
+    other_id: str = ""
 
 
 @dataclass
@@ -73,7 +74,7 @@ async def _new_host(world: World) -> Host:
     """A VM with a system-assigned identity and one user-assigned identity, and its host credential."""
     async with _cielo_client(world) as client:
         uami_id, uami = await _uami(client, world, unique("agent-uami"))
-        _, other = await _uami(client, world, unique("agent-other"))
+        other_id, other = await _uami(client, world, unique("agent-other"))
         vm_path = f"{world.rg_path(RG)}/providers/Microsoft.Compute/virtualMachines/{unique('agent-vm')}"
         created = await arm_call(client, world, "PUT", vm_path, {"identity": {
             "type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {uami_id: {}}}})
@@ -83,7 +84,15 @@ async def _new_host(world: World) -> Host:
     assert issued.json()["resourceId"] == vm_path and issued.json()["tenantId"] == world.tenant
     mirid = vm_path.replace("/resourceGroups/", "/resourcegroups/")
     return Host(vm_path, mirid, created.json()["identity"]["principalId"], uami, uami_id, other,
-                issued.json()["credential"])
+                issued.json()["credential"], other_id)
+
+
+async def _delete_host(world: World, host: Host) -> None:
+    """The VM (its system identity, role assignments and host credentials go with it) and both identities."""
+    async with _cielo_client(world) as client:
+        for path in (host.vm_id, host.uami_id, host.other_id):
+            answer = await arm_call(client, world, "DELETE", path.replace("/resourcegroups/", "/resourceGroups/"))
+            assert answer.status_code in (200, 204), answer.text
 
 
 def _through(transport: httpx.AsyncBaseTransport) -> SimpleNamespace:
@@ -104,9 +113,11 @@ def agent_for(world: World, credential: str, source: Any = None,
 
 
 @pytest.fixture(scope="module")
-def shared_host(world: World) -> Host:
+def shared_host(world: World) -> Iterator[Host]:
     """One host for the tests that change nothing on it (each still gets its own agent, so its own cache)."""
-    return asyncio.run(_new_host(world))
+    host = asyncio.run(_new_host(world))
+    yield host
+    asyncio.run(_delete_host(world, host))
 
 
 async def _agent(world: World, host: Agent) -> AsyncIterator[Agent]:
@@ -125,8 +136,10 @@ async def host(world: World, shared_host: Agent) -> AsyncIterator[Agent]:
 @pytest.fixture()
 async def own_host(world: World) -> AsyncIterator[Agent]:
     """A host of the test's own, which it may change."""
-    async for agent in _agent(world, await _new_host(world)):
+    host = await _new_host(world)
+    async for agent in _agent(world, host):
         yield agent
+    await _delete_host(world, host)
 
 
 def _claims(token: str) -> dict[str, Any]:
@@ -372,6 +385,7 @@ async def test_two_user_assigned_identities_and_no_system_one_need_a_selector(wo
     await source.close()
     # The VM is deleted: its host credential goes with it.
     await arm_call(client, world, "DELETE", vm_path)
+    await arm_call(client, world, "DELETE", two.replace("/resourcegroups/", "/resourceGroups/"))
     source, agent = agent_for(world, credential)
     async with agent:
         refused = await agent.get(IMDS, params=IMDS_Q, headers=META)

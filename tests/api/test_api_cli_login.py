@@ -204,6 +204,10 @@ def host_agent(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
     monkeypatch.setenv("IDENTITY_HEADER", "i" * 40)
     yield {"vm": vm, "principal": created.json()["identity"]["principalId"]}
     agent.shutdown()
+    transport = SyncASGITransport(world.app)
+    with httpx.Client(transport=transport, base_url=BASE_URL, headers=world.arm) as arm:
+        assert arm.delete(vm, params={"api-version": "2023-09-01"}).status_code == 200
+    transport.shutdown()
 
 
 def test_managed_identity_sign_in(cli: Cli, world: World, host_agent: dict[str, Any]) -> None:
