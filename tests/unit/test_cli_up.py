@@ -258,6 +258,23 @@ def test_up_refuses_a_port_in_use_before_touching_the_data_directory(tmp_path: P
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize(("damaged", "says"), [
+    ("keys/0123.json", "is not signing key metadata"),
+    ("sealing.key", "is not a sealing key"),
+])
+def test_up_refuses_a_damaged_data_directory_with_one_line(tmp_path: Path, damaged: str, says: str) -> None:
+    data_dir = tmp_path / "data"
+    (data_dir / damaged).parent.mkdir(parents=True, exist_ok=True)
+    (data_dir / damaged).write_text("{damaged")
+    result = run("up", "--data-dir", str(data_dir), "--port", str(_free_port()))
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"ERROR: cannot start: {data_dir / damaged}") and says in line, line
+    assert line.endswith(f"restore it from a backup, or run `cielo up --reset` to move {data_dir} aside (to "
+                         "data.bak-<timestamp>) and start over")
+    assert not (data_dir / "cielo.db").exists()  # refused before the database is made or upgraded
+
+
 @pytest.mark.parametrize(("area", "masked"), [
     (b"cielo\0up\0--admin-password\0s3cret\0", b"cielo\0up\0--admin-password\0******\0"),
     (b"cielo\0up\0--admin-password=s3cret\0--port\01\0", b"cielo\0up\0--admin-password=******\0--port\01\0"),
