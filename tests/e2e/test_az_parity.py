@@ -198,3 +198,33 @@ def test_ad_user_update(both: Both) -> None:
     az, cielo = both.run("ad", "user", "update", "--id", upns[0], "--force-change-password-next-sign-in", "true")
     assert (az.returncode, cielo.returncode) == (1, 1), f"{az}\n\n{cielo}"
     assert _error_lines(cielo)[0] == _error_lines(az)[0], f"{az}\n\n{cielo}"
+
+
+def test_two_cielos_on_one_machine(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The CLI trusts the CA the shell was set up for (REQUESTS_CA_BUNDLE) before the bundle of another Cielo's
+    data directory on the same machine, and `cielo env` says when its data directory is not the answering
+    server's. (No az here: this is the CLI's own targeting.)"""
+    root = tmp_path_factory.mktemp("two-cielos")
+    first = start_server(root / "first")
+    try:
+        second = start_server(root / "second")
+        try:
+            # The first Cielo's data is the local one; the shell is set up for the second.
+            cli = make_cli(second, {**second.client_env(), "CIELO_DATA_DIR": str(first.data_dir)}, root)
+            cli.login_admin()
+            shown = cli.json("cloud", "show")
+            assert (shown["trustedCaBundle"], shown["trustedCaBundleSource"]) == (second.bundle, "REQUESTS_CA_BUNDLE")
+            assert cli.json("group", "show", "-g", RG)["id"].startswith(f"/subscriptions/{second.subscription_id}/")
+
+            wrong = cli.run("env", "--port", str(second.port))
+            assert wrong.stdout.startswith(f"export REQUESTS_CA_BUNDLE={first.bundle}\n")
+            assert f"the Cielo of the data directory {first.data_dir}, at {second.base_url}" in wrong.stderr
+            assert f"WARNING: the server answering at {second.base_url} is not the one of {first.data_dir}" \
+                in wrong.stderr
+            right = cli.run("env", "--data-dir", str(second.data_dir))
+            assert right.stdout.startswith(f"export REQUESTS_CA_BUNDLE={second.bundle}\n")
+            assert "WARNING" not in right.stderr
+        finally:
+            second.stop()
+    finally:
+        first.stop()
