@@ -389,6 +389,29 @@ async def test_token_rate_limit_and_request_too_large(client: httpx.AsyncClient,
     assert again.status_code == 200, again.text
 
 
+async def test_an_open_ended_chat_gives_back_its_reservation_when_it_ends(client: httpx.AsyncClient, world: World,
+                                                                         moved_clock: FrozenClock) -> None:
+    """Chat without max_tokens reserves the model's context (2,048 tokens a slot here) while it runs, then keeps
+    only what it used; with max_tokens named, the estimate stays charged for the minute."""
+    name = unique("q")
+    answer = await arm_call(client, world, "PUT", world.account_path() + f"/deployments/{name}", {
+        "sku": {"name": "Standard", "capacity": 5},  # 5,000 tokens a minute, 5 requests per 10 s
+        "properties": {"model": {"format": "Cielo", "name": "mock", "version": "1"}}})
+    assert answer.status_code == 201, answer.text
+    url = world.openai_url("chat/completions", name)
+    remaining = []
+    for stream in (False, True, False):  # each reserves more than 2,048 tokens: 3 of them would not fit at once
+        done = await client.post(url, json={**CHAT, "stream": stream}, headers=_key(world))
+        assert done.status_code == 200, done.text
+        remaining.append(int(done.headers["x-ratelimit-remaining-tokens"]))
+    assert all(r < 3000 for r in remaining)  # while each ran, its whole reservation was counted
+    moved_clock.advance(10)  # a new request window, the same token window
+    named = {**CHAT, "max_tokens": 2000}
+    assert (await client.post(url, json=named, headers=_key(world))).status_code == 200
+    assert (await client.post(url, json=named, headers=_key(world))).status_code == 200
+    error_of(await client.post(url, json=named, headers=_key(world)), 429, "429")
+
+
 async def test_a_new_assignment_applies_to_the_next_request(client: httpx.AsyncClient, world: World) -> None:
     who = await new_principal(client, world)
     token = bearer(await sp_token(client, world, who, COG_RESOURCE))

@@ -5,12 +5,12 @@ Two fixed windows, as ARM's `rateLimits` states them: `request` (count per 10 s;
 `token` (capacity x 1,000 per 60 s). Tokens are charged at admission from the estimate (prompt + max_tokens
 for each choice of each prompt), so a large max_tokens uses headroom even when the answer is short, as in
 Azure. A request whose estimate exceeds the whole per-minute token limit could never be admitted: it is
-refused as such (`limit="size"`), not told to retry. When the request ends, what it reserved beyond what it used
-is given back to the window it was charged to (`QuotaLimiter.settle`), as Azure does: "If max_tokens isn't
-provided, the maximum possible value of the model context size will be inferred for the request's quota
-reservation ... extra TPM pressure will be applied until the request finishes, at which point the superfluous
-reserved capacity no longer causes problems" (Microsoft Q&A 1381398, answered by Microsoft). So a chat call
-without max_tokens holds its context-sized reservation only while it runs.
+refused as such (`limit="size"`), not told to retry. A chat request that leaves max_tokens open reserves the
+model's context, and gives back what it did not generate when it ends (`QuotaLimiter.settle`, called by the data
+plane), as Microsoft describes Azure's inferred reservation: "If max_tokens isn't provided, the maximum possible
+value of the model context size will be inferred for the request's quota reservation ... extra TPM pressure will
+be applied until the request finishes" (learn.microsoft.com/answers/questions/1381398). A request that names
+max_tokens is charged its estimate for the window, as the quota page documents.
 
 The windows live behind `QuotaCounter`, one atomic check-and-charge per request, so that every worker of a
 server admits against the same numbers: `LocalQuotaCounter` for one process, `SharedQuotaCounter` (a

@@ -16,7 +16,7 @@ from cielo.dataplane import shapes, tokens, tools, wire
 from cielo.dataplane.auth import GrantCache
 from cielo.dataplane.backends import BackendRegistry
 from cielo.dataplane.index import Account, DataPlaneIndex, Deployment
-from cielo.dataplane.quota import QuotaLimiter
+from cielo.dataplane.quota import Admission, QuotaLimiter
 from cielo.errors import DataPlaneError, DeploymentNotFound, EstimateExceedsTokenLimit, RateLimited
 
 log = logging.getLogger("cielo.dataplane")
@@ -54,6 +54,17 @@ class Stream:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """What admission charged a request. `inferred` is the part reserved for completions whose length the caller
+    left open (chat without max_tokens: the model's context, as Azure infers it); the rest of it goes back to the
+    window when the request ends (`DataPlane._settle`)."""
+
+    deployment_key: str
+    admission: Admission
+    inferred: int = 0
+
+
 class DataPlane:
     def __init__(self, index: DataPlaneIndex, quota: QuotaLimiter, backends: BackendRegistry,
                  grants: GrantCache | None = None) -> None:
@@ -72,9 +83,11 @@ class DataPlane:
         return found
 
     def _admit(self, deployment: Deployment, kind: str, body: dict[str, Any], api_version: str | None,
-               account: Account) -> dict[str, str]:
+               account: Account) -> tuple[dict[str, str], Reservation]:
         default = self.backends.context_per_slot() if kind == "chat" else DEFAULT_MAX_TOKENS
         estimate = tokens.estimate_request(kind, body, default)
+        open_ended = kind == "chat" and not (body.get("max_tokens") or body.get("max_completion_tokens"))
+        inferred = default * max(int(body.get("n") or 1), 1) if open_ended else 0
         declared = body.get("tools") or body.get("functions")
         if declared:  # the definitions are part of the prompt, as Azure counts them
             estimate += tokens.count(json.dumps(declared))
@@ -89,7 +102,7 @@ class DataPlane:
         headers = {"x-ratelimit-remaining-requests": str(admission.remaining_requests),
                    "x-ratelimit-remaining-tokens": str(admission.remaining_tokens)}
         if admission.allowed:
-            return headers
+            return headers, Reservation(deployment.key, admission, inferred)
         seconds = max(1, int(admission.retry_after_s + 0.999))
         which = "token rate limit" if admission.limit == "token" else "call rate limit"
         version = f" under Azure OpenAI API version {api_version}" if api_version else ""
@@ -114,7 +127,7 @@ class DataPlane:
                                  code="OperationNotSupported")
         (wire.validate_chat if kind == "chat" else wire.validate_completions)(body)
         tools.validate(kind, body)
-        headers = self._admit(deployment, kind, body, api_version, account)
+        headers, reservation = self._admit(deployment, kind, body, api_version, account)
         request = {k: body[k] for k in PASSTHROUGH if body.get(k) is not None}
         if kind == "chat":
             request["messages"] = body["messages"]
@@ -135,18 +148,32 @@ class DataPlane:
                 first = await anext(chunks, None)
             except BackendError as exc:
                 raise _from_backend(exc) from exc
-            return Stream(self._events(first, chunks, kind, model, body if include_usage else None), headers)
+            return Stream(self._events(first, chunks, kind, model, body, include_usage, reservation), headers)
         try:
             result = await backend.complete(kind, request)
         except BackendError as exc:
             raise _from_backend(exc) from exc
-        return Answer(shapes.finish(kind, result, model, body), headers)
+        answer = shapes.finish(kind, result, model, body)
+        self._settle(reservation, answer["usage"]["completion_tokens"])
+        return Answer(answer, headers)
+
+    def _settle(self, reservation: Reservation, completion_tokens: int) -> None:
+        """A request that left its length open gives back what it reserved beyond what it generated (Microsoft:
+        "If max_tokens isn't provided, the maximum possible value of the model context size will be inferred for
+        the request's quota reservation ... until the request finishes", learn.microsoft.com/answers/questions/
+        1381398). A request that named max_tokens is charged its estimate, as Azure's quota page documents."""
+        if reservation.inferred:
+            used = reservation.admission.charged - reservation.inferred + max(0, completion_tokens)
+            self.quota.settle(reservation.deployment_key, reservation.admission, used)
 
     async def _events(self, first: dict[str, Any] | None, chunks: AsyncGenerator[dict[str, Any], None], kind: str,
-                      model: str, usage_for: dict[str, Any] | None) -> AsyncIterator[bytes]:
-        """The SSE events. `usage_for` is the request when it asked for `stream_options.include_usage`: the
-        usage then follows the last choice in a chunk of its own, the backend's count or, from a backend
-        that sends none, Cielo's (tiktoken, as for quotas)."""
+                      model: str, body: dict[str, Any], include_usage: bool,
+                      reservation: Reservation) -> AsyncIterator[bytes]:
+        """The SSE events. With `stream_options.include_usage` the usage follows the last choice in a chunk of
+        its own: the backend's count or, from a backend that sends none, Cielo's (tiktoken, as for quotas).
+        When the stream ends, however it ends, the reservation is settled with what was generated."""
+        usage_for = body if include_usage else None
+        counting = include_usage or bool(reservation.inferred)
         stream_id = shapes.new_id(kind)
         created = int(time.time())
         yield shapes.prompt_annotation_event()
@@ -156,7 +183,7 @@ class DataPlane:
 
         def shaped(raw: dict[str, Any]) -> bytes | None:
             nonlocal role_sent, usage
-            if usage_for is not None:
+            if counting:
                 usage = raw.get("usage") or usage
                 texts.extend(_texts(kind, raw))
             out = shapes.chunk(kind, raw, stream_id, created, model)
@@ -190,6 +217,9 @@ class DataPlane:
             return
         finally:
             await chunks.aclose()  # a consumer that left stops its generation now, not when collected
+            if reservation.inferred:
+                generated = usage.get("completion_tokens") if isinstance(usage, dict) else None
+                self._settle(reservation, generated if isinstance(generated, int) else tokens.count("".join(texts)))
         if usage_for is not None:
             if not isinstance(usage, dict):
                 completion = tokens.count("".join(texts))
@@ -205,7 +235,7 @@ class DataPlane:
                                  f"{deployment.model.name}. Please choose different model and try again.",
                                  code="OperationNotSupported")
         inputs = wire.validate_embeddings(body, EMBEDDING_DIMENSIONS)
-        headers = self._admit(deployment, "embeddings", body, api_version, account)
+        headers, _ = self._admit(deployment, "embeddings", body, api_version, account)
         try:
             vectors, used = await self.backends.for_model(deployment.model).embed(inputs)
         except BackendError as exc:
