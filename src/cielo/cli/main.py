@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cielo.cli import account, ad, agent, cognitiveservices, compute, group, role, shim
+from cielo.cli import account, ad, ad_sp, agent, cognitiveservices, compute, group, role, shim
 from cielo.cli.auth import prog_name
 from cielo.cli.up import admin, env, keys, up
 
@@ -94,6 +94,7 @@ cli.add_command(account.logout)
 cli.add_command(account.account)
 cli.add_command(account.cloud)
 cli.add_command(ad.ad)
+ad.ad.add_command(ad_sp.sp)
 cli.add_command(shim.az_shim)
 cli.add_command(group.group)
 cli.add_command(role.role)
