@@ -11,7 +11,10 @@ such as a data action for Owner, or a principal with nothing on that scope chain
 Each size runs against three role catalogues (`--catalogue`): `ten`, an index that knows only the ten
 built-ins Cielo shipped before it vendored Azure's catalogue; `full`, the whole catalogue (~930 roles) with the
 same assignments and queries; and `mixed`, the whole catalogue with one assignment in five drawn from any of its
-roles (Storage, Key Vault, Machine Learning... roles whose wildcards the chain walk meets too). The start-up cost
+roles (Storage, Key Vault, Machine Learning... roles whose wildcards the chain walk meets too). Then, per size,
+`ten` and `full` indexes built from one tenant answer the same questions interleaved in chunks of alternating
+order, so both live through the same load: the A/B that sequential runs on a shared machine cannot give
+(`--no-paired` skips it). The start-up cost
 of the catalogue (import, JSON load, compiling every role) is measured in a fresh interpreter.
 
 In the same run, a naive evaluator that scans every assignment answers the same queries (time-boxed,
@@ -358,6 +361,65 @@ def run_size(n: int, queries_count: int, naive_budget_s: float, seed: int, catal
     return result
 
 
+PAIR_CHUNK = 2_000
+
+
+def measure_paired(indexes: dict[str, RbacIndex],
+                   queries: Sequence[tuple[Principal, str, str | Scope, bool]]) -> dict[str, dict[str, float]]:
+    """The same queries against each index, interleaved in chunks whose order alternates, so that both live
+    through the same load on a shared machine (an A/B that sequential runs cannot give). Every answer must agree."""
+    names = list(indexes)
+    for index in indexes.values():
+        for principal, action, scope, data in queries[:PAIR_CHUNK]:
+            index.authorize(principal, action, scope, data_action=data)
+    timings = {name: array("q") for name in names}
+    cpu = dict.fromkeys(names, 0.0)
+    clock = time.perf_counter_ns
+    for c, start in enumerate(range(0, len(queries), PAIR_CHUNK)):
+        chunk = queries[start:start + PAIR_CHUNK]
+        answers: dict[str, list[bool]] = {}
+        for name in names if c % 2 == 0 else reversed(names):
+            index, out, mine = indexes[name], timings[name], []
+            cpu0 = time.process_time()
+            for principal, action, scope, data in chunk:
+                t0 = clock()
+                decision = index.authorize(principal, action, scope, data_action=data)
+                out.append(clock() - t0)
+                mine.append(decision.allowed)
+            cpu[name] += time.process_time() - cpu0
+            answers[name] = mine
+        if len({tuple(a) for a in answers.values()}) != 1:
+            raise AssertionError("the catalogues disagree on an answer")
+    result = {}
+    for name in names:
+        ordered = sorted(timings[name])
+        result[name] = {"decisions_per_s": len(ordered) / (sum(ordered) / 1e9),
+                        "cpu_us_per_decision": cpu[name] / len(ordered) * 1e6,
+                        "p50_us": percentile(ordered, 0.50), "p99_us": percentile(ordered, 0.99),
+                        "p999_us": percentile(ordered, 0.999)}
+    return result
+
+
+def run_pair(n: int, queries_count: int, seed: int) -> dict[str, object]:
+    """`ten` and `full` on one tenant, the same questions, interleaved (see `measure_paired`)."""
+    cold_start()
+    rng = random.Random(seed + n)
+    tenant = make_tenant(n, rng)
+    indexes = {"ten": RbacIndex(builtin_roles=TEN), "full": RbacIndex()}
+    for index in indexes.values():
+        index.add_assignments(tenant.assignments)
+    stored = indexes["full"].list_assignments()
+    queries = make_queries(tenant, stored, indexes["full"], queries_count, rng)
+    parsed: list[ParsedQuery] = [(p, a, parse_scope(sc), d) for p, a, sc, d in queries[: min(len(queries), 50_000)]]
+    gc.freeze()
+    result: dict[str, object] = {"assignments": n, "engine": measure_paired(indexes, queries),
+                                 "engine_preparsed_scope": measure_paired(indexes, parsed)}
+    del indexes, stored, tenant, queries, parsed
+    gc.unfreeze()
+    gc.collect()
+    return result
+
+
 def fmt(value: object, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -370,6 +432,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--catalogue", default="ten,full,mixed",
                         help="which role catalogues to run each size against: ten, full, mixed (see above)")
+    parser.add_argument("--no-paired", dest="paired", action="store_false",
+                        help="skip the interleaved ten-vs-full A/B that follows the main runs")
     args = parser.parse_args()
     catalogues = [c for c in args.catalogue.split(",") if c]
     if not set(catalogues) <= {"ten", "full", "mixed"}:
@@ -380,6 +444,10 @@ def main() -> None:
         for catalogue in catalogues:
             print(f"... {n:,} assignments, catalogue {catalogue}", file=sys.stderr, flush=True)
             results.append(run_size(n, args.queries, args.naive_budget_s, args.seed, catalogue))
+    pairs = []
+    for n in (int(s) for s in args.sizes.split(",")) if args.paired else ():
+        print(f"... {n:,} assignments, ten and full interleaved", file=sys.stderr, flush=True)
+        pairs.append(run_pair(n, args.queries, args.seed))
 
     print(f"\nRBAC authorize(), {args.queries:,} queries per size, Python {platform.python_version()} "
           f"on {platform.machine()} ({platform.processor() or 'cpu'})\n")
@@ -400,10 +468,27 @@ def main() -> None:
               f"| {e['p999_us']:.1f} | {pp['p50_us']:.1f} / {pp['p99_us']:.1f} | {e['allowed_pct']:.1f} "
               f"| {fmt(nv.get('decisions_per_s'), ',.0f')} | {fmt(nv.get('p50_us'), ',.1f')} "
               f"| {fmt(nv.get('p99_us'), ',.1f')} | {fmt(nv.get('queries'), ',')} |")
+    if pairs:
+        print(f"\nThe same questions to `ten` and `full` indexes built from one tenant, interleaved in chunks of "
+              f"{PAIR_CHUNK:,} in alternating order (every answer agreed):\n")
+        print("| assignments | scope | ten p50 / p99 / p99.9 µs | full p50 / p99 / p99.9 µs "
+              "| ten / full CPU µs/decision | ten / full decisions/s |")
+        print("|---:|---|---:|---:|---:|---:|")
+        for pair in pairs:
+            for label, key in (("string", "engine"), ("pre-parsed", "engine_preparsed_scope")):
+                ab = pair[key]
+                assert isinstance(ab, dict)
+                t, f = ab["ten"], ab["full"]
+                print(f"| {pair['assignments']:,} | {label} "
+                      f"| {t['p50_us']:.1f} / {t['p99_us']:.1f} / {t['p999_us']:.1f} "
+                      f"| {f['p50_us']:.1f} / {f['p99_us']:.1f} / {f['p999_us']:.1f} "
+                      f"| {t['cpu_us_per_decision']:.1f} / {f['cpu_us_per_decision']:.1f} "
+                      f"| {t['decisions_per_s']:,.0f} / {f['decisions_per_s']:,.0f} |")
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     out = REPO / "benchmarks" / "results" / "rbac.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"queries": args.queries, "startup": startup, "results": results}, indent=2))
+    out.write_text(json.dumps({"queries": args.queries, "startup": startup, "results": results, "paired": pairs},
+                              indent=2))
     print(f"\nwrote {out.relative_to(REPO)}")
 
 
