@@ -6,6 +6,7 @@ commands side by side with the real az."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import socket
@@ -163,7 +164,8 @@ def test_credential_reset_takes_a_certificate_as_az_does(cli: Cli, tmp_path: Pat
     app = cli.json("ad", "app", "create", "--display-name", unique("parity-cert"))
     pem = _certificate("parity").public_bytes(serialization.Encoding.PEM)
     (tmp_path / "cert.pem").write_bytes(pem)
-    for given in (f"@{tmp_path / 'cert.pem'}", pem.decode()):
+    der = base64.b64encode(x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)).decode()
+    for given in (f"@{tmp_path / 'cert.pem'}", pem.decode(), der):
         result = cli.json("ad", "app", "credential", "reset", "--id", app["appId"], "--cert", given)
         assert result["appId"] == app["appId"] and result["password"] is None
     assert len(cli.json("ad", "app", "credential", "list", "--id", app["appId"], "--cert")) == 1

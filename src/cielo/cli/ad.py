@@ -327,13 +327,20 @@ def _warn_credentials(result: dict[str, Any]) -> None:
              "credentials in your code or check the credentials into your source control.")
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a PEM or base64 string is no usable path (too long, NUL, ...)
+        return False
+
+
 def _certificate_der(cert: str) -> bytes:
     """A certificate given as az takes `--cert`: `@FILE`, a PEM string, or base64 DER (and, as before, a path)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
     where = "--cert"
-    if cert.startswith("@") or Path(cert).is_file():
+    if cert.startswith("@") or ("-----BEGIN" not in cert and _is_file(cert)):
         path = Path(cert[1:] if cert.startswith("@") else cert).expanduser()
         try:
             data = path.read_bytes()
