@@ -47,7 +47,7 @@ class Host:
 
 @dataclass
 class Agent:
-    host: Agent
+    host: Host
     source: TokenSource
     client: httpx.AsyncClient
 
@@ -120,7 +120,7 @@ def shared_host(world: World) -> Iterator[Host]:
     asyncio.run(_delete_host(world, host))
 
 
-async def _agent(world: World, host: Agent) -> AsyncIterator[Agent]:
+async def _agent(world: World, host: Host) -> AsyncIterator[Agent]:
     source, agent = agent_for(world, host.credential)
     yield Agent(host, source, agent)
     await agent.aclose()
@@ -128,7 +128,7 @@ async def _agent(world: World, host: Agent) -> AsyncIterator[Agent]:
 
 
 @pytest.fixture()
-async def host(world: World, shared_host: Agent) -> AsyncIterator[Agent]:
+async def host(world: World, shared_host: Host) -> AsyncIterator[Agent]:
     async for agent in _agent(world, shared_host):
         yield agent
 
@@ -450,7 +450,7 @@ def _fake_agent(source: FakeSource) -> httpx.AsyncClient:
 
 async def test_twenty_requests_a_second_then_429(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr(agent_server.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("cielo.agent.server.time.monotonic", lambda: now[0])
     async with _fake_agent(FakeSource()) as agent:
         statuses = [(await agent.get(IMDS, params=IMDS_Q, headers=META)).status_code for _ in range(20)]
         assert statuses == [200] * 20

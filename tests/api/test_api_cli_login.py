@@ -9,11 +9,12 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from inproc import ADMIN, BASE_URL, PASSWORD, RG, World, unique
 from inproc_cli import Cli, SyncASGITransport, cli_in
 
@@ -21,8 +22,7 @@ from cielo.agent import upstream
 from cielo.agent.credential import HostCredentialFile
 from cielo.agent.server import build_app
 from cielo.agent.upstream import TokenSource
-from cielo.cli import account as account_cli
-from cielo.cli import browser_login, managed_login
+from cielo.cli import managed_login
 from cielo.client.http import CieloClient
 
 
@@ -45,7 +45,7 @@ def browser(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Call
             value = step(value)
         return True
 
-    monkeypatch.setattr(browser_login.webbrowser, "open", open_url)
+    monkeypatch.setattr("cielo.cli.browser_login.webbrowser.open", open_url)
     yield steps
 
 
@@ -129,7 +129,7 @@ def test_the_browser_that_cannot_open_prints_the_url(cli: Cli, world: World,
         _arrive(_callback(error="access_denied", error_description="no")(url))  # the user copies the URL elsewhere
         return False
 
-    monkeypatch.setattr(browser_login.webbrowser, "open", cannot_open)
+    monkeypatch.setattr("cielo.cli.browser_login.webbrowser.open", cannot_open)
     result = cli("login", "-o", "none")
     assert result.exit_code == 1 and result.stderr.endswith("ERROR: access_denied: no\n"), result.stderr
     assert f"Open this URL in a browser to sign in: {opened[0]}" in result.stderr
@@ -155,7 +155,7 @@ def device(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
             assert world.services.grants.decide_device_code(user_code, decision, user)
 
     monkeypatch.setattr(CieloClient, "device_code", record)
-    monkeypatch.setattr(account_cli.time, "sleep", wait)
+    monkeypatch.setattr("cielo.cli.account.time.sleep", wait)
     yield state
 
 
@@ -193,7 +193,7 @@ def host_agent(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(upstream, "httpx", SimpleNamespace(AsyncClient=in_process, HTTPError=httpx.HTTPError))
         source = TokenSource(HostCredentialFile(BASE_URL, world.tenant, vm, credential, None))
-    agent = SyncASGITransport(build_app(source, "i" * 40, world.tenant))
+    agent = SyncASGITransport(cast(FastAPI, build_app(source, "i" * 40, world.tenant)))  # any ASGI app
 
     def get(url: str, *, params: dict[str, str], headers: dict[str, str], timeout: float) -> httpx.Response:
         with httpx.Client(transport=agent) as client:

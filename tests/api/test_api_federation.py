@@ -147,7 +147,7 @@ def test_the_fetcher_refuses_plain_http_and_refetches_after_ten_minutes(issuer: 
     with pytest.raises(FederationError, match="the issuer must be an https URL"):
         fetcher.keys("http://issuer.example")
     now = [5000.0]
-    monkeypatch.setattr(federation.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("cielo.identity.federation.time.monotonic", lambda: now[0])
     assert [k["kid"] for k in fetcher.keys(issuer.url + "/")] == ["k1"]
     now[0] += 599
     fetcher.keys(issuer.url + "/")

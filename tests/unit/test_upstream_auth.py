@@ -54,7 +54,7 @@ async def tokens() -> AsyncIterator[TokenService]:
 async def test_client_credentials_are_sent_and_the_token_cached_until_near_expiry(
         tokens: TokenService, monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1_000_000.0]
-    monkeypatch.setattr(upstream_auth.time, "time", lambda: now[0])
+    monkeypatch.setattr("cielo.backends.upstream_auth.time.time", lambda: now[0])
     tokens.answers = [(200, {"access_token": "t1", "expires_in": 3600}), (200, {"access_token": "t2"})]
     provider = upstream_auth.client_credentials(f"{tokens.url}/tenant/oauth2/v2.0/token", "app-id", "s3cret",
                                                 "https://cognitiveservices.azure.com/.default")
