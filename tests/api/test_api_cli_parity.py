@@ -331,6 +331,16 @@ def test_every_command_group_has_examples() -> None:
         assert result.exit_code == 0 and "Examples:" in result.stdout, path
 
 
+def test_command_lines_that_do_not_parse_fail_as_azs() -> None:
+    runner = CliRunner()
+    unknown = runner.invoke(cielo, ["role", "asignment"])
+    assert (unknown.exit_code, unknown.stdout) == (2, "")
+    assert unknown.stderr.startswith("ERROR: 'asignment' is misspelled or not recognized by the system.\n")
+    alone = runner.invoke(cielo, ["role"])  # a group alone prints its help, exit 0, as az does
+    assert alone.exit_code == 0 and alone.stdout.startswith("Usage: ") and "Examples:" in alone.stdout
+    assert runner.invoke(cielo, []).exit_code == 0
+
+
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_scripts(shell: str) -> None:
     result = CliRunner().invoke(cielo, ["completion", shell])

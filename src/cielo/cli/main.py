@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -26,6 +27,9 @@ class AzUsageError(click.UsageError):
             return f"the following arguments are required: {max(names, key=len)}"
         if isinstance(error, click.NoSuchOption):
             return f"unrecognized arguments: {error.option_name}"
+        unknown = re.fullmatch(r"No such command '(.*)'\.", error.message)
+        if unknown:
+            return f"'{unknown.group(1)}' is misspelled or not recognized by the system."
         return error.format_message()
 
     def show(self, file: Any = None) -> None:
@@ -37,11 +41,19 @@ class AzUsageError(click.UsageError):
 class _CieloGroup(click.Group):
     """The top-level group: every command line below it that click cannot parse fails as az's do."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:  # `cielo` alone prints its help and exits 0, as `az` does
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.exceptions.NoArgsIsHelpError:  # a group alone prints its help, as az does
-            raise
+        except click.exceptions.NoArgsIsHelpError as exc:  # so does a group alone (`cielo ad`), as az's do
+            click.echo((exc.ctx or ctx).get_help())
+            return None
         except click.UsageError as exc:
             if isinstance(exc, AzUsageError):
                 raise
