@@ -136,7 +136,8 @@ def test_fields_served_by_the_tools_module_are_known_on_every_version() -> None:
 
 # ----------------------------------------------------------------------------- completions
 @pytest.mark.parametrize("extra", [
-    {"max_tokens": 0}, {"best_of": 0}, {"best_of": 1}, {"best_of": 3, "n": 3}, {"echo": False}, {"suffix": None},
+    {"max_tokens": 0}, {"best_of": 0}, {"best_of": 1}, {"best_of": 3, "n": 3}, {"echo": False}, {"echo": True},
+    {"suffix": None},
     {"logprobs": 5}, {"logit_bias": {"50256": -100}},
 ])
 def test_spec_valid_completions_fields_are_accepted(extra: dict[str, Any]) -> None:
@@ -152,7 +153,8 @@ def test_prompts_the_spec_allows(prompt: Any) -> None:
 
 @pytest.mark.parametrize(("extra", "param", "code"), [
     ({"best_of": 21}, "best_of", "invalid_value"), ({"best_of": 3}, "best_of", "unsupported_value"),
-    ({"echo": True}, "echo", "unsupported_value"), ({"echo": "yes"}, "echo", "BadRequest"),
+    ({"echo": True, "prompt": ["a"]}, "echo", "unsupported_value"), ({"echo": "yes"}, "echo", "BadRequest"),
+    ({"echo": True, "stream": True}, "echo", "unsupported_value"),
     ({"suffix": "end"}, "suffix", "unsupported_parameter"), ({"stop": []}, "stop", "BadRequest"),
     ({"logprobs": 6}, "logprobs", "invalid_value"), ({"prompt": [1, 2]}, "prompt", "BadRequest"),
     ({"prompt": 5}, "prompt", "BadRequest"),
@@ -162,8 +164,15 @@ def test_completions_refusals(extra: dict[str, Any], param: str, code: str) -> N
     assert (error.param, error.code) == (param, code)
 
 
-def test_a_completions_body_without_prompt_is_refused() -> None:
+def test_a_completions_body_without_prompt_is_refused_since_2024() -> None:
     assert refused(wire.validate_completions, {"max_tokens": 3}).param == "prompt"
+    for version in ("2024-02-01", "2024-10-21", None):
+        wire.check_version("completions", {"max_tokens": 3}, version)
+        assert refused(wire.validate_completions, {"max_tokens": 3}).param == "prompt"
+    body: dict[str, Any] = {"max_tokens": 3}
+    wire.check_version("completions", body, "2023-05-15")
+    wire.validate_completions(body)
+    assert body["prompt"] == "<|endoftext|>"
 
 
 # ----------------------------------------------------------------------------- embeddings

@@ -41,7 +41,7 @@ _OLD = frozenset({"2022-12-01", "2023-05-15"})
 # Defined fields Cielo does not honour, with the values that ask for nothing (the spec's defaults): any other
 # value is refused. On Your Data (`data_sources`) is not served at all.
 NOT_SERVED: dict[str, tuple[Any, ...]] = {
-    "data_sources": (None,), "suffix": (None,), "echo": (None, False), "completion_config": (None,),
+    "data_sources": (None,), "suffix": (None,), "completion_config": (None,),
     "cache_level": (None,), "input_type": (None,), "store": (None, False), "metadata": (None,),
     "reasoning_effort": (None,), "modalities": (None, ["text"]), "prediction": (None,), "audio": (None,),
     "user_security_context": (None,),
@@ -152,6 +152,10 @@ def check_version(kind: str, body: dict[str, Any], version: str | None) -> None:
         names = sorted(unknown)
         plural = "s" if len(names) > 1 else ""
         raise bad(f"Unrecognized request argument{plural} supplied: {', '.join(names)}", names[0])
+    if kind == "completions" and version in _OLD and "prompt" not in body:
+        # Optional before 2024 ("if a prompt is not specified the model will generate as if from the beginning
+        # of a new document"), required since: the default is set here, the required check is validate's.
+        body["prompt"] = None
     if kind == "chat" and version is not None and version < FIRST_DEVELOPER_VERSION:
         messages = body.get("messages")
         if type(messages) is list:
@@ -263,6 +267,10 @@ def validate_chat(body: dict[str, Any]) -> None:
         name = message.get("name")
         if name is not None and type(name) is not str and role not in ("tool", "function"):
             raise bad(f"'messages[{index}].name' must be a string.", f"messages[{index}].name")
+        refusal = message.get("refusal")
+        if refusal is not None and (role != "assistant" or type(refusal) is not str):
+            raise bad(f"'messages[{index}].refusal' must be a string, in an assistant message.",
+                      f"messages[{index}].refusal")
     _common(body)
     _number(body, "max_completion_tokens", 0, _INT64, integer=True)
     _bool(body, "logprobs")
@@ -303,6 +311,10 @@ def validate_completions(body: dict[str, Any]) -> None:
     _number(body, "logprobs", 0, 5, integer=True)
     _bool(body, "echo")
     _number(body, "best_of", 0, 20, integer=True)
+    if body.get("echo") and (type(body["prompt"]) is not str or body.get("stream")):
+        # The answer repeats a single prompt before its completion; not for a prompt list, nor in a stream.
+        raise unsupported("'echo' is supported for a single string prompt without 'stream' only.", "echo",
+                          value=True)
     best_of = body.get("best_of")
     if best_of is not None and best_of > 1 and best_of != (body.get("n") or 1):
         raise unsupported("'best_of' other than 'n' is not supported by this deployment: it does not generate "
