@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from cielo.api import arm_compute, arm_provider_operations
+from cielo.api import arm_compute, arm_deployments, arm_provider_operations
 from cielo.api.arm_context import (
     ArmCall,
     arm_context,
@@ -388,6 +388,7 @@ ROUTES: list[Route[ArmCall, Response]] = [
           f"{DEPLOYMENTS}/delete", deployment_scope, prepare=_SUB),
     # VMs, scale sets, web apps and user-assigned identities (docs/managed-identities.md).
     *arm_compute.routes(RG, _SUB),
+    *arm_deployments.routes(RG, _SUB),
 ]
 
 # The 404s, most specific first: what each part of the path space answers for a path no route serves.

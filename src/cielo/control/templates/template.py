@@ -1,0 +1,422 @@
+"""One template deployment, evaluated: parameters checked against their declarations, variables, resources
+expanded (copy loops, conditions, nested children) into a plan in dependsOn order, and outputs.
+
+Pure of I/O: what a deployment reads from or writes to the resource manager goes through the `Client` it is given
+(the API runs every call through the same route table as a direct request, as the deploying caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cielo.control.templates import functions as fn
+from cielo.control.templates.expressions import Evaluator, Function, TemplateError, type_name
+
+PARAMETER_TYPES = {"string": "String", "securestring": "SecureString", "int": "Int", "bool": "Bool",
+                   "object": "Object", "secureobject": "SecureObject", "array": "Array"}
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {"String": (str,), "SecureString": (str,), "Int": (int,),
+                                              "Bool": (bool,), "Object": (dict,), "SecureObject": (dict,),
+                                              "Array": (list,)}
+TEMPLATE_KEYS = {"$schema", "contentversion", "metadata", "parameters", "variables", "resources", "outputs",
+                 "functions"}
+PARAMETER_KEYS = {"type", "defaultvalue", "allowedvalues", "minvalue", "maxvalue", "minlength", "maxlength",
+                  "metadata"}
+RESOURCE_KEYS = {"type", "apiversion", "name", "location", "properties", "identity", "sku", "kind", "tags",
+                 "dependson", "condition", "copy", "resources", "comments", "scope"}
+# What is sent to the resource's own PUT: the body keys a resource of ARM has.
+BODY_KEYS = ("location", "properties", "identity", "sku", "kind", "tags")
+MAX_RESOURCES = 800
+_SCHEMA_SUFFIX = "deploymenttemplate.json#"
+
+
+class ResourceFailure(Exception):
+    """What a resource's own operation answered: its ARM error code and message (and HTTP status)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+class Client(Protocol):
+    """The resource manager as the deploying caller sees it (each call authorized as that caller)."""
+
+    async def get(self, resource_id: str, api_version: str) -> dict[str, Any]: ...
+
+    async def post(self, path: str, api_version: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a deployment runs: the subscription, the resource group and the deployment's name."""
+
+    subscription_id: str
+    subscription_name: str
+    tenant_id: str
+    group_name: str
+    group_location: str
+    group_tags: dict[str, str]
+    deployment_name: str
+
+
+@dataclass
+class Planned:
+    """One resource instance of the template, with its id resolved; its body is evaluated when it runs."""
+
+    id: str
+    type: str
+    name: str
+    api_version: str
+    raw: dict[str, Any]
+    copy_index: int | None
+    copy_name: str | None
+    depends_on: list[str] = field(default_factory=list)
+
+
+def _keys(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k.lower(): v for k, v in obj.items()}
+
+
+def _declared_type(name: str, declaration: Any) -> str:
+    if not isinstance(declaration, dict):
+        raise TemplateError(f"The template parameter '{name}' must be an object.", f"parameters.{name}")
+    unknown = set(_keys(declaration)) - PARAMETER_KEYS
+    if unknown:
+        raise TemplateError(f"The template parameter '{name}' has properties this Cielo does not serve: "
+                            f"{', '.join(sorted(unknown))}.", f"parameters.{name}")
+    type_ = PARAMETER_TYPES.get(str(_keys(declaration).get("type", "")).lower())
+    if type_ is None:
+        raise TemplateError(f"The template parameter '{name}' has an invalid type "
+                            f"'{_keys(declaration).get('type')}'; use one of {', '.join(PARAMETER_TYPES.values())}.",
+                            f"parameters.{name}.type")
+    return type_
+
+
+def check_value(kind: str, name: str, type_: str, value: Any) -> None:
+    """A parameter's or output's value must be of its declared type (ARM's InvalidTemplate otherwise)."""
+    ok = isinstance(value, _PYTHON_TYPES[type_]) and not (type_ == "Int" and isinstance(value, bool))
+    if not ok:
+        raise TemplateError(f"The provided value for the template {kind} '{name}' is not valid. Expected a value of "
+                            f"type '{type_}', but received a value of type '{type_name(value)}'.")
+
+
+class Deployment:
+    """Evaluates one template with its parameters for one target."""
+
+    def __init__(self, template: dict[str, Any], parameters: dict[str, Any], target: Target, client: Client,
+                 mode: str = "Incremental") -> None:
+        self.template, self.given, self.target, self.client, self.mode = template, parameters, target, client, mode
+        self.declarations: dict[str, dict[str, Any]] = {}
+        self.types: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+        self._variables: dict[str, Any] = {}
+        self._resolving: set[str] = set()
+        self.plan: list[Planned] = []
+        self.skipped: set[str] = set()
+
+    # ------------------------------------------------------------------------- functions
+    def functions(self, copy: tuple[str | None, int] | None = None) -> dict[str, Function]:
+        t = self.target
+        group_id = f"/subscriptions/{t.subscription_id}/resourceGroups/{t.group_name}"
+
+        def copy_index(*args: Any) -> int:
+            if copy is None:
+                raise TemplateError("The template function 'copyIndex' is not expected at this location.")
+            offset = next((a for a in args if isinstance(a, int)), 0)
+            loop = next((a for a in args if isinstance(a, str)), None)
+            if loop is not None and (copy[0] or "").lower() != loop.lower():
+                raise TemplateError(f"The copy loop '{loop}' is not the loop of this element.")
+            return copy[1] + int(offset)
+
+        return {
+            **fn.PURE,
+            "parameters": self.parameter, "variables": self.variable, "copyindex": copy_index,
+            "resourcegroup": lambda: {"id": group_id, "name": t.group_name,
+                                      "type": "Microsoft.Resources/resourceGroups", "location": t.group_location,
+                                      "tags": t.group_tags,
+                                      "properties": {"provisioningState": "Succeeded"}},
+            "subscription": lambda: {"id": f"/subscriptions/{t.subscription_id}", "subscriptionId": t.subscription_id,
+                                     "tenantId": t.tenant_id, "displayName": t.subscription_name},
+            "tenant": lambda: {"tenantId": t.tenant_id, "countryCode": "US", "displayName": t.tenant_id},
+            "deployment": lambda: {"name": t.deployment_name, "properties": {
+                "template": {"contentVersion": self.template.get("contentVersion")}, "mode": self.mode,
+                "provisioningState": "Accepted"}},
+            "resourceid": lambda *a: fn.resource_id(t.subscription_id, t.group_name, *a),
+            "subscriptionresourceid": lambda *a: fn.subscription_resource_id(t.subscription_id, *a),
+            "extensionresourceid": fn.extension_resource_id, "tenantresourceid": fn.tenant_resource_id,
+            "reference": self.reference, "listkeys": self.list_keys,
+        }
+
+    def evaluator(self, copy: tuple[str | None, int] | None = None) -> Evaluator:
+        return Evaluator(self.functions(copy), fn.LAZY)
+
+    async def parameter(self, name: str) -> Any:
+        key = name.lower()
+        if key not in self.declarations:
+            raise TemplateError(f"The template parameter '{name}' is not found.")
+        if key not in self.values:
+            if key in self._resolving:
+                raise TemplateError(f"The template parameter '{name}' refers to itself.")
+            self._resolving.add(key)
+            declaration = _keys(self.declarations[key])
+            value = await self.evaluator().value(declaration["defaultvalue"], f"parameters.{name}.defaultValue")
+            self._resolving.discard(key)
+            self._check_parameter(name, value)
+            self.values[key] = value
+        return self.values[key]
+
+    async def variable(self, name: str) -> Any:
+        variables = _keys(self.template.get("variables") or {})
+        key = name.lower()
+        if key not in variables:
+            raise TemplateError(f"The template variable '{name}' is not found.")
+        if key not in self._variables:
+            if f"variable:{key}" in self._resolving:
+                raise TemplateError(f"The template variable '{name}' refers to itself.")
+            self._resolving.add(f"variable:{key}")
+            self._variables[key] = await self.evaluator().value(variables[key], f"variables.{name}")
+            self._resolving.discard(f"variable:{key}")
+        return self._variables[key]
+
+    def _resolve_target(self, name_or_id: str) -> Planned | None:
+        for p in self.plan:
+            if p.id.lower() == name_or_id.lower() or (not name_or_id.startswith("/") and
+                                                      p.name.lower() == name_or_id.lower()):
+                return p
+        return None
+
+    async def reference(self, name_or_id: str, api_version: str | None = None, full: str | None = None) -> Any:
+        planned = self._resolve_target(name_or_id)
+        if planned is None and not name_or_id.startswith("/"):
+            raise TemplateError(f"The resource '{name_or_id}' is not defined in the template.")
+        rid = planned.id if planned else name_or_id
+        version = api_version or (planned.api_version if planned else None)
+        if version is None:
+            raise TemplateError(f"The template function 'reference' needs an api-version for '{rid}'.")
+        try:
+            body = await self.client.get(rid, version)
+        except ResourceFailure as exc:
+            raise TemplateError(f"The template function 'reference' could not read '{rid}': {exc.code}: "
+                                f"{exc.message}") from exc
+        if full is not None and full.lower() == "full":
+            return body
+        return body.get("properties", {})
+
+    async def list_keys(self, resource_id: str, api_version: str) -> Any:
+        try:
+            return await self.client.post(resource_id.rstrip("/") + "/listKeys", api_version)
+        except ResourceFailure as exc:
+            raise TemplateError(f"The template function 'listKeys' failed for '{resource_id}': {exc.code}: "
+                                f"{exc.message}") from exc
+
+    # ------------------------------------------------------------------------- validation and planning
+    def _check_parameter(self, name: str, value: Any) -> None:
+        type_ = self.types[name.lower()]
+        check_value("parameter", name, type_, value)
+        d = _keys(self.declarations[name.lower()])
+        allowed = d.get("allowedvalues")
+        if isinstance(allowed, list) and value not in allowed and not (
+                isinstance(value, list) and all(v in allowed for v in value)):
+            shown = "" if type_.startswith("Secure") else f" '{value}'"
+            raise TemplateError(f"The provided value{shown} for the template parameter '{name}' is not valid. The "
+                                f"value must be one of: {', '.join(str(a) for a in allowed)}.")
+        if type_ == "Int":
+            low, high = d.get("minvalue"), d.get("maxvalue")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise TemplateError(f"The provided value for the template parameter '{name}' is not valid: it must "
+                                    f"be between {d.get('minvalue', '-inf')} and {d.get('maxvalue', 'inf')}.")
+        elif type_ in ("String", "SecureString", "Array") and not (
+                d.get("minlength", 0) <= len(value) <= d.get("maxlength", len(value))):
+            raise TemplateError(f"The provided value for the template parameter '{name}' is not valid: its length "
+                                f"must be between {d.get('minlength', 0)} and {d.get('maxlength', 'any')}.")
+
+    async def prepare(self) -> list[Planned]:
+        """Checks the template and its parameters, then expands its resources: InvalidTemplate on any fault."""
+        template = self.template
+        if not isinstance(template, dict):
+            raise TemplateError("The template must be a JSON object.")
+        unknown = {k for k in template if k.lower() not in TEMPLATE_KEYS}
+        if unknown:
+            raise TemplateError(f"The template has properties this Cielo does not serve: {', '.join(sorted(unknown))} "
+                                "(user-defined functions, languageVersion 2.0 and apiProfile are not served).")
+        if _keys(template).get("functions"):
+            raise TemplateError("User-defined template functions are not served by this Cielo.", "functions")
+        schema = str(_keys(template).get("$schema", ""))
+        if not schema.lower().endswith(_SCHEMA_SUFFIX) or "/subscriptiondeploymenttemplate" in schema.lower() \
+                or "/tenantdeploymenttemplate" in schema.lower() or "/managementgroupdeploymenttemplate" in \
+                schema.lower():
+            raise TemplateError(f"The template '$schema' '{schema}' is not a resource group deployment template "
+                                "(https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#).",
+                                "$schema")
+        if not isinstance(_keys(template).get("contentversion"), str):
+            raise TemplateError("The template 'contentVersion' is required.", "contentVersion")
+        for name, declaration in (template.get("parameters") or {}).items():
+            self.declarations[name.lower()] = declaration
+            self.types[name.lower()] = _declared_type(name, declaration)
+        for name, wrapper in self.given.items():
+            if name.lower() not in self.declarations:
+                raise TemplateError(f"The template parameters '{name}' in the parameters file are not valid; they "
+                                    "are not present in the original template and can therefore not be provided at "
+                                    "deployment time.")
+            if not isinstance(wrapper, dict) or set(wrapper) - {"value"}:
+                raise TemplateError(f"The parameter '{name}' must be given as {{\"value\": …}} (Key Vault references "
+                                    "are not served by this Cielo).")
+            self.values[name.lower()] = wrapper.get("value")
+            self._check_parameter(name, wrapper.get("value"))
+        for name, declaration in (template.get("parameters") or {}).items():
+            if name.lower() not in self.values and "defaultvalue" not in _keys(declaration):
+                raise TemplateError(f"The value for the template parameter '{name}' is not provided.")
+            await self.parameter(name)
+        resources = template.get("resources")
+        if not isinstance(resources, list):
+            raise TemplateError("The template 'resources' must be an array.", "resources")
+        for i, raw in enumerate(resources):
+            await self._expand(raw, f"resources[{i}]", None)
+        if len(self.plan) > MAX_RESOURCES:
+            raise TemplateError(f"The template has {len(self.plan)} resources; the limit is {MAX_RESOURCES}.")
+        await self._resolve_dependencies()
+        return self.plan
+
+    async def _expand(self, raw: Any, where: str, parent: Planned | None) -> None:
+        if not isinstance(raw, dict):
+            raise TemplateError("A template resource must be an object.", where)
+        unknown = {k for k in raw if k.lower() not in RESOURCE_KEYS}
+        if unknown:
+            raise TemplateError(f"The template resource has properties this Cielo does not serve: "
+                                f"{', '.join(sorted(unknown))}.", where)
+        r = _keys(raw)
+        for key in ("type", "apiversion", "name"):
+            if not isinstance(r.get(key), str):
+                raise TemplateError(f"The template resource property '{key}' is required.", where)
+        copy = r.get("copy")
+        instances: list[tuple[str | None, int] | None] = [None]
+        if copy is not None:
+            if parent is not None:
+                raise TemplateError("Copy loops on nested child resources are not served by this Cielo.", where)
+            c = _keys(copy) if isinstance(copy, dict) else {}
+            count = await self.evaluator().value(c.get("count"), f"{where}.copy.count")
+            if not isinstance(c.get("name"), str) or not isinstance(count, int) or count < 0 or count > MAX_RESOURCES:
+                raise TemplateError(f"The copy loop needs a 'name' and a 'count' between 0 and {MAX_RESOURCES}.",
+                                    f"{where}.copy")
+            if str(c.get("mode", "parallel")).lower() not in ("serial", "parallel"):
+                raise TemplateError("The copy 'mode' must be 'serial' or 'parallel'.", f"{where}.copy.mode")
+            instances = [(c["name"], i) for i in range(count)]
+        for copy_at in instances:
+            ev = self.evaluator(copy_at)
+            type_ = await ev.value(r["type"], f"{where}.type")
+            name = await ev.value(r["name"], f"{where}.name")
+            if not isinstance(type_, str) or not isinstance(name, str):
+                raise TemplateError("A resource's type and name must be strings.", where)
+            if parent is not None and type_.count("/") == 0:
+                type_, name = f"{parent.type}/{type_}", f"{parent.name}/{name}"
+            scope = await ev.value(r["scope"], f"{where}.scope") if "scope" in r else None
+            rid = self._id_of(type_, name, scope, where)
+            planned = Planned(rid, type_, name, await ev.value(r["apiversion"], f"{where}.apiVersion"), raw,
+                              copy_at[1] if copy_at else None, copy_at[0] if copy_at else None)
+            condition = await ev.value(r["condition"], f"{where}.condition") if "condition" in r else True
+            if not isinstance(condition, bool):
+                raise TemplateError("A resource's 'condition' must be a Boolean.", f"{where}.condition")
+            if not condition:
+                self.skipped.add(rid.lower())
+                continue
+            depends = r.get("dependson") or []
+            if not isinstance(depends, list):
+                raise TemplateError("'dependsOn' must be an array.", f"{where}.dependsOn")
+            planned.depends_on = [await ev.value(d, f"{where}.dependsOn") for d in depends]
+            if parent is not None:
+                planned.depends_on.append(parent.id)
+            self.plan.append(planned)
+            if copy_at is not None and str(_keys(r["copy"]).get("mode", "")).lower() == "serial":
+                batch = int(_keys(r["copy"]).get("batchsize", 1) or 1)
+                earlier = [p for p in self.plan if p.copy_name == copy_at[0] and p.copy_index is not None
+                           and p.copy_index // batch == copy_at[1] // batch - 1]
+                planned.depends_on += [p.id for p in earlier]
+            for j, child in enumerate(r.get("resources") or []):
+                await self._expand(child, f"{where}.resources[{j}]", planned)
+
+    def _id_of(self, type_: str, name: str, scope: Any, where: str) -> str:
+        t = self.target
+        group = f"/subscriptions/{t.subscription_id}/resourceGroups/{t.group_name}"
+        try:
+            path = fn.typed_path(type_, [name])
+        except TemplateError as exc:
+            exc.where = where
+            raise
+        if scope is None:
+            return f"{group}/{path}"
+        if not isinstance(scope, str):
+            raise TemplateError("A resource's 'scope' must be a string.", f"{where}.scope")
+        if not scope.startswith("/"):  # Bicep's form: 'Namespace/type/name' of a resource in this group
+            scope = f"{group}/providers/{scope}"
+        return f"{scope.rstrip('/')}/{path}"
+
+    async def _resolve_dependencies(self) -> None:
+        for p in self.plan:
+            resolved: list[str] = []
+            for d in p.depends_on:
+                if not isinstance(d, str):
+                    raise TemplateError(f"The dependsOn of '{p.name}' must name resources.")
+                matches = [q.id for q in self.plan if q.id.lower() == d.lower() or (q.copy_name or "").lower() ==
+                           d.lower() or (not d.startswith("/") and (q.name.lower() == d.lower() or
+                                                                    f"{q.type}/{q.name}".lower() == d.lower()))]
+                if not matches and d.lower() not in self.skipped and not any(
+                        s.endswith("/" + d.lower()) for s in self.skipped):
+                    raise TemplateError(f"The resource '{d}' is not defined in the template.")
+                resolved += [m for m in matches if m != p.id and m not in resolved]
+            p.depends_on = resolved
+        state: dict[str, int] = {}
+        by_id = {p.id: p for p in self.plan}
+
+        def visit(p: Planned) -> None:
+            state[p.id] = 1
+            for d in p.depends_on:
+                if state.get(d) == 1:
+                    raise TemplateError(f"Circular dependency detected on resource: '{p.id}'.")
+                if state.get(d) is None:
+                    visit(by_id[d])
+            state[p.id] = 2
+
+        for p in self.plan:
+            if p.id not in state:
+                visit(p)
+
+    # ------------------------------------------------------------------------- bodies and outputs
+    async def body(self, p: Planned) -> dict[str, Any]:
+        """The resource's PUT body, evaluated now (so `reference()` sees what its dependencies created)."""
+        r = _keys(p.raw)
+        ev = self.evaluator((p.copy_name, p.copy_index) if p.copy_index is not None else None)
+        out: dict[str, Any] = {}
+        for key in BODY_KEYS:
+            if key.lower() in r:
+                out[key] = await ev.value(r[key.lower()], key)
+        return out
+
+    async def outputs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, raw in (self.template.get("outputs") or {}).items():
+            o = _keys(raw) if isinstance(raw, dict) else {}
+            type_ = PARAMETER_TYPES.get(str(o.get("type", "")).lower())
+            if type_ is None:
+                raise TemplateError(f"The template output '{name}' has an invalid type '{o.get('type')}'.")
+            if "condition" in o and not await self.evaluator().value(o["condition"], f"outputs.{name}.condition"):
+                continue
+            if "copy" in o:
+                c = _keys(o["copy"])
+                count = await self.evaluator().value(c.get("count"), f"outputs.{name}.copy.count")
+                value: Any = [await self.evaluator((None, i)).value(c.get("input"), f"outputs.{name}.copy.input")
+                              for i in range(int(count))]
+            else:
+                value = await self.evaluator().value(o.get("value"), f"outputs.{name}.value")
+            check_value("output", name, type_, value)
+            out[name] = {"type": type_} if type_.startswith("Secure") else {"type": type_, "value": value}
+        return out
+
+    def shown_parameters(self) -> dict[str, Any]:
+        """The parameters as a deployment shows them: secure ones never with their value."""
+        out: dict[str, Any] = {}
+        for name in self.template.get("parameters") or {}:
+            type_ = self.types[name.lower()]
+            out[name] = {"type": type_} if type_.startswith("Secure") else {"type": type_,
+                                                                           "value": self.values.get(name.lower())}
+        return out
