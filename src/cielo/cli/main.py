@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cielo.cli import account, ad, ad_sp, agent, cognitiveservices, compute, group, role, shim
+from cielo.cli import account, ad, ad_sp, agent, cognitiveservices, compute, deployment, group, role, shim
 from cielo.cli.auth import prog_name
 from cielo.cli.up import admin, env, keys, up
 
@@ -109,6 +109,7 @@ cli.add_command(ad.ad)
 ad.ad.add_command(ad_sp.sp)
 cli.add_command(shim.az_shim)
 cli.add_command(group.group)
+cli.add_command(deployment.deployment)
 cli.add_command(role.role)
 cli.add_command(cognitiveservices.cognitiveservices)
 cli.add_command(compute.vm)

@@ -1,0 +1,221 @@
+"""`cielo deployment group …`: ARM template deployments to a resource group, mirroring `az deployment group`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cielo.cli.armcall import arm, group_path
+from cielo.cli.common import CliError, global_options, table_layout
+
+# How often `create` asks whether the deployment is done (az's poller asks every few seconds; Cielo is local).
+POLL_INTERVAL_S = 0.5
+ACTIVE = ("Accepted", "Running")
+
+
+class _ParametersCommand(click.Command):
+    """Takes az's `--parameters a=1 b=2` (several values after one flag) as well as repeated `--parameters`."""
+
+    LIST_OPTIONS = ("--parameters", "-p")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        expanded: list[str] = []
+        current: str | None = None
+        taken = 0
+        for arg in args:
+            if arg.startswith("-") and not arg.lstrip("-").isdigit():
+                name, has_value, _ = arg.partition("=")
+                current = name if name in self.LIST_OPTIONS else None
+                taken = 1 if has_value else 0
+                expanded.append(arg)
+            elif current is not None:
+                if taken:
+                    expanded.append(current)
+                expanded.append(arg)
+                taken += 1
+            else:
+                expanded.append(arg)
+        return super().parse_args(ctx, expanded)
+
+
+def _path(resource_group: str, name: str, subscription: str | None = None) -> str:
+    return f"{group_path(resource_group, subscription)}/providers/Microsoft.Resources/deployments/{name}"
+
+
+def _read_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"Failed to parse {what}: {exc}") from exc
+
+
+def _template(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise CliError(f"Unable to read the template file '{path}': {exc.strerror}") from exc
+    template = _read_json(text, f"template file '{path}'")
+    if not isinstance(template, dict):
+        raise CliError(f"The template file '{path}' must hold a JSON object.")
+    return template
+
+
+def _typed(value: str, declared: str | None) -> Any:
+    """A `name=value` parameter as az converts it: by the template's declared type."""
+    kind = (declared or "string").lower()
+    if kind == "int":
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise CliError(f"'{value}' is not a valid int.") from exc
+    if kind == "bool":
+        return value.lower() == "true"
+    if kind in ("array", "object", "secureobject"):
+        return _read_json(value, "parameter value")
+    return value
+
+
+def parameters(values: tuple[str, ...], template: dict[str, Any]) -> dict[str, Any]:
+    """`@file.json` (a parameters file or a bare `{name: {value}}` object), inline JSON, or `name=value`."""
+    declared = {k.lower(): str((v or {}).get("type", "")) for k, v in (template.get("parameters") or {}).items()}
+    out: dict[str, Any] = {}
+    for item in values:
+        if item.startswith("@") or item.lstrip().startswith("{"):
+            if item.startswith("@"):
+                try:
+                    text = Path(item[1:]).read_text(encoding="utf-8-sig")
+                except OSError as exc:
+                    raise CliError(f"Unable to read the parameters file '{item[1:]}': {exc.strerror}") from exc
+            else:
+                text = item
+            loaded = _read_json(text, "parameters")
+            if isinstance(loaded, dict) and isinstance(loaded.get("parameters"), dict):
+                loaded = loaded["parameters"]
+            if not isinstance(loaded, dict):
+                raise CliError("The parameters must be a JSON object.")
+            out.update(loaded)
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CliError(f"Unable to parse parameter: {item}. Use @file.json, a JSON object, or NAME=VALUE.")
+        out[name] = {"value": _typed(value, declared.get(name.lower()))}
+    return out
+
+
+def _body(template_file: str, values: tuple[str, ...], mode: str) -> dict[str, Any]:
+    template = _template(template_file)
+    return {"properties": {"template": template, "parameters": parameters(values, template), "mode": mode}}
+
+
+def _common(func: Any) -> Any:
+    func = click.option("--subscription", default=None, help="Subscription name or id.")(func)
+    func = click.option("-g", "--resource-group", "resource_group", required=True, help="Resource group name.")(func)
+    return func
+
+
+def _template_options(func: Any) -> Any:
+    func = click.option("--mode", type=click.Choice(["Incremental", "Complete"], case_sensitive=False),
+                        default="Incremental", help="Incremental (Complete is refused by Cielo).")(func)
+    func = click.option("-p", "--parameters", "values", multiple=True,
+                        help="@file.json, a JSON object, or NAME=VALUE (repeatable).")(func)
+    func = click.option("-f", "--template-file", "template_file", required=True, help="The template's path.")(func)
+    return func
+
+
+@click.group("deployment")
+def deployment() -> None:
+    """Manage Azure Resource Manager template deployments.
+
+    \b
+    Examples:
+      cielo deployment group create -g my-rg --template-file azuredeploy.json --parameters name=x
+      cielo deployment group show -g my-rg -n azuredeploy --query properties.outputs"""
+
+
+@deployment.group("group")
+def group() -> None:
+    """Manage template deployments at resource group scope."""
+
+
+@group.command("create", cls=_ParametersCommand)
+@_common
+@click.option("-n", "--name", default=None, help="The deployment name (default: the template file's name).")
+@_template_options
+@click.option("--no-wait", "no_wait", is_flag=True, default=False, help="Do not wait for the deployment to finish.")
+@global_options
+def create(resource_group: str, subscription: str | None, name: str | None, template_file: str,
+           values: tuple[str, ...], mode: str, no_wait: bool) -> Any:
+    """Start a deployment and (unless --no-wait) wait for it; a failed deployment is an error."""
+    name = name or Path(template_file).stem
+    path = _path(resource_group, name, subscription)
+    started = arm("PUT", path, _body(template_file, values, mode))
+    if no_wait:
+        return None
+    result: dict[str, Any] = started
+    while result.get("properties", {}).get("provisioningState") in ACTIVE:
+        time.sleep(POLL_INTERVAL_S)
+        result = arm("GET", path)
+    props = result.get("properties", {})
+    if props.get("provisioningState") != "Succeeded":
+        raise CliError(json.dumps({"status": props.get("provisioningState"), "error": props.get("error")}))
+    return result
+
+
+@group.command("show")
+@_common
+@click.option("-n", "--name", required=True, help="The deployment name.")
+@global_options
+def show(resource_group: str, subscription: str | None, name: str) -> Any:
+    """Show a deployment."""
+    return arm("GET", _path(resource_group, name, subscription))
+
+
+@group.command("list")
+@_common
+@global_options
+@table_layout(lambda result: [{"Name": d["name"], "State": d["properties"]["provisioningState"],
+                               "Timestamp": d["properties"]["timestamp"], "Mode": d["properties"]["mode"],
+                               "ResourceGroup": d["id"].split("/")[4]} for d in result])
+def list_(resource_group: str, subscription: str | None) -> Any:
+    """List the deployments of a resource group."""
+    return arm("GET", f"{group_path(resource_group, subscription)}/providers/Microsoft.Resources/deployments")["value"]
+
+
+@group.command("delete")
+@_common
+@click.option("-n", "--name", required=True, help="The deployment name.")
+@click.option("--no-wait", "no_wait", is_flag=True, default=False, help="Accepted for az parity (delete is "
+              "immediate).")
+@global_options
+def delete(resource_group: str, subscription: str | None, name: str, no_wait: bool) -> Any:
+    """Delete a deployment's record (never the resources it created)."""
+    arm("DELETE", _path(resource_group, name, subscription))
+    return None
+
+
+@group.command("validate", cls=_ParametersCommand)
+@_common
+@click.option("-n", "--name", default=None, help="The deployment name (default: the template file's name).")
+@_template_options
+@global_options
+def validate(resource_group: str, subscription: str | None, name: str | None, template_file: str,
+             values: tuple[str, ...], mode: str) -> Any:
+    """Check a template, its parameters and the caller's rights without deploying it."""
+    name = name or Path(template_file).stem
+    return arm("POST", _path(resource_group, name, subscription) + "/validate", _body(template_file, values, mode))
+
+
+@group.command("what-if", cls=_ParametersCommand)
+@_common
+@click.option("-n", "--name", default=None, help="The deployment name (default: the template file's name).")
+@_template_options
+@global_options
+def what_if(resource_group: str, subscription: str | None, name: str | None, template_file: str,
+            values: tuple[str, ...], mode: str) -> Any:
+    """Show what a deployment would create or change (as JSON: az's --no-pretty-print form)."""
+    name = name or Path(template_file).stem
+    return arm("POST", _path(resource_group, name, subscription) + "/whatIf", _body(template_file, values, mode))
