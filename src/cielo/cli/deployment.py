@@ -138,7 +138,13 @@ def deployment() -> None:
 
 @deployment.group("group")
 def group() -> None:
-    """Manage template deployments at resource group scope."""
+    """Manage template deployments at resource group scope.
+
+    \b
+    Examples:
+      cielo deployment group create -g my-rg -f azuredeploy.json -p @azuredeploy.parameters.json
+      cielo deployment group what-if -g my-rg -f azuredeploy.json -p name=x
+      cielo deployment group list -g my-rg -o table"""
 
 
 @group.command("create", cls=_ParametersCommand)
