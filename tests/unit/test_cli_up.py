@@ -49,8 +49,11 @@ def never_serve(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def started(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One `cielo up` on a new data directory, up to the server loop (recorded), with the password from a file."""
+    """One `cielo up --reset` (an old data directory is there: moved aside) setting up a new data directory, up to
+    the server loop (recorded), with the password from a file."""
     data_dir = tmp_path_factory.mktemp("up") / "data"
+    data_dir.mkdir()
+    (data_dir / "old.txt").write_text("from before")
     password_file = data_dir.parent / "password"
     password_file.write_text(PASSWORD + "\n")
     port = _free_port()
@@ -69,7 +72,7 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         patch.setattr(server, "run", record)
         patch.setattr(os, "_exit", leave)
         result = run("up", "--data-dir", str(data_dir), "--port", str(port), "--admin-password-file",
-                     str(password_file), "--admin-user", "root@cielo.local", "--tls-name", "cielo.test")
+                     str(password_file), "--admin-user", "root@cielo.local", "--tls-name", "cielo.test", "--reset")
     return {"result": result, "served": served, "data_dir": data_dir, "port": port}
 
 
@@ -95,6 +98,10 @@ def test_up_sets_up_the_data_directory_and_prints_how_to_use_it(started: dict[st
         if path.is_file() and not path.is_symlink():
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
     assert json.loads((data_dir / "server.json").read_text())["base_url"] == base
+    # --reset moved the old directory aside (nothing deleted) and started over.
+    [moved] = data_dir.parent.glob("data.bak-*")
+    assert (moved / "old.txt").read_text() == "from before" and not (data_dir / "old.txt").exists()
+    assert f"Moved the data directory {data_dir} aside to {moved}; starting over with a new one." in result.stderr
 
 
 def test_a_second_start_keeps_the_data_directory_and_its_administrator(started: dict[str, Any],
