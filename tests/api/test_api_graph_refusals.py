@@ -52,7 +52,8 @@ async def test_credentials_that_cannot_be(client: httpx.AsyncClient, world: Worl
     good = {"name": "ci", "issuer": "https://i.example", "subject": "s", "audiences": ["api://AzureADTokenExchange"]}
     assert (await client.post(fic, headers=world.graph, json=good)).status_code == 201
     taken = await client.post(fic, headers=world.graph, json={**good, "subject": "other"})
-    assert error_of(taken, 409, "Request_BadRequest")["message"] == "A federated identity credential named 'ci' exists already."
+    assert error_of(taken, 409, "Request_BadRequest")["message"] == (
+        "A federated identity credential named 'ci' exists already.")
     listed = await client.get(fic, headers=world.graph)
     assert [f["name"] for f in listed.json()["value"]] == ["ci"]  # the refused one was not stored
 
