@@ -117,6 +117,14 @@ async def test_developer_messages_per_api_version(client: httpx.AsyncClient, wor
         assert "2024-12-01-preview" in _refused(answer, "messages[0].role")["message"]
 
 
+async def test_an_escaped_developer_role_is_refused_too(client: httpx.AsyncClient, world: World) -> None:
+    """The route skips the look at every message when the body's bytes hold neither the word nor an escape."""
+    raw = b'{"messages": [{"role": "\\u0064eveloper", "content": "x"}, {"role": "user", "content": "hi"}]}'
+    answer = await client.post(world.openai_url("chat/completions"), content=raw,
+                               headers={**_key(world), "Content-Type": "application/json"})
+    _refused(answer, "messages[0].role")
+
+
 async def test_developer_messages_and_unknown_fields_on_the_v1_routes(client: httpx.AsyncClient,
                                                                       world: World) -> None:
     url = f"/accounts/{ACCOUNT}/openai/v1/chat/completions"

@@ -107,7 +107,7 @@ async def _run(request: Request, account_name: str, deployment_name: str, operat
             raise wire.bad("'model' (the deployment name) is required.", "model")
         deployment_name = model
     deployment = plane.deployment(account, deployment_name)
-    wire.check_version(operation, body, version)
+    wire.check_version(operation, body, version, developer=b"developer" in raw or b"\\u" in raw)
     if operation == "embeddings":
         data = body.get("input")
         if type(data) is list and data and type(data[0]) is not str:
