@@ -38,6 +38,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+run_server = server.run  # the real one (the fixture below replaces it for every test)
+
+
 @pytest.fixture(autouse=True)
 def never_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever a test gets wrong, this process never starts serving."""
@@ -130,6 +133,33 @@ def test_a_second_start_keeps_the_data_directory_and_its_administrator(started: 
         result.stdout.splitlines()
     assert "Created the administrator" not in result.stdout and "Upgraded the database" not in result.stderr
     assert stat.S_IMODE(stray.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("log_level", ["info", "debug"])
+def test_one_worker_serves_tls_on_the_given_sockets(started: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                                    log_level: str) -> None:
+    """api/server.run with one worker: uvicorn (recorded, not run) gets the data directory's certificate and key,
+    the pre-bound sockets, no access log unless debugging, and no lifespan."""
+    from cielo.settings import Settings
+
+    runs: list[tuple[Any, list[socket.socket]]] = []
+
+    class Recorder:
+        def __init__(self, config: Any) -> None:
+            self.config = config
+
+        def run(self, sockets: list[socket.socket]) -> None:
+            runs.append((self.config, sockets))
+
+    monkeypatch.setattr(server.uvicorn, "Server", Recorder)
+    settings = Settings(data_dir=started["data_dir"], log_level=log_level, workers=1)
+    tls = ensure_tls(settings.tls_dir)
+    with socket.socket() as sock:
+        run_server(settings, tls, [sock])
+    [(config, sockets)] = runs
+    assert sockets == [sock]
+    assert (config.ssl_certfile, config.ssl_keyfile) == (str(tls.server_cert), str(tls.server_key))
+    assert (config.access_log, config.lifespan, config.log_level) == (log_level == "debug", "off", log_level)
 
 
 def test_env_prints_the_exports_of_the_last_start(started: dict[str, Any]) -> None:
