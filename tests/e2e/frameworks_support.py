@@ -233,16 +233,22 @@ class Frameworks:
             "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false", "PYTHONDONTWRITEBYTECODE": "1",
         }
 
-    def run(self, python: Path, script: str, case: str, target: Target) -> Any:
-        """What one case of frameworks/<script>.py returned. All the script's cases run in one process, the first
-        time one of them is asked for (per Python and target): a framework's import alone takes seconds."""
+    def outcome(self, python: Path, script: str, case: str, target: Target) -> dict[str, Any]:
+        """One case of frameworks/<script>.py: {"result": what it returned} or {"error": its traceback}. All the
+        script's cases run in one process, the first time one of them is asked for (per Python and target): a
+        framework's import alone takes seconds."""
         key = (str(python), script, target.name)
         if key not in self._results:
             completed = subprocess.run([str(python), str(CASES_DIR / f"{script}.py"), "all"], env=self.env(target),
                                        capture_output=True, text=True, timeout=900)
             assert completed.returncode == 0, f"{script} ({target.name}) failed:\n{completed.stderr[-4000:]}"
             self._results[key] = json.loads(completed.stdout.strip().splitlines()[-1])
-        entry = self._results[key][case]
+        entry: dict[str, Any] = self._results[key][case]
+        return entry
+
+    def run(self, python: Path, script: str, case: str, target: Target) -> Any:
+        """What one case returned; a case that raised fails the test with its traceback."""
+        entry = self.outcome(python, script, case, target)
         assert "error" not in entry, f"{script} {case} ({target.name}) failed:\n{entry['error'][-4000:]}"
         return entry["result"]
 

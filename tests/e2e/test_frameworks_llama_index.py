@@ -18,12 +18,20 @@ pytest_plugins = ("frameworks_support",)
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.xfail(strict=True, reason=(
+class KnownGap(Exception):
+    """The failure is the Cielo gap the test's `xfail(strict=True, raises=KnownGap)` names, and nothing else."""
+
+
+@pytest.mark.xfail(strict=True, raises=KnownGap, reason=(
     "issue 10: llama-index's Entra setup (use_azure_ad, azure_ad_token_provider) with openai>=2.34 sends the "
     "token as `api-key` beside `Authorization: Bearer`; Cielo takes api-key first and answers 401"))
 def test_default_entra_setup(frameworks: Frameworks, frameworks_python: Path, target: Target) -> None:
-    result = frameworks.run(frameworks_python, "llama_index_cases", "default_entra", target)
-    assert result["content"].strip()
+    outcome = frameworks.outcome(frameworks_python, "llama_index_cases", "default_entra", target)
+    error = outcome.get("error", "")
+    if "AuthenticationError" in error and "invalid subscription key" in error:
+        raise KnownGap("401: the Entra token in the api-key header was taken for a key")
+    assert not error, error[-4000:]  # any other failure is a failure
+    assert outcome["result"]["content"].strip()
 
 
 def test_chat_with_tools(frameworks: Frameworks, frameworks_python: Path, target: Target) -> None:
