@@ -276,3 +276,33 @@ async def test_validate_what_if_and_delete(client: httpx.AsyncClient, world: Wor
               "DeploymentNotFound")
     kept = await arm_call(client, world, "GET", f"{world.rg_path(rg)}/providers/{_UAMI}/{identity}")
     assert kept.status_code == 200
+
+
+async def test_the_quickstart_role_assignment_at_a_resource_group(client: httpx.AsyncClient, world: World) -> None:
+    rg = await _group(client, world)
+    sp = await new_principal(client, world)
+    dep = await _deploy(client, world, rg, _template("rbac-builtinrole-resourcegroup.json"),
+                        {"roleDefinitionID": ROLES["Reader"], "principalId": sp.sp_id})
+    assert dep["properties"]["provisioningState"] == "Succeeded", dep
+    found = await arm_call(client, world, "GET", f"{world.rg_path(rg)}/providers/Microsoft.Authorization/"
+                                                 f"roleAssignments?$filter=principalId eq '{sp.sp_id}'")
+    [ra] = found.json()["value"]
+    assert ra["properties"]["roleDefinitionId"].endswith(ROLES["Reader"])
+    # The Reader it granted now reads the group with its own token.
+    headers = bearer(await sp_token(client, world, sp, ARM))
+    assert (await arm_call(client, world, "GET", world.rg_path(rg), headers=headers)).status_code == 200
+
+
+async def test_a_body_as_az_splices_it_with_comments_and_a_bare_key(client: httpx.AsyncClient, world: World) -> None:
+    rg = await _group(client, world)
+    identity = unique("mi")
+    text = ('{"properties": {"parameters": {}, "mode": "Incremental", template:{\r\n'
+            '  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",\r\n'
+            '  // az sends the file as it is, comments included\r\n  "contentVersion": "1.0.0.0",\r\n'
+            f'  "resources": [{{"type": "{_UAMI}", "apiVersion": "2023-01-31", "name": "{identity}"}}]\r\n}}}}}}')
+    answer = await client.put(f"{_path(world, rg, 'az')}?api-version={DEPLOY_API}", content=text.encode(),
+                              headers={**world.arm, "Content-Type": "application/json"})
+    assert answer.status_code == 201, answer.text
+    broken = await client.put(f"{_path(world, rg, 'az2')}?api-version={DEPLOY_API}", content=b'{"properties": {',
+                              headers={**world.arm, "Content-Type": "application/json"})
+    arm_error(broken, 400, "InvalidRequestContent")

@@ -22,12 +22,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cielo.api.arm_context import ArmCall, read_json_body
+from cielo.api.arm_context import ArmCall
 from cielo.api.arm_routes import Route
-from cielo.control.templates import runner
+from cielo.control.templates import jsonc, runner
 from cielo.control.templates.expressions import TemplateError
 from cielo.control.templates.template import Deployment, Planned, ResourceFailure, Target
-from cielo.errors import ArmError, CieloError, Conflict, NotFound
+from cielo.errors import ArmError, CieloError, Conflict, InvalidRequestContent, NotFound, RequestContentTooLarge
+from cielo.http.bodies import MAX_JSON_DEPTH, describe_size, nested_deeper_than, read_limited
 
 log = logging.getLogger("cielo.api")
 
@@ -213,11 +214,32 @@ def deployment_scope(call: ArmCall) -> str:
     return deployment_id(call)
 
 
-async def _deployment_of(call: ArmCall) -> tuple[Deployment, str, dict[str, Any]]:
+async def read_body(request: Request) -> dict[str, Any]:
+    """A deployment body: as `read_json_body`, but read as ARM reads it, with comments and bare keys allowed
+    (az 2.91 sends `{"properties": {…}, template:{the file's own text}}}`)."""
+    limit = int(request.app.state.settings.max_arm_body_bytes)
+    raw = await read_limited(request, limit, lambda: RequestContentTooLarge(
+        f"The request content size exceeds the maximum size of {describe_size(limit)}."))
+    if not raw.strip():
+        return {}
+    if nested_deeper_than(raw):
+        raise InvalidRequestContent("The request content was invalid and could not be deserialized: arrays and "
+                                    f"objects are nested deeper than {MAX_JSON_DEPTH} levels.")
+    try:
+        body = jsonc.loads(raw.decode("utf-8-sig"))
+    except ValueError as exc:
+        raise InvalidRequestContent(f"The request content was invalid and could not be deserialized: {exc}.") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestContent("The request content must be a JSON object.")
+    return body
+
+
+async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> tuple[Deployment, str, dict[str, Any]]:
     """Reads the body, checks the template and expands it (400 InvalidTemplate on any fault)."""
-    body = await read_json_body(call.request)
+    body = await read_body(call.request)
+    allowed = PROPERTY_KEYS | extra
     unknown = sorted(set(body) - {"properties", "tags", "location"} | (
-        set(body.get("properties") or {}) - PROPERTY_KEYS if isinstance(body.get("properties"), dict) else set()))
+        set(body.get("properties") or {}) - allowed if isinstance(body.get("properties"), dict) else set()))
     if body.get("location") is not None:
         unknown.append("location")
     shown = [k for k in unknown if not (k in (body.get("properties") or {}) and body["properties"][k] is None)]
@@ -378,7 +400,13 @@ def _delta(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
 
 
 async def what_if(call: ArmCall) -> Response:
-    deployment, _, _ = await _deployment_of(call)
+    deployment, _, body = await _deployment_of(call, frozenset({"whatIfSettings"}))
+    settings = body["properties"].get("whatIfSettings") or {}
+    result_format = str(settings.get("resultFormat") or "FullResourcePayloads") if isinstance(settings, dict) else ""
+    if result_format.lower() not in ("fullresourcepayloads", "resourceidonly") or (
+            isinstance(settings, dict) and set(settings) - {"resultFormat"}):
+        raise ArmError("'whatIfSettings' may only name a resultFormat, FullResourcePayloads or ResourceIdOnly.",
+                       code="InvalidDeploymentProperties")
     client = RouteClient(call.request)
     changes: list[dict[str, Any]] = []
     for p in deployment.plan:
@@ -403,6 +431,8 @@ async def what_if(call: ArmCall) -> Response:
         delta = _delta(before, {k: v for k, v in after.items() if k not in ("id", "name", "type")})
         changes.append({"resourceId": p.id, "changeType": "Modify" if delta else "NoChange", "before": before,
                         "after": after, **({"delta": delta} if delta else {})})
+    if result_format.lower() == "resourceidonly":
+        changes = [{k: v for k, v in c.items() if k not in ("before", "after", "delta")} for c in changes]
     return JSONResponse({"status": "Succeeded", "properties": {"changes": changes}})
 
 
@@ -421,6 +451,9 @@ def routes(rg: str, in_subscription: tuple[Any, ...]) -> list[Route[ArmCall, Res
               other_methods_unserved=True),
         Route("GET", f"{item}/operations", list_operations, f"{ACTION}/operations/read", deployment_scope,
               prepare=prepare),
+        # Azure's spec lists a deployment's operations without `providers/Microsoft.Resources` (az uses this path).
+        Route("GET", f"{rg}/deployments/{{deploymentName}}/operations", list_operations, f"{ACTION}/operations/read",
+              deployment_scope, prepare=prepare),
         Route("GET", f"{item}/operationStatuses/{{operationId}}", operation_status,
               f"{ACTION}/operationstatuses/read", deployment_scope, prepare=prepare, other_methods_unserved=True),
     ]

@@ -182,3 +182,15 @@ async def test_reference_list_keys_and_outputs() -> None:
     template["outputs"] = {"bad": {"type": "int", "value": "x"}}
     with pytest.raises(TemplateError, match="Expected a value of type 'Int'"):
         await _deployment(template, client=client).outputs()
+
+
+def test_jsonc_reads_what_az_sends() -> None:
+    from cielo.control.templates import jsonc
+
+    spliced = '{"properties": {"mode": "Incremental", template:{\r\n  // a comment\r\n  "a": "x // not a comment",' \
+              ' /* block */ "b": [1, 2,],\r\n}}}'
+    assert jsonc.loads(spliced) == {"properties": {"mode": "Incremental", "template": {"a": "x // not a comment",
+                                                                                       "b": [1, 2]}}}
+    assert jsonc.loads('{"s": "say \\"hi\\""}') == {"s": 'say "hi"'}
+    with pytest.raises(ValueError):
+        jsonc.loads("{a: }")

@@ -1,0 +1,61 @@
+"""JSON with comments, as ARM reads template bodies: az 2.91 splices the template file's own text into the request
+(`…, template:{…}}}`: an unquoted key, and whatever comments the file holds), and ARM's deserializer accepts it.
+
+`normalize` turns such text into strict JSON: `//` and `/* */` comments dropped, bare identifier keys quoted,
+trailing commas before `}`/`]` removed; strings are copied untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def normalize(text: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+        elif text.startswith("//", i):
+            while i < n and text[i] not in "\r\n":
+                i += 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif c.isalpha() or c in "_$":
+            j = i
+            while j < n and (text[j].isalnum() or text[j] in "_$"):
+                j += 1
+            word = text[i:j]
+            k = j
+            while k < n and text[k].isspace():
+                k += 1
+            out.append(f'"{word}"' if k < n and text[k] == ":" else word)
+            i = j
+        elif c == ",":
+            k = i + 1
+            while k < n and (text[k].isspace()):
+                k += 1
+            if k < n and text[k] in "}]":
+                i += 1
+                continue
+            out.append(c)
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def loads(text: str) -> Any:
+    """Strict JSON when it is; else the text normalized (a ValueError names what is still wrong)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return json.loads(normalize(text))
