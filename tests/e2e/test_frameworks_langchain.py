@@ -79,3 +79,10 @@ def test_embeddings_with_defaults(frameworks: Frameworks, frameworks_python: Pat
     if not target.upstream:
         assert all(math.isclose(n, 1.0, rel_tol=1e-2) for n in result["norms"])  # e5's vectors are normalized
     assert result["same_text_same_vector"], "embed_query and embed_documents agree on the same text"
+    if target.upstream:  # the upstream got both documents, as the token arrays or as their text
+        texts = ["The quick brown fox", "A lazy dog"]
+        assert any(r.get("model") == "fake-embed" and len(r["input"]) == 2
+                   and (all(isinstance(i, list) for i in r["input"]) or r["input"] == texts)
+                   for r in frameworks.upstream.requests), frameworks.upstream.requests
+    else:  # e5 reads text: Cielo decodes the cl100k token arrays, and the vector is the text's
+        assert result["tokens_read_as_text"]

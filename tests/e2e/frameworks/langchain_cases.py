@@ -71,7 +71,11 @@ def embeddings() -> dict[str, Any]:
                                   azure_ad_token_provider=provider, max_retries=0)
     documents = model.embed_documents(["The quick brown fox", "A lazy dog"])
     query = model.embed_query("The quick brown fox")
+    # The same text sent as text, by the openai client underneath: the deployment must read the token arrays as it.
+    as_text = model.client.create(input=["The quick brown fox"], model=EMBED, encoding_format="float").data[0]
     return {"check_embedding_ctx_length": model.check_embedding_ctx_length,
+            "tokens_read_as_text": all(math.isclose(a, b, abs_tol=1e-5)
+                                       for a, b in zip(documents[0], as_text.embedding, strict=True)),
             "dimensions": [len(v) for v in documents], "query_dimensions": len(query),
             "norms": [math.sqrt(sum(x * x for x in v)) for v in documents],
             "same_text_same_vector": all(math.isclose(a, b, abs_tol=1e-5) for a, b in zip(documents[0], query))}
