@@ -419,7 +419,8 @@ async def what_if(call: ArmCall) -> Response:
                 continue
             before = None
         try:
-            after = {"id": p.id, "name": p.name.split("/")[-1], "type": p.type, **await deployment.body(p)}
+            after = {"apiVersion": p.api_version, "id": p.id, "name": p.name.split("/")[-1], "type": p.type,
+                     **await deployment.body(p)}
         except TemplateError as exc:
             changes.append({"resourceId": p.id, "changeType": "Create" if before is None else "Unsupported",
                             "unsupportedReason": f"The body depends on a value known only at deployment: "
@@ -428,7 +429,8 @@ async def what_if(call: ArmCall) -> Response:
         if before is None:
             changes.append({"resourceId": p.id, "changeType": "Create", "after": after})
             continue
-        delta = _delta(before, {k: v for k, v in after.items() if k not in ("id", "name", "type")})
+        before = {"apiVersion": p.api_version, **before}
+        delta = _delta(before, {k: v for k, v in after.items() if k not in ("apiVersion", "id", "name", "type")})
         changes.append({"resourceId": p.id, "changeType": "Modify" if delta else "NoChange", "before": before,
                         "after": after, **({"delta": delta} if delta else {})})
     if result_format.lower() == "resourceidonly":
