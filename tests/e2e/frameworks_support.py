@@ -301,26 +301,39 @@ def _cache_root() -> Path:
 
 @pytest.fixture(scope="session")
 def frameworks_python() -> Path:
-    """The Python of a venv with frameworks/requirements.txt installed, built once and kept under ~/.cache."""
-    key = hashlib.sha256(REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()[:16]
+    """The Python of the venv of frameworks/requirements.txt (langchain-openai, semantic-kernel, llama-index,
+    openai 2.x)."""
+    return cached_venv(REQUIREMENTS, "frameworks")
+
+
+@pytest.fixture(scope="session")
+def openai3_python() -> Path:
+    """The Python of the venv of frameworks/requirements-openai3.txt (openai 3.x)."""
+    return cached_venv(CASES_DIR / "requirements-openai3.txt", "openai3")
+
+
+def cached_venv(requirements: Path, name: str) -> Path:
+    """The Python of a venv with `requirements` installed, built once and kept under ~/.cache/cielo-tests (keyed by
+    the file and this Python's version); the test is skipped when pip cannot install them."""
+    key = hashlib.sha256(requirements.read_bytes() + sys.version.encode()).hexdigest()[:16]
     root = _cache_root()
-    venv = root / f"frameworks-{key}"
+    venv = root / f"{name}-{key}"
     python = venv / "bin" / "python"
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another session building the same venv: wait for it
         if (venv / ".complete").exists():
-            return python
+            return python  # built before
         shutil.rmtree(venv, ignore_errors=True)  # a build that did not finish
         made = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)],
                               capture_output=True, text=True)
         assert made.returncode == 0, made.stderr
         # This interpreter's pip fills the venv (no pip of its own needed there).
         pip = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                              "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
+                              "--disable-pip-version-check", "-r", str(requirements)],
                              capture_output=True, text=True, timeout=900)
         if pip.returncode != 0:
             shutil.rmtree(venv, ignore_errors=True)
-            pytest.skip(f"pip could not install frameworks/requirements.txt: {pip.stderr[-800:]}")
-        (venv / ".complete").write_text(REQUIREMENTS.read_text())
+            pytest.skip(f"pip could not install {requirements.name}: {pip.stderr[-800:]}")
+        (venv / ".complete").write_text(requirements.read_text())
     return python

@@ -1,7 +1,7 @@
-"""The openai SDK, 1.x (this venv) and 2.x (the frameworks venv) side by side, with Entra tokens
-(`azure_ad_token_provider` from azure-identity's ClientSecretCredential): chat, a stream with
+"""The openai SDK, 1.x (this venv), 2.x (the frameworks venv) and 3.x (a venv of its own) side by side, with
+Entra tokens (`azure_ad_token_provider` from azure-identity's ClientSecretCredential): chat, a stream with
 `stream_options.include_usage`, a forced tool call and the answer to its result, and `responses.create`.
-The same script (frameworks/openai_cases.py) runs under both, against the embedded SmolLM2 and against an
+The same script (frameworks/openai_cases.py) runs under each, against the embedded SmolLM2 and against an
 OpenAI-compatible upstream behind Cielo (frameworks_support.FakeOpenAI)."""
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ pytest_plugins = ("frameworks_support",)
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(params=["1", "2"], ids=["openai1", "openai2"])
+@pytest.fixture(params=["1", "2", "3"], ids=["openai1", "openai2", "openai3"])
 def sdk(request: pytest.FixtureRequest) -> tuple[str, Path]:
     """(major version, the Python that has it)."""
     if request.param == "1":
         return "1", Path(sys.executable)
-    return "2", request.getfixturevalue("frameworks_python")
+    return request.param, request.getfixturevalue("frameworks_python" if request.param == "2" else "openai3_python")
 
 
 def _run(frameworks: Frameworks, sdk: tuple[str, Path], case: str, target: Target) -> dict:
