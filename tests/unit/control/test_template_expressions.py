@@ -194,3 +194,21 @@ def test_jsonc_reads_what_az_sends() -> None:
     assert jsonc.loads('{"s": "say \\"hi\\""}') == {"s": 'say "hi"'}
     with pytest.raises(ValueError):
         jsonc.loads("{a: }")
+
+
+async def test_property_and_variable_copy_loops() -> None:
+    template = {"variables": {"copy": [{"name": "disks", "count": 2, "input": "[concat('d', copyIndex('disks'))]"}],
+                              "nested": {"copy": [{"name": "items", "count": 2,
+                                                   "input": {"n": "[copyIndex('items', 1)]"}}], "keep": "x"}},
+                "resources": [{"type": "Microsoft.X/a", "apiVersion": "2023-01-01",
+                               "name": "[concat('r', copyIndex())]", "copy": {"name": "rs", "count": 2},
+                               "properties": {"copy": [{"name": "rules", "count": "[add(copyIndex(), 1)]",
+                                                        "input": {"res": "[copyIndex()]",
+                                                                  "rule": "[copyIndex('rules')]"}}]}}]}
+    d = _deployment(template)
+    plan = await d.prepare()
+    assert await d.variable("disks") == ["d0", "d1"]
+    assert await d.variable("nested") == {"keep": "x", "items": [{"n": 1}, {"n": 2}]}
+    assert await d.body(plan[1]) == {"properties": {"rules": [{"res": 1, "rule": 0}, {"res": 1, "rule": 1}]}}
+    with pytest.raises(TemplateError, match="property copy loop"):
+        await d.resolve({"copy": [{"name": "x", "count": "[createArray()]", "input": 1}]}, "p")

@@ -116,15 +116,18 @@ class Deployment:
         self.skipped: set[str] = set()
 
     # ------------------------------------------------------------------------- functions
-    def functions(self, copy: tuple[str | None, int] | None = None) -> dict[str, Function]:
+    def functions(self, copy: tuple[str | None, int] | None = None,
+                  named: Mapping[str, int] | None = None) -> dict[str, Function]:
         t = self.target
         group_id = f"/subscriptions/{t.subscription_id}/resourceGroups/{t.group_name}"
 
         def copy_index(*args: Any) -> int:
-            if copy is None:
-                raise TemplateError("The template function 'copyIndex' is not expected at this location.")
             offset = next((a for a in args if isinstance(a, int)), 0)
             loop = next((a for a in args if isinstance(a, str)), None)
+            if loop is not None and named and loop.lower() in named:
+                return named[loop.lower()] + int(offset)
+            if copy is None:
+                raise TemplateError("The template function 'copyIndex' is not expected at this location.")
             if loop is not None and (copy[0] or "").lower() != loop.lower():
                 raise TemplateError(f"The copy loop '{loop}' is not the loop of this element.")
             return copy[1] + int(offset)
@@ -148,8 +151,34 @@ class Deployment:
             "reference": self.reference, "listkeys": self.list_keys,
         }
 
-    def evaluator(self, copy: tuple[str | None, int] | None = None) -> Evaluator:
-        return Evaluator(self.functions(copy), fn.LAZY)
+    def evaluator(self, copy: tuple[str | None, int] | None = None,
+                  named: Mapping[str, int] | None = None) -> Evaluator:
+        return Evaluator(self.functions(copy, named), fn.LAZY)
+
+    async def resolve(self, raw: Any, where: str, copy: tuple[str | None, int] | None = None,
+                      named: Mapping[str, int] | None = None) -> Any:
+        """A value with its expressions evaluated and its property loops (`"copy": [{name, count, input}]` in an
+        object) expanded; `copyIndex('name')` inside a loop's input is that loop's index."""
+        named = named or {}
+        if isinstance(raw, list):
+            return [await self.resolve(v, f"{where}[{i}]", copy, named) for i, v in enumerate(raw)]
+        if not isinstance(raw, dict):
+            return await self.evaluator(copy, named).value(raw, where)
+        loops = raw.get("copy") if isinstance(raw.get("copy"), list) else None
+        out = {k: await self.resolve(v, f"{where}.{k}" if where else k, copy, named) for k, v in raw.items()
+               if not (loops is not None and k == "copy")}
+        for j, loop in enumerate(loops or []):
+            at = f"{where}.copy[{j}]"
+            spec = _keys(loop) if isinstance(loop, dict) else {}
+            name = spec.get("name")
+            count = await self.evaluator(copy, named).value(spec.get("count"), f"{at}.count")
+            if not isinstance(name, str) or not isinstance(count, int) or not 0 <= count <= MAX_RESOURCES \
+                    or "input" not in spec:
+                raise TemplateError(f"A property copy loop needs a 'name', a 'count' between 0 and {MAX_RESOURCES} "
+                                    "and an 'input'.", at)
+            out[name] = [await self.resolve(spec["input"], f"{at}.input", copy, {**named, name.lower(): i})
+                         for i in range(count)]
+        return out
 
     async def parameter(self, name: str) -> Any:
         key = name.lower()
@@ -167,7 +196,11 @@ class Deployment:
         return self.values[key]
 
     async def variable(self, name: str) -> Any:
-        variables = _keys(self.template.get("variables") or {})
+        raw_variables = self.template.get("variables") or {}
+        variables = _keys({k: v for k, v in raw_variables.items() if k != "copy"})
+        for loop in raw_variables.get("copy") or []:  # a variable loop: `"copy": [{name, count, input}]`
+            if isinstance(loop, dict) and isinstance(loop.get("name"), str):
+                variables[loop["name"].lower()] = {"copy": [loop]}
         key = name.lower()
         if key not in variables:
             raise TemplateError(f"The template variable '{name}' is not found.")
@@ -175,7 +208,10 @@ class Deployment:
             if f"variable:{key}" in self._resolving:
                 raise TemplateError(f"The template variable '{name}' refers to itself.")
             self._resolving.add(f"variable:{key}")
-            self._variables[key] = await self.evaluator().value(variables[key], f"variables.{name}")
+            value = await self.resolve(variables[key], f"variables.{name}")
+            if key not in _keys({k: v for k, v in raw_variables.items() if k != "copy"}):
+                value = next(iter(value.values()))  # the loop's own name holds its array
+            self._variables[key] = value
             self._resolving.discard(f"variable:{key}")
         return self._variables[key]
 
@@ -385,11 +421,11 @@ class Deployment:
     async def body(self, p: Planned) -> dict[str, Any]:
         """The resource's PUT body, evaluated now (so `reference()` sees what its dependencies created)."""
         r = _keys(p.raw)
-        ev = self.evaluator((p.copy_name, p.copy_index) if p.copy_index is not None else None)
+        copy = (p.copy_name, p.copy_index) if p.copy_index is not None else None
         out: dict[str, Any] = {}
         for key in BODY_KEYS:
             if key.lower() in r:
-                out[key] = await ev.value(r[key.lower()], key)
+                out[key] = await self.resolve(r[key.lower()], key, copy)
         return out
 
     async def outputs(self) -> dict[str, Any]:
@@ -407,7 +443,7 @@ class Deployment:
                 value: Any = [await self.evaluator((None, i)).value(c.get("input"), f"outputs.{name}.copy.input")
                               for i in range(int(count))]
             else:
-                value = await self.evaluator().value(o.get("value"), f"outputs.{name}.value")
+                value = await self.resolve(o.get("value"), f"outputs.{name}.value")
             check_value("output", name, type_, value)
             out[name] = {"type": type_} if type_.startswith("Secure") else {"type": type_, "value": value}
         return out
