@@ -212,3 +212,16 @@ async def test_property_and_variable_copy_loops() -> None:
     assert await d.body(plan[1]) == {"properties": {"rules": [{"res": 1, "rule": 0}, {"res": 1, "rule": 1}]}}
     with pytest.raises(TemplateError, match="property copy loop"):
         await d.resolve({"copy": [{"name": "x", "count": "[createArray()]", "input": 1}]}, "p")
+
+
+async def test_reference_and_list_keys_make_implicit_dependencies() -> None:
+    template = {"resources": [
+        {"type": "Microsoft.X/a", "apiVersion": "2023-01-01", "name": "user",
+         "properties": {"p": "[reference('src').principalId]",
+                        "k": "[listKeys(resourceId('Microsoft.X/b', 'keys'), '2023-01-01').key1]",
+                        "outside": "[reference('/subscriptions/s/resourceGroups/g/providers/Microsoft.X/c/n', '1')]"}},
+        {"type": "Microsoft.X/a", "apiVersion": "2023-01-01", "name": "src"},
+        {"type": "Microsoft.X/b", "apiVersion": "2023-01-01", "name": "keys"}]}
+    d = _deployment(template)
+    plan = await d.prepare()
+    assert plan[0].depends_on == [f"{GROUP}/providers/Microsoft.X/a/src", f"{GROUP}/providers/Microsoft.X/b/keys"]

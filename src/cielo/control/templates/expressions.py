@@ -157,6 +157,17 @@ def parse(text: str) -> Node:
     return node
 
 
+def calls(node: Node) -> list[Call]:
+    """Every function call in a tree, outermost first."""
+    if isinstance(node, Call):
+        return [node, *(c for a in node.args for c in calls(a))]
+    if isinstance(node, Member):
+        return calls(node.target)
+    if isinstance(node, Index):
+        return [*calls(node.target), *calls(node.index)]
+    return []
+
+
 Function = Callable[..., Any]
 # Functions that get their arguments unevaluated (`if`, `and`, `or` skip what they do not need).
 LazyFunction = Callable[[Callable[[Node], Awaitable[Any]], tuple[Node, ...]], Awaitable[Any]]

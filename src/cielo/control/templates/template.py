@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cielo.control.templates import functions as fn
-from cielo.control.templates.expressions import Evaluator, Function, TemplateError, type_name
+from cielo.control.templates.expressions import (
+    Evaluator,
+    Function,
+    TemplateError,
+    calls,
+    is_expression,
+    parse,
+    type_name,
+)
 
 PARAMETER_TYPES = {"string": "String", "securestring": "SecureString", "int": "Int", "bool": "Bool",
                    "object": "Object", "secureobject": "SecureObject", "array": "Array"}
@@ -72,6 +80,8 @@ class Planned:
     copy_index: int | None
     copy_name: str | None
     depends_on: list[str] = field(default_factory=list)
+    # What its body's reference()/listKeys() name: a dependency when it is a resource of this template.
+    implicit: list[str] = field(default_factory=list)
 
 
 def _keys(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -362,6 +372,7 @@ class Deployment:
             planned.depends_on = [await ev.value(d, f"{where}.dependsOn") for d in depends]
             if parent is not None:
                 planned.depends_on.append(parent.id)
+            planned.implicit = await self._referenced(r, ev)
             self.plan.append(planned)
             if copy_at is not None and str(_keys(r["copy"]).get("mode", "")).lower() == "serial":
                 batch = int(_keys(r["copy"]).get("batchsize", 1) or 1)
@@ -370,6 +381,38 @@ class Deployment:
                 planned.depends_on += [p.id for p in earlier]
             for j, child in enumerate(r.get("resources") or []):
                 await self._expand(child, f"{where}.resources[{j}]", planned)
+
+    async def _referenced(self, r: dict[str, Any], ev: Evaluator) -> list[str]:
+        """The names and ids a resource's body passes to reference() or listKeys() (ARM makes such a resource
+        depend on the one referenced); an argument that needs a value known only while deploying is skipped."""
+        found: list[str] = []
+
+        def strings(value: Any) -> list[str]:
+            if isinstance(value, str):
+                return [value] if is_expression(value) else []
+            if isinstance(value, list):
+                return [s for v in value for s in strings(v)]
+            if isinstance(value, dict):
+                return [s for v in value.values() for s in strings(v)]
+            return []
+
+        for text in strings({k: r[k.lower()] for k in BODY_KEYS if k.lower() in r}):
+            try:
+                tree = parse(text[1:-1])
+            except TemplateError:
+                continue  # reported when the body is evaluated
+            for call in calls(tree):
+                if call.name not in ("reference", "listkeys") or not call.args:
+                    continue
+                if any(c.name in ("reference", "listkeys") for c in calls(call.args[0])):
+                    continue
+                try:
+                    target = await ev.evaluate(call.args[0])
+                except TemplateError:
+                    continue
+                if isinstance(target, str):
+                    found.append(target)
+        return found
 
     def _id_of(self, type_: str, name: str, scope: Any, where: str) -> str:
         t = self.target
@@ -400,6 +443,9 @@ class Deployment:
                         s.endswith("/" + d.lower()) for s in self.skipped):
                     raise TemplateError(f"The resource '{d}' is not defined in the template.")
                 resolved += [m for m in matches if m != p.id and m not in resolved]
+            for ref in p.implicit:
+                resolved += [q.id for q in self.plan if q.id != p.id and q.id not in resolved and (
+                    q.id.lower() == ref.lower() or (not ref.startswith("/") and q.name.lower() == ref.lower()))]
             p.depends_on = resolved
         state: dict[str, int] = {}
         by_id = {p.id: p for p in self.plan}
