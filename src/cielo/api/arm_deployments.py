@@ -11,12 +11,7 @@ Deployment records are kept in the serving process's memory (docs/templates.md s
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import logging
-import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -24,45 +19,25 @@ from starlette.responses import JSONResponse, Response
 
 from cielo.api.arm_context import ArmCall
 from cielo.api.arm_routes import Route
-from cielo.control.templates import jsonc, runner
+from cielo.control.templates import jsonc
 from cielo.control.templates.expressions import TemplateError
-from cielo.control.templates.template import Deployment, Planned, ResourceFailure, Target
+from cielo.control.templates.records import (
+    DEPLOYMENT_TYPE,
+    Record,
+    delta,
+    execute,
+    operation_json,
+    record_json,
+    template_hash,
+)
+from cielo.control.templates.template import Deployment, ResourceFailure, Target
 from cielo.errors import ArmError, CieloError, Conflict, InvalidRequestContent, NotFound, RequestContentTooLarge
 from cielo.http.bodies import MAX_JSON_DEPTH, describe_size, nested_deeper_than, read_limited
 
-log = logging.getLogger("cielo.api")
-
-DEPLOYMENT_TYPE = "Microsoft.Resources/deployments"
 ACTION = DEPLOYMENT_TYPE
 # What a deployment body may hold; anything else is refused by name (templateLink, parametersLink, debugSetting…).
 PROPERTY_KEYS = {"template", "parameters", "mode"}
-DEFAULT_RESOURCE_API = "2023-05-01"
 _NOT_SERVED_CODES = {"InvalidResourceType", "InvalidResourceNamespace"}
-
-
-@dataclass
-class Record:
-    """One deployment of a resource group, as GET shows it."""
-
-    id: str
-    name: str
-    deployment: Deployment
-    mode: str
-    tags: dict[str, Any] | None
-    template_hash: str
-    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    operation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    state: str = "Accepted"
-    timestamp: str = field(default_factory=runner.now_iso)
-    started: float = field(default_factory=time.monotonic)
-    duration_s: float = 0.0
-    outputs: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    operations: list[runner.Operation] = field(default_factory=list)
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("Accepted", "Running")
 
 
 def _records(request: Request) -> dict[str, Record]:
@@ -141,60 +116,6 @@ def _type_of(resource_id: str) -> str:
     return "/".join([rest[0], *rest[1::2]]) if rest else ""
 
 
-# ----------------------------------------------------------------------------- shapes
-def _hash(template: Any) -> str:
-    return str(int.from_bytes(hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()[:8], "big"))
-
-
-def _providers(plan: list[Planned]) -> list[dict[str, Any]]:
-    by_ns: dict[str, list[str]] = {}
-    for p in plan:
-        namespace, _, rest = p.type.partition("/")
-        if rest not in by_ns.setdefault(namespace, []):
-            by_ns[namespace].append(rest)
-    return [{"namespace": ns, "resourceTypes": [{"resourceType": t} for t in types]} for ns, types in by_ns.items()]
-
-
-def _ref(p: Planned) -> dict[str, str]:
-    return {"id": p.id, "resourceType": p.type, "resourceName": p.name}
-
-
-def _dependencies(plan: list[Planned]) -> list[dict[str, Any]]:
-    by_id = {p.id: p for p in plan}
-    return [{**_ref(p), "dependsOn": [_ref(by_id[d]) for d in p.depends_on]} for p in plan if p.depends_on]
-
-
-def record_json(rec: Record) -> dict[str, Any]:
-    d = rec.deployment
-    props: dict[str, Any] = {
-        "templateHash": rec.template_hash, "parameters": d.shown_parameters(), "mode": rec.mode,
-        "provisioningState": rec.state, "timestamp": rec.timestamp, "duration": runner.iso_duration(rec.duration_s),
-        "correlationId": rec.correlation_id, "providers": _providers(d.plan), "dependencies": _dependencies(d.plan),
-        "outputResources": [{"id": op.target.id} for op in rec.operations if op.state == "Succeeded"],
-    }
-    if rec.outputs is not None:
-        props["outputs"] = rec.outputs
-    if rec.error is not None:
-        props["error"] = rec.error
-    out: dict[str, Any] = {"id": rec.id, "name": rec.name, "type": DEPLOYMENT_TYPE, "properties": props}
-    if rec.tags:
-        out["tags"] = rec.tags
-    return out
-
-
-def operation_json(rec: Record, op: runner.Operation) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "provisioningOperation": "Create", "provisioningState": op.state, "timestamp": op.timestamp,
-        "duration": runner.iso_duration(op.duration_s), "trackingId": rec.correlation_id,
-        "targetResource": _ref(op.target),
-    }
-    if op.status_code is not None:
-        props["statusCode"] = op.status_code
-    if op.error is not None:
-        props["statusMessage"] = {"status": "Failed", "error": op.error}
-    return {"id": f"{rec.id}/operations/{op.operation_id}", "operationId": op.operation_id, "properties": props}
-
-
 # ----------------------------------------------------------------------------- the request
 def deployment_id(call: ArmCall) -> str:
     return (f"/subscriptions/{call.sub.id}/resourceGroups/{call.params['resourceGroupName']}/providers/"
@@ -267,33 +188,7 @@ async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> 
         where = f" (at '{exc.where}')" if exc.where else ""
         raise ArmError(f"Deployment template validation failed: '{exc.message}'{where}.", code="InvalidTemplate",
                        target=exc.where) from exc
-    return deployment, _hash(props["template"]), body
-
-
-async def _execute(rec: Record, client: RouteClient) -> None:
-    rec.state = "Running"
-    try:
-        failed = await runner.run(rec.deployment, client, rec.operations)
-        if failed:
-            rec.error = {"code": "DeploymentFailed", "target": rec.id,
-                         "message": "At least one resource deployment operation failed. Please list deployment "
-                                    "operations for details.",
-                         "details": [{**(op.error or {}), "target": op.target.id} for op in failed]}
-            rec.state = "Failed"
-        else:
-            try:
-                rec.outputs = await rec.deployment.outputs()
-                rec.state = "Succeeded"
-            except TemplateError as exc:
-                rec.error = {"code": "DeploymentFailed", "target": rec.id, "message": "The template outputs could "
-                             "not be evaluated.", "details": [{"code": "InvalidTemplate", "message": exc.message}]}
-                rec.state = "Failed"
-    except Exception:  # the deployment must end in a state, whatever went wrong
-        log.exception("template deployment %s failed unexpectedly", rec.id)
-        rec.error = {"code": "InternalServerError", "message": f"The deployment failed unexpectedly (correlation id "
-                     f"{rec.correlation_id}).", "target": rec.id}
-        rec.state = "Failed"
-    rec.duration_s = time.monotonic() - rec.started
+    return deployment, template_hash(props["template"]), body
 
 
 def _status_url(call: ArmCall, rec: Record) -> str:
@@ -309,11 +204,11 @@ async def put_deployment(call: ArmCall) -> Response:
     if existing is not None and existing.active:
         raise Conflict(f"Unable to edit or replace deployment '{existing.name}': previous deployment from "
                        f"'{existing.timestamp}' is still active.", code="DeploymentActive")
-    deployment, template_hash, body = await _deployment_of(call)
+    deployment, hashed, body = await _deployment_of(call)
     rec = Record(deployment_id(call), call.params["deploymentName"], deployment, "Incremental", body.get("tags"),
-                 template_hash)
+                 hashed)
     records[key] = rec
-    task = asyncio.create_task(_execute(rec, RouteClient(call.request)))
+    task = asyncio.create_task(execute(rec, RouteClient(call.request)))
     tasks: set[asyncio.Task[None]] = call.request.app.state.template_deployment_tasks
     tasks.add(task)
     task.add_done_callback(tasks.discard)
@@ -335,7 +230,8 @@ async def get_deployment(call: ArmCall) -> Response:
 async def list_deployments(call: ArmCall) -> Response:
     prefix = (f"/subscriptions/{call.sub.id}/resourcegroups/{call.params['resourceGroupName']}/providers/"
               f"{DEPLOYMENT_TYPE}/").lower()
-    return JSONResponse({"value": [record_json(r) for k, r in _records(call.request).items() if k.startswith(prefix)]})
+    found = [record_json(r) for k, r in _records(call.request).items() if k.startswith(prefix)]
+    return JSONResponse({"value": found})
 
 
 async def delete_deployment(call: ArmCall) -> Response:
@@ -366,7 +262,7 @@ async def list_operations(call: ArmCall) -> Response:
 
 async def validate(call: ArmCall) -> Response:
     """The template and parameters, then ARM's preflight: the caller's write right on every resource."""
-    deployment, template_hash, _ = await _deployment_of(call)
+    deployment, hashed, _ = await _deployment_of(call)
     for p in deployment.plan:
         action = f"{p.type}/write"
         if not call.ctx.allowed(action, p.id):
@@ -375,28 +271,12 @@ async def validate(call: ArmCall) -> Response:
                            f"'{p.name}' of type '{p.type}'. The client '{caller.display}' with object id "
                            f"'{caller.object_id}' does not have permission to perform action '{action}' at scope "
                            f"'{p.id}'.'.", code="InvalidTemplateDeployment")
-    rec = Record(deployment_id(call), call.params["deploymentName"], deployment, "Incremental", None, template_hash,
+    rec = Record(deployment_id(call), call.params["deploymentName"], deployment, "Incremental", None, hashed,
                  state="Succeeded")
     out = record_json(rec)
     out["properties"].pop("outputResources")
     out["properties"]["validatedResources"] = [{"id": p.id} for p in deployment.plan]
     return JSONResponse(out)
-
-
-def _delta(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
-    """What would change: the properties the template sets, compared with the resource as it is."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        out: list[dict[str, Any]] = []
-        for key, value in after.items():
-            sub = f"{path}.{key}" if path else key
-            if key not in before:
-                out.append({"path": sub, "propertyChangeType": "Create", "after": value})
-            else:
-                out += _delta(before[key], value, sub)
-        return out
-    if before == after:
-        return []
-    return [{"path": path, "propertyChangeType": "Modify", "before": before, "after": after}]
 
 
 async def what_if(call: ArmCall) -> Response:
@@ -430,9 +310,9 @@ async def what_if(call: ArmCall) -> Response:
             changes.append({"resourceId": p.id, "changeType": "Create", "after": after})
             continue
         before = {"apiVersion": p.api_version, **before}
-        delta = _delta(before, {k: v for k, v in after.items() if k not in ("apiVersion", "id", "name", "type")})
-        changes.append({"resourceId": p.id, "changeType": "Modify" if delta else "NoChange", "before": before,
-                        "after": after, **({"delta": delta} if delta else {})})
+        changed = delta(before, {k: v for k, v in after.items() if k not in ("apiVersion", "id", "name", "type")})
+        changes.append({"resourceId": p.id, "changeType": "Modify" if changed else "NoChange", "before": before,
+                        "after": after, **({"delta": changed} if changed else {})})
     if result_format.lower() == "resourceidonly":
         changes = [{k: v for k, v in c.items() if k not in ("before", "after", "delta")} for c in changes]
     return JSONResponse({"status": "Succeeded", "properties": {"changes": changes}})

@@ -19,18 +19,11 @@ from cielo.control.templates.expressions import (
     calls,
     is_expression,
     parse,
-    type_name,
 )
+from cielo.control.templates.parameters import PARAMETER_TYPES, check_parameter, check_value, declared_type
 
-PARAMETER_TYPES = {"string": "String", "securestring": "SecureString", "int": "Int", "bool": "Bool",
-                   "object": "Object", "secureobject": "SecureObject", "array": "Array"}
-_PYTHON_TYPES: dict[str, tuple[type, ...]] = {"String": (str,), "SecureString": (str,), "Int": (int,),
-                                              "Bool": (bool,), "Object": (dict,), "SecureObject": (dict,),
-                                              "Array": (list,)}
 TEMPLATE_KEYS = {"$schema", "contentversion", "metadata", "parameters", "variables", "resources", "outputs",
                  "functions"}
-PARAMETER_KEYS = {"type", "defaultvalue", "allowedvalues", "minvalue", "maxvalue", "minlength", "maxlength",
-                  "metadata"}
 RESOURCE_KEYS = {"type", "apiversion", "name", "location", "properties", "identity", "sku", "kind", "tags",
                  "dependson", "condition", "copy", "resources", "comments", "scope"}
 # What is sent to the resource's own PUT: the body keys a resource of ARM has.
@@ -86,29 +79,6 @@ class Planned:
 
 def _keys(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {k.lower(): v for k, v in obj.items()}
-
-
-def _declared_type(name: str, declaration: Any) -> str:
-    if not isinstance(declaration, dict):
-        raise TemplateError(f"The template parameter '{name}' must be an object.", f"parameters.{name}")
-    unknown = set(_keys(declaration)) - PARAMETER_KEYS
-    if unknown:
-        raise TemplateError(f"The template parameter '{name}' has properties this Cielo does not serve: "
-                            f"{', '.join(sorted(unknown))}.", f"parameters.{name}")
-    type_ = PARAMETER_TYPES.get(str(_keys(declaration).get("type", "")).lower())
-    if type_ is None:
-        raise TemplateError(f"The template parameter '{name}' has an invalid type "
-                            f"'{_keys(declaration).get('type')}'; use one of {', '.join(PARAMETER_TYPES.values())}.",
-                            f"parameters.{name}.type")
-    return type_
-
-
-def check_value(kind: str, name: str, type_: str, value: Any) -> None:
-    """A parameter's or output's value must be of its declared type (ARM's InvalidTemplate otherwise)."""
-    ok = isinstance(value, _PYTHON_TYPES[type_]) and not (type_ == "Int" and isinstance(value, bool))
-    if not ok:
-        raise TemplateError(f"The provided value for the template {kind} '{name}' is not valid. Expected a value of "
-                            f"type '{type_}', but received a value of type '{type_name(value)}'.")
 
 
 class Deployment:
@@ -201,7 +171,7 @@ class Deployment:
             declaration = _keys(self.declarations[key])
             value = await self.evaluator().value(declaration["defaultvalue"], f"parameters.{name}.defaultValue")
             self._resolving.discard(key)
-            self._check_parameter(name, value)
+            check_parameter(name, self.types[name.lower()], self.declarations[name.lower()], value)
             self.values[key] = value
         return self.values[key]
 
@@ -257,26 +227,6 @@ class Deployment:
                                 f"{exc.message}") from exc
 
     # ------------------------------------------------------------------------- validation and planning
-    def _check_parameter(self, name: str, value: Any) -> None:
-        type_ = self.types[name.lower()]
-        check_value("parameter", name, type_, value)
-        d = _keys(self.declarations[name.lower()])
-        allowed = d.get("allowedvalues")
-        if isinstance(allowed, list) and value not in allowed and not (
-                isinstance(value, list) and all(v in allowed for v in value)):
-            shown = "" if type_.startswith("Secure") else f" '{value}'"
-            raise TemplateError(f"The provided value{shown} for the template parameter '{name}' is not valid. The "
-                                f"value must be one of: {', '.join(str(a) for a in allowed)}.")
-        if type_ == "Int":
-            low, high = d.get("minvalue"), d.get("maxvalue")
-            if (low is not None and value < low) or (high is not None and value > high):
-                raise TemplateError(f"The provided value for the template parameter '{name}' is not valid: it must "
-                                    f"be between {d.get('minvalue', '-inf')} and {d.get('maxvalue', 'inf')}.")
-        elif type_ in ("String", "SecureString", "Array") and not (
-                d.get("minlength", 0) <= len(value) <= d.get("maxlength", len(value))):
-            raise TemplateError(f"The provided value for the template parameter '{name}' is not valid: its length "
-                                f"must be between {d.get('minlength', 0)} and {d.get('maxlength', 'any')}.")
-
     async def prepare(self) -> list[Planned]:
         """Checks the template and its parameters, then expands its resources: InvalidTemplate on any fault."""
         template = self.template
@@ -299,7 +249,7 @@ class Deployment:
             raise TemplateError("The template 'contentVersion' is required.", "contentVersion")
         for name, declaration in (template.get("parameters") or {}).items():
             self.declarations[name.lower()] = declaration
-            self.types[name.lower()] = _declared_type(name, declaration)
+            self.types[name.lower()] = declared_type(name, declaration)
         for name, wrapper in self.given.items():
             if name.lower() not in self.declarations:
                 raise TemplateError(f"The template parameters '{name}' in the parameters file are not valid; they "
@@ -309,7 +259,7 @@ class Deployment:
                 raise TemplateError(f"The parameter '{name}' must be given as {{\"value\": …}} (Key Vault references "
                                     "are not served by this Cielo).")
             self.values[name.lower()] = wrapper.get("value")
-            self._check_parameter(name, wrapper.get("value"))
+            check_parameter(name, self.types[name.lower()], self.declarations[name.lower()], wrapper.get("value"))
         for name, declaration in (template.get("parameters") or {}).items():
             if name.lower() not in self.values and "defaultvalue" not in _keys(declaration):
                 raise TemplateError(f"The value for the template parameter '{name}' is not provided.")
