@@ -212,6 +212,24 @@ async def test_openai_user_token_then_expiry(client: httpx.AsyncClient, world: W
     assert expired.status_code == 401 and expired.json()["statusCode"] == 401
 
 
+async def test_a_token_sent_as_api_key_and_as_bearer_is_a_bearer_token(client: httpx.AsyncClient, world: World,
+                                                                         openai_user: dict[str, str]) -> None:
+    """llama-index's Entra setup with openai>=2.34 sends the token in both headers; a JWT in `api-key` alone, or
+    beside another bearer, is still a (wrong) key, and a real key beside any bearer is still the key."""
+    token = openai_user["token"]
+    url = world.openai_url("chat/completions")
+    both = await client.post(url, json=CHAT, headers={"api-key": token, **bearer(token)})
+    assert both.status_code == 200, both.text
+    for headers in ({"api-key": token}, {"api-key": token, **bearer("a.b.c")}):
+        refused = await client.post(url, json=CHAT, headers=headers)
+        error = error_of(refused, 401, "401")
+        assert error["message"].startswith("Access denied due to invalid subscription key")
+    forged = await client.post(url, json=CHAT, headers={"api-key": token + "x", **bearer(token + "x")})
+    assert forged.status_code == 401 and forged.json()["statusCode"] == 401  # validated as a bearer: refused
+    keyed = await client.post(url, json=CHAT, headers={**_key(world), **bearer(token)})
+    assert keyed.status_code == 200, keyed.text
+
+
 async def test_disable_local_auth(client: httpx.AsyncClient, world: World) -> None:
     rg = unique("rg-dp")
     assert (await arm_call(client, world, "PUT", world.rg_path(rg), {"location": "local"})).status_code == 201

@@ -1,8 +1,8 @@
 """llama-index (frameworks venv) against Cielo with Entra tokens (`use_azure_ad`, `azure_ad_token_provider`),
 on the embedded models and on an OpenAI-compatible upstream behind Cielo: AzureOpenAI's chat_with_tools and
 predict_and_call with a FunctionTool, and AzureOpenAIEmbedding. The calls are in
-frameworks/llama_index_cases.py; all but `default_entra` send the token as a bearer only (see `bearer_only`
-there: with openai>=2.34 llama-index also sends it as `api-key`)."""
+frameworks/llama_index_cases.py, each with llama-index's own Entra setup unchanged (with openai>=2.34 it sends
+the token as `api-key` beside `Authorization: Bearer`)."""
 
 from __future__ import annotations
 
@@ -18,19 +18,10 @@ pytest_plugins = ("frameworks_support",)
 pytestmark = pytest.mark.e2e
 
 
-class KnownGap(Exception):
-    """The failure is the Cielo gap the test's `xfail(strict=True, raises=KnownGap)` names, and nothing else."""
-
-
-@pytest.mark.xfail(strict=True, raises=KnownGap, reason=(
-    "issue 10: llama-index's Entra setup (use_azure_ad, azure_ad_token_provider) with openai>=2.34 sends the "
-    "token as `api-key` beside `Authorization: Bearer`; Cielo takes api-key first and answers 401"))
 def test_default_entra_setup(frameworks: Frameworks, frameworks_python: Path, target: Target) -> None:
     outcome = frameworks.outcome(frameworks_python, "llama_index_cases", "default_entra", target)
     error = outcome.get("error", "")
-    if "AuthenticationError" in error and "invalid subscription key" in error:
-        raise KnownGap("401: the Entra token in the api-key header was taken for a key")
-    assert not error, error[-4000:]  # any other failure is a failure
+    assert not error, error[-4000:]
     assert outcome["result"]["content"].strip()
 
 

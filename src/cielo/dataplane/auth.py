@@ -2,10 +2,13 @@
 sends, and Azure's answers as docs/data-plane.md gives them.
 
 `api-key` is authoritative when present (openai 1.x sends it together with `Authorization: Bearer
-<key>`). Otherwise a bearer JWT is validated every time (signature, exp/nbf with skew, audience
-`https://cognitiveservices.azure.com` with or without slash, an issuer of a known tenant, and the
-token's tenant equal to the account's), then RBAC decides on the operation's data action at the
-account's scope. On `/openai/v1/` a bearer that is not a JWT is an API key.
+<key>`), except when it holds the very JWT the `Authorization: Bearer` header carries: llama-index's documented
+Entra setup (`use_azure_ad=True`), which works against Azure, hands its token to openai-python as the api key,
+and openai>=2.34 then sends it in both headers; such a token is validated as a bearer token like any other.
+Otherwise a bearer JWT is validated every time (signature, exp/nbf with skew, audience
+`https://cognitiveservices.azure.com` with or without slash, an issuer of a known tenant, and the token's tenant
+equal to the account's), then RBAC decides on the operation's data action at the account's scope.
+On `/openai/v1/` a bearer that is not a JWT is an API key.
 """
 
 from __future__ import annotations
@@ -73,10 +76,10 @@ def authenticate(account: Account, headers: Mapping[str, str], *, v1: bool, vali
                  access: DataAccess[Any], data_action: str, route: str,
                  grants: GrantCache | None = None) -> Authenticated:
     api_key = headers.get("api-key") or headers.get("ocp-apim-subscription-key")
-    if api_key is not None:
-        return _check_key(account, api_key.strip())
     scheme, _, token = headers.get("authorization", "").partition(" ")
     token = token.strip()
+    if api_key is not None and not (api_key.strip() == token and token.count(".") == 2):
+        return _check_key(account, api_key.strip())
     if scheme.lower() != "bearer" or not token:
         raise BearerRejected(MISSING)
     if v1 and token.count(".") != 2:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
-import httpx
 from cases_common import API_VERSION, CHAT, EMBED, ENDPOINT, WEATHER_QUESTION, TokenProvider, main
 from llama_index.core.llms import ChatMessage
 from llama_index.core.tools import FunctionTool
@@ -26,30 +25,18 @@ def get_weather(city: str) -> str:
 TOOL = FunctionTool.from_defaults(fn=get_weather)
 
 
-def _without_api_key(request: httpx.Request) -> None:
-    request.headers.pop("api-key", None)
-
-
-def bearer_only() -> httpx.Client:
-    """An HTTP client that sends the Entra token only as `Authorization: Bearer`. llama-index hands the token to
-    openai as `api_key` too (its `_get_credential_kwargs`), and openai>=2.34 then also sends it as an `api-key`
-    header (openai-python lib/azure.py `_auth_headers`); Cielo takes `api-key` first and refuses it as a key.
-    That setup alone is the `default_entra` case; the others test tool calling and embeddings past it."""
-    return httpx.Client(event_hooks={"request": [_without_api_key]})
-
-
-def llm(http_client: httpx.Client | None = None) -> AzureOpenAI:
+def llm() -> AzureOpenAI:
     # `model` names an OpenAI model so that llama-index knows its context window and that it calls functions;
     # `engine` is the deployment the calls go to, as with Azure.
     return AzureOpenAI(engine=CHAT, model="gpt-4o-mini", azure_endpoint=ENDPOINT, api_version=API_VERSION,
                        use_azure_ad=True, azure_ad_token_provider=provider, max_tokens=60, temperature=0,
-                       max_retries=0, timeout=600,  # SmolLM2 on a busy 2-core machine can take minutes
-                       http_client=http_client if http_client is not None else bearer_only())
+                       max_retries=0, timeout=600)  # SmolLM2 on a busy 2-core machine can take minutes
 
 
 def default_entra() -> dict[str, Any]:
-    """llama-index's documented Entra setup, unchanged: both headers go out."""
-    answer = llm(httpx.Client()).chat([ChatMessage(role="user", content="Say hello.")])
+    """llama-index's documented Entra setup, unchanged: with openai>=2.34 the token goes out as `api-key` beside
+    `Authorization: Bearer` (llama-index hands it to openai as `api_key` too)."""
+    answer = llm().chat([ChatMessage(role="user", content="Say hello.")])
     return {"content": answer.message.content}
 
 
@@ -72,8 +59,7 @@ def predict_and_call() -> dict[str, Any]:
 
 def embeddings() -> dict[str, Any]:
     model = AzureOpenAIEmbedding(deployment_name=EMBED, azure_endpoint=ENDPOINT, api_version=API_VERSION,
-                                 use_azure_ad=True, azure_ad_token_provider=provider, max_retries=0,
-                                 http_client=bearer_only())
+                                 use_azure_ad=True, azure_ad_token_provider=provider, max_retries=0)
     vectors = model.get_text_embedding_batch(["The quick brown fox", "A lazy dog"])
     query = model.get_query_embedding("The quick brown fox")
     return {"dimensions": [len(v) for v in vectors], "query_dimensions": len(query)}
