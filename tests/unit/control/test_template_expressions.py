@@ -225,3 +225,35 @@ async def test_reference_and_list_keys_make_implicit_dependencies() -> None:
     d = _deployment(template)
     plan = await d.prepare()
     assert plan[0].depends_on == [f"{GROUP}/providers/Microsoft.X/a/src", f"{GROUP}/providers/Microsoft.X/b/keys"]
+
+
+async def test_the_runner_orders_by_dependencies_and_stops_dependents_of_a_failure() -> None:
+    from cielo.control.templates import runner
+
+    template = {"resources": [
+        {"type": "Microsoft.X/a", "apiVersion": "1", "name": "first"},
+        {"type": "Microsoft.X/a", "apiVersion": "1", "name": "second", "dependsOn": ["first"]},
+        {"type": "Microsoft.X/a", "apiVersion": "1", "name": "broken"},
+        {"type": "Microsoft.X/a", "apiVersion": "1", "name": "after-broken", "dependsOn": ["broken"]},
+        {"type": "Microsoft.X/a", "apiVersion": "1", "name": "bug"},
+        {"type": "Microsoft.X/a", "apiVersion": "1", "name": "after-bug", "dependsOn": ["bug"]}]}
+    order: list[str] = []
+
+    class Writer:
+        async def put(self, resource_id: str, api_version: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            name = resource_id.rsplit("/", 1)[1]
+            if name == "broken":
+                raise ResourceFailure("AuthorizationFailed", "no", 403)
+            if name == "bug":
+                raise RuntimeError("a bug")
+            order.append(name)
+            return 201, {}
+
+    d = _deployment(template)
+    await d.prepare()
+    operations: list[runner.Operation] = []
+    failed = await runner.run(d, Writer(), operations)
+    assert order.index("first") < order.index("second") and "after-broken" not in order and "after-bug" not in order
+    assert sorted((op.target.name, op.error["code"]) for op in failed if op.error) == [
+        ("broken", "AuthorizationFailed"), ("bug", "InternalServerError")]
+    assert {op.target.name for op in operations} == {"first", "second", "broken", "bug"}

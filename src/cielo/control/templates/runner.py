@@ -4,6 +4,7 @@ concurrently, and a record per resource (ARM's deployment operations)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from typing import Any, Protocol
 
 from cielo.control.templates.expressions import TemplateError
 from cielo.control.templates.template import Deployment, Planned, ResourceFailure
+
+log = logging.getLogger("cielo.templates")
 
 # How many resource PUTs of one deployment run at once.
 CONCURRENCY = 8
@@ -57,6 +60,13 @@ async def run(deployment: Deployment, writer: Writer, operations: list[Operation
     limit = asyncio.Semaphore(CONCURRENCY)
 
     async def one(p: Planned) -> None:
+        try:
+            await attempt(p)
+        finally:  # whatever happened, its dependents must not wait forever
+            if not done[p.id].done():
+                done[p.id].set_result(False)
+
+    async def attempt(p: Planned) -> None:
         ok = all([await done[d] for d in p.depends_on])
         if not ok:
             done[p.id].set_result(False)
@@ -76,6 +86,11 @@ async def run(deployment: Deployment, writer: Writer, operations: list[Operation
             except TemplateError as exc:
                 op.state, op.status_code = "Failed", "BadRequest"
                 op.error = {"code": "InvalidTemplate", "message": exc.message}
+            except Exception:  # a fault of Cielo's: this resource fails, the others go on
+                log.exception("template deployment: the operation on %s failed unexpectedly", p.id)
+                op.state, op.status_code = "Failed", "InternalServerError"
+                op.error = {"code": "InternalServerError", "message": "The operation failed unexpectedly; the "
+                            "server's log has the details."}
         op.duration_s = time.monotonic() - started
         op.timestamp = now_iso()
         on_change()
