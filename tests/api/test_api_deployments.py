@@ -303,6 +303,11 @@ async def test_a_body_as_az_splices_it_with_comments_and_a_bare_key(client: http
     answer = await client.put(f"{_path(world, rg, 'az')}?api-version={DEPLOY_API}", content=text.encode(),
                               headers={**world.arm, "Content-Type": "application/json"})
     assert answer.status_code == 201, answer.text
+    bad = text.replace(f'"name": "{identity}"', '"name": "[concat(]"')
+    answer = await client.put(f"{_path(world, rg, 'az3')}?api-version={DEPLOY_API}", content=bad.encode(),
+                              headers={**world.arm, "Content-Type": "application/json"})
+    error = arm_error(answer, 400, "InvalidTemplate")
+    assert "(at 'resources[0].name', line '5' and column '114')" in error["message"], error
     broken = await client.put(f"{_path(world, rg, 'az2')}?api-version={DEPLOY_API}", content=b'{"properties": {',
                               headers={**world.arm, "Content-Type": "application/json"})
     arm_error(broken, 400, "InvalidRequestContent")

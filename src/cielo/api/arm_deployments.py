@@ -147,11 +147,13 @@ async def read_body(request: Request) -> dict[str, Any]:
         raise InvalidRequestContent("The request content was invalid and could not be deserialized: arrays and "
                                     f"objects are nested deeper than {MAX_JSON_DEPTH} levels.")
     try:
-        body = jsonc.loads(raw.decode("utf-8-sig"))
+        text = raw.decode("utf-8-sig")
+        body = jsonc.loads(text)
     except ValueError as exc:
         raise InvalidRequestContent(f"The request content was invalid and could not be deserialized: {exc}.") from exc
     if not isinstance(body, dict):
         raise InvalidRequestContent("The request content must be a JSON object.")
+    request.state.deployment_text = text  # for the line and column of a template error
     return body
 
 
@@ -185,7 +187,11 @@ async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> 
     try:
         await deployment.prepare()
     except TemplateError as exc:
-        where = f" (at '{exc.where}')" if exc.where else ""
+        where = ""
+        if exc.where:
+            text = getattr(call.request.state, "deployment_text", "")
+            at = jsonc.positions(text).get(f"properties.template.{exc.where}") if text else None
+            where = f" (at '{exc.where}', line '{at[0]}' and column '{at[1]}')" if at else f" (at '{exc.where}')"
         raise ArmError(f"Deployment template validation failed: '{exc.message}'{where}.", code="InvalidTemplate",
                        target=exc.where) from exc
     return deployment, template_hash(props["template"]), body

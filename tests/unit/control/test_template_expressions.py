@@ -257,3 +257,14 @@ async def test_the_runner_orders_by_dependencies_and_stops_dependents_of_a_failu
     assert sorted((op.target.name, op.error["code"]) for op in failed if op.error) == [
         ("broken", "AuthorizationFailed"), ("bug", "InternalServerError")]
     assert {op.target.name for op in operations} == {"first", "second", "broken", "bug"}
+
+
+def test_jsonc_positions_name_line_and_column() -> None:
+    from cielo.control.templates import jsonc
+
+    text = ('{"properties": {\n  "mode": "Incremental", template:{\n    // c\n    "resources": [\n'
+            '      {"name": "[x(]"}]}}}')
+    at = jsonc.positions(text)
+    assert at["properties.template.resources[0].name"] == (5, 16)
+    assert at["properties.mode"] == (2, 11)
+    assert jsonc.positions("{broken") == {"": (1, 1)}

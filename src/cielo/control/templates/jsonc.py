@@ -7,6 +7,7 @@ trailing commas before `}`/`]` removed; strings are copied untouched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -59,3 +60,86 @@ def loads(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return json.loads(normalize(text))
+
+
+def positions(text: str) -> dict[str, tuple[int, int]]:
+    """Where each value starts in `text` (1-based line and column), by path: `a.b[0].c`, as `TemplateError.where`
+    names them. Best effort: on text it cannot follow it returns what it found so far."""
+    found: dict[str, tuple[int, int]] = {}
+    i, n = 0, len(text)
+
+    def skip() -> None:
+        nonlocal i
+        while i < n:
+            if text[i].isspace() or text[i] == ",":
+                i += 1
+            elif text.startswith("//", i):
+                while i < n and text[i] not in "\r\n":
+                    i += 1
+            elif text.startswith("/*", i):
+                end = text.find("*/", i + 2)
+                i = n if end < 0 else end + 2
+            else:
+                return
+
+    def where() -> tuple[int, int]:
+        line = text.count("\n", 0, i) + 1
+        return line, i - (text.rfind("\n", 0, i) + 1) + 1
+
+    def string() -> str:
+        nonlocal i
+        start = i
+        i += 1
+        while i < n and text[i] != '"':
+            i += 2 if text[i] == "\\" else 1
+        i += 1
+        value: str = json.loads(text[start:i])
+        return value
+
+    def value(path: str) -> None:
+        nonlocal i
+        skip()
+        if i >= n:
+            raise ValueError("end of text")
+        found[path] = where()
+        c = text[i]
+        if c == "{":
+            i += 1
+            while True:
+                skip()
+                if i >= n or text[i] == "}":
+                    i += 1
+                    return
+                if text[i] == '"':
+                    key = string()
+                else:
+                    start = i
+                    while i < n and (text[i].isalnum() or text[i] in "_$"):
+                        i += 1
+                    key = text[start:i]
+                    if not key:
+                        raise ValueError("unexpected character")
+                skip()
+                if i >= n or text[i] != ":":
+                    raise ValueError("expected ':'")
+                i += 1
+                value(f"{path}.{key}" if path else key)
+        elif c == "[":
+            i += 1
+            index = 0
+            while True:
+                skip()
+                if i >= n or text[i] == "]":
+                    i += 1
+                    return
+                value(f"{path}[{index}]")
+                index += 1
+        elif c == '"':
+            string()
+        else:
+            while i < n and text[i] not in ",]}" and not text[i].isspace():
+                i += 1
+
+    with contextlib.suppress(ValueError, IndexError):
+        value("")
+    return found
