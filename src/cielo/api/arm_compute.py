@@ -1,8 +1,11 @@
-"""ARM routes for managed identities: user-assigned identities, and VMs, scale sets and web apps
-with their `identity` blocks, plus Cielo's host-credential actions for the host agent.
+"""ARM routes for managed identities: user-assigned identities, and VMs, scale sets and web apps (function apps
+are web apps of `kind` functionapp, as in Azure) with their `identity` blocks, plus Cielo's host-credential actions
+for the host agent.
 
 Their rows of the route table come from `routes()`: the same operations for each type, each authorized with
-the type's own `read|write|delete` action at the resource.
+the type's own `read|write|delete` action at the resource. Each type is listed by resource group and by
+subscription (`az functionapp list` without `-g` lists the subscription's sites and keeps those whose kind says
+functionapp).
 """
 
 from __future__ import annotations
@@ -59,6 +62,17 @@ async def list_typed(call: ArmCall) -> Response:
     return JSONResponse({"value": [compute_json(r) for r in items]})
 
 
+async def list_typed_in_subscription(call: ArmCall) -> Response:
+    """Every group's resources of the type the caller may read; with none, the subscription's read right decides
+    between an empty list and a 403, as for one group."""
+    type_ = _type_of(call)
+    items = [r for g in call.manager.list_groups(call.sub.id)
+             for r in call.manager.list_typed(call.sub.id, g.name, type_) if call.ctx.allowed(f"{type_}/read", r.id)]
+    if not items:
+        call.ctx.require(f"{type_}/read", f"/subscriptions/{call.sub.id}")
+    return JSONResponse({"value": [compute_json(r) for r in items]})
+
+
 async def get_typed(call: ArmCall) -> Response:
     return JSONResponse(compute_json(call.manager.typed(resource_id(call), _type_of(call))))
 
@@ -86,12 +100,16 @@ async def revoke_host_credentials(call: ArmCall) -> Response:
 
 def routes(rg: str, in_subscription: Prepare) -> list[Route[ArmCall, Response]]:
     prepare = (*in_subscription, in_group)
+    sub = rg.split("/resourceGroups/")[0]
+    assert sub != rg, rg
     out: list[Route[ArmCall, Response]] = []
     for type_ in TYPES.values():
         namespace, name = type_.split("/")
         base = f"{rg}/providers/{{namespace:{namespace}}}/{{resourceType:{name}}}"
         item = f"{base}/{{resourceName}}"
         out += [
+            Route("GET", f"{sub}/providers/{{namespace:{namespace}}}/{{resourceType:{name}}}",
+                  list_typed_in_subscription, prepare=in_subscription),
             Route("GET", base, list_typed, prepare=prepare),
             Route("GET", item, get_typed, f"{type_}/read", resource_scope, prepare=prepare),
             Route("PUT", item, put_typed, f"{type_}/write", resource_scope, prepare=prepare),

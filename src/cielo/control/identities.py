@@ -1,5 +1,6 @@
 """Managed identities: user-assigned identities, the `identity` blocks of VMs, scale sets and web
-apps, and the host credentials that enroll a host agent to one of them (shapes from Azure/azure-rest-api-specs:
+apps (function apps are web apps of `kind` functionapp), and the host credentials that enroll a host agent to one
+of them (shapes from Azure/azure-rest-api-specs:
 specification/msi/resource-manager/Microsoft.ManagedIdentity/stable/2023-01-31 and the compute `identity`).
 
 Enabling a system-assigned identity creates a service principal of type ManagedIdentity whose life
@@ -21,7 +22,14 @@ from cielo.control.resources import ResourceService, ResourceWriter, resource_js
 from cielo.core.arm_ids import InvalidResourceId, ResourceId, parse
 from cielo.core.clock import Clock
 from cielo.core.ids import new_guid, sha256_hex
-from cielo.errors import BadRequest, InvalidIdentity, InvalidIdentityType, InvalidTag, NotFound
+from cielo.errors import (
+    BadRequest,
+    InvalidIdentity,
+    InvalidIdentityType,
+    InvalidRequestContent,
+    InvalidTag,
+    NotFound,
+)
 from cielo.store.directory import DirectoryRepo
 from cielo.store.models import ServicePrincipal
 from cielo.store.resources import HostCredential, HostCredentialRepo, Resource
@@ -76,6 +84,16 @@ def _parse_type(value: object) -> tuple[bool, bool]:
         raise InvalidIdentityType(f"The identity type '{value}' is invalid; use None, SystemAssigned, UserAssigned or "
                          "'SystemAssigned, UserAssigned'.")
     return "systemassigned" in parts, "userassigned" in parts
+
+
+def _kind(value: object, type_: str) -> str | None:
+    """A site's `kind` is kept as sent (`app`, `functionapp`, `functionapp,linux`, …): az tells web apps from function
+    apps by it. Only a string is a kind."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequestContent(f"The {type_} property 'kind' must be a string.")
+    return value
 
 
 def _type_text(system: bool, user: bool) -> str:
@@ -237,9 +255,13 @@ class IdentityService:
         else:
             properties.setdefault("state", "Running")
             properties.setdefault("defaultHostName", f"{rid.name.lower()}.local")
+            # No App Service plan holds a Cielo site: said as null, which az reads as "no plan" (its
+            # `functionapp show` looks for a Flex Consumption plan there and fails on a missing key).
+            properties.setdefault("serverFarmId", None)
         location = body.get("location") or (existing.location if existing else group.location)
         tags = body.get("tags", existing.tags if existing else None)
-        kind = body.get("kind") or (existing.kind if existing else ("app" if type_ == SITE_TYPE else None))
+        default_kind = "app" if type_ == SITE_TYPE else None
+        kind = _kind(body.get("kind"), type_) or (existing.kind if existing else default_kind)
         sku = body.get("sku") if isinstance(body.get("sku"), dict) else (existing.sku if existing else None)
         resource = Resource(
             id=existing.id if existing else rid.id, subscription_id=rid.subscription, resource_group=rid.resource_group,
