@@ -1,5 +1,6 @@
 """`cielo vm`, `cielo vmss`, `cielo webapp` and `cielo identity`: workloads and their managed identities,
-mirroring az. A VM here is a registered workload host; `agent-credential` enrolls a host agent to it."""
+mirroring az. A VM here is a registered workload host; `agent-credential` enrolls a host agent to it.
+(`cielo functionapp`, in cli/functionapp.py, uses the helpers here.)"""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ KINDS = {
 UAMI = ("Microsoft.ManagedIdentity", "userAssignedIdentities", "2023-01-31")
 
 
-class _AzListCommand(click.Command):
+class AzListCommand(click.Command):
     """Takes az's space-separated lists (`--identities [system] myId`, `--assign-identity [system] myId`): each
     value after such an option, up to the next option, counts as one more use of it."""
 
@@ -48,26 +49,26 @@ class _AzListCommand(click.Command):
         return super().parse_args(ctx, expanded)
 
 
-def _path(kind: tuple[str, str, str], resource_group: str, name: str) -> str:
+def resource_path(kind: tuple[str, str, str], resource_group: str, name: str) -> str:
     return f"{group_path(resource_group)}/providers/{kind[0]}/{kind[1]}/{name}"
 
 
-def _call(method: str, path: str, body: Any = None) -> Any:
+def arm_call(method: str, path: str, body: Any = None) -> Any:
     return arm(method, path, body, api="resources")
 
 
-def _uami_id(value: str, resource_group: str) -> str:
-    return value if value.startswith("/") else _path(UAMI, resource_group, value)
+def uami_id(value: str, resource_group: str) -> str:
+    return value if value.startswith("/") else resource_path(UAMI, resource_group, value)
 
 
-def _identity_body(identities: tuple[str, ...], resource_group: str, current: dict[str, Any] | None,
+def identity_body(identities: tuple[str, ...], resource_group: str, current: dict[str, Any] | None,
                    remove: bool) -> dict[str, Any]:
     """az's `--identities`: `[system]` (the default) and user-assigned names or ids."""
     wanted = identities or ("[system]",)
     system_now = "systemassigned" in str((current or {}).get("type", "")).lower()
     users_now = dict((current or {}).get("userAssignedIdentities") or {})
     want_system = "[system]" in wanted
-    user_ids = [_uami_id(i, resource_group) for i in wanted if i != "[system]"]
+    user_ids = [uami_id(i, resource_group) for i in wanted if i != "[system]"]
     if remove:
         system = system_now and not want_system
         users: dict[str, Any] = {k: {} for k in users_now if k.lower() not in {u.lower() for u in user_ids}}
@@ -82,6 +83,19 @@ def _identity_body(identities: tuple[str, ...], resource_group: str, current: di
     return body
 
 
+def is_function_app(site: dict[str, Any]) -> bool:
+    """az tells function apps from web apps and logic apps by the site's `kind`: `functionapp`, `functionapp,linux`
+    (a function app), `functionapp,workflowapp` (a logic app), `app` (a web app): azure-cli appservice/utils.py,
+    is_functionapp and is_webapp, which compare case-sensitively."""
+    kind = str(site.get("kind") or "")
+    return "functionapp" in kind and "workflowapp" not in kind
+
+
+def is_web_app(site: dict[str, Any]) -> bool:
+    kind = str(site.get("kind") or "")
+    return "app" in kind and not is_function_app(site) and "workflowapp" not in kind
+
+
 def az_identity(identity: dict[str, Any] | None) -> dict[str, Any]:
     """The shape `az vm identity assign` prints."""
     identity = identity or {}
@@ -94,7 +108,7 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
     kind = KINDS[kind_name]
     label = {"vm": "virtual machine", "vmss": "scale set", "webapp": "web app"}[kind_name]
 
-    @group.command("create", cls=_AzListCommand)
+    @group.command("create", cls=AzListCommand)
     @click.option("-g", "--resource-group", required=True, help="Resource group name.")
     @click.option("-n", "--name", required=True, help=f"The {label}'s name.")
     @click.option("-l", "--location", default=None, help="Location (default: the resource group's).")
@@ -107,8 +121,8 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
         if location:
             body["location"] = location
         if assign_identity:
-            body["identity"] = _identity_body(assign_identity, resource_group, None, remove=False)
-        created = _call("PUT", _path(kind, resource_group, name), body)
+            body["identity"] = identity_body(assign_identity, resource_group, None, remove=False)
+        created = arm_call("PUT", resource_path(kind, resource_group, name), body)
         out = with_resource_group(created)
         if assign_identity:
             out["identity"] = az_identity(created.get("identity"))
@@ -121,7 +135,7 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
     @click.option("-n", "--name", required=True, help="Name.")
     @global_options
     def show(resource_group: str, name: str) -> Any:
-        return with_resource_group(_call("GET", _path(kind, resource_group, name)))
+        return with_resource_group(arm_call("GET", resource_path(kind, resource_group, name)))
 
     show.help = f"Show a {label}."
 
@@ -130,7 +144,10 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
     @global_options
     def list_(resource_group: str) -> Any:
         path = f"{group_path(resource_group)}/providers/{kind[0]}/{kind[1]}"
-        return [with_resource_group(r) for r in _call("GET", path)["value"]]
+        found = arm_call("GET", path)["value"]
+        if kind_name == "webapp":  # az's is_webapp: the sites that are neither function apps nor logic apps
+            found = [r for r in found if is_web_app(r)]
+        return [with_resource_group(r) for r in found]
 
     list_.help = f"List {label}s in a resource group."
 
@@ -140,7 +157,7 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
     @click.option("-y", "--yes", is_flag=True, help="Do not prompt for confirmation.")
     @global_options
     def delete(resource_group: str, name: str, yes: bool) -> None:
-        _call("DELETE", _path(kind, resource_group, name))
+        arm_call("DELETE", resource_path(kind, resource_group, name))
 
     delete.help = f"Delete a {label}; its system-assigned identity and that identity's role assignments go too."
 
@@ -153,30 +170,30 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
                      f"  cielo {kind_name} identity show -g my-rg -n NAME --query principalId -o tsv\n"
                      f"  cielo {kind_name} identity remove -g my-rg -n NAME --identities my-identity")
 
-    @identity.command("assign", cls=_AzListCommand)
+    @identity.command("assign", cls=AzListCommand)
     @click.option("-g", "--resource-group", required=True, help="Resource group name.")
     @click.option("-n", "--name", required=True, help="Name.")
     @click.option("--identities", multiple=True,
                   help="[system] (default) and/or user-assigned identity names or ids, space-separated.")
     @global_options
     def assign(resource_group: str, name: str, identities: tuple[str, ...]) -> Any:
-        path = _path(kind, resource_group, name)
-        current = _call("GET", path).get("identity")
-        updated = _call("PATCH", path, {"identity": _identity_body(identities, resource_group, current, False)})
+        path = resource_path(kind, resource_group, name)
+        current = arm_call("GET", path).get("identity")
+        updated = arm_call("PATCH", path, {"identity": identity_body(identities, resource_group, current, False)})
         return az_identity(updated.get("identity"))
 
     assign.help = "Enable managed identities (system-assigned by default)."
 
-    @identity.command("remove", cls=_AzListCommand)
+    @identity.command("remove", cls=AzListCommand)
     @click.option("-g", "--resource-group", required=True, help="Resource group name.")
     @click.option("-n", "--name", required=True, help="Name.")
     @click.option("--identities", multiple=True,
                   help="[system] (default) and/or user-assigned identity names or ids, space-separated.")
     @global_options
     def remove(resource_group: str, name: str, identities: tuple[str, ...]) -> Any:
-        path = _path(kind, resource_group, name)
-        current = _call("GET", path).get("identity")
-        updated = _call("PUT", path, {"identity": _identity_body(identities, resource_group, current, True)})
+        path = resource_path(kind, resource_group, name)
+        current = arm_call("GET", path).get("identity")
+        updated = arm_call("PUT", path, {"identity": identity_body(identities, resource_group, current, True)})
         return az_identity(updated.get("identity"))
 
     remove.help = "Remove managed identities; a removed system-assigned identity is deleted."
@@ -186,9 +203,15 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
     @click.option("-n", "--name", required=True, help="Name.")
     @global_options
     def identity_show(resource_group: str, name: str) -> Any:
-        return _call("GET", _path(kind, resource_group, name)).get("identity")
+        return arm_call("GET", resource_path(kind, resource_group, name)).get("identity")
 
     identity_show.help = "Show the ARM identity block."
+
+    add_agent_credential(group, kind, label)
+
+
+def add_agent_credential(group: click.Group, kind: tuple[str, str, str], label: str) -> None:
+    """`GROUP agent-credential`: enroll a host agent to the resource (or revoke its credentials)."""
 
     @group.command("agent-credential")
     @click.option("-g", "--resource-group", required=True, help="Resource group name.")
@@ -198,12 +221,12 @@ def _add_commands(group: click.Group, kind_name: str) -> None:
     @click.option("--revoke", is_flag=True, help="Revoke every host credential of this resource instead.")
     @global_options
     def agent_credential(resource_group: str, name: str, file: Path | None, revoke: bool) -> Any:
-        path = _path(kind, resource_group, name)
+        path = resource_path(kind, resource_group, name)
         if revoke:
-            return _call("POST", f"{path}/revokeHostCredentials")
+            return arm_call("POST", f"{path}/revokeHostCredentials")
         if file is None:
             raise CliError("--file is required (the credential is written there, never printed)")
-        issued = _call("POST", f"{path}/issueHostCredential")
+        issued = arm_call("POST", f"{path}/issueHostCredential")
         verify = default_verify()
         bundle = os.path.abspath(verify) if isinstance(verify, str) else None
         HostCredentialFile(issued["endpoint"], issued["tenantId"], issued["resourceId"], issued["credential"],
@@ -276,7 +299,7 @@ def _uami_out(resource: dict[str, Any]) -> dict[str, Any]:
 def identity_create(resource_group: str, name: str, location: str | None) -> Any:
     """Create a user-assigned identity."""
     body = {"location": location} if location else {}
-    return _uami_out(_call("PUT", _path(UAMI, resource_group, name), body))
+    return _uami_out(arm_call("PUT", resource_path(UAMI, resource_group, name), body))
 
 
 @identity.command("show")
@@ -285,7 +308,7 @@ def identity_create(resource_group: str, name: str, location: str | None) -> Any
 @global_options
 def identity_show(resource_group: str, name: str) -> Any:
     """Show a user-assigned identity."""
-    return _uami_out(_call("GET", _path(UAMI, resource_group, name)))
+    return _uami_out(arm_call("GET", resource_path(UAMI, resource_group, name)))
 
 
 @identity.command("list")
@@ -294,7 +317,7 @@ def identity_show(resource_group: str, name: str) -> Any:
 def identity_list(resource_group: str) -> Any:
     """List user-assigned identities."""
     path = f"{group_path(resource_group)}/providers/{UAMI[0]}/{UAMI[1]}"
-    return [_uami_out(r) for r in _call("GET", path)["value"]]
+    return [_uami_out(r) for r in arm_call("GET", path)["value"]]
 
 
 @identity.command("delete")
@@ -303,4 +326,4 @@ def identity_list(resource_group: str) -> Any:
 @global_options
 def identity_delete(resource_group: str, name: str) -> None:
     """Delete a user-assigned identity (it is detached everywhere; its role assignments go)."""
-    _call("DELETE", _path(UAMI, resource_group, name))
+    arm_call("DELETE", resource_path(UAMI, resource_group, name))

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cielo.cli import account, ad, ad_sp, agent, cognitiveservices, compute, deployment, group, role, shim
+from cielo.cli import account, ad, ad_sp, agent, cognitiveservices, compute, deployment, functionapp, group, role, shim
 from cielo.cli.auth import prog_name
 from cielo.cli.up import admin, env, keys, up
 
@@ -115,6 +115,7 @@ cli.add_command(cognitiveservices.cognitiveservices)
 cli.add_command(compute.vm)
 cli.add_command(compute.vmss)
 cli.add_command(compute.webapp)
+cli.add_command(functionapp.functionapp)
 cli.add_command(compute.identity)
 cli.add_command(agent.agent)
 cli.add_command(completion)
