@@ -33,6 +33,7 @@ from cielo.identity.service import TokenService
 from cielo.identity.signin_guard import SignInGuard
 from cielo.identity.tokens import TokenMinter, issuer_v1, issuer_v2
 from cielo.identity.validation import TokenValidator
+from cielo.intercept.hosts import HostRouting
 from cielo.logging_setup import install_redaction
 from cielo.settings import Settings
 from cielo.store.datadir import open_database
@@ -177,6 +178,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(graph.router)
     app.include_router(arm.router)
     app.add_middleware(CollapseSlashes)
+    app.add_middleware(HostRouting)  # `{sub}.openai.azure.com/openai/...` as `/accounts/{sub}/openai/...`
     return app
 
 

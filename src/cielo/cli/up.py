@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from cielo.settings import Settings
 
 _DATA_DIR_HELP = "Directory for the database, CA, certificates and signing keys (env CIELO_DATA_DIR)."
+DEFAULT_INTERCEPT_PORT = 8444
+INTERCEPT_HOST = "127.0.0.1"  # loopback only: the proxy is for this machine's programs (docs/zero-code-change.md)
 
 
 def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
@@ -41,16 +43,48 @@ def _recorded_base_url(settings: Settings) -> str:
         return settings.base_url
 
 
-def env_lines(settings: Settings, base_url: str | None = None) -> list[str]:
-    bundle = settings.tls_dir / "bundle.pem"
+def env_pairs(settings: Settings, base_url: str | None = None,
+              intercept_port: int | None = None) -> list[tuple[str, str]]:
+    """The variables a client's shell needs: trust Cielo's CA (system CAs + Cielo's in one bundle; Node.js adds
+    NODE_EXTRA_CA_CERTS to its own store) and either find Cielo's authority (plain) or reach Cielo through the
+    intercept proxy under Azure's own host names (intercept_port given)."""
+    tls_dir = os.path.abspath(settings.tls_dir)  # the lines are for other shells, in other directories
+    bundle = os.path.join(tls_dir, "bundle.pem")
+    trust = [("REQUESTS_CA_BUNDLE", bundle), ("SSL_CERT_FILE", bundle), ("CURL_CA_BUNDLE", bundle)]
+    if intercept_port is not None:
+        trust.append(("NODE_EXTRA_CA_CERTS", os.path.join(tls_dir, "ca.pem")))
+        proxy = f"http://{INTERCEPT_HOST}:{intercept_port}"
+        # Loopback stays direct (Cielo's own URLs, local engines); every other host is refused by the proxy.
+        return [("HTTPS_PROXY", proxy), ("https_proxy", proxy), ("NO_PROXY", "localhost,127.0.0.1,::1"),
+                ("no_proxy", "localhost,127.0.0.1,::1"), *trust]
     base = base_url or settings.base_url
-    return [
-        f"export REQUESTS_CA_BUNDLE={bundle}",
-        f"export SSL_CERT_FILE={bundle}",
-        f"export CURL_CA_BUNDLE={bundle}",
-        f"export AZURE_AUTHORITY_HOST={base}",
-        f"export CIELO_ENDPOINT={base}",
-    ]
+    return [*trust, ("AZURE_AUTHORITY_HOST", base), ("CIELO_ENDPOINT", base)]
+
+
+def format_env(pairs: list[tuple[str, str]], style: str = "sh") -> list[str]:
+    def quoted(value: str) -> str:
+        return value if all(c.isalnum() or c in "/._-:,+=@" for c in value) else "'" + value.replace("'", "'\\''") + "'"
+
+    if style == "dotenv":
+        return [f"{name}={value}" for name, value in pairs]
+    if style == "powershell":
+        # Windows variables ignore case: one line per name.
+        return [f"$env:{name} = '{value.replace(chr(39), chr(39) * 2)}'" for name, value in pairs if not name.islower()]
+    if style == "fish":
+        return [f"set -gx {name} {quoted(value)}" for name, value in pairs]
+    return [f"export {name}={quoted(value)}" for name, value in pairs]
+
+
+def _recorded_intercept_port(settings: Settings) -> int | None:
+    try:
+        port = json.loads((settings.data_dir / "server.json").read_text()).get("intercept_port")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return port if isinstance(port, int) else None
+
+
+def env_lines(settings: Settings, base_url: str | None = None) -> list[str]:
+    return format_env(env_pairs(settings, base_url))
 
 
 def _admin_password(value: str | None, file: Path | None, prompt: bool) -> str | None:
@@ -194,11 +228,18 @@ def _ask_password(label: str = "Password for the new administrator") -> str:
 @click.option("--reset", is_flag=True, default=False,
               help="Start over: move the data directory aside to DATA_DIR.bak-<timestamp> (nothing is deleted) "
                    "and set up a new one.")
+@click.option("--intercept", is_flag=True, default=False,
+              help="Also serve an HTTPS proxy on 127.0.0.1 that answers for Azure's own hosts "
+                   "(login.microsoftonline.com, management.azure.com, graph.microsoft.com, *.openai.azure.com, ...) "
+                   "with Cielo and refuses every "
+                   "other host; see `cielo env --intercept` and docs/zero-code-change.md.")
+@click.option("--intercept-port", type=int, default=None,
+              help=f"The intercept proxy's port on 127.0.0.1 (default {DEFAULT_INTERCEPT_PORT}; implies --intercept).")
 def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bool | None,
        tls_names: tuple[str, ...], public_url: str | None, admin_user: str | None,
        admin_password: str | None, admin_password_file: Path | None, admin_password_prompt: bool,
        workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...], log_level: str | None,
-       reset: bool) -> None:
+       reset: bool, intercept: bool, intercept_port: int | None) -> None:
     """Set up (first start) and run Cielo: HTTPS token service and APIs on one port.
 
     Without a password (--admin-password-file, CIELO_ADMIN_PASSWORD, --admin-password-prompt) the first
@@ -224,6 +265,8 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}: {exc.strerror}") from exc
+    proxy_socket = _intercept_socket(intercept_port if intercept_port is not None else
+                                     DEFAULT_INTERCEPT_PORT if intercept else None)
     if reset:
         _reset(settings.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -241,7 +284,10 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
         raise CliError(f"cannot create the administrator: {exc}") from exc
     admin_given = bool(settings.admin_user or settings.admin_password or admin_password_prompt)
     base = settings.base_url
-    (settings.data_dir / "server.json").write_text(json.dumps({"base_url": base, "pid": os.getpid()}))
+    recorded: dict[str, Any] = {"base_url": base, "pid": os.getpid()}
+    if proxy_socket is not None:
+        recorded["intercept_port"] = proxy_socket.getsockname()[1]
+    (settings.data_dir / "server.json").write_text(json.dumps(recorded))
     _make_private(settings.data_dir)
     out = sys.stdout
     out.write(f"Cielo is running at {base}\n")
@@ -257,6 +303,9 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
         out.write(f"  openai account {DEFAULT_ACCOUNT} in {DEFAULT_RESOURCE_GROUP}, deployment {DEFAULT_DEPLOYMENT}: "
                   f"{result.account_endpoint}\n")
     out.write(f"  data dir       {settings.data_dir}\n")
+    if proxy_socket is not None:
+        out.write(f"  intercept      http://{INTERCEPT_HOST}:{recorded['intercept_port']} (HTTPS proxy for Azure's "
+                  "hosts; `cielo env --intercept` prints the variables)\n")
     if admin_given and not result.created:
         out.write("  (the administrator options apply at the first start only: this data directory has one)\n")
     if result.created:
@@ -272,6 +321,8 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     del services
     # The password has served its purpose: the workers do not need it.
     settings = settings.model_copy(update={"admin_password": None})
+    if proxy_socket is not None:
+        _start_intercept(settings, tls.ca_cert, tls.ca_key, proxy_socket)
     with contextlib.suppress(KeyboardInterrupt):
         run(settings, tls, sockets)
     out.write("Cielo stopped.\n")
@@ -281,19 +332,55 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     os._exit(0)
 
 
+def _intercept_socket(port: int | None) -> Any:
+    if port is None:
+        return None
+    from cielo.intercept.proxy import listen as listen_proxy
+
+    try:
+        return listen_proxy(INTERCEPT_HOST, port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {INTERCEPT_HOST}:{port} for --intercept: {exc.strerror}") from exc
+
+
+def _start_intercept(settings: Settings, ca_cert: Path, ca_key: Path, sock: Any) -> None:
+    """The proxy runs on its own event loop in a thread of this process; workers forked later do not run it."""
+    from cielo.intercept.certs import HostCertificates
+    from cielo.intercept.proxy import InterceptProxy, Upstream, start_in_thread
+
+    loopback = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
+    start_in_thread(InterceptProxy(HostCertificates(ca_cert, ca_key), Upstream(loopback, settings.port, ca_cert)),
+                    sock)
+
+
 @click.command("env")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="CIELO_DATA_DIR", default=None,
               help=_DATA_DIR_HELP)
 @click.option("--port", type=int, default=None, help="The port Cielo listens on (default: as last started).")
 @click.option("--host", default=None, help="The address Cielo listens on (default: as last started).")
-def env(data_dir: Path | None, port: int | None, host: str | None) -> None:
-    """Print the `export` lines that make clients trust Cielo's CA and find its authority."""
+@click.option("--intercept", is_flag=True, default=False,
+              help="The variables for intercept mode (`cielo up --intercept`): HTTPS_PROXY to Cielo's proxy, so code "
+                   "that names Azure's hosts reaches Cielo unchanged.")
+@click.option("--intercept-port", type=int, default=None,
+              help="The intercept proxy's port (default: as last started, else "
+                   f"{DEFAULT_INTERCEPT_PORT}; implies --intercept).")
+@click.option("--format", "style", type=click.Choice(["sh", "dotenv", "powershell", "fish"]), default="sh",
+              show_default=True, help="The shell (or .env file) the lines are for.")
+def env(data_dir: Path | None, port: int | None, host: str | None, intercept: bool, intercept_port: int | None,
+        style: str) -> None:
+    """Print the `export` lines that make clients trust Cielo's CA and find its authority (or, with --intercept,
+    reach Cielo through its proxy under Azure's own host names)."""
     settings = _settings(data_dir, port=port, host=host)
     if not (settings.tls_dir / "bundle.pem").exists():
         raise CliError(f"no Cielo data in {settings.data_dir}; run `cielo up` first")
     base = settings.base_url if (port or host) else _recorded_base_url(settings)
-    for line in env_lines(settings, base):
+    if intercept or intercept_port is not None:
+        intercept_port = intercept_port or _recorded_intercept_port(settings) or DEFAULT_INTERCEPT_PORT
+    for line in format_env(env_pairs(settings, base, intercept_port), style):
         click.echo(line)
+    if intercept_port is not None:
+        click.echo("# cielo env: the proxy refuses every host but Azure's (403); add a host other programs in this "
+                   "shell need to NO_PROXY, or unset HTTPS_PROXY to reach real Azure again.", err=True)
     # On stderr, so that `eval "$(cielo env)"` takes the exports only.
     chosen = "" if data_dir is not None else " (the default; give --data-dir or CIELO_DATA_DIR for another)"
     click.echo(f"# cielo env: the Cielo of the data directory {settings.data_dir}{chosen}, at {base}", err=True)

@@ -1,0 +1,95 @@
+"""Certificates for the hosts intercept mode serves, issued by Cielo's local CA.
+
+Each host gets its own leaf naming that host only (never a wildcard, never another host), valid for one day
+and renewed an hour before it ends; leaves and their keys live in memory (the ssl module loads a chain only
+from a file, so each is written to a private temporary directory just long enough to be loaded). The CA
+files are read, never written: `cielo up` made them (identity/pki.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import ssl
+import tempfile
+import threading
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from cielo.intercept.hosts import host_name, is_served
+
+LEAF_LIFETIME = dt.timedelta(days=1)
+RENEW_BEFORE = dt.timedelta(hours=1)
+BACKDATE = dt.timedelta(minutes=5)  # a client whose clock is a little behind still accepts a new leaf
+
+
+class HostCertificates:
+    """One server-side TLS context per served host name, cached until its leaf is about to expire."""
+
+    def __init__(self, ca_cert: Path, ca_key: Path) -> None:
+        self._ca = x509.load_pem_x509_certificate(ca_cert.read_bytes())
+        key = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{ca_key} is not Cielo's EC CA key")
+        self._ca_key = key
+        self._ca_pem = self._ca.public_bytes(serialization.Encoding.PEM)
+        self._cache: dict[str, tuple[dt.datetime, ssl.SSLContext]] = {}
+        self._lock = threading.Lock()
+
+    def context(self, host: str, now: dt.datetime | None = None) -> ssl.SSLContext:
+        name = host_name(host)
+        if not is_served(name):
+            raise ValueError(f"{name} is not a host intercept mode serves")
+        now = now or dt.datetime.now(dt.UTC)
+        with self._lock:
+            cached = self._cache.get(name)
+            if cached is not None and cached[0] - RENEW_BEFORE > now:
+                return cached[1]
+            cert_pem, key_pem, expires = self.issue(name, now)
+            context = _server_context(cert_pem + self._ca_pem, key_pem)
+            self._cache[name] = (expires, context)
+            return context
+
+    def issue(self, name: str, now: dt.datetime) -> tuple[bytes, bytes, dt.datetime]:
+        """A leaf for exactly `name`: (certificate PEM, key PEM, not-after)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        start, end = now - BACKDATE, now + LEAF_LIFETIME
+        ca_ski = self._ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(self._ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+            .sign(self._ca_key, hashes.SHA256())
+        )
+        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        return cert.public_bytes(serialization.Encoding.PEM), key_pem, end
+
+
+def _server_context(chain_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])  # Cielo speaks HTTP/1.1 behind the tunnel
+    with tempfile.TemporaryDirectory(prefix="cielo-intercept-") as tmp:  # mode 0700
+        cert_path, key_path = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        with open(cert_path, "wb") as f:
+            f.write(chain_pem)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key_pem)
+        context.load_cert_chain(cert_path, key_path)
+    return context

@@ -1,0 +1,178 @@
+"""Intercept mode end to end: a `cielo up --intercept` of its own, and client code written for real Azure (no
+authority, no instance-discovery flag, `https://{account}.openai.azure.com/`) run in a child process whose
+only Cielo settings are the variables `cielo env --intercept` prints (HTTPS_PROXY, NO_PROXY and the CA bundle).
+
+The account `cielo-openai` has the custom subdomain `cielo-openai`; the mock deployment answers quickly."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest_dataplane import ACCOUNT, ARM_RESOURCE, MOCK, MOCK_DEPLOYMENT, DataPlane
+
+from support.server import free_port, start_server
+
+pytestmark = pytest.mark.e2e
+
+HOST = f"{ACCOUNT}.openai.azure.com"
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
+    work = tmp_path_factory.mktemp("intercept")
+    server = start_server(work / "data", extra_args=("--intercept-port", str(free_port())),
+                          env={"CIELO_ENABLE_MOCK_MODEL": "1"})
+    plane = DataPlane(server, work)
+    try:
+        plane.arm_token = server.admin_token(ARM_RESOURCE)
+        plane.account_id = plane.account_path(ACCOUNT)
+        plane.deploy(MOCK_DEPLOYMENT, MOCK, 400)
+        plane.app = plane.new_app("intercept-e2e")
+        yield plane
+    finally:
+        plane.close()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy_env(plane: DataPlane) -> dict[str, str]:
+    """`cielo env --intercept --format dotenv`, as a user would source it; nothing else of Cielo's."""
+    out = subprocess.run([sys.executable, "-m", "cielo.cli.main", "env", "--intercept", "--format", "dotenv",
+                          "--data-dir", str(plane.server.data_dir)], capture_output=True, text=True, check=True)
+    pairs = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    assert pairs["HTTPS_PROXY"].startswith("http://127.0.0.1:")
+    assert pairs["SSL_CERT_FILE"] == plane.server.bundle and pairs["REQUESTS_CA_BUNDLE"] == plane.server.bundle
+    assert "AZURE_AUTHORITY_HOST" not in pairs
+    return pairs
+
+
+def _proxy_port(env: dict[str, str]) -> int:
+    return int(env["HTTPS_PROXY"].rsplit(":", 1)[1])
+
+
+def _run(code: str, env: dict[str, str], cwd: Path) -> Any:
+    """Run `code` in a fresh interpreter with `env` and nothing of this process's Azure or Cielo settings."""
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(cwd)}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env={**base, **env}, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_msal_with_the_public_authority(plane: DataPlane, proxy_env: dict[str, str]) -> None:
+    app = plane.app
+    result = _run(f"""
+        import json, msal
+        cca = msal.ConfidentialClientApplication({app['appId']!r}, client_credential={app['secret']!r},
+                                                 authority="https://login.microsoftonline.com/{plane.server.tenant_id}")
+        result = cca.acquire_token_for_client(scopes=["https://cognitiveservices.azure.com/.default"])
+        print(json.dumps({{"ok": "access_token" in result, "error": result.get("error_description")}}))
+    """, proxy_env, plane.work_dir)
+    assert result == {"ok": True, "error": None}
+
+
+def test_azure_identity_and_openai_with_azure_hosts(plane: DataPlane, proxy_env: dict[str, str]) -> None:
+    app = plane.app
+    result = _run(f"""
+        import json
+        from azure.identity import ClientSecretCredential, get_bearer_token_provider
+        from openai import AzureOpenAI
+        credential = ClientSecretCredential({plane.server.tenant_id!r}, {app['appId']!r}, {app['secret']!r})
+        client = AzureOpenAI(
+            azure_endpoint="https://{HOST}/",
+            azure_ad_token_provider=get_bearer_token_provider(credential, "https://cognitiveservices.azure.com/.default"),
+            api_version="2024-10-21",
+        )
+        reply = client.chat.completions.create(model={MOCK_DEPLOYMENT!r},
+                                               messages=[{{"role": "user", "content": "Say hello."}}], max_tokens=8)
+        print(json.dumps({{"content": reply.choices[0].message.content, "object": reply.object}}))
+    """, proxy_env, plane.work_dir)
+    assert result["object"] == "chat.completion"
+    assert isinstance(result["content"], str) and result["content"]
+
+
+def test_default_azure_credential_from_environment(plane: DataPlane, proxy_env: dict[str, str]) -> None:
+    app = plane.app
+    env = {**proxy_env, "AZURE_CLIENT_ID": app["appId"], "AZURE_TENANT_ID": plane.server.tenant_id,
+           "AZURE_CLIENT_SECRET": app["secret"]}
+    result = _run("""
+        import json
+        from azure.identity import DefaultAzureCredential
+        token = DefaultAzureCredential().get_token("https://management.azure.com/.default")
+        print(json.dumps({"length": len(token.token)}))
+    """, env, plane.work_dir)
+    assert result["length"] > 100
+
+
+def test_curl_chat_through_the_proxy(plane: DataPlane, proxy_env: dict[str, str]) -> None:
+    token = plane.sp_token()
+    done = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "-H", f"Authorization: Bearer {token}", "-H",
+         "Content-Type: application/json", "-d", json.dumps({"messages": [{"role": "user", "content": "Hi"}]}),
+         f"https://{HOST}/openai/deployments/{MOCK_DEPLOYMENT}/chat/completions?api-version=2024-10-21"],
+        env={"PATH": os.environ.get("PATH", ""), **proxy_env}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert json.loads(done.stdout)["object"] == "chat.completion"
+
+
+def test_other_hosts_are_refused_and_never_connected(proxy_env: dict[str, str]) -> None:
+    port = _proxy_port(proxy_env)
+    with socket.socket() as bait:  # a loopback listener the proxy must never dial
+        bait.bind(("127.0.0.1", 0))
+        bait.listen(1)
+        bait.settimeout(0.5)
+        for target in ("example.com:443", f"127.0.0.1:{bait.getsockname()[1]}", f"{HOST}:8443"):
+            status, body = _connect(port, target)
+            assert status.startswith("HTTP/1.1 403"), (target, status)
+            assert target.split(":")[0] in body and "login.microsoftonline.com" in body and "*.openai.azure.com" in body
+        with pytest.raises(TimeoutError):
+            bait.accept()
+    done = subprocess.run(["curl", "-sS", "https://example.com/"], env={"PATH": os.environ.get("PATH", ""),
+                                                                         **proxy_env},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 56 and "403" in done.stderr  # CONNECT tunnel failed, response 403
+
+
+def test_the_proxy_certificate_is_not_trusted_without_cielo_ca(proxy_env: dict[str, str]) -> None:
+    with socket.create_connection(("127.0.0.1", _proxy_port(proxy_env)), timeout=10) as sock:
+        sock.sendall(f"CONNECT {HOST}:443 HTTP/1.1\r\nHost: {HOST}:443\r\n\r\n".encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        system_only = ssl.create_default_context()  # the system's CAs, not Cielo's
+        with pytest.raises(ssl.SSLCertVerificationError):
+            system_only.wrap_socket(sock, server_hostname=HOST)
+
+
+def test_the_leaf_names_only_the_host_and_lives_a_day(plane: DataPlane, proxy_env: dict[str, str]) -> None:
+    from cryptography import x509
+    with socket.create_connection(("127.0.0.1", _proxy_port(proxy_env)), timeout=10) as sock:
+        sock.sendall(f"CONNECT {HOST}:443 HTTP/1.1\r\n\r\n".encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        trusted = ssl.create_default_context(cafile=plane.server.bundle)
+        with trusted.wrap_socket(sock, server_hostname=HOST) as tls:
+            der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    cert = x509.load_der_x509_certificate(der)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert names == [HOST]
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert lifetime.total_seconds() <= 24 * 3600 + 600
+
+
+def _connect(port: int, target: str) -> tuple[str, str]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return head.splitlines()[0], body
