@@ -1,0 +1,157 @@
+"""Intercept mode's pieces in-process: which hosts are served, the Host routing middleware, the CONNECT
+request parser, the per-host certificates, and the proxy's handshake, tunnel and refusals on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from cielo.identity.pki import ensure_tls
+from cielo.intercept.certs import LEAF_LIFETIME, HostCertificates
+from cielo.intercept.hosts import HostRouting, account_subdomain, is_served
+from cielo.intercept.proxy import InterceptProxy, ProxyRefusal, Upstream, listen, parse_connect
+
+
+@pytest.mark.parametrize(("host", "served"), [
+    ("login.microsoftonline.com", True), ("LOGIN.MicrosoftOnline.com:443", True), ("login.microsoft.com", True),
+    ("login.windows.net", True), ("sts.windows.net", True), ("management.azure.com", True),
+    ("graph.microsoft.com", True), ("contoso.openai.azure.com", True), ("contoso.cognitiveservices.azure.com", True),
+    ("example.com", False), ("openai.azure.com", False), ("a.b.openai.azure.com", False),
+    ("evil-openai.azure.com", False), ("login.microsoftonline.com.example.com", False), ("127.0.0.1", False),
+    ("-bad.openai.azure.com", False), ("graph.windows.net", False),
+])
+def test_served_hosts(host: str, served: bool) -> None:
+    assert is_served(host) is served
+
+
+def test_account_subdomain_is_one_label_in_lower_case() -> None:
+    assert account_subdomain("Contoso.OpenAI.Azure.com:443") == "contoso"
+    assert account_subdomain("my-acct.cognitiveservices.azure.com") == "my-acct"
+    assert account_subdomain("management.azure.com") is None
+
+
+async def _routed(host: str, path: str) -> str:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.update(scope)
+
+    scope = {"type": "http", "path": path, "raw_path": path.encode(), "headers": [(b"host", host.encode())]}
+    await HostRouting(app)(scope, None, None)
+    return str(seen["path"])
+
+
+async def test_host_routing_serves_an_account_host_as_its_accounts_path() -> None:
+    assert await _routed("Contoso.openai.azure.com", "/openai/deployments/d/chat/completions") == \
+        "/accounts/contoso/openai/deployments/d/chat/completions"
+    assert await _routed("contoso.cognitiveservices.azure.com", "/openai/models") == "/accounts/contoso/openai/models"
+    # Other hosts and other paths pass unchanged: ARM, Graph and the token service have Cielo's own paths.
+    assert await _routed("management.azure.com", "/subscriptions") == "/subscriptions"
+    assert await _routed("127.0.0.1:8443", "/openai/models") == "/openai/models"
+    assert await _routed("contoso.openai.azure.com", "/openaix") == "/openaix"
+
+
+@pytest.mark.parametrize(("head", "status", "named"), [
+    (b"CONNECT example.com:443 HTTP/1.1\r\n\r\n", 403, "example.com:443"),
+    (b"CONNECT management.azure.com:80 HTTP/1.1\r\n\r\n", 403, "management.azure.com:80"),
+    (b"CONNECT 10.0.0.1:443 HTTP/1.1\r\n\r\n", 403, "10.0.0.1:443"),
+    (b"GET http://example.com/x HTTP/1.1\r\n\r\n", 403, "example.com"),
+    (b"GET http://management.azure.com/ HTTP/1.1\r\n\r\n", 403, "management.azure.com"),
+    (b"CONNECT management.azure.com HTTP/1.1\r\n\r\n", 400, "host:port"),
+    (b"nonsense\r\n\r\n", 400, "malformed"),
+])
+def test_parse_connect_refuses(head: bytes, status: int, named: str) -> None:
+    with pytest.raises(ProxyRefusal) as caught:
+        parse_connect(head)
+    assert caught.value.status == status and named in caught.value.message
+
+
+def test_parse_connect_accepts_a_served_host() -> None:
+    assert parse_connect(b"CONNECT Contoso.OpenAI.azure.com:443 HTTP/1.1\r\nHost: x\r\n\r\n") == \
+        ("contoso.openai.azure.com", 443)
+
+
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("intercept-tls") / "tls"
+    ensure_tls(path)
+    return path
+
+
+def test_leaf_names_one_host_for_a_day(tls_dir: Path) -> None:
+    certs = HostCertificates(tls_dir / "ca.pem", tls_dir / "ca-key.pem")
+    now = dt.datetime.now(dt.UTC)
+    pem, _key, expires = certs.issue("contoso.openai.azure.com", now)
+    cert = x509.load_pem_x509_certificate(pem)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["contoso.openai.azure.com"]
+    assert expires == now + LEAF_LIFETIME
+    assert abs((cert.not_valid_after_utc - expires).total_seconds()) < 1  # X.509 keeps whole seconds
+    assert cert.issuer == x509.load_pem_x509_certificate((tls_dir / "ca.pem").read_bytes()).subject
+
+
+def test_contexts_are_cached_per_host_and_renewed_before_expiry(tls_dir: Path) -> None:
+    certs = HostCertificates(tls_dir / "ca.pem", tls_dir / "ca-key.pem")
+    now = dt.datetime.now(dt.UTC)
+    first = certs.context("management.azure.com", now)
+    assert certs.context("MANAGEMENT.azure.com:443", now + dt.timedelta(hours=1)) is first
+    assert certs.context("graph.microsoft.com", now) is not first
+    assert certs.context("management.azure.com", now + LEAF_LIFETIME) is not first
+    with pytest.raises(ValueError, match=r"example\.com"):
+        certs.context("example.com")
+
+
+async def test_tunnel_reaches_the_upstream_with_the_clients_bytes(tls_dir: Path) -> None:
+    received: list[bytes] = []
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(tls_dir / "server.pem", tls_dir / "server-key.pem")
+    cielo = await asyncio.start_server(upstream, "127.0.0.1", 0, ssl=server_ctx)
+    proxy = InterceptProxy(HostCertificates(tls_dir / "ca.pem", tls_dir / "ca-key.pem"),
+                           Upstream("127.0.0.1", cielo.sockets[0].getsockname()[1], tls_dir / "ca.pem"))
+    served = await proxy.serve(listen("127.0.0.1", 0))
+    port = served.sockets[0].getsockname()[1]
+    async with cielo, served:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"CONNECT contoso.openai.azure.com:443 HTTP/1.1\r\n\r\n")
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 200 Connection Established\r\n\r\n"
+        await writer.start_tls(ssl.create_default_context(cafile=str(tls_dir / "bundle.pem")),
+                               server_hostname="contoso.openai.azure.com")
+        writer.write(b"GET /openai/models HTTP/1.1\r\nHost: contoso.openai.azure.com\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+        # Untrusted: the system's CAs alone reject the proxy's leaf.
+        reader2, writer2 = await asyncio.open_connection("127.0.0.1", port)
+        writer2.write(b"CONNECT graph.microsoft.com:443 HTTP/1.1\r\n\r\n")
+        await reader2.readuntil(b"\r\n\r\n")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await writer2.start_tls(ssl.create_default_context(), server_hostname="graph.microsoft.com")
+        writer2.close()
+    assert answer.endswith(b"\r\n\r\nok")
+    assert received == [b"GET /openai/models HTTP/1.1\r\nHost: contoso.openai.azure.com\r\n\r\n"]
+
+
+async def test_refusal_is_a_403_naming_the_host_and_the_served_list(tls_dir: Path) -> None:
+    proxy = InterceptProxy(HostCertificates(tls_dir / "ca.pem", tls_dir / "ca-key.pem"),
+                           Upstream("127.0.0.1", 1, tls_dir / "ca.pem"))
+    served = await proxy.serve(listen("127.0.0.1", 0))
+    async with served:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.sockets[0].getsockname()[1])
+        writer.write(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        answer = (await reader.read()).decode()
+        writer.close()
+    assert answer.startswith("HTTP/1.1 403 Forbidden\r\n")
+    body = answer.partition("\r\n\r\n")[2]
+    assert "example.com:443" in body and "login.microsoftonline.com" in body and "*.openai.azure.com" in body
