@@ -131,8 +131,8 @@ async def test_what_az_functionapp_calls_that_cielo_does_not_serve(client: httpx
     account. Each is a 404 naming what is not served, never an empty success."""
     await _ok(client, world, "PUT", _site(world, group, "func"), {"kind": "functionapp"}, 201)
     for method, path, code, named in [
-        ("GET", f"{_site(world, group, 'func')}/config/web", "InvalidResourceType", "func"),
-        ("POST", f"{_site(world, group, 'func')}/publishxml", "InvalidResourceType", "func"),
+        ("GET", f"{_site(world, group, 'func')}/config/web", "InvalidResourceType", "'config/web' under 'func'"),
+        ("POST", f"{_site(world, group, 'func')}/publishxml", "InvalidResourceType", "'publishxml' under 'func'"),
         ("GET", f"{world.rg_path(group)}/providers/Microsoft.Web/serverfarms/plan", "InvalidResourceType",
          "serverfarms"),
         ("GET", f"{world.sub_path}/providers/Microsoft.Web/serverfarms", "InvalidResourceType", "serverfarms"),

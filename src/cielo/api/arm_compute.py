@@ -129,8 +129,8 @@ def routes(rg: str, in_subscription: Prepare) -> list[Route[ArmCall, Response]]:
 
 def unserved(rg: str, in_subscription: Prepare) -> list[Unserved[ArmCall]]:
     def under(call: ArmCall) -> Exception:
-        return NotFound(f"The path under '{call.params['resourceName']}' is not served by this Cielo.",
-                        code="InvalidResourceType")
+        return NotFound(f"The path '{call.params['rest']}' under '{call.params['resourceName']}' is not served by "
+                        "this Cielo.", code="InvalidResourceType")
 
     def unknown_type(call: ArmCall) -> Exception:
         return NotFound(f"The resource type '{call.params['namespace']}/{call.params['resourceType']}' is not served "
