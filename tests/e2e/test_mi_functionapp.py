@@ -105,6 +105,11 @@ def test_az_functionapp_identity_list_and_delete(az: Az, mi: MiServer) -> None:
     assert [k.lower() for k in both["userAssignedIdentities"]] == [uami.resource_id.lower()]
     shown = az.ok("functionapp", "identity", "show", "-g", RG, "-n", "func-az")
     assert shown["principalId"] == system["principalId"]
+    # --role/--scope: az gives the system-assigned identity the role after the PUT.
+    az.ok("functionapp", "identity", "assign", "-g", RG, "-n", "func-az", "--role", "Cognitive Services OpenAI User",
+          "--scope", mi.account_id)
+    assert [a["properties"]["scope"].lower() for a in mi.assignments_of(system["principalId"])] == [
+        mi.account_id.lower()]
     # Cielo's record agrees, and keeps the kind az does not send back differently.
     assert mi.cli.json("functionapp", "show", "-g", RG, "-n", "func-az")["kind"] == "functionapp"
 
@@ -116,6 +121,7 @@ def test_az_functionapp_identity_list_and_delete(az: Az, mi: MiServer) -> None:
     removed = az.ok("functionapp", "identity", "remove", "-g", RG, "-n", "func-az", "--identities", "[system]")
     assert removed["type"] == "UserAssigned", removed
     assert mi.graph_status(f"/servicePrincipals/{system['principalId']}") == 404
+    assert mi.assignments_of(system["principalId"]) == []  # its role assignment went with it
 
     # What az needs that Cielo does not serve: a clear ARM error naming it.
     show = az.run("functionapp", "show", "-g", RG, "-n", "func-az")
