@@ -630,7 +630,7 @@ async def test_malformed_bodies_are_refused_everywhere_and_change_nothing(client
     for method, path in targets[:4]:
         if method == "PUT":
             assert (await arm_call(client, world, "GET", path)).status_code == 404
-    assert (await arm_call(client, world, "GET", world.rg_path(rg))).json()["tags"] is None
+    assert (await arm_call(client, world, "GET", world.rg_path(rg))).json()["tags"] == {}
     at_rg = await arm_call(client, world, "GET", _ra_path(world.rg_path(rg)) + "?$filter=atScope()")
     at_sub = await arm_call(client, world, "GET", _ra_path(world.sub_path) + "?$filter=atScope()")
     assert at_rg.json()["value"] == at_sub.json()["value"]

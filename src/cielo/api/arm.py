@@ -8,13 +8,16 @@ reads the table for every request under `/subscriptions/…` and `/providers/…
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from cielo.api import arm_compute, arm_deployments, arm_provider_operations
+from cielo.api import arm_compute, arm_deployments, arm_provider_operations, arm_reads
 from cielo.api.arm_context import (
     ArmCall,
     arm_context,
@@ -25,6 +28,8 @@ from cielo.api.arm_context import (
     resource_manager,
 )
 from cielo.api.arm_routes import Route, RouteTable, Unserved
+from cielo.api.arm_versions import COGNITIVE_SERVICES
+from cielo.api.errors import arm_response
 from cielo.control import authorization as authz
 from cielo.control.naming import check_case_unambiguous
 from cielo.control.resources import resource_json
@@ -180,12 +185,13 @@ async def delete_group(call: ArmCall) -> Response:
 
 
 async def list_in_group(call: ArmCall) -> Response:
+    """The group's top-level resources (an account's deployments are not listed, as in ARM)."""
+    wanted = arm_reads.resource_type_filter(call)
     group, items = call.manager.resources_in_group(call.sub.id, call.params["resourceGroupName"])
-    visible = [r for r in items if call.ctx.allowed(f"{r.type}/read", r.id)]
+    visible = [r for r in arm_reads.top_level(items, wanted) if call.ctx.allowed(f"{r.type}/read", r.id)]
     if not visible and not call.ctx.allowed(RG_READ, group.id):
         call.ctx.require(RG_READ, group.id)
-    return _ok({"value": [{"id": r.id, "name": r.name, "type": r.type, "location": r.location, "kind": r.kind,
-                           "sku": r.sku, "tags": r.tags} for r in visible]})
+    return _ok({"value": [arm_reads.listed_json(r) for r in visible]})
 
 
 # ----------------------------------------------------------------------------- Cognitive Services
@@ -332,6 +338,12 @@ def _not_served(message: str, code: str = "InvalidResourceType") -> Callable[[Ar
 _SUB = (in_subscription,)
 _SCOPE = (in_scope,)
 
+
+def _versioned(versions: frozenset[str], routes: list[Route[ArmCall, Response]]) -> list[Route[ArmCall, Response]]:
+    """The routes, serving these api-versions only (400 InvalidApiVersionParameter for another)."""
+    return [dataclasses.replace(r, api_versions=versions) for r in routes]
+
+
 ROUTES: list[Route[ArmCall, Response]] = [
     # Extension resources of Microsoft.Authorization hang off any scope, and are matched first (from the right).
     Route("GET", f"{AUTHZ}/roleAssignments", list_assignments, f"{RA}/read", extension_scope, prepare=_SCOPE),
@@ -352,7 +364,8 @@ ROUTES: list[Route[ArmCall, Response]] = [
     Route("POST", f"{AUTHZ}/checkAccess", check_access, prepare=_SCOPE, other_methods_unserved=True),
     # What each served provider's operations are (any signed-in caller may read them, as in Azure).
     *arm_provider_operations.routes(),
-    # Tenants and subscriptions.
+    # Tenants, subscriptions and resource groups: any date-shaped api-version for now (docs/resource-manager.md,
+    # "api-versions" says why).
     Route("GET", "/tenants", list_tenants_op),
     Route("GET", "/subscriptions", list_subscriptions_op),
     Route("GET", SUB, get_subscription, prepare=_SUB),
@@ -364,28 +377,32 @@ ROUTES: list[Route[ArmCall, Response]] = [
     Route("PATCH", RG, put_group, RG_WRITE, group_scope, prepare=_SUB),
     Route("DELETE", RG, delete_group, RG_DELETE, group_scope, prepare=_SUB),
     Route("GET", f"{RG}/resources", list_in_group, prepare=_SUB),
-    # Cognitive Services accounts, their keys and deployments.
-    Route("GET", f"{SUB}{ACCOUNTS}", list_accounts, prepare=_SUB),
-    Route("GET", f"{RG}{ACCOUNTS}", list_accounts, prepare=_SUB),
-    Route("GET", f"{RG}{ACCOUNTS}/{{accountName}}", get_account, f"{ACCOUNT}/read", account_scope, prepare=_SUB),
-    Route("PUT", f"{RG}{ACCOUNTS}/{{accountName}}", put_account, f"{ACCOUNT}/write", account_scope, prepare=_SUB),
-    Route("PATCH", f"{RG}{ACCOUNTS}/{{accountName}}", put_account, f"{ACCOUNT}/write", account_scope, prepare=_SUB),
-    Route("DELETE", f"{RG}{ACCOUNTS}/{{accountName}}", delete_account, f"{ACCOUNT}/delete", account_scope,
-          prepare=_SUB),
-    Route("POST", f"{RG}{ACCOUNTS}/{{accountName}}/listKeys", list_keys, f"{ACCOUNT}/listKeys/action",
-          account_scope, prepare=_SUB),
-    Route("POST", f"{RG}{ACCOUNTS}/{{accountName}}/regenerateKey", regenerate_key, f"{ACCOUNT}/regenerateKey/action",
-          account_scope, prepare=_SUB),
-    Route("GET", f"{RG}{ACCOUNTS}/{{accountName}}/deployments", list_deployments, f"{DEPLOYMENTS}/read",
-          account_scope, prepare=_SUB),
-    Route("GET", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", get_deployment,
-          f"{DEPLOYMENTS}/read", deployment_scope, prepare=_SUB),
-    Route("PUT", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", put_deployment,
-          f"{DEPLOYMENTS}/write", deployment_scope, prepare=_SUB),
-    Route("PATCH", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", put_deployment,
-          f"{DEPLOYMENTS}/write", deployment_scope, prepare=_SUB),
-    Route("DELETE", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", delete_deployment,
-          f"{DEPLOYMENTS}/delete", deployment_scope, prepare=_SUB),
+    # Locations, providers, subscription-wide listings, what an account offers.
+    *arm_reads.routes(SUB, RG, _SUB, lambda: ROUTES),
+    # Cognitive Services accounts, their keys and deployments (Microsoft.CognitiveServices' api-versions).
+    *_versioned(COGNITIVE_SERVICES, [
+        Route("GET", f"{SUB}{ACCOUNTS}", list_accounts, prepare=_SUB),
+        Route("GET", f"{RG}{ACCOUNTS}", list_accounts, prepare=_SUB),
+        Route("GET", f"{RG}{ACCOUNTS}/{{accountName}}", get_account, f"{ACCOUNT}/read", account_scope, prepare=_SUB),
+        Route("PUT", f"{RG}{ACCOUNTS}/{{accountName}}", put_account, f"{ACCOUNT}/write", account_scope, prepare=_SUB),
+        Route("PATCH", f"{RG}{ACCOUNTS}/{{accountName}}", put_account, f"{ACCOUNT}/write", account_scope, prepare=_SUB),
+        Route("DELETE", f"{RG}{ACCOUNTS}/{{accountName}}", delete_account, f"{ACCOUNT}/delete", account_scope,
+              prepare=_SUB),
+        Route("POST", f"{RG}{ACCOUNTS}/{{accountName}}/listKeys", list_keys, f"{ACCOUNT}/listKeys/action",
+              account_scope, prepare=_SUB),
+        Route("POST", f"{RG}{ACCOUNTS}/{{accountName}}/regenerateKey", regenerate_key,
+              f"{ACCOUNT}/regenerateKey/action", account_scope, prepare=_SUB),
+        Route("GET", f"{RG}{ACCOUNTS}/{{accountName}}/deployments", list_deployments, f"{DEPLOYMENTS}/read",
+              account_scope, prepare=_SUB),
+        Route("GET", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", get_deployment,
+              f"{DEPLOYMENTS}/read", deployment_scope, prepare=_SUB),
+        Route("PUT", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", put_deployment,
+              f"{DEPLOYMENTS}/write", deployment_scope, prepare=_SUB),
+        Route("PATCH", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", put_deployment,
+              f"{DEPLOYMENTS}/write", deployment_scope, prepare=_SUB),
+        Route("DELETE", f"{RG}{ACCOUNTS}/{{accountName}}/deployments/{{deploymentName}}", delete_deployment,
+              f"{DEPLOYMENTS}/delete", deployment_scope, prepare=_SUB),
+    ]),
     # VMs, scale sets, web apps and user-assigned identities (docs/managed-identities.md).
     *arm_compute.routes(RG, _SUB),
     *arm_deployments.routes(RG, _SUB),
@@ -434,12 +451,42 @@ async def serve(request: Request) -> Response:
     return await route.handler(call)
 
 
+def _echo(value: str | None) -> str | None:
+    """A client's correlation id, echoed only when it is short printable ASCII (it goes into a header)."""
+    if value and len(value) <= 100 and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
+def with_arm_headers(request: Request, response: Response) -> Response:
+    """What every ARM answer carries, success or error: `x-ms-request-id` (new for each request, unless the error
+    renderer already named the one it logged), `x-ms-correlation-request-id` (the client's, else new), and for a
+    single resource whose body has an `etag` (accounts, deployments), the same value as the `ETag` header."""
+    headers = response.headers
+    if "x-ms-request-id" not in headers:
+        headers["x-ms-request-id"] = str(uuid.uuid4())
+    headers["x-ms-correlation-request-id"] = (_echo(request.headers.get("x-ms-correlation-request-id"))
+                                              or str(uuid.uuid4()))
+    if request.method in ("GET", "PUT", "PATCH") and response.status_code in (200, 201) \
+            and isinstance(response, JSONResponse) and b'"etag"' in bytes(response.body):
+        body = json.loads(bytes(response.body))
+        if isinstance(body, dict) and isinstance(body.get("etag"), str) and "value" not in body:
+            headers["ETag"] = body["etag"]
+    return response
+
+
 @router.get("/subscriptions")
 @router.get("/tenants")
+@router.get("/providers")
 @router.api_route("/subscriptions/{rest:path}", methods=_METHODS)
 @router.api_route("/providers/{rest:path}", methods=_METHODS)
 async def dispatch(request: Request) -> Response:
-    return await serve(request)
+    """The HTTP entry of the table (the template runner calls `serve` itself, and gets errors raised)."""
+    try:
+        response = await serve(request)
+    except ArmError as exc:
+        response = arm_response(exc, request)
+    return with_arm_headers(request, response)
 
 
 @router.get("/metadata/endpoints")

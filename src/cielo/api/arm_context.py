@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from cielo.api.arm_versions import newest_first
 from cielo.api.auth import ARM_AUDIENCES, bearer_principal
 from cielo.control.access import AccessService, ArmCaller
 from cielo.control.manager import ResourceManager, writer_of
@@ -138,10 +139,12 @@ def require_api_version(request: Request) -> str:
 
 
 def check_route_api_version(version: str, served: frozenset[str] | None) -> None:
-    """400 InvalidApiVersionParameter when a route serves named api-versions only and this is not one of them."""
-    if served is not None and version not in served:
+    """400 InvalidApiVersionParameter when a route serves named api-versions only and this is not one of them, with
+    ARM's wording: "The api-version '2023-02-01' is invalid. The supported versions are '2023-07-01,…'." (newest
+    first, as in Azure/azure-cli#28038 and Azure/azure-sdk-for-python#975). Versions compare case-insensitively."""
+    if served is not None and version.lower() not in served:
         raise InvalidApiVersionParameter(f"The api-version '{version}' is invalid. The supported versions are "
-                         f"'{', '.join(sorted(served))}'.")
+                                         f"'{','.join(newest_first(served))}'.")
 
 
 def resource_manager(request: Request) -> ResourceManager:

@@ -314,12 +314,8 @@ class ResourceService:
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise BadRequest("sku.capacity must be a positive integer (thousands of tokens per minute).",
                              code="InvalidCapacity")
-        used = sum(
-            int((d.sku or {}).get("capacity", 0))
-            for d in self.repo.list_resources(subscription_id=rid.subscription, type_=DEPLOYMENT_TYPE)
-            if d.key != rid.key and d.location == account.location
-            and str((d.properties.get("model") or {}).get("name", "")).lower() == entry.name.lower()
-        )
+        used = self.capacity_used(rid.subscription, account.location or "", exclude_key=rid.key).get(
+            entry.name.lower(), 0)
         if used + capacity > QUOTA_CAPACITY_PER_MODEL:
             raise BadRequest(
                 f"This operation require {capacity} new capacity in quota Tokens Per Minute (thousands) - "
@@ -345,6 +341,17 @@ class ResourceService:
         created = self.repo.put(resource)  # False when another request created it a moment ago
         return resource, created
 
+    def capacity_used(self, subscription: str, location: str, exclude_key: str | None = None) -> dict[str, int]:
+        """The capacity (thousands of TPM) the deployments of a subscription hold in a location, per lower-cased
+        model name: what the quota (QUOTA_CAPACITY_PER_MODEL, whatever the deployment's SKU) is counted on."""
+        used: dict[str, int] = {}
+        for d in self.repo.list_resources(subscription_id=subscription, type_=DEPLOYMENT_TYPE):
+            if d.key == exclude_key or d.location != location:
+                continue
+            model = str((d.properties.get("model") or {}).get("name", "")).lower()
+            used[model] = used.get(model, 0) + int((d.sku or {}).get("capacity", 0))
+        return used
+
     def delete_deployment(self, rid: ResourceId) -> bool:
         found = self.repo.get(rid.key)
         if found is None or found.type != DEPLOYMENT_TYPE:
@@ -366,12 +373,14 @@ def rate_limits(capacity: int) -> list[dict[str, int | str]]:
 def resource_json(resource: Resource) -> dict[str, Any]:
     """The ARM representation (what GET returns)."""
     out: dict[str, Any] = {"id": resource.id, "name": resource.name, "type": resource.type}
+    # A resource without tags has `{}`, as ARM answers (never null: SDKs and templates index into it).
+    tags = resource.tags or {}
     if resource.type == RG_TYPE:
         return {**out, "location": resource.location, "managedBy": None, "properties": resource.properties,
-                "tags": resource.tags}
+                "tags": tags}
     if resource.type == DEPLOYMENT_TYPE:
         return {**out, "sku": resource.sku, "properties": resource.properties, "systemData": resource.system_data,
-                "etag": resource.etag}
+                "etag": resource.etag, "tags": tags}
     return {**out, "etag": resource.etag, "identity": resource.identity, "kind": resource.kind,
             "location": resource.location, "properties": resource.properties, "sku": resource.sku,
-            "systemData": resource.system_data, "tags": resource.tags}
+            "systemData": resource.system_data, "tags": tags}

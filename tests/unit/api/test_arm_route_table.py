@@ -58,7 +58,7 @@ def test_a_wrong_method_on_a_served_path_is_method_not_allowed(method, path):  #
     ("POST", "/subscriptions/s/providers/Microsoft.Authorization/permissions", "permissions"),
     ("GET", "/providers/Microsoft.Authorization/checkAccess", "checkAccess"),
     ("GET", "/providers/Microsoft.Authorization/roleAssignments/a/b", "roleAssignments/a/b"),
-    ("GET", "/providers/Microsoft.Authorization", ""),
+    ("GET", "/providers/Microsoft.Authorization/nothing", "nothing"),
 ])
 def test_unserved_authorization_paths_name_their_tail(method, path, rest_or_message):  # type: ignore[no-untyped-def]
     found = _resolve(method, path)
