@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest_dataplane import ACCOUNT, ARM_RESOURCE, MOCK, MOCK_DEPLOYMENT, DataPlane
 
@@ -176,3 +177,39 @@ def _connect(port: int, target: str) -> tuple[str, str]:
             data += chunk
     head, _, body = data.decode().partition("\r\n\r\n")
     return head.splitlines()[0], body
+
+
+def test_arm_and_graph_under_their_azure_hosts(plane: DataPlane, proxy_env: dict[str, str]) -> None:
+    """The hosts the azure-mgmt-* and Graph SDKs name, over requests (azure-core's default transport)."""
+    app = plane.app
+    result = _run(f"""
+        import json, requests
+        from azure.identity import ClientSecretCredential
+        credential = ClientSecretCredential({plane.server.tenant_id!r}, {app['appId']!r}, {app['secret']!r})
+        arm = credential.get_token("https://management.azure.com/.default").token
+        subs = requests.get("https://management.azure.com/subscriptions?api-version=2022-12-01",
+                            headers={{"Authorization": "Bearer " + arm}})
+        print(json.dumps({{"status": subs.status_code, "body": subs.json()}}))
+    """, proxy_env, plane.work_dir)
+    assert result["status"] == 200 and isinstance(result["body"]["value"], list)
+    # A token Cielo issued on its own address is good under Graph's Azure host, through the proxy.
+    admin = plane.server.admin_token()
+    with httpx.Client(proxy=proxy_env["HTTPS_PROXY"], verify=plane.tls(), timeout=30) as via_proxy:
+        users = via_proxy.get("https://graph.microsoft.com/v1.0/users", headers={"Authorization": f"Bearer {admin}"})
+    assert users.status_code == 200, users.text
+    assert any(u["userPrincipalName"] == "admin@cielo.local" for u in users.json()["value"])
+
+
+def test_a_token_from_the_azure_authority_is_good_on_cielos_own_address(plane: DataPlane,
+                                                                        proxy_env: dict[str, str]) -> None:
+    app = plane.app
+    token = _run(f"""
+        import json, msal
+        cca = msal.ConfidentialClientApplication({app['appId']!r}, client_credential={app['secret']!r},
+                                                 authority="https://login.microsoftonline.com/{plane.server.tenant_id}")
+        print(json.dumps(cca.acquire_token_for_client(scopes=["https://cognitiveservices.azure.com/.default"])))
+    """, proxy_env, plane.work_dir)["access_token"]
+    direct = f"{plane.server.base_url}/accounts/{ACCOUNT}/"
+    answer = plane.post(MOCK_DEPLOYMENT, "chat/completions", {"messages": [{"role": "user", "content": "Hi"}]},
+                        token=token, endpoint=direct)
+    assert answer.status_code == 200, answer.text
