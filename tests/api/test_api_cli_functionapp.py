@@ -13,6 +13,8 @@ import pytest
 from inproc import World, unique
 from inproc_cli import Cli, signed_in_cli
 
+from cielo.cli.compute import is_function_app, is_web_app
+
 
 @pytest.fixture()
 def cli(world: World, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[Cli]:
@@ -146,3 +148,14 @@ def test_az_usage_errors(cli: Cli) -> None:
         "ERROR: the following arguments are required: --resource-group")
     assert cli.fails("functionapp", "create", "-g", "g", "-n", "x", "--storage-account", "s", code=2).startswith(
         "ERROR: unrecognized arguments: --storage-account")
+
+
+@pytest.mark.parametrize(("kind", "function_app", "web_app"), [
+    ("functionapp", True, False), ("functionapp,linux", True, False), ("functionapp,linux,container", True, False),
+    ("functionapp,workflowapp", False, False),  # a logic app: neither list shows it, as az's
+    ("app", False, True), ("app,linux", False, True), (None, False, False),
+    ("FunctionApp", False, False),  # az compares case-sensitively: neither "functionapp" nor "app"
+])
+def test_which_sites_each_list_keeps(kind: str | None, function_app: bool, web_app: bool) -> None:
+    site = {"kind": kind}
+    assert (is_function_app(site), is_web_app(site)) == (function_app, web_app)
