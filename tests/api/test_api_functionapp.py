@@ -117,6 +117,17 @@ async def test_a_subscription_list_needs_a_read_right(client: httpx.AsyncClient,
     assert [s["name"] for s in seen.json()["value"]] == ["func"]
 
 
+@pytest.mark.parametrize("type_", ["Microsoft.Compute/virtualMachines", "Microsoft.Compute/virtualMachineScaleSets",
+                                   "Microsoft.ManagedIdentity/userAssignedIdentities"])
+async def test_the_other_types_are_listed_by_subscription_too(client: httpx.AsyncClient, world: World, group: str,
+                                                              type_: str) -> None:
+    name = unique("listed")
+    await _ok(client, world, "PUT", f"{world.rg_path(group)}/providers/{type_}/{name}", {}, 201)
+    listed = (await _ok(client, world, "GET", f"{world.sub_path}/providers/{type_}"))["value"]
+    assert [r["type"] for r in listed if r["name"] == name] == [type_]
+    assert {r["type"] for r in listed} == {type_}
+
+
 @pytest.mark.parametrize("kind", [7, ["functionapp"], {"k": "functionapp"}])
 async def test_a_kind_that_is_not_a_string_is_refused(client: httpx.AsyncClient, world: World, group: str,
                                                       kind: Any) -> None:
