@@ -21,7 +21,7 @@ import httpx
 import pytest
 from conftest_dataplane import ACCOUNT, ARM_RESOURCE, MOCK, MOCK_DEPLOYMENT, DataPlane
 
-from support.server import free_port, start_server
+from support.server import ADMIN_PASSWORD, ADMIN_USER, CLI_CLIENT_ID, free_port, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -213,3 +213,18 @@ def test_a_token_from_the_azure_authority_is_good_on_cielos_own_address(plane: D
     answer = plane.post(MOCK_DEPLOYMENT, "chat/completions", {"messages": [{"role": "user", "content": "Hi"}]},
                         token=token, endpoint=direct)
     assert answer.status_code == 200, answer.text
+
+
+def test_msal_username_password_needs_no_port_443(plane: DataPlane, proxy_env: dict[str, str]) -> None:
+    """MSAL's user-realm lookup drops the authority's port (clients.md: `--listen-443`); under the Azure host it
+    is port 443 of the proxy's tunnel. The token is then found again from MSAL's cache."""
+    result = _run(f"""
+        import json, msal
+        app = msal.PublicClientApplication({CLI_CLIENT_ID!r}, authority="https://login.microsoftonline.com/organizations")
+        scopes = ["https://management.azure.com/.default"]
+        first = app.acquire_token_by_username_password({ADMIN_USER!r}, {ADMIN_PASSWORD!r}, scopes=scopes)
+        again = app.acquire_token_silent(scopes, account=app.get_accounts()[0])
+        print(json.dumps({{"first": "access_token" in first, "error": first.get("error_description"),
+                          "again": again["access_token"] == first["access_token"]}}))
+    """, proxy_env, plane.work_dir)
+    assert result == {"first": True, "error": None, "again": True}
