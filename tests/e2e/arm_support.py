@@ -18,6 +18,13 @@ import httpx
 from support.server import ADMIN_PASSWORD, ADMIN_USER, CLI_CLIENT_ID, CieloServer
 
 API_VERSION = "2022-04-01"
+# Cognitive Services routes serve their provider's api-versions only (docs/resource-manager.md, "Api-versions"):
+# their paths get the version `cielo` itself sends, the others API_VERSION.
+COGNITIVE_API_VERSION = "2023-05-01"
+
+
+def version_for(path: str) -> str:
+    return COGNITIVE_API_VERSION if "/providers/microsoft.cognitiveservices/" in path.lower() else API_VERSION
 ARM_SCOPE = "https://management.core.windows.net//.default"  # as az asks for it: aud ends with one '/'
 PASSWORD = "Arm-Passw0rd!x"
 
@@ -66,10 +73,11 @@ class Arm:
     # ------------------------------------------------------------------------- HTTP
     def call(self, method: str, path: str, who: Who | str | None, body: Any = None, *,
              content: bytes | None = None, params: dict[str, str] | None = None,
-             api_version: str | None = API_VERSION) -> httpx.Response:
+             api_version: str | None = "") -> httpx.Response:
+        """`api_version` "" (the default): the version for the path's provider (`version_for`); None: none."""
         query = dict(params or {})
         if api_version is not None:
-            query["api-version"] = api_version
+            query["api-version"] = api_version or version_for(path)
         headers = {}
         token = who.token if isinstance(who, Who) else who
         if token is not None:
@@ -84,7 +92,7 @@ class Arm:
         context = ssl.create_default_context(cafile=self.server.bundle)
         conn = http.client.HTTPSConnection("127.0.0.1", self.server.port, context=context, timeout=30)
         try:
-            conn.request(method, f"{raw_path}?api-version={API_VERSION}", body=body or None,
+            conn.request(method, f"{raw_path}?api-version={version_for(raw_path)}", body=body or None,
                          headers={"Authorization": f"Bearer {who.token}", "Content-Type": "application/json"})
             response = conn.getresponse()
             return response.status, response.read().decode()

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from arm_support import API_VERSION, READER, Arm, new_name
+from arm_support import API_VERSION, COGNITIVE_API_VERSION, READER, Arm, new_name
 
 from fixtures.make_release_datadir import FIXTURE
 from support.server import CieloServer, start_server
@@ -158,7 +158,7 @@ def test_one_subdomain_for_accounts_created_at_once_goes_to_one(arm: Arm) -> Non
     rg = arm.new_rg("subdomain-race")
     subdomain = new_name("shared")
     requests: list[Request] = [
-        ("PUT", f"{arm.account_path(rg, new_name('acct'))}?api-version={API_VERSION}",
+        ("PUT", f"{arm.account_path(rg, new_name('acct'))}?api-version={COGNITIVE_API_VERSION}",
          {"location": "local", "kind": "OpenAI", "sku": {"name": "S0"},
           "properties": {"customSubDomainName": subdomain}}) for _ in range(8)]
     assert outcome(race(arm.server, arm.admin.token, requests)) == {(201, ""): 1, (409, "CustomDomainInUse"): 7}
