@@ -243,7 +243,9 @@ async def test_account_skus_models_and_usages(client: httpx.AsyncClient, world: 
 async def test_api_versions_are_validated_per_resource_type(client: httpx.AsyncClient, world: World) -> None:
     rg = await _group(client, world)
     account = world.account_path(await _account(client, world, rg), rg)
-    for version in ("2023-05-01", "2024-10-01", "2025-06-01", "2022-12-01", "2023-10-01-preview"):
+    # 2026-05-15-preview: what azure-cli 2.91 sends (azure-mgmt-cognitiveservices 15.0.0b4's default); 2023-05-01:
+    # what cielo sends.
+    for version in ("2026-05-15-preview", "2023-05-01", "2024-10-01", "2025-06-01", "2022-12-01"):
         assert (await arm_call(client, world, "GET", account, api_version=version)).status_code == 200, version
     for version in ("2024-11-01", "2022-12-01", "2022-09-01"):  # az 2.91, the tests, cielo
         for read in ("locations", "providers", "resources"):
@@ -252,7 +254,7 @@ async def test_api_versions_are_validated_per_resource_type(client: httpx.AsyncC
     refused = arm_error(await arm_call(client, world, "GET", account, api_version="2099-01-01"), 400,
                         "InvalidApiVersionParameter")
     assert refused["message"].startswith("The api-version '2099-01-01' is invalid. The supported versions are "
-                                         "'2025-10-01-preview,2025-09-01,")
+                                         "'2026-05-15-preview,2026-03-15-preview,")
     assert "2024-10-01" in refused["message"] and refused["message"].endswith("'.")
     locations_refused = arm_error(await arm_call(client, world, "GET", f"{world.sub_path}/locations",
                                                  api_version="2024-10-21"), 400, "InvalidApiVersionParameter")

@@ -3,7 +3,7 @@
 Each list is the provider's versions in Azure/azure-rest-api-specs (stable and preview) plus what ARM itself is
 seen to accept (its InvalidApiVersionParameter messages list them, e.g. Azure/azure-cli#28038 for
 Microsoft.Resources). Every version a real client sends must be in its list: azure-cli 2.91 (resources 2024-11-01,
-subscriptions 2022-12-01, cognitiveservices 2024-10-01 and later), the azure-mgmt SDKs, `cielo` itself
+subscriptions 2022-12-01, msi 2024-11-30, cognitiveservices 2026-05-15-preview), the azure-mgmt SDKs, `cielo` itself
 (`cielo.cli.armcall.API_VERSIONS`) and the tests (2022-12-01 everywhere). Routes that name no list keep accepting
 any date-shaped version.
 """
@@ -28,7 +28,10 @@ RESOURCES = _versions("""
 """)
 
 # Microsoft.CognitiveServices (specification/cognitiveservices/…/Microsoft.CognitiveServices/{stable,preview}).
+# azure-cli 2.91 pins none for it: it sends its azure-mgmt-cognitiveservices 15.0.0b4's default, 2026-05-15-preview
+# (the SDK also knows 2026-03-15-preview and 2026-01-15-preview).
 COGNITIVE_SERVICES = _versions("""
+    2026-05-15-preview 2026-03-15-preview 2026-01-15-preview
     2025-10-01-preview 2025-09-01 2025-07-01-preview 2025-06-01 2025-04-01-preview 2024-10-01 2024-06-01-preview
     2024-04-01-preview 2023-10-01-preview 2023-05-01 2022-12-01 2022-10-01 2022-03-01 2021-10-01 2021-04-30
     2017-04-18 2016-02-01-preview
