@@ -102,6 +102,29 @@ def test_azure_identity_and_openai_with_azure_hosts(plane: DataPlane, proxy_env:
     assert isinstance(result["content"], str) and result["content"]
 
 
+def test_with_https_proxy_and_the_bundle_alone(plane: DataPlane, proxy_env: dict[str, str]) -> None:
+    """No NO_PROXY: the token request to Cielo's own address (its discovery names it) goes through the proxy too,
+    which tunnels it to Cielo's listener untouched."""
+    app = plane.app
+    only = {name: proxy_env[name] for name in ("HTTPS_PROXY", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")}
+    result = _run(f"""
+        import json
+        from azure.identity import ClientSecretCredential, get_bearer_token_provider
+        from openai import AzureOpenAI
+        credential = ClientSecretCredential({plane.server.tenant_id!r}, {app['appId']!r}, {app['secret']!r})
+        client = AzureOpenAI(
+            azure_endpoint="https://{HOST}/",
+            azure_ad_token_provider=get_bearer_token_provider(credential, "https://cognitiveservices.azure.com/.default"),
+            api_version="2024-10-21",
+        )
+        reply = client.chat.completions.create(model={MOCK_DEPLOYMENT!r},
+                                               messages=[{{"role": "user", "content": "Hi"}}],
+                                               max_tokens=4)
+        print(json.dumps({{"object": reply.object}}))
+    """, only, plane.work_dir)
+    assert result == {"object": "chat.completion"}
+
+
 def test_default_azure_credential_from_environment(plane: DataPlane, proxy_env: dict[str, str]) -> None:
     app = plane.app
     env = {**proxy_env, "AZURE_CLIENT_ID": app["appId"], "AZURE_TENANT_ID": plane.server.tenant_id,

@@ -77,6 +77,16 @@ def test_parse_connect_accepts_a_served_host() -> None:
         ("contoso.openai.azure.com", 443)
 
 
+def test_parse_connect_accepts_cielos_own_address_only() -> None:
+    own = Upstream("127.0.0.1", 8443, Path("ca.pem")).own()
+    assert parse_connect(b"CONNECT 127.0.0.1:8443 HTTP/1.1\r\n\r\n", own) == ("127.0.0.1", 8443)
+    assert parse_connect(b"CONNECT [::1]:8443 HTTP/1.1\r\n\r\n", own) == ("::1", 8443)
+    assert parse_connect(b"CONNECT localhost:8443 HTTP/1.1\r\n\r\n", own) == ("localhost", 8443)
+    for other in (b"127.0.0.1:8444", b"127.0.0.2:8443", b"example.com:8443"):
+        with pytest.raises(ProxyRefusal):
+            parse_connect(b"CONNECT " + other + b" HTTP/1.1\r\n\r\n", own)
+
+
 @pytest.fixture(scope="module")
 def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("intercept-tls") / "tls"
@@ -132,6 +142,15 @@ async def test_tunnel_reaches_the_upstream_with_the_clients_bytes(tls_dir: Path)
         writer.write(b"GET /openai/models HTTP/1.1\r\nHost: contoso.openai.azure.com\r\n\r\n")
         answer = await reader.read()
         writer.close()
+        # Cielo's own address: passed through, Cielo's own certificate end to end.
+        reader3, writer3 = await asyncio.open_connection("127.0.0.1", port)
+        writer3.write(f"CONNECT 127.0.0.1:{cielo.sockets[0].getsockname()[1]} HTTP/1.1\r\n\r\n".encode())
+        assert await reader3.readuntil(b"\r\n\r\n") == b"HTTP/1.1 200 Connection Established\r\n\r\n"
+        await writer3.start_tls(ssl.create_default_context(cafile=str(tls_dir / "bundle.pem")),
+                                server_hostname="127.0.0.1")
+        writer3.write(b"GET /own HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (await reader3.read()).endswith(b"\r\n\r\nok")
+        writer3.close()
         # Untrusted: the system's CAs alone reject the proxy's leaf.
         reader2, writer2 = await asyncio.open_connection("127.0.0.1", port)
         writer2.write(b"CONNECT graph.microsoft.com:443 HTTP/1.1\r\n\r\n")
@@ -140,7 +159,8 @@ async def test_tunnel_reaches_the_upstream_with_the_clients_bytes(tls_dir: Path)
             await writer2.start_tls(ssl.create_default_context(), server_hostname="graph.microsoft.com")
         writer2.close()
     assert answer.endswith(b"\r\n\r\nok")
-    assert received == [b"GET /openai/models HTTP/1.1\r\nHost: contoso.openai.azure.com\r\n\r\n"]
+    assert received == [b"GET /openai/models HTTP/1.1\r\nHost: contoso.openai.azure.com\r\n\r\n",
+                        b"GET /own HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"]
 
 
 async def test_refusal_is_a_403_naming_the_host_and_the_served_list(tls_dir: Path) -> None:

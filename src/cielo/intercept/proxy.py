@@ -43,7 +43,8 @@ class ProxyRefusal(Exception):
 def refusal_for_host(host: str) -> ProxyRefusal:
     return ProxyRefusal(403, "Forbidden",
                         f"cielo intercept does not serve {host}: it serves only {', '.join(SERVED_PATTERNS)} "
-                        "(port 443) and never forwards anywhere else. Add the host to NO_PROXY to reach it directly.")
+                        "(port 443) and Cielo's own address, and never forwards anywhere else. "
+                        "Add the host to NO_PROXY to reach it directly.")
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,20 @@ class Upstream:
     port: int
     ca_file: Path
 
+    def own(self) -> frozenset[tuple[str, int]]:
+        """The names a client may CONNECT to for Cielo's own listener: what its discovery documents name
+        (https://127.0.0.1:PORT/...) when a client sends loopback through the proxy too (no NO_PROXY)."""
+        return frozenset((name, self.port) for name in {self.host, "localhost", "127.0.0.1", "::1"})
+
     def context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca_file))
         context.check_hostname = False  # the chain must be Cielo's CA; the address is ours, dialled by us
         return context
 
 
-def parse_connect(head: bytes) -> tuple[str, int]:
-    """The (host, port) of a CONNECT request head; ProxyRefusal for anything else."""
+def parse_connect(head: bytes, own: frozenset[tuple[str, int]] = frozenset()) -> tuple[str, int]:
+    """The (host, port) of a CONNECT request head to a served host or to Cielo's own listener (`own`);
+    ProxyRefusal for anything else."""
     try:
         line = head.split(b"\r\n", 1)[0].decode("ascii")
         method, target, version = line.split(" ")
@@ -77,7 +84,9 @@ def parse_connect(head: bytes) -> tuple[str, int]:
     if not sep or not port_text.isdigit():
         raise ProxyRefusal(400, "Bad Request", f"cielo intercept: CONNECT needs host:port, not {target}")
     port = int(port_text)
-    name = host_name(host)
+    name = host_name(host).strip("[]")
+    if (name, port) in own:
+        return name, port
     if port != 443 or not is_served(name):
         raise refusal_for_host(f"{name}:{port}")
     return name, port
@@ -87,6 +96,7 @@ class InterceptProxy:
     def __init__(self, certs: HostCertificates, upstream: Upstream) -> None:
         self.certs, self.upstream = certs, upstream
         self._upstream_context = upstream.context()
+        self._own = upstream.own()
 
     async def serve(self, sock: socket.socket) -> asyncio.Server:
         return await asyncio.start_server(self.handle, sock=sock, limit=MAX_HEAD)
@@ -110,13 +120,18 @@ class InterceptProxy:
         except asyncio.LimitOverrunError:
             raise ProxyRefusal(431, "Request Header Fields Too Large", "cielo intercept: request head too large")\
                 from None
-        host, _port = parse_connect(head)
-        context = self.certs.context(host)
-        writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-        await writer.drain()
-        await writer.start_tls(context)
-        up_reader, up_writer = await asyncio.open_connection(
-            self.upstream.host, self.upstream.port, ssl=self._upstream_context, server_hostname=host)
+        host, port = parse_connect(head, self._own)
+        if (host, port) in self._own:
+            # Cielo's own address: a plain byte tunnel; the client checks Cielo's own certificate end to end.
+            up_reader, up_writer = await asyncio.open_connection(self.upstream.host, self.upstream.port)
+            writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        else:
+            context = self.certs.context(host)
+            writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            await writer.drain()
+            await writer.start_tls(context)
+            up_reader, up_writer = await asyncio.open_connection(
+                self.upstream.host, self.upstream.port, ssl=self._upstream_context, server_hostname=host)
         _no_delay(up_writer)
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
