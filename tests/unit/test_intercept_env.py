@@ -66,3 +66,18 @@ def test_plain_env_has_no_proxy(data_dir: Path) -> None:
     result = run("--data-dir", str(data_dir))
     assert result.exit_code == 0
     assert not any("PROXY" in line for line in result.stdout.splitlines())
+
+
+def test_a_busy_intercept_port_is_refused_before_start() -> None:
+    import socket
+
+    from cielo.cli.common import CliError
+    from cielo.cli.up import _intercept_socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(CliError, match=f"127.0.0.1:{port} for --intercept"):
+            _intercept_socket(port)
+    assert _intercept_socket(None) is None

@@ -117,6 +117,16 @@ def test_contexts_are_cached_per_host_and_renewed_before_expiry(tls_dir: Path) -
         certs.context("example.com")
 
 
+def test_the_cache_is_bounded(tls_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cielo.intercept.certs.MAX_CACHED", 3)
+    certs = HostCertificates(tls_dir / "ca.pem", tls_dir / "ca-key.pem")
+    first = certs.context("a0.openai.azure.com")
+    for i in range(1, 4):
+        certs.context(f"a{i}.openai.azure.com")
+    assert certs.context("a3.openai.azure.com") is certs.context("a3.openai.azure.com")
+    assert certs.context("a0.openai.azure.com") is not first  # dropped as the oldest, issued again
+
+
 async def test_tunnel_reaches_the_upstream_with_the_clients_bytes(tls_dir: Path) -> None:
     received: list[bytes] = []
 

@@ -24,6 +24,9 @@ from cielo.intercept.hosts import host_name, is_served
 LEAF_LIFETIME = dt.timedelta(days=1)
 RENEW_BEFORE = dt.timedelta(hours=1)
 BACKDATE = dt.timedelta(minutes=5)  # a client whose clock is a little behind still accepts a new leaf
+# `*.openai.azure.com` admits any label: the cache is bounded so that a local program asking for many names
+# cannot grow it without end (the oldest leaf is dropped and issued again if asked for).
+MAX_CACHED = 256
 
 
 class HostCertificates:
@@ -50,6 +53,9 @@ class HostCertificates:
                 return cached[1]
             cert_pem, key_pem, expires = self.issue(name, now)
             context = _server_context(cert_pem + self._ca_pem, key_pem)
+            self._cache.pop(name, None)
+            while len(self._cache) >= MAX_CACHED:
+                del self._cache[next(iter(self._cache))]
             self._cache[name] = (expires, context)
             return context
 
