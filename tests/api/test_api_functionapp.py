@@ -128,6 +128,36 @@ async def test_the_other_types_are_listed_by_subscription_too(client: httpx.Asyn
     assert {r["type"] for r in listed} == {type_}
 
 
+async def test_a_site_read_can_be_put_back_as_az_does(client: httpx.AsyncClient, world: World, group: str) -> None:
+    """az's `functionapp identity assign` GETs the site and PUTs it back, properties and all, with the identity."""
+    path = _site(world, group, "func-rt")
+    read = await _ok(client, world, "PUT", path, {"kind": "functionapp,linux"}, 201)
+    put_back = {**read, "identity": {"type": "SystemAssigned"}}
+    again = await _ok(client, world, "PUT", path, put_back)
+    assert again["properties"] == read["properties"] and again["identity"]["type"] == "SystemAssigned"
+    # Nulls say nothing, and are taken.
+    assert (await _ok(client, world, "PUT", path, {"properties": {"serverFarmId": None, "siteConfig": None}}))[
+        "kind"] == "functionapp,linux"
+
+
+@pytest.mark.parametrize(("properties", "field"), [
+    ({"serverFarmId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/serverfarms/plan"}, "serverFarmId"),
+    ({"siteConfig": {"linuxFxVersion": "Python|3.11"}}, "siteConfig"),
+    ({"state": "Stopped"}, "state"),
+    ({"httpsOnly": True}, "httpsOnly"),
+])
+async def test_site_properties_cielo_does_not_honour_are_refused(client: httpx.AsyncClient, world: World, group: str,
+                                                                 properties: dict[str, Any], field: str) -> None:
+    principals_before = len(world.services.directory.repo.list_service_principals(world.tenant))
+    answer = await arm_call(client, world, "PUT", _site(world, group, "func-bad"), {
+        "kind": "functionapp", "identity": {"type": "SystemAssigned"}, "properties": properties}, api_version=WEB_API)
+    assert f"'properties.{field}' is not served" in arm_error(answer, 400, "InvalidRequestContent")["message"]
+    # Refused before anything was made: no site, no principal.
+    arm_error(await arm_call(client, world, "GET", _site(world, group, "func-bad"), api_version=WEB_API), 404,
+              "ResourceNotFound")
+    assert len(world.services.directory.repo.list_service_principals(world.tenant)) == principals_before
+
+
 @pytest.mark.parametrize("kind", [7, ["functionapp"], {"k": "functionapp"}])
 async def test_a_kind_that_is_not_a_string_is_refused(client: httpx.AsyncClient, world: World, group: str,
                                                       kind: Any) -> None:

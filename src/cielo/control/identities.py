@@ -96,6 +96,30 @@ def _kind(value: object, type_: str) -> str | None:
     return value
 
 
+def _new_site(name: str) -> dict[str, Any]:
+    """What a site (web app or function app) holds: a registration, so its state and host name are fixed, and no
+    App Service plan holds it, said as a null `serverFarmId`, which az reads as "no plan" (its `functionapp show`
+    looks for a Flex Consumption plan there and fails on a missing key)."""
+    return {"provisioningState": "Succeeded", "state": "Running", "defaultHostName": f"{name.lower()}.local",
+            "serverFarmId": None}
+
+
+def _check_site_properties(sent: object, held: dict[str, Any]) -> None:
+    """A site's `properties` may only repeat what Cielo holds (az's `identity assign` PUTs back the site it read)
+    or be null: a plan, a site configuration or a state Cielo would not honour is refused, naming the field."""
+    if sent is None:
+        return
+    if not isinstance(sent, dict):
+        raise InvalidRequestContent("The Microsoft.Web/sites property 'properties' must be an object.")
+    for key, value in sent.items():
+        if value is None or (key in held and held[key] == value):
+            continue
+        raise InvalidRequestContent(
+            f"The Microsoft.Web/sites property 'properties.{key}' is not served by this Cielo: a site here is a "
+            "registration that gives code running elsewhere a managed identity (no App Service plan, storage or "
+            "site configuration). Send the site without it.")
+
+
 def _type_text(system: bool, user: bool) -> str:
     if system and user:
         return "SystemAssigned, UserAssigned"
@@ -241,6 +265,8 @@ class IdentityService:
         if existing is not None and existing.type != type_:
             raise BadRequest(f"A resource of another type exists at '{rid.id}'.", code="InvalidResourceType")
         name = existing.name if existing else rid.name
+        if type_ == SITE_TYPE:  # before the identity block, which may create a principal
+            _check_site_properties(body.get("properties"), existing.properties if existing else _new_site(rid.name))
         identity = self._identity_block(rid.id, tenant_id, body.get("identity"), existing, patch, name)
         properties: dict[str, Any] = dict(existing.properties) if existing else {"provisioningState": "Succeeded"}
         if type_ == VM_TYPE:
@@ -253,11 +279,7 @@ class IdentityService:
         elif type_ == VMSS_TYPE:
             properties.setdefault("uniqueId", new_guid())
         else:
-            properties.setdefault("state", "Running")
-            properties.setdefault("defaultHostName", f"{rid.name.lower()}.local")
-            # No App Service plan holds a Cielo site: said as null, which az reads as "no plan" (its
-            # `functionapp show` looks for a Flex Consumption plan there and fails on a missing key).
-            properties.setdefault("serverFarmId", None)
+            properties = {**_new_site(rid.name), **properties}
         location = body.get("location") or (existing.location if existing else group.location)
         tags = body.get("tags", existing.tags if existing else None)
         default_kind = "app" if type_ == SITE_TYPE else None
