@@ -171,6 +171,7 @@ def test_env_prints_the_exports_of_the_last_start(started: dict[str, Any]) -> No
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"export REQUESTS_CA_BUNDLE={bundle}", f"export SSL_CERT_FILE={bundle}", f"export CURL_CA_BUNDLE={bundle}",
+        f"export NODE_EXTRA_CA_CERTS={data_dir / 'tls' / 'ca.pem'}",
         f"export AZURE_AUTHORITY_HOST={last}", f"export CIELO_ENDPOINT={last}"]
     # Nothing listens there now: said on stderr, which `eval "$(cielo env)"` leaves out.
     assert "nothing answers at" in result.stderr

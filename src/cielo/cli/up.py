@@ -50,9 +50,9 @@ def env_pairs(settings: Settings, base_url: str | None = None,
     intercept proxy under Azure's own host names (intercept_port given)."""
     tls_dir = os.path.abspath(settings.tls_dir)  # the lines are for other shells, in other directories
     bundle = os.path.join(tls_dir, "bundle.pem")
-    trust = [("REQUESTS_CA_BUNDLE", bundle), ("SSL_CERT_FILE", bundle), ("CURL_CA_BUNDLE", bundle)]
+    trust = [("REQUESTS_CA_BUNDLE", bundle), ("SSL_CERT_FILE", bundle), ("CURL_CA_BUNDLE", bundle),
+             ("NODE_EXTRA_CA_CERTS", os.path.join(tls_dir, "ca.pem"))]
     if intercept_port is not None:
-        trust.append(("NODE_EXTRA_CA_CERTS", os.path.join(tls_dir, "ca.pem")))
         proxy = f"http://{INTERCEPT_HOST}:{intercept_port}"
         # Loopback stays direct (Cielo's own URLs, local engines); every other host is refused by the proxy.
         return [("HTTPS_PROXY", proxy), ("https_proxy", proxy), ("NO_PROXY", "localhost,127.0.0.1,::1"),
