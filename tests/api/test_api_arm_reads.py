@@ -182,8 +182,13 @@ async def test_resource_listings_show_top_level_resources_only(client: httpx.Asy
     in_group_filtered = await arm_call(client, world, "GET", f"{world.rg_path(rg)}/resources?$filter=resourceType "
                                        "eq 'microsoft.cognitiveservices/accounts'")
     assert [r["name"] for r in in_group_filtered.json()["value"]] == [account]
-    arm_error(await arm_call(client, world, "GET", f"{world.sub_path}/resources?$filter=name eq 'x'"), 400,
-              "InvalidFilterInQueryString")
+    # What `az resource list -g RG --resource-type T` sends.
+    by_group = await arm_call(client, world, "GET", f"{world.sub_path}/resources?$filter=resourceGroup eq "
+                              f"'{rg.upper()}' and resourceType eq 'Microsoft.CognitiveServices/accounts'")
+    assert [r["name"] for r in by_group.json()["value"]] == [account]
+    for refused in ("tagName eq 'x'", "name ne 'x'", "substringof('a', name)", "name eq 'x' or name eq 'y'"):
+        arm_error(await arm_call(client, world, "GET", f"{world.sub_path}/resources?$filter={refused}"), 400,
+                  "InvalidFilterInQueryString")
     arm_error(await arm_call(client, world, "GET", f"{world.sub_path}/resources",
                              headers=await _stranger(client, world)), 403, "AuthorizationFailed")
     identities = await arm_call(client, world, "GET",

@@ -186,7 +186,7 @@ async def delete_group(call: ArmCall) -> Response:
 
 async def list_in_group(call: ArmCall) -> Response:
     """The group's top-level resources (an account's deployments are not listed, as in ARM)."""
-    wanted = arm_reads.resource_type_filter(call)
+    wanted = arm_reads.resource_filter(call)
     group, items = call.manager.resources_in_group(call.sub.id, call.params["resourceGroupName"])
     visible = [r for r in arm_reads.top_level(items, wanted) if call.ctx.allowed(f"{r.type}/read", r.id)]
     if not visible and not call.ctx.allowed(RG_READ, group.id):

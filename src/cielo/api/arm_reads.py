@@ -11,6 +11,7 @@ resource type), so it stays true as routes are added.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -39,6 +40,8 @@ class Resource(Protocol):
     def location(self) -> str | None: ...
     @property
     def parent_key(self) -> str | None: ...
+    @property
+    def resource_group(self) -> str | None: ...
     @property
     def kind(self) -> str | None: ...
     @property
@@ -191,28 +194,40 @@ def listed_json(resource: Resource) -> dict[str, Any]:
     return out
 
 
-def resource_type_filter(call: ArmCall) -> str | None:
-    """`$filter=resourceType eq 'X'` (the one filter served); any other filter is refused, never ignored."""
+# The `$filter` fields a resources listing serves (what `az resource list` sends for -g, --resource-type, -n and
+# -l, joined by `and`), each to the resource's attribute it compares (case-insensitively, as ARM does).
+_FILTER_FIELDS = {"resourcetype": "type", "resourcegroup": "resource_group", "name": "name", "location": "location"}
+# `field eq 'value'`, a quote inside the value doubled (OData).
+_CLAUSE = re.compile(r"(\w+)\s+eq\s+'((?:[^']|'')*)'", re.IGNORECASE)
+
+
+def resource_filter(call: ArmCall) -> dict[str, str]:
+    """`$filter=resourceType eq 'X' and resourceGroup eq 'Y'` as {attribute: lower-cased value}; a filter with any
+    other field or operator is refused, never ignored."""
     text = call.request.query_params.get("$filter")
     if text is None:
-        return None
-    words = text.strip().split(None, 2)
-    if len(words) == 3 and words[0].lower() == "resourcetype" and words[1].lower() == "eq" \
-            and len(words[2]) > 2 and words[2][0] == words[2][-1] == "'":
-        return words[2][1:-1]
-    raise BadRequest(f"The $filter '{text}' is not supported by this Cielo: only resourceType eq '{{type}}' is.",
-                     code="InvalidFilterInQueryString")
+        return {}
+    wanted: dict[str, str] = {}
+    for clause in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        found = _CLAUSE.fullmatch(clause.strip())
+        attribute = _FILTER_FIELDS.get(found.group(1).lower()) if found else None
+        if found is None or attribute is None:
+            raise BadRequest(f"The $filter '{text}' is not supported by this Cielo: only resourceType, resourceGroup, "
+                             "name and location compared with eq '{value}', joined by and, are.",
+                             code="InvalidFilterInQueryString")
+        wanted[attribute] = found.group(2).replace("''", "'").lower()
+    return wanted
 
 
-def top_level(resources: Sequence[R], type_filter: str | None) -> list[R]:
+def top_level(resources: Sequence[R], wanted: dict[str, str]) -> list[R]:
     """What ARM's resources listings show: top-level resources (no child such as an account's deployments, no
-    group, no template deployment), of one type when the filter names it."""
+    group, no template deployment) that match the filter's fields."""
     return [r for r in resources if r.parent_key is None and r.type not in (RG_TYPE, TEMPLATE_DEPLOYMENT_TYPE)
-            and (type_filter is None or r.type.lower() == type_filter.lower())]
+            and all(str(getattr(r, attribute) or "").lower() == value for attribute, value in wanted.items())]
 
 
 async def list_resources(call: ArmCall) -> Response:
-    wanted = resource_type_filter(call)
+    wanted = resource_filter(call)
     items = top_level(_resources(call).list_resources(subscription_id=call.sub.id), wanted)
     visible = [r for r in items if call.ctx.allowed(f"{r.type}/read", r.id)]
     if not visible:
