@@ -4,6 +4,7 @@ request as the route table's handlers see it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,13 +90,15 @@ class ArmCall:
         return ArmGuard(self.ctx)
 
 
-async def read_json_body(request: Request, limit: int | None = None) -> dict[str, Any]:
+async def read_json_body(request: Request, limit: int | None = None,
+                         parse: Callable[[bytes], Any] = json.loads) -> dict[str, Any]:
     """An ARM request body: a JSON object (empty means `{}`), else 400 `InvalidRequestContent`.
 
     Over `settings.max_arm_body_bytes` it is refused while it streams in, with ARM's 413
     `RequestContentTooLarge` ("The request content size exceeds the maximum size of 4 MB." is Azure's
     wording for its own 4 MB limit); nested deeper than 64 levels, or carrying a lone surrogate, with 400
-    `InvalidRequestContent`. A route with a smaller body passes its own `limit`.
+    `InvalidRequestContent`. A route with a smaller body passes its own `limit`; one that reads more than
+    JSON (template deployments: comments and bare keys) passes its own `parse`, which raises ValueError.
     """
     if limit is None:
         limit = int(request.app.state.settings.max_arm_body_bytes)
@@ -108,7 +111,7 @@ async def read_json_body(request: Request, limit: int | None = None) -> dict[str
             "The request content was invalid and could not be deserialized: arrays and objects are "
             f"nested deeper than {MAX_JSON_DEPTH} levels.")
     try:
-        body = json.loads(raw)
+        body = parse(raw)
     except ValueError as exc:
         raise InvalidRequestContent(f"The request content was invalid and could not be deserialized: {exc}.") from exc
     if not isinstance(body, dict):

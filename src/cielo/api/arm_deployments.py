@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cielo.api.arm_context import ArmCall
+from cielo.api.arm_context import ArmCall, read_json_body
 from cielo.api.arm_routes import Route
 from cielo.control.templates import jsonc
 from cielo.control.templates.expressions import TemplateError
@@ -31,8 +31,7 @@ from cielo.control.templates.records import (
     template_hash,
 )
 from cielo.control.templates.template import Deployment, ResourceFailure, Target
-from cielo.errors import ArmError, CieloError, Conflict, InvalidRequestContent, NotFound, RequestContentTooLarge
-from cielo.http.bodies import MAX_JSON_DEPTH, describe_size, nested_deeper_than, read_limited
+from cielo.errors import ArmError, CieloError, Conflict, NotFound
 
 ACTION = DEPLOYMENT_TYPE
 # What a deployment body may hold; anything else is refused by name (templateLink, parametersLink, debugSetting…).
@@ -138,23 +137,13 @@ def deployment_scope(call: ArmCall) -> str:
 async def read_body(request: Request) -> dict[str, Any]:
     """A deployment body: as `read_json_body`, but read as ARM reads it, with comments and bare keys allowed
     (az 2.91 sends `{"properties": {…}, template:{the file's own text}}}`)."""
-    limit = int(request.app.state.settings.max_arm_body_bytes)
-    raw = await read_limited(request, limit, lambda: RequestContentTooLarge(
-        f"The request content size exceeds the maximum size of {describe_size(limit)}."))
-    if not raw.strip():
-        return {}
-    if nested_deeper_than(raw):
-        raise InvalidRequestContent("The request content was invalid and could not be deserialized: arrays and "
-                                    f"objects are nested deeper than {MAX_JSON_DEPTH} levels.")
-    try:
+
+    def parse(raw: bytes) -> Any:
         text = raw.decode("utf-8-sig")
-        body = jsonc.loads(text)
-    except ValueError as exc:
-        raise InvalidRequestContent(f"The request content was invalid and could not be deserialized: {exc}.") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequestContent("The request content must be a JSON object.")
-    request.state.deployment_text = text  # for the line and column of a template error
-    return body
+        request.state.deployment_text = text  # for the line and column of a template error
+        return jsonc.loads(text)
+
+    return await read_json_body(request, parse=parse)
 
 
 async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> tuple[Deployment, str, dict[str, Any]]:

@@ -49,6 +49,33 @@ class ResourceNotFound(ServiceError):
     exit_code = 3
 
 
+class SpaceListCommand(click.Command):
+    """A command that takes az's space-separated lists: each value after one of `LIST_OPTIONS`, up to the next
+    option, counts as one more use of it (`--identities [system] myId`, `--parameters a=1 b=2`). A negative
+    number is a value, not an option."""
+
+    LIST_OPTIONS: tuple[str, ...] = ()
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        expanded: list[str] = []
+        current: str | None = None
+        taken = 0
+        for arg in args:
+            if arg.startswith("-") and not arg.lstrip("-").isdigit():
+                name, has_value, _ = arg.partition("=")
+                current = name if name in self.LIST_OPTIONS else None
+                taken = 1 if has_value else 0
+                expanded.append(arg)
+            elif current is not None:
+                if taken:
+                    expanded.append(current)
+                expanded.append(arg)
+                taken += 1
+            else:
+                expanded.append(arg)
+        return super().parse_args(ctx, expanded)
+
+
 def table_layout(transformer: TableTransformer) -> Callable[[F], F]:
     """The command's table layout (az's `table_transformer`): the columns `-o table` shows, in az's order.
     Put it below `@global_options`."""

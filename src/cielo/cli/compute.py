@@ -12,7 +12,7 @@ import click
 
 from cielo.agent.credential import HostCredentialFile
 from cielo.cli.armcall import arm, group_path, with_resource_group
-from cielo.cli.common import CliError, global_options
+from cielo.cli.common import CliError, SpaceListCommand, global_options
 from cielo.client.http import default_verify
 
 KINDS = {
@@ -23,30 +23,10 @@ KINDS = {
 UAMI = ("Microsoft.ManagedIdentity", "userAssignedIdentities", "2023-01-31")
 
 
-class AzListCommand(click.Command):
-    """Takes az's space-separated lists (`--identities [system] myId`, `--assign-identity [system] myId`): each
-    value after such an option, up to the next option, counts as one more use of it."""
+class AzListCommand(SpaceListCommand):
+    """Takes az's space-separated identity lists (`--identities [system] myId`, `--assign-identity [system] myId`)."""
 
     LIST_OPTIONS = ("--identities", "--assign-identity")
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        expanded: list[str] = []
-        current: str | None = None
-        taken = 0
-        for arg in args:
-            if arg.startswith("-"):
-                name, has_value, _ = arg.partition("=")
-                current = name if name in self.LIST_OPTIONS else None
-                taken = 1 if has_value else 0
-                expanded.append(arg)
-            elif current is not None:
-                if taken:
-                    expanded.append(current)
-                expanded.append(arg)
-                taken += 1
-            else:
-                expanded.append(arg)
-        return super().parse_args(ctx, expanded)
 
 
 def resource_path(kind: tuple[str, str, str], resource_group: str, name: str) -> str:

@@ -10,36 +10,17 @@ from typing import Any
 import click
 
 from cielo.cli.armcall import arm, group_path
-from cielo.cli.common import CliError, global_options, table_layout
+from cielo.cli.common import CliError, SpaceListCommand, global_options, table_layout
 
 # How often `create` asks whether the deployment is done (az's poller asks every few seconds; Cielo is local).
 POLL_INTERVAL_S = 0.5
 ACTIVE = ("Accepted", "Running")
 
 
-class _ParametersCommand(click.Command):
+class _ParametersCommand(SpaceListCommand):
     """Takes az's `--parameters a=1 b=2` (several values after one flag) as well as repeated `--parameters`."""
 
     LIST_OPTIONS = ("--parameters", "-p")
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        expanded: list[str] = []
-        current: str | None = None
-        taken = 0
-        for arg in args:
-            if arg.startswith("-") and not arg.lstrip("-").isdigit():
-                name, has_value, _ = arg.partition("=")
-                current = name if name in self.LIST_OPTIONS else None
-                taken = 1 if has_value else 0
-                expanded.append(arg)
-            elif current is not None:
-                if taken:
-                    expanded.append(current)
-                expanded.append(arg)
-                taken += 1
-            else:
-                expanded.append(arg)
-        return super().parse_args(ctx, expanded)
 
 
 def _path(resource_group: str, name: str, subscription: str | None = None) -> str:
