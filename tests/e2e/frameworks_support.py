@@ -14,7 +14,6 @@ Test modules load this file with `pytest_plugins = ("frameworks_support",)`; the
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import gzip
 import hashlib
@@ -24,7 +23,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from aiohttp import web
 from conftest_dataplane import E5, OPENAI_USER, SMOLLM2, DataPlane
 
 from support.server import start_server
+from support.threaded_app import ThreadedApp
 
 CASES_DIR = Path(__file__).parent / "frameworks"
 REQUIREMENTS = CASES_DIR / "requirements.txt"
@@ -64,7 +63,7 @@ def sample(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
     return {"string": "Paris", "integer": 3, "number": 2.5, "boolean": True, "null": None}[kind]
 
 
-class FakeOpenAI:
+class FakeOpenAI(ThreadedApp):
     """An OpenAI-compatible engine on loopback (aiohttp, in a thread of this process), answering as OpenAI's API
     reference describes: a forced or allowed tool is called with arguments that fit its parameters' schema, a
     tool's result is answered in text, `response_format` json_schema is answered with a sample of the schema
@@ -73,33 +72,12 @@ class FakeOpenAI:
     body it was sent."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[dict[str, Any]] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> FakeOpenAI:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
-        runner = web.AppRunner(app)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        self._loop.run_forever()
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()

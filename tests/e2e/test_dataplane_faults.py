@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +23,7 @@ from aiohttp import web
 from openai import AzureOpenAI
 
 from support.server import CieloServer, start_server
+from support.threaded_app import ThreadedApp
 
 pytestmark = pytest.mark.e2e
 
@@ -35,38 +35,17 @@ RATE_HEADERS = {"Retry-After": "7", "retry-after-ms": "6500", "x-ratelimit-remai
 
 
 # ----------------------------------------------------------------------------- the fake upstream
-class FakeUpstream:
+class FakeUpstream(ThreadedApp):
     """`/v1/chat/completions` and `/v1/completions`, misbehaving as the last message (or prompt) says.
     `left[tag]` is how many seconds after a request arrived its client (Cielo) closed the connection."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.left: dict[str, float] = {}
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> FakeUpstream:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_post("/v1/completions", self._handle)
-        runner = web.AppRunner(app)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        self._loop.run_forever()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

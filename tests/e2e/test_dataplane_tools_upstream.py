@@ -7,10 +7,8 @@ openai SDK (AzureOpenAI with an API key) against a real `cielo up`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +18,7 @@ from aiohttp import web
 from openai import AzureOpenAI
 
 from support.server import CieloServer, start_server
+from support.threaded_app import ThreadedApp
 
 pytestmark = pytest.mark.e2e
 
@@ -31,37 +30,16 @@ TOOLS: list[Any] = [{"type": "function", "function": {
 ARGUMENTS = '{"city":"Paris"}'
 
 
-class RecordingUpstream:
+class RecordingUpstream(ThreadedApp):
     """`/v1/chat/completions` answering every request with a call of get_weather; `requests` holds the bodies.
     Its streams never carry usage, even when asked (Cielo then counts it)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[dict[str, Any]] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> RecordingUpstream:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._handle)
-        runner = web.AppRunner(app)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        self._loop.run_forever()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
