@@ -173,6 +173,14 @@ class InvalidAuthenticationToken(ArmError):
     code = "InvalidAuthenticationToken"
 
 
+class AuthenticationFailed(InvalidAuthenticationToken):
+    """401 AuthenticationFailed: an ARM request whose Authorization header is missing or not a Bearer token
+    (ARM answers AuthenticationFailed before it looks at a token, and InvalidAuthenticationToken for a bad
+    one; learn.microsoft.com/rest/api/azure/#authorization-code-grant-interactive-clients)."""
+
+    code = "AuthenticationFailed"
+
+
 class AuthorizationFailed(ArmError):
     """403: the principal lacks the permission (ARM AuthorizationFailed, Graph Authorization_RequestDenied).
 
@@ -316,6 +324,178 @@ class InvalidFilterInQueryString(BadRequest):
     learn.microsoft.com/rest/api/authorization/role-assignments/list-for-scope)."""
 
     code = "InvalidFilterInQueryString"
+
+
+# Role-based access control codes (learn.microsoft.com/azure/role-based-access-control/troubleshooting lists
+# those Azure answers for role assignments and definitions). `cielo.rbac.errors` holds the engine's own.
+class InvalidAssignmentScope(BadRequest):
+    """A role assignment or definition scope that is not a well-formed ARM id (Azure's InvalidScope,
+    learn.microsoft.com/azure/role-based-access-control/scope-overview). Not `cielo.rbac.InvalidScope`, the
+    engine's refusal with the generic BadRequest code."""
+
+    code = "InvalidScope"
+
+
+class PrincipalNotFound(BadRequest):
+    """The principalId of a role assignment names no user, group or service principal of the caller's tenant
+    (Azure's PrincipalNotFound, learn.microsoft.com/azure/role-based-access-control/troubleshooting)."""
+
+    code = "PrincipalNotFound"
+
+
+class InvalidRoleAssignmentId(BadRequest):
+    """A role assignment name that is not a GUID (Azure's InvalidRoleAssignmentId,
+    learn.microsoft.com/rest/api/authorization/role-assignments/create)."""
+
+    code = "InvalidRoleAssignmentId"
+
+
+class InvalidPrincipalId(BadRequest):
+    """A role assignment whose properties.principalId is not an object id (a GUID) (Azure's InvalidPrincipalId,
+    learn.microsoft.com/rest/api/authorization/role-assignments/create)."""
+
+    code = "InvalidPrincipalId"
+
+
+class ConditionsNotSupported(BadRequest):
+    """A role assignment or custom role permission with an ABAC `condition`, which Cielo does not evaluate and
+    so refuses rather than ignores (Azure evaluates them: learn.microsoft.com/azure/role-based-access-control/
+    conditions-overview)."""
+
+    code = "ConditionsNotSupported"
+
+
+class UnmatchedPrincipalType(BadRequest):
+    """A role assignment whose principalType is not the type of the principal it names (Azure's
+    UnmatchedPrincipalType, learn.microsoft.com/azure/role-based-access-control/troubleshooting)."""
+
+    code = "UnmatchedPrincipalType"
+
+
+class RoleDefinitionDoesNotExist(NotFound):
+    """404: a GET of a role definition that does not exist or that the caller may not read at the scope (Azure's
+    RoleDefinitionDoesNotExist, learn.microsoft.com/rest/api/authorization/role-definitions/get). An assignment
+    naming a missing role is `cielo.rbac.RoleDefinitionNotFound`, a 400 with the same code."""
+
+    code = "RoleDefinitionDoesNotExist"
+
+
+class RoleAssignmentNotFound(NotFound):
+    """404: the role assignment does not exist at the scope (Azure's RoleAssignmentNotFound,
+    learn.microsoft.com/rest/api/authorization/role-assignments/get)."""
+
+    code = "RoleAssignmentNotFound"
+
+
+class InvalidRoleDefinitionId(BadRequest):
+    """A custom role definition name that is not a GUID (Azure's InvalidRoleDefinitionId,
+    learn.microsoft.com/rest/api/authorization/role-definitions/create-or-update)."""
+
+    code = "InvalidRoleDefinitionId"
+
+
+# Resource groups, accounts and deployments.
+class InvalidResourceGroupName(BadRequest):
+    """A resource group name outside ARM's rules: alphanumerics, underscore, parentheses, hyphen, period (not
+    at the end), up to 90 characters (ARM's InvalidResourceGroupName,
+    learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules)."""
+
+    code = "InvalidResourceGroupName"
+
+
+class LocationRequired(BadRequest):
+    """A resource group or resource without a location (ARM's LocationRequired,
+    learn.microsoft.com/azure/azure-resource-manager/troubleshooting/common-deployment-errors)."""
+
+    code = "LocationRequired"
+
+
+class LocationNotAvailableForResourceGroup(BadRequest):
+    """A location that is not a region name (ARM's LocationNotAvailableForResourceGroup,
+    learn.microsoft.com/azure/azure-resource-manager/troubleshooting/common-deployment-errors)."""
+
+    code = "LocationNotAvailableForResourceGroup"
+
+
+class InvalidResourceGroupLocation(BadRequest):
+    """A PUT of an existing resource group with another location: a group's location cannot change (ARM's
+    InvalidResourceGroupLocation,
+    learn.microsoft.com/azure/azure-resource-manager/troubleshooting/common-deployment-errors)."""
+
+    code = "InvalidResourceGroupLocation"
+
+
+class InvalidResourceLocation(Conflict):
+    """409: a PUT of an existing resource with another location (ARM's InvalidResourceLocation,
+    learn.microsoft.com/azure/azure-resource-manager/troubleshooting/common-deployment-errors)."""
+
+    code = "InvalidResourceLocation"
+
+
+class InvalidKind(BadRequest):
+    """A Cognitive Services account kind this Cielo does not serve: it serves OpenAI, AIServices and
+    CognitiveServices (Cognitive Services' InvalidKind, learn.microsoft.com/rest/api/aiservices/accountmanagement/
+    accounts/create)."""
+
+    code = "InvalidKind"
+
+
+class KindRequired(BadRequest):
+    """A Cognitive Services account without a kind (Cognitive Services' KindRequired,
+    learn.microsoft.com/rest/api/aiservices/accountmanagement/accounts/create: `kind` is required)."""
+
+    code = "KindRequired"
+
+
+class CustomSubDomainNameCannotBeChanged(BadRequest):
+    """An account update that changes customSubDomainName, which is set once (Cognitive Services'
+    CustomSubDomainNameCannotBeChanged, learn.microsoft.com/azure/ai-services/cognitive-services-custom-subdomains)."""
+
+    code = "CustomSubDomainNameCannotBeChanged"
+
+
+class DeploymentModelNotSupported(BadRequest):
+    """A deployment of a model that the catalogue does not hold (Cognitive Services' DeploymentModelNotSupported,
+    learn.microsoft.com/azure/ai-services/openai/how-to/create-resource)."""
+
+    code = "DeploymentModelNotSupported"
+
+
+class InvalidCapacity(BadRequest):
+    """A deployment whose sku.capacity is not a positive integer of thousands of tokens per minute (Cognitive
+    Services' InvalidCapacity, learn.microsoft.com/azure/ai-services/openai/how-to/quota)."""
+
+    code = "InvalidCapacity"
+
+
+class InsufficientQuota(BadRequest):
+    """A deployment whose capacity would take the subscription's per-model, per-region quota over its limit,
+    in Azure's words (Cognitive Services' InsufficientQuota, learn.microsoft.com/azure/ai-services/openai/how-to/
+    quota)."""
+
+    code = "InsufficientQuota"
+
+
+# Providers and routes.
+class InvalidQueryParameterValue(BadRequest):
+    """A query parameter value the operation does not support, e.g. an `$expand` other than resourceTypes on a
+    provider operations listing (ARM's InvalidQueryParameterValue, learn.microsoft.com/rest/api/azure/)."""
+
+    code = "InvalidQueryParameterValue"
+
+
+class InvalidResourceNamespace(NotFound):
+    """404: a resource provider namespace this Cielo does not serve (ARM's InvalidResourceNamespace,
+    learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-register-resource-provider)."""
+
+    code = "InvalidResourceNamespace"
+
+
+class InvalidResourceType(NotFound):
+    """404: a resource type or a path under a resource that this Cielo does not serve (ARM's InvalidResourceType,
+    learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-invalid-resource-type)."""
+
+    code = "InvalidResourceType"
 
 
 # --------------------------------------------------------------------------- Microsoft Graph (directory API)

@@ -18,7 +18,7 @@ from cielo.api.arm_context import ArmCall, read_json_body
 from cielo.api.arm_routes import Route, Unserved
 from cielo.control.identities import SITE_TYPE, UAMI_TYPE, VM_TYPE, VMSS_TYPE, compute_json
 from cielo.core.arm_ids import ResourceId
-from cielo.errors import NotFound
+from cielo.errors import InvalidResourceType
 
 # (namespace, type) -> full type
 TYPES = {
@@ -129,12 +129,12 @@ def routes(rg: str, in_subscription: Prepare) -> list[Route[ArmCall, Response]]:
 
 def unserved(rg: str, in_subscription: Prepare) -> list[Unserved[ArmCall]]:
     def under(call: ArmCall) -> Exception:
-        return NotFound(f"The path '{call.params['rest']}' under '{call.params['resourceName']}' is not served by "
-                        "this Cielo.", code="InvalidResourceType")
+        return InvalidResourceType(f"The path '{call.params['rest']}' under '{call.params['resourceName']}' is not "
+                                   "served by this Cielo.")
 
     def unknown_type(call: ArmCall) -> Exception:
-        return NotFound(f"The resource type '{call.params['namespace']}/{call.params['resourceType']}' is not served "
-                        "by this Cielo.", code="InvalidResourceType")
+        return InvalidResourceType(f"The resource type '{call.params['namespace']}/{call.params['resourceType']}' "
+                                   "is not served by this Cielo.")
 
     known = [Unserved(f"{rg}/providers/{{namespace:{t.split('/')[0]}}}/{{resourceType:{t.split('/')[1]}}}/"
                       "{resourceName}/{rest*}", under, prepare=(*in_subscription, in_group)) for t in TYPES.values()]

@@ -24,7 +24,7 @@ from cielo.bootstrap import DEFAULT_LOCATION
 from cielo.control import account_reads
 from cielo.control.resources import ResourceService
 from cielo.core.arm_ids import RG_TYPE, ResourceId
-from cielo.errors import BadRequest, NotFound
+from cielo.errors import InvalidFilterInQueryString, InvalidResourceNamespace
 
 
 class Resource(Protocol):
@@ -180,7 +180,7 @@ def _provider(call: ArmCall, table: RouteList) -> dict[str, Any]:
     for provider in _providers(call, table):
         if provider["namespace"].lower() == wanted.lower():
             return provider
-    raise NotFound(f"The resource namespace '{wanted}' is invalid.", code="InvalidResourceNamespace")
+    raise InvalidResourceNamespace(f"The resource namespace '{wanted}' is invalid.")
 
 
 # ----------------------------------------------------------------------------- resources
@@ -212,9 +212,9 @@ def resource_filter(call: ArmCall) -> dict[str, str]:
         found = _CLAUSE.fullmatch(clause.strip())
         attribute = _FILTER_FIELDS.get(found.group(1).lower()) if found else None
         if found is None or attribute is None:
-            raise BadRequest(f"The $filter '{text}' is not supported by this Cielo: only resourceType, resourceGroup, "
-                             "name and location compared with eq '{value}', joined by and, are.",
-                             code="InvalidFilterInQueryString")
+            raise InvalidFilterInQueryString(
+                f"The $filter '{text}' is not supported by this Cielo: only resourceType, resourceGroup, name and "
+                "location compared with eq '{value}', joined by and, are.")
         wanted[attribute] = found.group(2).replace("''", "'").lower()
     return wanted
 

@@ -6,7 +6,7 @@ from collections.abc import Collection
 
 from starlette.requests import Request
 
-from cielo.errors import InvalidAuthenticationToken
+from cielo.errors import AuthenticationFailed, InvalidAuthenticationToken
 from cielo.identity.validation import TokenInvalid, TokenPrincipal, TokenValidator
 
 GRAPH_AUDIENCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
@@ -17,9 +17,8 @@ def bearer_principal(request: Request, audiences: Collection[str]) -> TokenPrinc
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise InvalidAuthenticationToken(
+        raise AuthenticationFailed(
             "Authentication failed. The 'Authorization' header is missing or not a Bearer token.",
-            code="AuthenticationFailed",
         )
     validator: TokenValidator = request.app.state.validator
     try:

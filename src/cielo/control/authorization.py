@@ -15,15 +15,24 @@ from cielo.core.clock import Clock
 from cielo.core.ids import is_guid
 from cielo.errors import (
     BadRequest,
+    ConditionsNotSupported,
     DuplicateKey,
+    InvalidAssignmentScope,
     InvalidFilterInQueryString,
+    InvalidPrincipalId,
     InvalidRequestContent,
+    InvalidRoleAssignmentId,
     InvalidRoleDefinitionContent,
+    InvalidRoleDefinitionId,
     NotFound,
+    PrincipalNotFound,
     ResourceGroupNotFound,
+    RoleAssignmentNotFound,
+    RoleDefinitionDoesNotExist,
     SubscriptionNotFound,
+    UnmatchedPrincipalType,
 )
-from cielo.rbac.errors import RoleAssignmentUpdateNotPermitted
+from cielo.rbac.errors import RoleAssignmentUpdateNotPermitted, RoleDefinitionNotFound
 from cielo.rbac.model import RoleAssignment
 from cielo.rbac.roles import RoleDefinition
 from cielo.rbac.scopes import is_within, parse_scope
@@ -121,7 +130,7 @@ class AuthorizationService:
         try:
             rid = parse(canonical)
         except InvalidResourceId as exc:
-            raise BadRequest(f"The scope '{scope}' is not valid.", code="InvalidScope") from exc
+            raise InvalidAssignmentScope(f"The scope '{scope}' is not valid.") from exc
         subs = {s.id: s for s in self._directory.list_subscriptions(tenant_id)}
         if rid.subscription.lower() not in subs:
             raise SubscriptionNotFound(f"The subscription '{rid.subscription}' could not be found.")
@@ -147,38 +156,39 @@ class AuthorizationService:
         group = self._directory.find_group(tenant_id, principal_id) if kind == "group" else None
         owner = (user.tenant_id if user else sp.tenant_id if sp else group.tenant_id if group else None)
         if kind is None or owner != tenant_id:
-            raise BadRequest(f"Principal {principal_id.replace('-', '')} does not exist in the directory "
-                             f"{tenant_id}. Check that you have the correct principal ID.", code="PrincipalNotFound")
+            raise PrincipalNotFound(f"Principal {principal_id.replace('-', '')} does not exist in the directory "
+                                    f"{tenant_id}. Check that you have the correct principal ID.")
         return {"user": "User", "group": "Group", "servicePrincipal": "ServicePrincipal"}[kind]
 
     def create_assignment(
         self, caller: ArmCaller, scope: str, name: str, body: dict[str, Any]
     ) -> tuple[RoleAssignment, bool]:
         if not is_guid(name.lower()):
-            raise BadRequest(f"The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID.",
-                             code="InvalidRoleAssignmentId")
+            raise InvalidRoleAssignmentId(
+                f"The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID.")
         props = body.get("properties")
         if not isinstance(props, dict):
             raise InvalidRequestContent("The request body must contain 'properties'.")
         if props.get("condition") or props.get("conditionVersion"):
-            raise BadRequest("Role assignment conditions (ABAC) are not supported by this Cielo; create the "
-                             "assignment without 'condition'.", code="ConditionsNotSupported")
+            raise ConditionsNotSupported(
+                "Role assignment conditions (ABAC) are not supported by this Cielo; create the assignment without "
+                "'condition'.")
         role_ref, principal_id = props.get("roleDefinitionId"), props.get("principalId")
         if not isinstance(role_ref, str) or not role_ref:
             raise InvalidRequestContent("properties.roleDefinitionId is required.")
         if not isinstance(principal_id, str) or not is_guid(principal_id.lower()):
-            raise BadRequest("properties.principalId must be an object id (GUID).", code="InvalidPrincipalId")
+            raise InvalidPrincipalId("properties.principalId must be an object id (GUID).")
         principal_id = principal_id.lower()
         role = self.access.index.get_role_definition(role_ref)
         if role is None:
-            raise BadRequest(f"The specified role definition with ID '{role_ref.rsplit('/', 1)[-1]}' does not exist.",
-                             code="RoleDefinitionDoesNotExist")
+            raise RoleDefinitionNotFound(
+                f"The specified role definition with ID '{role_ref.rsplit('/', 1)[-1]}' does not exist.")
         canonical = self.check_scope_exists(scope, caller.tenant_id)
         actual = self.principal_type(principal_id, caller.tenant_id)
         given = props.get("principalType")
         if given is not None and given != actual and not (given == "ForeignGroup" and actual == "Group"):
-            raise BadRequest(f"The principal type '{given}' does not match the principal's type '{actual}'.",
-                             code="UnmatchedPrincipalType")
+            raise UnmatchedPrincipalType(
+                f"The principal type '{given}' does not match the principal's type '{actual}'.")
         description = props.get("description")
         description = description if isinstance(description, str) else None
         existing = self.access.index.get_assignment(name)
@@ -208,7 +218,7 @@ class AuthorizationService:
     def get_assignment(self, scope: str, name: str) -> RoleAssignment:
         found = self.access.index.get_assignment(name)
         if found is None or parse_scope(found.scope).key != parse_scope(scope).key:
-            raise NotFound("The role assignment '" + name + "' is not found.", code="RoleAssignmentNotFound")
+            raise RoleAssignmentNotFound("The role assignment '" + name + "' is not found.")
         return found
 
     def delete_assignment(self, scope: str, name: str) -> RoleAssignment | None:
@@ -331,7 +341,7 @@ class AuthorizationService:
         role = self._tenant_role(role_id, tenant_id)
         if role is not None and self.may_read(guard, role, scope):
             return role
-        raise NotFound(f"The role definition '{role_id}' could not be found.", code="RoleDefinitionDoesNotExist")
+        raise RoleDefinitionDoesNotExist(f"The role definition '{role_id}' could not be found.")
 
     def _require_at_current_scopes(self, guard: Guard, action: str, scope: str, role: RoleDefinition) -> None:
         """`action` at every assignable scope the role has now (Azure: a role is changed or deleted only by
@@ -348,7 +358,7 @@ class AuthorizationService:
         """Create or replace a custom role: `roleDefinitions/write` at every assignable scope it has (when it
         exists) and at every one it will have. Built-ins are never changed. Nothing is written on a refusal."""
         if not is_guid(guid.lower()):
-            raise BadRequest("The role definition id must be a GUID.", code="InvalidRoleDefinitionId")
+            raise InvalidRoleDefinitionId("The role definition id must be a GUID.")
         existing = self.access.index.get_role_definition(guid)
         if existing is not None and existing.is_builtin:
             raise InvalidRoleDefinitionContent(f"'{existing.role_name}' is a built-in role and cannot be changed.")
@@ -372,9 +382,9 @@ class AuthorizationService:
             raise InvalidRoleDefinitionContent("permissions must be a list of objects.")
         for perm in perms:
             if perm.get("condition") or perm.get("conditionVersion"):
-                raise BadRequest("Conditions in a custom role's permissions are not supported by this Cielo (built-in "
-                                 "roles keep Azure's, which fail closed); remove 'condition'.",
-                                 code="ConditionsNotSupported")
+                raise ConditionsNotSupported(
+                    "Conditions in a custom role's permissions are not supported by this Cielo (built-in roles keep "
+                    "Azure's, which fail closed); remove 'condition'.")
             for field in ("actions", "notActions", "dataActions", "notDataActions"):
                 values = perm.get(field, [])
                 if not isinstance(values, list) or not all(isinstance(v, str) for v in values):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 
-from cielo.errors import BadRequest, InvalidResourceName
+from cielo.errors import (
+    InvalidResourceGroupName,
+    InvalidResourceName,
+    LocationNotAvailableForResourceGroup,
+    LocationRequired,
+)
 from cielo.rbac.scopes import fold
 
 _RG = re.compile(r"^[-\w.()]{1,90}$")
@@ -27,10 +32,9 @@ def check_case_unambiguous(path: str) -> None:
 
 def check_resource_group(name: str) -> None:
     if not _RG.match(name) or name.endswith("."):
-        raise BadRequest(
+        raise InvalidResourceGroupName(
             f"Resource group '{name}' could not be created: the name can include alphanumeric, underscore, "
             "parentheses, hyphen, period (except at end) and Unicode characters, up to 90 characters.",
-            code="InvalidResourceGroupName",
         )
 
 
@@ -49,8 +53,7 @@ def check_deployment(name: str) -> None:
 
 def normalize_location(location: object) -> str:
     if not isinstance(location, str) or not location.strip():
-        raise BadRequest("The location property is required for this definition.", code="LocationRequired")
+        raise LocationRequired("The location property is required for this definition.")
     if not _LOCATION.match(location.strip()):
-        raise BadRequest(f"The provided location '{location}' is not valid.",
-                         code="LocationNotAvailableForResourceGroup")
+        raise LocationNotAvailableForResourceGroup(f"The provided location '{location}' is not valid.")
     return location.strip().replace(" ", "").lower()

@@ -17,7 +17,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, NamedTuple
 
-from cielo.errors import BadRequest, NotFound
+from cielo.errors import InvalidQueryParameterValue, InvalidResourceNamespace
 from cielo.rbac.actions import PatternSet, normalize_action
 from cielo.rbac.errors import InvalidAction
 from cielo.rbac.scopes import fold
@@ -95,8 +95,8 @@ class ProviderOperations:
         rather than ignored."""
         if raw is None or raw.lower() == EXPAND_RESOURCE_TYPES.lower():
             return True
-        raise BadRequest(f"The value '{raw[:100]}' of query parameter '$expand' is not supported; the only value is "
-                         f"'{EXPAND_RESOURCE_TYPES}'.", code="InvalidQueryParameterValue")
+        raise InvalidQueryParameterValue(f"The value '{raw[:100]}' of query parameter '$expand' is not supported; "
+                                         f"the only value is '{EXPAND_RESOURCE_TYPES}'.")
 
     def list_providers(self, expand: bool) -> list[dict[str, Any]]:
         return [p.to_arm(expand) for p in sorted(self.providers.values(), key=lambda p: fold(p.name))]
@@ -104,9 +104,9 @@ class ProviderOperations:
     def get(self, namespace: str, expand: bool) -> dict[str, Any]:
         provider = self.providers.get(fold(namespace))
         if provider is None:
-            raise NotFound(f"The resource provider namespace '{namespace[:200]}' is not one this Cielo serves "
-                           f"({', '.join(p.name for p in self.providers.values())}).",
-                           code="InvalidResourceNamespace")
+            raise InvalidResourceNamespace(
+                f"The resource provider namespace '{namespace[:200]}' is not one this Cielo serves "
+                f"({', '.join(p.name for p in self.providers.values())}).")
         return provider.to_arm(expand)
 
     def matches_any(self, pattern: str, data_action: bool) -> bool:

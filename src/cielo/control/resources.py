@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from cielo.control.naming import check_account, check_deployment, check_resource_group, normalize_location
@@ -19,12 +20,19 @@ from cielo.core.sealing import Sealer
 from cielo.dataplane.catalogue import ModelCatalogue
 from cielo.errors import (
     BadRequest,
-    Conflict,
     CustomDomainInUse,
+    CustomSubDomainNameCannotBeChanged,
+    DeploymentModelNotSupported,
     DuplicateKey,
+    InsufficientQuota,
+    InvalidCapacity,
+    InvalidKind,
     InvalidRequestContent,
+    InvalidResourceGroupLocation,
+    InvalidResourceLocation,
     InvalidSkuName,
     InvalidTag,
+    KindRequired,
     NotFound,
     ResourceGroupNotFound,
 )
@@ -122,9 +130,9 @@ class ResourceService:
         existing = self.repo.get(rid.key)
         location = normalize_location(body.get("location"))
         if existing and existing.location != location:
-            raise BadRequest(
+            raise InvalidResourceGroupLocation(
                 f"Invalid resource group location '{location}'. The Resource group already exists in location "
-                f"'{existing.location}'.", code="InvalidResourceGroupLocation")
+                f"'{existing.location}'.")
         resource = Resource(
             id=existing.id if existing else rid.id, subscription_id=subscription, resource_group=name,
             parent_key=None, type=RG_TYPE, name=existing.name if existing else name, location=location, kind=None,
@@ -162,7 +170,12 @@ class ResourceService:
                 return account
         return None
 
-    def put_account(self, rid: ResourceId, body: dict[str, Any], writer: ResourceWriter) -> tuple[Resource, bool]:
+    def put_account(self, rid: ResourceId, body: dict[str, Any], writer: ResourceWriter, *,
+                    identity: Callable[[Resource | None], dict[str, Any] | None] | None = None,
+                    ) -> tuple[Resource, bool]:
+        """`identity` computes the account's identity block from the existing account (IdentityService's, which
+        may create or delete a principal): called once the rest of the body is accepted. Without it the account
+        keeps the block it has, and a body that sends one is refused."""
         check_account(rid.name)
         assert rid.resource_group is not None
         self.get_group(rid.subscription, rid.resource_group)
@@ -170,8 +183,8 @@ class ResourceService:
         kind_text = body.get("kind") or (existing.kind if existing else None)
         kind = ACCOUNT_KINDS.get(str(kind_text).lower()) if kind_text else None
         if kind is None:
-            raise BadRequest(f"The kind '{kind_text}' is not supported; use OpenAI, AIServices or "
-                             "CognitiveServices.", code="InvalidKind" if kind_text else "KindRequired")
+            refusal = InvalidKind if kind_text else KindRequired
+            raise refusal(f"The kind '{kind_text}' is not supported; use OpenAI, AIServices or CognitiveServices.")
         old_sku = (existing.sku or {}) if existing else {}
         sku_name = str(_obj(body, "sku").get("name") or old_sku.get("name") or "")
         sku = ACCOUNT_SKUS.get(sku_name.lower())
@@ -180,16 +193,15 @@ class ResourceService:
         location = normalize_location(body.get("location") or (existing.location if existing else None))
         if existing and existing.location != location:
             # Its deployments (and their quota) stay in the account's location: ARM refuses a move by PUT.
-            raise Conflict(
+            raise InvalidResourceLocation(
                 f"The resource '{existing.name}' already exists in location '{existing.location}' in resource group "
                 f"'{rid.resource_group}'. A resource with the same name cannot be created in location '{location}'. "
-                "Please select a new resource name.", code="InvalidResourceLocation")
+                "Please select a new resource name.")
         props_in = _obj(body, "properties")
         old = existing.properties if existing else {}
         subdomain = str(props_in.get("customSubDomainName") or old.get("customSubDomainName") or rid.name)
         if existing and old.get("customSubDomainName") and subdomain.lower() != str(old["customSubDomainName"]).lower():
-            raise BadRequest("The customSubDomainName of an account cannot be changed.",
-                             code="CustomSubDomainNameCannotBeChanged")
+            raise CustomSubDomainNameCannotBeChanged("The customSubDomainName of an account cannot be changed.")
         holder = self.find_account_by_subdomain(subdomain)
         if holder is not None and holder.key != rid.key:
             raise CustomDomainInUse(f"The subdomain name '{subdomain}' is not available as it's already used by a "
@@ -214,12 +226,14 @@ class ResourceService:
             "networkAcls": {"defaultAction": "Allow", "ipRules": [], "virtualNetworkRules": []},
             "privateEndpointConnections": [],
         }
-        identity = body.get("identity", existing.identity if existing else None)
+        if identity is None and body.get("identity") is not None:
+            raise InvalidRequestContent("The property 'identity' is not served on this path.")
+        block = identity(existing) if identity is not None else (existing.identity if existing else None)
         resource = Resource(
             id=existing.id if existing else rid.id, subscription_id=rid.subscription,
             resource_group=rid.resource_group, parent_key=None, type=ACCOUNT_TYPE,
             name=existing.name if existing else rid.name, location=location, kind=kind, sku={"name": sku},
-            tags=_tags(body), properties=properties, identity=identity if isinstance(identity, dict) else None,
+            tags=_tags(body), properties=properties, identity=block,
             system_data=self._system_data(writer, existing), etag=f'"{uuid.uuid4()}"',
         )
         try:
@@ -302,27 +316,24 @@ class ResourceService:
                                     version if isinstance(version, str) else None)
         if entry is None:
             asked = " ".join(str(p) for p in (fmt, name, version) if p)
-            raise BadRequest(
+            raise DeploymentModelNotSupported(
                 f"The model '{asked}' is not supported by this Cielo. Supported: "
-                + ", ".join(f"{m.format} {m.name} {m.version}" for m in self.catalogue.entries),
-                code="DeploymentModelNotSupported")
+                + ", ".join(f"{m.format} {m.name} {m.version}" for m in self.catalogue.entries))
         sku_in = _obj(body, "sku") or ((existing.sku or {}) if existing else {})
         sku_name = DEPLOYMENT_SKUS.get(str(sku_in.get("name", "Standard")).lower())
         capacity = sku_in.get("capacity", 1)
         if sku_name is None:
             raise InvalidSkuName(f"The SKU '{sku_in.get('name')}' is not supported; use Standard or GlobalStandard.")
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
-            raise BadRequest("sku.capacity must be a positive integer (thousands of tokens per minute).",
-                             code="InvalidCapacity")
+            raise InvalidCapacity("sku.capacity must be a positive integer (thousands of tokens per minute).")
         used = self.capacity_used(rid.subscription, account.location or "", exclude_key=rid.key).get(
             entry.name.lower(), 0)
         if used + capacity > QUOTA_CAPACITY_PER_MODEL:
-            raise BadRequest(
+            raise InsufficientQuota(
                 f"This operation require {capacity} new capacity in quota Tokens Per Minute (thousands) - "
                 f"{entry.name}, which is bigger than the current available capacity "
                 f"{QUOTA_CAPACITY_PER_MODEL - used}. The current quota usage is {used} and the quota limit is "
-                f"{QUOTA_CAPACITY_PER_MODEL} for quota Tokens Per Minute (thousands) - {entry.name}.",
-                code="InsufficientQuota")
+                f"{QUOTA_CAPACITY_PER_MODEL} for quota Tokens Per Minute (thousands) - {entry.name}.")
         properties = {
             "model": {"format": entry.format, "name": entry.name, "version": entry.version},
             "versionUpgradeOption": props_in.get("versionUpgradeOption", "OnceCurrentVersionExpired"),
