@@ -5,13 +5,21 @@ runs in the background: every resource of the template is PUT through the same r
 as the deploying caller (with that caller's bearer token, so each resource's RBAC check is the one a direct call
 gets), in dependsOn order. `validate` and `whatIf` answer synchronously (200), which az's pollers accept.
 
-Deployment records are kept in the serving process's memory (docs/templates.md says what that means).
+Deployment records are kept in the database (store/template_deployments.py), so any worker answers GET, list,
+`operationStatuses` and `operations`, and a record outlives a restart. The worker that accepted a deployment runs it
+in a background task and refreshes the record's heartbeat; a record left Accepted or Running by a process that is
+gone reads as Failed (`_interrupted` says how that is told; docs/templates.md, Records).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -19,13 +27,16 @@ from starlette.responses import JSONResponse, Response
 
 from cielo.api.arm_context import ArmCall, read_json_body
 from cielo.api.arm_routes import Route
-from cielo.control.templates import jsonc
+from cielo.control.templates import jsonc, runner
 from cielo.control.templates.expressions import TemplateError
 from cielo.control.templates.records import (
     DEPLOYMENT_TYPE,
+    DeploymentRecordRepo,
     Record,
+    StoredDeployment,
     delta,
     execute,
+    open_store,
     operation_json,
     record_json,
     template_hash,
@@ -39,13 +50,112 @@ PROPERTY_KEYS = {"template", "parameters", "mode"}
 _NOT_SERVED_CODES = {"InvalidResourceType", "InvalidResourceNamespace"}
 
 
-def _records(request: Request) -> dict[str, Record]:
+# How often the running worker refreshes a record's heartbeat, and how old a heartbeat must be before another
+# host's deployment counts as interrupted (its process gone). Same-host owners are checked by process id at once.
+HEARTBEAT_S = 5.0
+STALE_S = 60.0
+_HOST = socket.gethostname()
+
+
+@dataclass
+class Records:
+    """This app's view of the deployment records: the store, its owner name, and the deployments it runs."""
+
+    repo: DeploymentRecordRepo
+    boot: str = field(default_factory=lambda: uuid.uuid4().hex)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    @property
+    def owner(self) -> str:
+        return f"{_HOST}:{os.getpid()}:{self.boot}"
+
+
+def _records(request: Request) -> Records:
     state = request.app.state
     if not hasattr(state, "template_deployments"):
-        state.template_deployments = {}
-        state.template_deployment_tasks = set()
-    records: dict[str, Record] = state.template_deployments
+        state.template_deployments = Records(open_store(state.settings.db_path))
+    records: Records = state.template_deployments
     return records
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) is not a probe on Windows: rely on the heartbeat there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _interrupted(records: Records, stored: StoredDeployment, now: float) -> bool:
+    """Whether an Accepted or Running record's process is gone. Its owner is `host:pid:boot`: this app's own
+    record is interrupted when no task of this app runs it; another app of this host when its process is gone
+    (or is this process, whose one app is this one: the process restarted with the same id, as pid 1 of a
+    container does); any other when its heartbeat is older than STALE_S."""
+    host, _, rest = stored.owner.partition(":")
+    pid_text, _, boot = rest.partition(":")
+    if boot == records.boot:
+        task = records.tasks.get(stored.key)
+        return task is None or task.done()
+    if host == _HOST and pid_text.isdigit() and (int(pid_text) == os.getpid() or not _alive(int(pid_text))):
+        return True
+    return now - stored.heartbeat > STALE_S
+
+
+def _failed_as_interrupted(stored: StoredDeployment) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    message = (f"The Cielo process that ran this deployment ({stored.owner}) stopped before the deployment "
+               "finished (a restart or a crash). Resources it had created are kept; deploy again to finish.")
+    record = json.loads(json.dumps(stored.record))
+    props = record["properties"]
+    props["provisioningState"] = "Failed"
+    props["duration"] = runner.iso_duration(max(0.0, stored.heartbeat - stored.created_at))
+    props["error"] = {"code": "DeploymentFailed", "target": record["id"], "message": "The deployment was "
+                      "interrupted.", "details": [{"code": "DeploymentInterrupted", "message": message}]}
+    operations = json.loads(json.dumps(stored.operations))
+    for op in operations:
+        if op["properties"]["provisioningState"] == "Running":
+            op["properties"]["provisioningState"] = "Failed"
+            op["properties"]["statusMessage"] = {"status": "Failed", "error": {"code": "DeploymentInterrupted",
+                                                                                "message": message}}
+    return record, operations
+
+
+def _settled(records: Records, stored: StoredDeployment) -> StoredDeployment:
+    """The record as it stands: one whose process is gone is written Failed (once; a live owner's write wins)."""
+    now = time.time()
+    if not stored.active or not _interrupted(records, stored, now):
+        return stored
+    record, operations = _failed_as_interrupted(stored)
+    if not records.repo.mark_interrupted(stored, record, operations, now):
+        again = records.repo.find(stored.key)
+        return stored if again is None else again
+    return StoredDeployment(stored.key, stored.name, "Failed", stored.operation_id, record, operations,
+                            stored.owner, stored.created_at, now)
+
+
+def _save(records: Records, rec: Record, created_at: float) -> None:
+    records.repo.save(deployment_id=rec.id, group_id=rec.id.split("/providers/", 1)[0], name=rec.name,
+                      state=rec.state, operation_id=rec.operation_id, record=record_json(rec),
+                      operations=[operation_json(rec, op) for op in rec.operations], owner=records.owner,
+                      created_at=created_at, now=time.time())
+
+
+async def _run(records: Records, rec: Record, writer: RouteClient, created_at: float) -> None:
+    """Runs the deployment, writing each change, with the heartbeat refreshed meanwhile."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            records.repo.beat(rec.id, records.owner, time.time())
+
+    beating = asyncio.create_task(beat())
+    try:
+        await execute(rec, writer, lambda r: _save(records, r, created_at))
+    finally:
+        beating.cancel()
 
 
 # ----------------------------------------------------------------------------- the resource manager, as the caller
@@ -186,73 +296,81 @@ async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> 
     return deployment, template_hash(props["template"]), body
 
 
-def _status_url(call: ArmCall, rec: Record) -> str:
+def _status_url(call: ArmCall, deployment: str, operation_id: str) -> str:
     base = call.request.app.state.settings.base_url
     version = call.request.query_params.get("api-version", "")
-    return f"{base}{rec.id}/operationStatuses/{rec.operation_id}?api-version={version}"
+    return f"{base}{deployment}/operationStatuses/{operation_id}?api-version={version}"
+
+
+def _find(call: ArmCall) -> StoredDeployment | None:
+    records = _records(call.request)
+    stored = records.repo.find(deployment_id(call))
+    return None if stored is None else _settled(records, stored)
+
+
+def _active(stored: StoredDeployment, doing: str) -> Conflict:
+    return Conflict(f"Unable to {doing} deployment '{stored.name}': previous deployment from "
+                    f"'{stored.record['properties'].get('timestamp')}' is still active.", code="DeploymentActive")
 
 
 async def put_deployment(call: ArmCall) -> Response:
     records = _records(call.request)
-    key = deployment_id(call).lower()
-    existing = records.get(key)
+    existing = _find(call)
     if existing is not None and existing.active:
-        raise Conflict(f"Unable to edit or replace deployment '{existing.name}': previous deployment from "
-                       f"'{existing.timestamp}' is still active.", code="DeploymentActive")
+        raise _active(existing, "edit or replace")
     deployment, hashed, body = await _deployment_of(call)
     rec = Record(deployment_id(call), call.params["deploymentName"], deployment, "Incremental", body.get("tags"),
                  hashed)
-    records[key] = rec
-    task = asyncio.create_task(execute(rec, RouteClient(call.request)))
-    tasks: set[asyncio.Task[None]] = call.request.app.state.template_deployment_tasks
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    created_at = time.time()
+    _save(records, rec, created_at)
+    task = asyncio.create_task(_run(records, rec, RouteClient(call.request), created_at))
+    key = rec.id.lower()
+    records.tasks[key] = task
+    task.add_done_callback(lambda done: records.tasks.pop(key) if records.tasks.get(key) is done else None)
     return JSONResponse(record_json(rec), status_code=200 if existing else 201,
-                        headers={"Azure-AsyncOperation": _status_url(call, rec)})
+                        headers={"Azure-AsyncOperation": _status_url(call, rec.id, rec.operation_id)})
 
 
-def _record(call: ArmCall) -> Record:
-    rec = _records(call.request).get(deployment_id(call).lower())
-    if rec is None:
+def _record(call: ArmCall) -> StoredDeployment:
+    stored = _find(call)
+    if stored is None:
         raise NotFound(f"Deployment '{call.params['deploymentName']}' could not be found.", code="DeploymentNotFound")
-    return rec
+    return stored
 
 
 async def get_deployment(call: ArmCall) -> Response:
-    return JSONResponse(record_json(_record(call)))
+    return JSONResponse(_record(call).record)
 
 
 async def list_deployments(call: ArmCall) -> Response:
-    prefix = (f"/subscriptions/{call.sub.id}/resourcegroups/{call.params['resourceGroupName']}/providers/"
-              f"{DEPLOYMENT_TYPE}/").lower()
-    found = [record_json(r) for k, r in _records(call.request).items() if k.startswith(prefix)]
-    return JSONResponse({"value": found})
+    records = _records(call.request)
+    group = f"/subscriptions/{call.sub.id}/resourceGroups/{call.params['resourceGroupName']}"
+    return JSONResponse({"value": [_settled(records, r).record for r in records.repo.in_group(group)]})
 
 
 async def delete_deployment(call: ArmCall) -> Response:
     """Deletes the deployment's record (never its resources, as in ARM); 204 either way, which az's poller ends on."""
-    records = _records(call.request)
-    rec = records.get(deployment_id(call).lower())
-    if rec is not None and rec.active:
-        raise Conflict(f"The deployment '{rec.name}' is still active and cannot be deleted.", code="DeploymentActive")
-    records.pop(deployment_id(call).lower(), None)
+    stored = _find(call)
+    if stored is not None and stored.active:
+        raise Conflict(f"The deployment '{stored.name}' is still active and cannot be deleted.",
+                       code="DeploymentActive")
+    _records(call.request).repo.delete(deployment_id(call))
     return Response(status_code=204)
 
 
 async def operation_status(call: ArmCall) -> Response:
-    rec = _record(call)
-    if rec.operation_id != call.params["operationId"]:
+    stored = _record(call)
+    if stored.operation_id != call.params["operationId"]:
         raise NotFound(f"The operation '{call.params['operationId']}' could not be found.", code="OperationNotFound")
-    status = {"Accepted": "Running"}.get(rec.state, rec.state)
-    body: dict[str, Any] = {"status": status}
-    if rec.error is not None:
-        body["error"] = rec.error
+    body: dict[str, Any] = {"status": {"Accepted": "Running"}.get(stored.state, stored.state)}
+    error = stored.record["properties"].get("error")
+    if error is not None:
+        body["error"] = error
     return JSONResponse(body)
 
 
 async def list_operations(call: ArmCall) -> Response:
-    rec = _record(call)
-    return JSONResponse({"value": [operation_json(rec, op) for op in rec.operations]})
+    return JSONResponse({"value": _record(call).operations})
 
 
 async def validate(call: ArmCall) -> Response:

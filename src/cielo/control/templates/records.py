@@ -1,6 +1,7 @@
 """A template deployment's record (what GET shows), its JSON shapes (Azure's `DeploymentExtended`,
 `DeploymentOperation`), running it to its end, and what-if's property delta. No I/O of its own: the API keeps
-the records and gives the writer."""
+the records (in the database, store/template_deployments.py) and gives the writer and the `save` each change
+calls."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cielo.control.templates import runner
 from cielo.control.templates.expressions import TemplateError
 from cielo.control.templates.template import Deployment, Planned
+from cielo.store.template_deployments import DeploymentRecordRepo, StoredDeployment
 
 log = logging.getLogger("cielo.templates")
 
@@ -44,6 +48,15 @@ class Record:
     @property
     def active(self) -> bool:
         return self.state in ("Accepted", "Running")
+
+
+def open_store(db_path: Path) -> DeploymentRecordRepo:
+    """The records' store on the server's database (made by its migrations), shared by every worker."""
+    return DeploymentRecordRepo.at(db_path)
+
+
+__all__ = ["DEPLOYMENT_TYPE", "DeploymentRecordRepo", "Record", "StoredDeployment", "delta", "execute",
+           "open_store", "operation_json", "record_json", "template_hash"]
 
 
 def template_hash(template: Any) -> str:
@@ -99,11 +112,14 @@ def operation_json(rec: Record, op: runner.Operation) -> dict[str, Any]:
     return {"id": f"{rec.id}/operations/{op.operation_id}", "operationId": op.operation_id, "properties": props}
 
 
-async def execute(rec: Record, writer: runner.Writer) -> None:
-    """Runs the deployment to its end: Succeeded with its outputs, or Failed with an error per failed resource."""
+async def execute(rec: Record, writer: runner.Writer, save: Callable[[Record], None] = lambda _: None) -> None:
+    """Runs the deployment to its end: Succeeded with its outputs, or Failed with an error per failed resource.
+
+    `save` is called as it starts running, whenever an operation starts or ends, and at its end."""
     rec.state = "Running"
     try:
-        failed = await runner.run(rec.deployment, writer, rec.operations)
+        save(rec)
+        failed = await runner.run(rec.deployment, writer, rec.operations, lambda: save(rec))
         if failed:
             rec.error = {"code": "DeploymentFailed", "target": rec.id,
                          "message": "At least one resource deployment operation failed. Please list deployment "
@@ -124,6 +140,7 @@ async def execute(rec: Record, writer: runner.Writer) -> None:
                      f"{rec.correlation_id}).", "target": rec.id}
         rec.state = "Failed"
     rec.duration_s = time.monotonic() - rec.started
+    save(rec)
 
 
 def delta(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:
