@@ -596,6 +596,100 @@ class RateLimited(DataPlaneError):
     code = "429"
 
 
+class ApiVersionRequired(DataPlaneError):
+    """A data-plane request on a classic route (openai/deployments/..., openai/responses) without
+    `?api-version=`: Azure OpenAI answers 400 MissingApiVersionParameter (the inference spec makes api-version a
+    required query parameter, Azure/azure-rest-api-specs specification/cognitiveservices/data-plane/AzureOpenAI/
+    inference). The v1 routes need none."""
+
+    code = "MissingApiVersionParameter"
+
+
+class UnsupportedApiVersion(DataPlaneError):
+    """404: an api-version the route does not serve (a date that is no GA version nor a preview, or a Responses
+    API version before its first preview). Azure OpenAI answers 404 for an unknown api-version
+    (learn.microsoft.com/azure/ai-services/openai/api-version-lifecycle)."""
+
+    status = 404
+    code = "UnsupportedApiVersion"
+
+
+class AccountNotFound(DataPlaneError):
+    """404 `{"error": {"code": "404", "message": "Resource not found"}}`: the host or path names no account, as
+    Azure OpenAI answers for an endpoint whose resource does not exist."""
+
+    status = 404
+    code = "404"
+
+
+class OperationNotSupported(DataPlaneError):
+    """A completions, chat or embeddings call on a deployment whose model cannot do it, with Azure OpenAI's
+    message "The ... operation does not work with the specified model, ... Please choose different model and try
+    again." (learn.microsoft.com/azure/ai-services/openai/concepts/models lists each model's capabilities)."""
+
+    code = "OperationNotSupported"
+
+
+class RequestBodyTooLarge(DataPlaneError):
+    """413 RequestTooLarge: a body over the data plane's byte limit, refused while it streams in, before it is
+    held or parsed (RFC 9110 §15.5.14)."""
+
+    status = 413
+    code = "RequestTooLarge"
+
+
+class InvalidRequestError(DataPlaneError):
+    """400 BadRequest with `"type": "invalid_request_error"` and the offending `param`: a body field that is
+    missing, unknown or of the wrong type (OpenAI's error object, platform.openai.com/docs/guides/error-codes,
+    which Azure OpenAI's inference errors share)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message, param=param, error_type="invalid_request_error")
+
+
+class UnsupportedParameter(InvalidRequestError):
+    """A request field this deployment or route does not honour, refused rather than ignored (OpenAI's
+    `unsupported_parameter`, as its API answers e.g. for `temperature` on reasoning models)."""
+
+    code = "unsupported_parameter"
+
+
+class UnsupportedValue(InvalidRequestError):
+    """A known field with a value this deployment or route does not honour (OpenAI's `unsupported_value`)."""
+
+    code = "unsupported_value"
+
+
+class InvalidValue(InvalidRequestError):
+    """A number outside its field's range, e.g. temperature above 2 (OpenAI's `invalid_value`, with the range in
+    the message as platform.openai.com/docs/api-reference/chat/create gives it)."""
+
+    code = "invalid_value"
+
+
+class IntegerBelowMinValue(InvalidRequestError):
+    """A Responses API `max_output_tokens` below its minimum (OpenAI's `integer_below_min_value`,
+    platform.openai.com/docs/api-reference/responses/create)."""
+
+    code = "integer_below_min_value"
+
+
+class ResponseNotFound(InvalidRequestError):
+    """404: a stored response that does not exist, has expired, or belongs to another caller (Azure OpenAI
+    Responses API, learn.microsoft.com/azure/ai-services/openai/how-to/responses)."""
+
+    status = 404
+    code = "NotFound"
+
+
+class PreviousResponseNotFound(InvalidRequestError):
+    """404: `previous_response_id` names no stored response of the caller (OpenAI's
+    `previous_response_not_found`, platform.openai.com/docs/api-reference/responses/create)."""
+
+    status = 404
+    code = "previous_response_not_found"
+
+
 # --------------------------------------------------------------------------- configuration
 class ConfigError(CieloError):
     """Refused configuration (for example an insecure default outside local mode)."""

@@ -23,7 +23,14 @@ from cielo.api import errors
 from cielo.dataplane import auth, tokens, wire
 from cielo.dataplane.index import Account
 from cielo.dataplane.service import ACTIONS, EMBEDDING_DIMENSIONS, ROUTES, Answer, DataPlane, Stream
-from cielo.errors import BearerRejected, DataPlaneError, PermissionDenied
+from cielo.errors import (
+    AccountNotFound,
+    ApiVersionRequired,
+    BearerRejected,
+    DataPlaneError,
+    PermissionDenied,
+    UnsupportedApiVersion,
+)
 from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
 from cielo.http.failures import log_denial, log_failure, run_guarded
 
@@ -44,19 +51,18 @@ def api_version(request: Request) -> str:
     """Required on the classic routes: every GA version from 2022-12-01 on, and previews."""
     version = request.query_params.get("api-version")
     if not version:
-        raise DataPlaneError("Missing required query parameter 'api-version'. Supported versions: "
-                             + ", ".join(sorted(GA_VERSIONS)) + " and previews.", code="MissingApiVersionParameter")
+        raise ApiVersionRequired("Missing required query parameter 'api-version'. Supported versions: "
+                                 + ", ".join(sorted(GA_VERSIONS)) + " and previews.")
     if version not in GA_VERSIONS and not _PREVIEW.match(version):
-        raise DataPlaneError(f"The API version '{version[:40]}' is not supported. Supported versions: "
-                             + ", ".join(sorted(GA_VERSIONS)) + " and previews.", code="UnsupportedApiVersion",
-                             status=404)
+        raise UnsupportedApiVersion(f"The API version '{version[:40]}' is not supported. Supported versions: "
+                                    + ", ".join(sorted(GA_VERSIONS)) + " and previews.")
     return version
 
 
 def _account(request: Request, name: str) -> Account:
     account = _plane(request).index.account(name)
     if account is None:
-        raise DataPlaneError("Resource not found", code="404", status=404)
+        raise AccountNotFound("Resource not found")
     return account
 
 

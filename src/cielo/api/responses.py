@@ -20,7 +20,7 @@ from cielo.dataplane import auth, wire
 from cielo.dataplane.index import Account
 from cielo.dataplane.responses_service import ResponsesService, ResponseStore
 from cielo.dataplane.service import DataPlane
-from cielo.errors import DataPlaneError
+from cielo.errors import ApiVersionRequired, UnsupportedApiVersion
 from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
 
 router = APIRouter(prefix="/accounts/{account_name}/openai")
@@ -46,13 +46,12 @@ def _preview_version(request: Request) -> str:
     """The classic route's api-version: a preview from 2025-03-01-preview on."""
     version = request.query_params.get("api-version")
     if not version:
-        raise DataPlaneError(f"Missing required query parameter 'api-version'. The Responses API needs "
-                             f"{FIRST_PREVIEW} or a later preview.", code="MissingApiVersionParameter")
+        raise ApiVersionRequired(f"Missing required query parameter 'api-version'. The Responses API needs "
+                                 f"{FIRST_PREVIEW} or a later preview.")
     found = _PREVIEW.match(version)
     if found is None or found.group(1) < FIRST_PREVIEW[:10]:
-        raise DataPlaneError(f"The API version '{version[:40]}' does not serve the Responses API: use {FIRST_PREVIEW} "
-                             "or a later preview, or the v1 route (openai/v1/responses).",
-                             code="UnsupportedApiVersion", status=404)
+        raise UnsupportedApiVersion(f"The API version '{version[:40]}' does not serve the Responses API: use "
+                                    f"{FIRST_PREVIEW} or a later preview, or the v1 route (openai/v1/responses).")
     return version
 
 

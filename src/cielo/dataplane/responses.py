@@ -13,6 +13,7 @@ import secrets
 from typing import Any
 
 from cielo.dataplane.wire import bad
+from cielo.errors import IntegerBelowMinValue
 
 MIN_OUTPUT_TOKENS = 16  # OpenAI refuses a smaller max_output_tokens ("Expected a value >= 16")
 # Fields served as OpenAI documents them.
@@ -58,8 +59,8 @@ def check(body: dict[str, Any]) -> None:
             raise bad(f"'{name}' must be a boolean.", name)
     tokens = body.get("max_output_tokens")
     if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < MIN_OUTPUT_TOKENS):
-        raise bad(f"Invalid 'max_output_tokens': it must be an integer of at least {MIN_OUTPUT_TOKENS}.",
-                  "max_output_tokens", code="integer_below_min_value")
+        raise IntegerBelowMinValue(f"Invalid 'max_output_tokens': it must be an integer of at least "
+                                   f"{MIN_OUTPUT_TOKENS}.", "max_output_tokens")
     metadata = body.get("metadata")
     if metadata is not None and (not isinstance(metadata, dict) or len(metadata) > MAX_METADATA or not all(
             isinstance(k, str) and len(k) <= 64 and isinstance(v, str) and len(v) <= 512 for k, v in metadata.items())):

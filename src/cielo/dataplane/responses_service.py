@@ -20,7 +20,7 @@ from cielo.dataplane import responses
 from cielo.dataplane.index import Account, Deployment
 from cielo.dataplane.response_events import retell
 from cielo.dataplane.service import Answer, DataPlane, Stream
-from cielo.errors import DataPlaneError
+from cielo.errors import DataPlaneError, PreviousResponseNotFound, ResponseNotFound
 
 RETENTION_S = 30 * 86400
 MAX_ITEMS_LIMIT = 100
@@ -49,8 +49,7 @@ class ResponseStore(Protocol):
 
 
 def not_found(response_id: str) -> DataPlaneError:
-    return DataPlaneError(f"Response with id '{response_id[:100]}' not found.", code="NotFound", status=404,
-                          error_type="invalid_request_error")
+    return ResponseNotFound(f"Response with id '{response_id[:100]}' not found.")
 
 
 class ResponsesService:
@@ -68,9 +67,8 @@ class ResponsesService:
         if previous_id:
             previous = await asyncio.to_thread(self.store.find, account.id, owner, previous_id, self.clock.now())
             if previous is None:
-                raise DataPlaneError(f"Previous response with id '{previous_id[:100]}' not found.",
-                                     code="previous_response_not_found", status=404, param="previous_response_id",
-                                     error_type="invalid_request_error")
+                raise PreviousResponseNotFound(f"Previous response with id '{previous_id[:100]}' not found.",
+                                               "previous_response_id")
             # The conversation goes on from what the previous one read and said; its instructions do not carry
             # over (OpenAI's documented behaviour for previous_response_id).
             context = previous.context + previous.response["output"] + items

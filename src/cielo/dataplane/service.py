@@ -17,7 +17,13 @@ from cielo.dataplane.auth import GrantCache
 from cielo.dataplane.backends import BackendRegistry
 from cielo.dataplane.index import Account, DataPlaneIndex, Deployment
 from cielo.dataplane.quota import Admission, QuotaLimiter
-from cielo.errors import DataPlaneError, DeploymentNotFound, EstimateExceedsTokenLimit, RateLimited
+from cielo.errors import (
+    DataPlaneError,
+    DeploymentNotFound,
+    EstimateExceedsTokenLimit,
+    OperationNotSupported,
+    RateLimited,
+)
 
 log = logging.getLogger("cielo.dataplane")
 OPERATIONS = {"chat": "ChatCompletions_Create", "completions": "Completions_Create", "embeddings": "Embeddings_Create"}
@@ -122,9 +128,8 @@ class DataPlane:
                        api_version: str | None) -> Answer | Stream:
         caps = dict(deployment.model.capabilities)
         if caps.get("chatCompletion" if kind == "chat" else "completion") != "true":
-            raise DataPlaneError(f"The {OPERATIONS[kind]} operation does not work with the specified model, "
-                                 f"{deployment.model.name}. Please choose different model and try again.",
-                                 code="OperationNotSupported")
+            raise OperationNotSupported(f"The {OPERATIONS[kind]} operation does not work with the specified model, "
+                                        f"{deployment.model.name}. Please choose different model and try again.")
         (wire.validate_chat if kind == "chat" else wire.validate_completions)(body)
         tools.validate(kind, body)
         headers, reservation = self._admit(deployment, kind, body, api_version, account)
@@ -231,9 +236,8 @@ class DataPlane:
     async def embeddings(self, account: Account, deployment: Deployment, body: dict[str, Any],
                          api_version: str | None) -> Answer:
         if not deployment.model.is_embedding:
-            raise DataPlaneError(f"The Embeddings_Create operation does not work with the specified model, "
-                                 f"{deployment.model.name}. Please choose different model and try again.",
-                                 code="OperationNotSupported")
+            raise OperationNotSupported(f"The Embeddings_Create operation does not work with the specified model, "
+                                        f"{deployment.model.name}. Please choose different model and try again.")
         inputs = wire.validate_embeddings(body, EMBEDDING_DIMENSIONS)
         headers, _ = self._admit(deployment, "embeddings", body, api_version, account)
         try:

@@ -17,7 +17,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cielo.errors import DataPlaneError
+from cielo.errors import (
+    DataPlaneError,
+    InvalidRequestError,
+    InvalidValue,
+    RequestBodyTooLarge,
+    UnsupportedParameter,
+    UnsupportedValue,
+)
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "function", "developer"})
 MAX_EMBEDDING_INPUTS = 2048
@@ -48,13 +55,13 @@ NOT_SERVED: dict[str, tuple[Any, ...]] = {
 }
 
 
-def bad(message: str, param: str | None = None, code: str = "BadRequest") -> DataPlaneError:
-    return DataPlaneError(message, code=code, param=param, error_type="invalid_request_error")
+def bad(message: str, param: str | None = None) -> DataPlaneError:
+    return InvalidRequestError(message, param)
 
 
 def too_large(limit: int) -> DataPlaneError:
     """413 for a body over `limit` bytes, raised while it streams in (before it is held or parsed)."""
-    return DataPlaneError(f"The request body is larger than {limit} bytes.", code="RequestTooLarge", status=413)
+    return RequestBodyTooLarge(f"The request body is larger than {limit} bytes.")
 
 
 def too_deep(max_depth: int) -> DataPlaneError:
@@ -168,7 +175,7 @@ def check_version(kind: str, body: dict[str, Any], version: str | None, *, devel
 
 
 def unsupported(message: str, param: str, *, value: bool = False) -> DataPlaneError:
-    return bad(message, param, code="unsupported_value" if value else "unsupported_parameter")
+    return (UnsupportedValue if value else UnsupportedParameter)(message, param)
 
 
 # ----------------------------------------------------------------------------- one check per field
@@ -183,7 +190,7 @@ def _integer(low: int, high: int) -> Check:
         if type(value) is not int:
             raise bad(f"'{name}' must be an integer, not {type(value).__name__}.", name)
         if not low <= value <= high:
-            raise bad(f"'{name}' must be between {low} and {high}; got {value}.", name, code="invalid_value")
+            raise InvalidValue(f"'{name}' must be between {low} and {high}; got {value}.", name)
     return check
 
 
@@ -193,7 +200,7 @@ def _real(low: float, high: float) -> Check:
         if kind is not float and kind is not int:
             raise bad(f"'{name}' must be a number, not {kind.__name__}.", name)
         if not low <= value <= high:  # NaN too
-            raise bad(f"'{name}' must be between {low:g} and {high:g}; got {value}.", name, code="invalid_value")
+            raise InvalidValue(f"'{name}' must be between {low:g} and {high:g}; got {value}.", name)
     return check
 
 
