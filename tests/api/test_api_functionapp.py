@@ -33,7 +33,9 @@ async def _ok(client: httpx.AsyncClient, world: World, method: str, path: str, b
 @pytest.fixture()
 async def group(client: httpx.AsyncClient, world: World) -> Any:
     name = unique("fa")
-    await _ok(client, world, "PUT", world.rg_path(name), {"location": "local"}, 201)
+    # A resource group takes Microsoft.Resources' api-versions (the default one), not the web one.
+    created = await arm_call(client, world, "PUT", world.rg_path(name), {"location": "local"})
+    assert created.status_code == 201, created.text
     yield name
     answer = await arm_call(client, world, "DELETE", world.rg_path(name))
     assert answer.status_code in (200, 202), answer.text

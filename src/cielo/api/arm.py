@@ -211,7 +211,7 @@ async def get_account(call: ArmCall) -> Response:
 
 async def put_account(call: ArmCall) -> Response:
     body = await read_json_body(call.request)
-    account, created = call.manager.put_account(account_id(call), body, call.ctx.writer(),
+    account, created = call.manager.put_account(account_id(call), body, call.ctx.writer(), call.guard,
                                                 patch=call.request.method == "PATCH")
     return _put_answer(resource_json(account), created)
 

@@ -1,6 +1,6 @@
-"""Managed identities: user-assigned identities, the `identity` blocks of VMs, scale sets and web
-apps (function apps are web apps of `kind` functionapp), and the host credentials that enroll a host agent to one
-of them (shapes from Azure/azure-rest-api-specs:
+"""Managed identities: user-assigned identities, the `identity` blocks of VMs, scale sets, web apps (function
+apps are web apps of `kind` functionapp) and Cognitive Services accounts, and the host credentials that enroll a
+host agent to one of them (shapes from Azure/azure-rest-api-specs:
 specification/msi/resource-manager/Microsoft.ManagedIdentity/stable/2023-01-31 and the compute `identity`).
 
 Enabling a system-assigned identity creates a service principal of type ManagedIdentity whose life
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cielo.control.access import AccessService
-from cielo.control.resources import ResourceService, ResourceWriter, resource_json
+from cielo.control.resources import ACCOUNT_TYPE, ResourceService, ResourceWriter, resource_json
 from cielo.core.arm_ids import InvalidResourceId, ResourceId, parse
 from cielo.core.clock import Clock
 from cielo.core.ids import new_guid, sha256_hex
@@ -39,6 +39,8 @@ VM_TYPE = "Microsoft.Compute/virtualMachines"
 VMSS_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
 SITE_TYPE = "Microsoft.Web/sites"
 COMPUTE_TYPES = (VM_TYPE, VMSS_TYPE, SITE_TYPE)
+# What may carry an `identity` block: the compute types and Cognitive Services accounts.
+IDENTITY_HOLDERS = (*COMPUTE_TYPES, ACCOUNT_TYPE)
 
 
 def mirid(resource_id: str) -> str:
@@ -141,7 +143,7 @@ class IdentityService:
         self._directory.create_service_principal(sp)
         return sp
 
-    def _drop_principal(self, principal_id: str) -> None:
+    def drop_principal(self, principal_id: str) -> None:
         self._directory.delete_service_principal(principal_id)
         self._access.remove_principal(principal_id)
 
@@ -184,9 +186,9 @@ class IdentityService:
         if found is None or found.type != UAMI_TYPE:
             return False
         self._resources.delete_tree(rid.key)
-        self._drop_principal(str(found.properties["principalId"]))
+        self.drop_principal(str(found.properties["principalId"]))
         # Detach it everywhere: its principal no longer exists.
-        for type_ in COMPUTE_TYPES:
+        for type_ in IDENTITY_HOLDERS:
             for resource in self._resources.list_resources(type_=type_):
                 users = dict((resource.identity or {}).get("userAssignedIdentities") or {})
                 if any(k.lower() == found.key for k in users):
@@ -195,8 +197,11 @@ class IdentityService:
         return True
 
     # ----------------------------------------------------------------- compute resources
-    def _identity_block(self, resource_id: str, tenant_id: str, body_identity: Any, existing: Resource | None,
-                        patch: bool, name: str) -> dict[str, Any] | None:
+    def identity_for(self, resource_id: str, tenant_id: str, body_identity: Any, existing: Resource | None,
+                     patch: bool, name: str) -> dict[str, Any] | None:
+        """The `identity` block a resource gets from the one sent (None: it keeps its own), creating the principal
+        of a system-assigned identity it gains and deleting the one of a system-assigned identity it loses. Every
+        refusal comes before either, so a refused body changes nothing."""
         old = (existing.identity or {}) if existing else {}
         old_users: dict[str, Any] = dict(old.get("userAssignedIdentities") or {})
         if body_identity is None:
@@ -225,7 +230,7 @@ class IdentityService:
         if system and not principal_id:
             principal_id = self._new_principal(tenant_id, name).object_id
         if not system and principal_id:
-            self._drop_principal(str(principal_id))
+            self.drop_principal(str(principal_id))
             principal_id = None
         if not system and not users:
             return None
@@ -267,7 +272,7 @@ class IdentityService:
         name = existing.name if existing else rid.name
         if type_ == SITE_TYPE:  # before the identity block, which may create a principal
             _check_site_properties(body.get("properties"), existing.properties if existing else _new_site(rid.name))
-        identity = self._identity_block(rid.id, tenant_id, body.get("identity"), existing, patch, name)
+        identity = self.identity_for(rid.id, tenant_id, body.get("identity"), existing, patch, name)
         properties: dict[str, Any] = dict(existing.properties) if existing else {"provisioningState": "Succeeded"}
         if type_ == VM_TYPE:
             properties.setdefault("vmId", new_guid())
@@ -302,16 +307,24 @@ class IdentityService:
         self._resources.delete_tree(rid.key)
         self._credentials.delete_for(found.key)
         if principal_id:
-            self._drop_principal(str(principal_id))
+            self.drop_principal(str(principal_id))
         return True
 
+    def drop_system_identity(self, resource: Resource) -> None:
+        """A deleted resource's system-assigned principal and its role assignments (the caller reloads RBAC)."""
+        principal_id = (resource.identity or {}).get("principalId")
+        if principal_id:
+            self.drop_principal(str(principal_id))
+
     def delete_in_group(self, subscription: str, resource_group: str) -> None:
-        """Before a resource group goes: delete its compute resources' and user-assigned identities' principals
-        (and their role assignments anywhere), as deleting each resource would."""
+        """Before a resource group goes: delete its compute resources', accounts' and user-assigned identities'
+        principals (and their role assignments anywhere), as deleting each resource would."""
         for resource in self._resources.list_resources(subscription_id=subscription,
                                                             resource_group=resource_group):
             if resource.type in COMPUTE_TYPES:
                 self.delete_compute(parse(resource.id), resource.type)
+            elif resource.type == ACCOUNT_TYPE:
+                self.drop_system_identity(resource)
             elif resource.type == UAMI_TYPE:
                 self.delete_uami(parse(resource.id))
 

@@ -109,18 +109,46 @@ class ResourceManager:
     def account(self, rid: ResourceId) -> Resource:
         return self._resources.get_account(rid)
 
-    def put_account(self, rid: ResourceId, body: dict[str, Any], writer: ResourceWriter, *,
-                    patch: bool = False) -> tuple[Resource, bool]:
+    def put_account(self, rid: ResourceId, body: dict[str, Any], writer: ResourceWriter, guard: Guard | None = None,
+                    *, patch: bool = False) -> tuple[Resource, bool]:
+        """An account with its `identity` block, as a VM's (docs/managed-identities.md): a system-assigned identity
+        gets a principal that lives as long as it. Attaching a user-assigned identity needs its assign action."""
+        sent = body.get("identity")
+        _check_assign(sent, guard)
         if patch:
             current = resource_json(self._resources.get_account(rid))
             merged_props = {**current["properties"], **(body.get("properties") or {})}
             body = {**current, **body, "properties": merged_props}
-        return self._resources.put_account(rid, body, writer)
+        tenant_id = self._tenant_of(rid.subscription)
+        made: list[str] = []
+
+        def identity(existing: Resource | None) -> dict[str, Any] | None:
+            block = self._identities.identity_for(rid.id, tenant_id, sent, existing, patch,
+                                                  existing.name if existing else rid.name)
+            new = (block or {}).get("principalId")
+            if new and new != ((existing.identity or {}) if existing else {}).get("principalId"):
+                made.append(str(new))
+            return block
+
+        try:
+            return self._resources.put_account(rid, body, writer, identity=identity)
+        except Exception:
+            for principal_id in made:  # the account was not written: neither is its new principal
+                self._identities.drop_principal(principal_id)
+            raise
+
+    def _tenant_of(self, subscription_id: str) -> str:
+        for sub in self._directory.list_subscriptions():
+            if sub.id == subscription_id.lower():
+                return sub.tenant_id
+        raise SubscriptionNotFound(f"The subscription '{subscription_id}' could not be found.")
 
     def delete_account(self, rid: ResourceId) -> bool:
-        """False when there was no such account (ARM's 204)."""
-        if not self._resources.delete_account(rid):
+        """False when there was no such account (ARM's 204). Its system-assigned principal goes with it."""
+        found = self._resources.find(rid)
+        if found is None or not self._resources.delete_account(rid):
             return False
+        self._identities.drop_system_identity(found)
         self._access.scopes_deleted()  # the store dropped the role assignments at the account and below
         return True
 
@@ -165,14 +193,7 @@ class ResourceManager:
         writer = writer_of(caller)
         if type_ == UAMI_TYPE:
             return self._identities.put_uami(rid, body, caller.tenant_id, writer)
-        identity = body.get("identity")
-        if identity is not None and not isinstance(identity, dict):
-            raise InvalidIdentity("identity must be an object.")
-        wanted = (identity or {}).get("userAssignedIdentities")
-        if isinstance(wanted, dict):
-            for uami_id, value in wanted.items():
-                if value is not None and not guard.allowed(UAMI_ASSIGN, uami_id):
-                    raise guard.denied(UAMI_ASSIGN, uami_id)
+        _check_assign(body.get("identity"), guard)
         if patch:
             self._identities.get_typed(rid, type_)
         return self._identities.put_compute(rid, type_, body, caller.tenant_id, writer, patch=patch)
@@ -192,6 +213,23 @@ class ResourceManager:
 
     def revoke_host_credentials(self, rid: ResourceId, type_: str) -> int:
         return self._identities.revoke_host_credentials(self._identities.get_typed(rid, type_))
+
+
+def _check_assign(identity: object, guard: Guard | None) -> None:
+    """Attaching a user-assigned identity needs its assign action (ARM checks it too); detaching one (value null)
+    does not. Without a guard (Cielo's own writes) nothing may be attached."""
+    if identity is not None and not isinstance(identity, dict):
+        raise InvalidIdentity("identity must be an object.")
+    wanted = (identity or {}).get("userAssignedIdentities")
+    if isinstance(wanted, dict):
+        for uami_id, value in wanted.items():
+            if value is None:
+                continue
+            if guard is None:
+                raise InvalidIdentity("A user-assigned identity can only be attached through the resource "
+                                      "manager's API.")
+            if not guard.allowed(UAMI_ASSIGN, uami_id):
+                raise guard.denied(UAMI_ASSIGN, uami_id)
 
 
 def writer_of(caller: ArmCaller) -> ResourceWriter:
