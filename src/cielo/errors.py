@@ -222,8 +222,7 @@ class RequestContentTooLarge(ArmError):
     """413: a body over the surface's limit, refused while it streams in (RFC 9110 §15.5.14).
 
     ARM answers 413 `RequestContentTooLarge`, "The request content size exceeds the maximum size of 4 MB."
-    Graph documents 413 ("The request size exceeds the maximum limit.") without a code; the directory API
-    passes `code="Request_EntityTooLarge"`, in the `Request_*` family of its other codes.
+    Graph's 413 is `GraphRequestTooLarge`.
     """
 
     status = 413
@@ -527,6 +526,28 @@ class GraphAuthorizationDenied(AuthorizationFailed):
     (learn.microsoft.com/graph/resolve-auth-errors)."""
 
     code = "Authorization_RequestDenied"
+
+
+class FederatedCredentialExists(Conflict):
+    """409 Request_BadRequest: an application already holds a federated identity credential of that name (Graph
+    answers Request_BadRequest for the duplicate name; names are unique per application,
+    learn.microsoft.com/graph/api/application-post-federatedidentitycredentials)."""
+
+    code = "Request_BadRequest"
+
+
+class GraphObjectExists(Conflict):
+    """409 Request_MultipleObjectsWithSameKeyValue: the application has a service principal already (Graph's code
+    for a second object with the same key, learn.microsoft.com/graph/api/serviceprincipal-post-serviceprincipals)."""
+
+    code = "Request_MultipleObjectsWithSameKeyValue"
+
+
+class GraphRequestTooLarge(RequestContentTooLarge):
+    """413 Request_EntityTooLarge: a directory body over the limit. Graph documents 413 "The request size exceeds
+    the maximum limit." without a code (learn.microsoft.com/graph/errors); this one is in its `Request_*` family."""
+
+    code = "Request_EntityTooLarge"
 
 
 # --------------------------------------------------------------------------- Azure OpenAI data plane

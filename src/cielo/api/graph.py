@@ -22,7 +22,7 @@ from cielo.errors import (
     BadRequest,
     GraphAuthorizationDenied,
     GraphBadRequest,
-    RequestContentTooLarge,
+    GraphRequestTooLarge,
 )
 from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
 from cielo.identity.directory import DirectoryService, PrincipalCleanup, iso
@@ -80,8 +80,8 @@ async def _body(request: Request) -> dict[str, Any]:
     exceeds the maximum limit." (learn.microsoft.com/graph/errors lists the status, not a code).
     """
     limit: int = request.app.state.settings.max_graph_body_bytes
-    raw = await read_limited(request, limit, lambda: RequestContentTooLarge(
-        "The request size exceeds the maximum limit.", code="Request_EntityTooLarge"))
+    raw = await read_limited(request, limit, lambda: GraphRequestTooLarge(
+        "The request size exceeds the maximum limit."))
     if nested_deeper_than(raw):
         raise BadRequest(f"Unable to read JSON request payload: it nests deeper than {MAX_JSON_DEPTH} levels.")
     try:

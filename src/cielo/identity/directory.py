@@ -17,7 +17,14 @@ from cryptography.hazmat.primitives import serialization
 
 from cielo.core.clock import Clock
 from cielo.core.ids import new_client_secret, new_guid
-from cielo.errors import BadRequest, Conflict, DuplicateKey, GraphBadRequest, GraphResourceNotFound
+from cielo.errors import (
+    BadRequest,
+    DuplicateKey,
+    FederatedCredentialExists,
+    GraphBadRequest,
+    GraphObjectExists,
+    GraphResourceNotFound,
+)
 from cielo.identity.secrets import hash_password, hash_secret
 from cielo.store.directory import DirectoryRepo
 from cielo.store.models import (
@@ -352,8 +359,7 @@ class DirectoryService:
             raise GraphBadRequest("name, issuer and subject are required.")
         if not issuer.startswith("https://"):
             raise GraphBadRequest("The issuer must be an https URL.")
-        taken = Conflict(f"A federated identity credential named '{name}' exists already.",
-                         code="Request_BadRequest")
+        taken = FederatedCredentialExists(f"A federated identity credential named '{name}' exists already.")
         if any(f.name == name for f in app.federated):
             raise taken
         cred = FederatedCredential(new_guid(), name, issuer, subject,
@@ -385,8 +391,7 @@ class DirectoryService:
         cleanup.access.remove_principal(sp.object_id)
 
     def create_service_principal(self, tenant: Tenant, app: Application) -> ServicePrincipal:
-        taken = Conflict("The service principal exists already for this application.",
-                         code="Request_MultipleObjectsWithSameKeyValue")
+        taken = GraphObjectExists("The service principal exists already for this application.")
         if self.repo.get_service_principal_for_app(tenant.id, app.app_id) is not None:
             raise taken
         sp = ServicePrincipal(new_guid(), tenant.id, app.app_id, app.display_name, "Application",
