@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import time
@@ -55,6 +56,7 @@ _NOT_SERVED_CODES = {"InvalidResourceType", "InvalidResourceNamespace"}
 HEARTBEAT_S = 5.0
 STALE_S = 60.0
 _HOST = socket.gethostname()
+log = logging.getLogger("cielo.templates")
 
 
 @dataclass
@@ -129,6 +131,8 @@ def _settled(records: Records, stored: StoredDeployment) -> StoredDeployment:
     if not stored.active or not _interrupted(records, stored, now):
         return stored
     record, operations = _failed_as_interrupted(stored)
+    log.warning("template deployment %s was left %s by %s, which is gone: it reads as Failed", stored.key,
+                stored.state, stored.owner)
     if not records.repo.mark_interrupted(stored, record, operations, now):
         again = records.repo.find(stored.key)
         return stored if again is None else again
@@ -149,7 +153,10 @@ async def _run(records: Records, rec: Record, writer: RouteClient, created_at: f
     async def beat() -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
-            records.repo.beat(rec.id, records.owner, time.time())
+            try:
+                records.repo.beat(rec.id, records.owner, time.time())
+            except Exception:  # a missed beat is retried; only STALE_S of them reads as interrupted elsewhere
+                log.exception("template deployment %s: the heartbeat could not be written", rec.id)
 
     beating = asyncio.create_task(beat())
     try:
