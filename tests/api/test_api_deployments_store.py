@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -98,6 +99,18 @@ async def test_a_deployment_left_running_by_a_stopped_process_reads_as_failed(
         # No longer active: it may be deleted (or deployed again).
         deleted = await arm_call(fresh, later, "DELETE", _path(later, rg, name), api_version=DEPLOY_API)
         assert deleted.status_code == 204
+
+
+async def test_forgetting_a_group_deletes_its_records_only(client: httpx.AsyncClient, world: World) -> None:
+    kept, dropped = await _group(client, world), await _group(client, world)
+    template = {"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+                "contentVersion": "1.0.0.0", "resources": []}
+    names = {rg: (await _deploy(client, world, rg, template))["name"] for rg in (kept, dropped)}
+    request = SimpleNamespace(app=world.app)
+    assert arm_deployments.forget_group(request, world.sub, dropped.upper()) == 1  # type: ignore[arg-type]
+    gone = await arm_call(client, world, "GET", _path(world, dropped, names[dropped]), api_version=DEPLOY_API)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "DeploymentNotFound"
+    assert (await _reads(client, world, kept, names[kept]))["get"]["name"] == names[kept]
 
 
 def _stored(owner: str, heartbeat: float) -> StoredDeployment:

@@ -365,6 +365,11 @@ async def delete_deployment(call: ArmCall) -> Response:
     return Response(status_code=204)
 
 
+def forget_group(request: Request, subscription_id: str, group: str) -> int:
+    """Deletes the deployment records of a resource group: for the group's DELETE, once the group is gone."""
+    return _records(request).repo.delete_group(f"/subscriptions/{subscription_id}/resourceGroups/{group}")
+
+
 async def operation_status(call: ArmCall) -> Response:
     stored = _record(call)
     if stored.operation_id != call.params["operationId"]:
