@@ -140,7 +140,11 @@ class DataPlane:
             request["prompt"] = body["prompt"]
             # The backend would otherwise generate until the context is full; OpenAI's default is 16.
             request.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
-        backend = self.backends.for_model(deployment.model)
+        try:
+            # Creating a model's backend can fail too (a model file not installed, an upstream secret not set).
+            backend = self.backends.for_model(deployment.model)
+        except BackendError as exc:
+            raise _from_backend(exc) from exc
         model = deployment.model.name
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
