@@ -20,7 +20,7 @@ from cielo.dataplane import responses
 from cielo.dataplane.index import Account, Deployment
 from cielo.dataplane.response_events import retell
 from cielo.dataplane.service import Answer, DataPlane, Stream
-from cielo.errors import DataPlaneError, PreviousResponseNotFound, ResponseNotFound
+from cielo.errors import DataPlaneError, InvalidRequestError, PreviousResponseNotFound, ResponseNotFound
 
 RETENTION_S = 30 * 86400
 MAX_ITEMS_LIMIT = 100
@@ -111,28 +111,25 @@ class ResponsesService:
         stored = await self._find(account, owner, response_id)
         for name in query:
             if name not in ("limit", "order", "after", "before", "api-version", "include"):
-                raise DataPlaneError(f"Unrecognized query parameter: {name}", param=name,
-                                     error_type="invalid_request_error")
+                raise InvalidRequestError(f"Unrecognized query parameter: {name}", name)
         if query.get("include"):
-            raise DataPlaneError("'include' is not supported.", param="include", error_type="invalid_request_error")
+            raise InvalidRequestError("'include' is not supported.", "include")
         order = query.get("order", "desc")
         if order not in ("asc", "desc"):
-            raise DataPlaneError("'order' must be 'asc' or 'desc'.", param="order", error_type="invalid_request_error")
+            raise InvalidRequestError("'order' must be 'asc' or 'desc'.", "order")
         try:
             limit = int(query.get("limit", "20"))
         except ValueError:
             limit = 0
         if not 1 <= limit <= MAX_ITEMS_LIMIT:
-            raise DataPlaneError(f"'limit' must be an integer from 1 to {MAX_ITEMS_LIMIT}.", param="limit",
-                                 error_type="invalid_request_error")
+            raise InvalidRequestError(f"'limit' must be an integer from 1 to {MAX_ITEMS_LIMIT}.", "limit")
         items = list(stored.input_items) if order == "asc" else list(reversed(stored.input_items))
         ids = [item["id"] for item in items]
         for name in ("after", "before"):
             cursor = query.get(name)
             if cursor is not None:
                 if cursor not in ids:
-                    raise DataPlaneError(f"'{name}' names no item of this response.", param=name,
-                                         error_type="invalid_request_error")
+                    raise InvalidRequestError(f"'{name}' names no item of this response.", name)
                 at = ids.index(cursor)
                 items, ids = (items[at + 1:], ids[at + 1:]) if name == "after" else (items[:at], ids[:at])
         page = items[:limit]
