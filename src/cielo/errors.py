@@ -181,6 +181,14 @@ class AuthenticationFailed(InvalidAuthenticationToken):
     code = "AuthenticationFailed"
 
 
+class ExpiredAuthenticationToken(InvalidAuthenticationToken):
+    """401 ExpiredAuthenticationToken: a bearer token past its expiry, with ARM's message "The access token
+    expiry UTC time is earlier than current UTC time." (learn.microsoft.com/azure/azure-resource-manager/
+    troubleshooting/common-deployment-errors)."""
+
+    code = "ExpiredAuthenticationToken"
+
+
 class AuthorizationFailed(ArmError):
     """403: the principal lacks the permission (ARM AuthorizationFailed, Graph Authorization_RequestDenied).
 

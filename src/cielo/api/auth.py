@@ -6,7 +6,7 @@ from collections.abc import Collection
 
 from starlette.requests import Request
 
-from cielo.errors import AuthenticationFailed, InvalidAuthenticationToken
+from cielo.errors import AuthenticationFailed, ExpiredAuthenticationToken, InvalidAuthenticationToken
 from cielo.identity.validation import TokenInvalid, TokenPrincipal, TokenValidator
 
 GRAPH_AUDIENCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
@@ -29,5 +29,5 @@ def bearer_principal(request: Request, audiences: Collection[str]) -> TokenPrinc
             "audience": f"The access token has been obtained for wrong audience or resource. {exc}",
             "issuer": "The access token is from the wrong issuer. It must match the tenant.",
         }.get(exc.reason, f"The access token is invalid. {exc}")
-        code = "ExpiredAuthenticationToken" if exc.reason == "expired" else "InvalidAuthenticationToken"
-        raise InvalidAuthenticationToken(message, code=code) from exc
+        refusal = ExpiredAuthenticationToken if exc.reason == "expired" else InvalidAuthenticationToken
+        raise refusal(message) from exc
