@@ -189,6 +189,14 @@ class ExpiredAuthenticationToken(InvalidAuthenticationToken):
     code = "ExpiredAuthenticationToken"
 
 
+class InvalidAuthenticationTokenTenant(InvalidAuthenticationToken):
+    """401: a token issued by another tenant than the subscription's, with ARM's message naming the authority to
+    use (ARM's InvalidAuthenticationTokenTenant, learn.microsoft.com/azure/azure-resource-manager/management/
+    manage-resources-rest)."""
+
+    code = "InvalidAuthenticationTokenTenant"
+
+
 class AuthorizationFailed(ArmError):
     """403: the principal lacks the permission (ARM AuthorizationFailed, Graph Authorization_RequestDenied).
 
@@ -501,6 +509,90 @@ class InvalidResourceNamespace(NotFound):
 class InvalidResourceType(NotFound):
     """404: a resource type or a path under a resource that this Cielo does not serve (ARM's InvalidResourceType,
     learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-invalid-resource-type)."""
+
+    code = "InvalidResourceType"
+
+
+# Template deployments (Microsoft.Resources/deployments): codes of learn.microsoft.com/azure/azure-resource-manager/
+# troubleshooting/common-deployment-errors.
+class InvalidTemplate(BadRequest):
+    """A deployment whose template or parameters are missing, not JSON objects, or fail validation (an unknown
+    function, parameter or resource reference); `target` names where (ARM's InvalidTemplate)."""
+
+    code = "InvalidTemplate"
+
+
+class InvalidDeploymentProperties(BadRequest):
+    """Deployment properties this Cielo does not serve (templateLink, parametersLink, debugSetting,
+    onErrorDeployment, what-if settings other than resultFormat), refused rather than ignored (ARM's
+    InvalidDeploymentProperties, learn.microsoft.com/rest/api/resources/deployments/create-or-update-at-scope)."""
+
+    code = "InvalidDeploymentProperties"
+
+
+class InvalidDeploymentMode(BadRequest):
+    """A deployment mode other than Incremental: a Complete deployment would delete what the template does not
+    name (learn.microsoft.com/azure/azure-resource-manager/templates/deployment-modes)."""
+
+    code = "InvalidDeploymentMode"
+
+
+class InvalidTemplateDeployment(BadRequest):
+    """A deployment that validation refuses as a whole, e.g. the caller may not write one of its resources (ARM's
+    InvalidTemplateDeployment, learn.microsoft.com/azure/azure-resource-manager/troubleshooting/
+    common-deployment-errors)."""
+
+    code = "InvalidTemplateDeployment"
+
+
+class DeploymentActive(Conflict):
+    """409: a deployment of that name is still running, so it cannot be replaced, cancelled twice or deleted
+    (ARM's DeploymentActive, learn.microsoft.com/azure/azure-resource-manager/troubleshooting/
+    common-deployment-errors)."""
+
+    code = "DeploymentActive"
+
+
+class TemplateDeploymentNotFound(NotFound):
+    """404 DeploymentNotFound: no template deployment of that name in the resource group (ARM's DeploymentNotFound,
+    learn.microsoft.com/rest/api/resources/deployments/get). Not the data plane's `DeploymentNotFound`."""
+
+    code = "DeploymentNotFound"
+
+
+class DeploymentOperationNotFound(NotFound):
+    """404 OperationNotFound: a template deployment has no operation of that id
+    (learn.microsoft.com/rest/api/resources/deployment-operations/get)."""
+
+    code = "OperationNotFound"
+
+
+class MethodNotAllowed(BadRequest):
+    """An HTTP method a served ARM path does not take; ARM answers 400 with code MethodNotAllowed
+    (not RFC 9110's 405) for such requests."""
+
+    code = "MethodNotAllowed"
+
+
+# Managed identities.
+class InvalidUserAssignedIdentity(BadRequest):
+    """A userAssignedIdentities key that is not a user-assigned identity's resource id
+    (learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-manage-user-assigned-managed-identities)."""
+
+    code = "InvalidUserAssignedIdentity"
+
+
+class FailedIdentityOperation(BadRequest):
+    """A userAssignedIdentities key naming an identity that does not exist in the caller's tenant (ARM's
+    FailedIdentityOperation, learn.microsoft.com/entra/identity/managed-identities-azure-resources/
+    known-issues)."""
+
+    code = "FailedIdentityOperation"
+
+
+class ResourceTypeMismatch(BadRequest):
+    """400 InvalidResourceType: a PUT at an id where a resource of another type already exists. The 404 for a
+    type Cielo does not serve is `InvalidResourceType`."""
 
     code = "InvalidResourceType"
 
