@@ -113,6 +113,24 @@ async def test_forgetting_a_group_deletes_its_records_only(client: httpx.AsyncCl
     assert (await _reads(client, world, kept, names[kept]))["get"]["name"] == names[kept]
 
 
+async def test_of_two_workers_accepting_one_deployment_only_one_runs_it(client: httpx.AsyncClient,
+                                                                         world: World) -> None:
+    rg = await _group(client, world)
+    await _deploy(client, world, rg, {"$schema": "https://schema.management.azure.com/schemas/2019-04-01/"
+                  "deploymentTemplate.json#", "contentVersion": "1.0.0.0", "resources": []})  # opens the store
+    repo = world.app.state.template_deployments.repo
+    fields: dict[str, Any] = {"deployment_id": _path(world, rg, "raced"), "group_id": world.rg_path(rg),
+                              "name": "raced", "state": "Accepted", "operation_id": "op-1", "record": {},
+                              "operations": [], "owner": "a", "created_at": 1.0, "now": 1.0}
+    assert repo.start(**fields)
+    assert not repo.start(**{**fields, "operation_id": "op-2", "owner": "b"})  # the first is still active
+    assert repo.find(fields["deployment_id"]).operation_id == "op-1"
+    repo.save(**{**fields, "state": "Succeeded"})
+    assert repo.start(**{**fields, "operation_id": "op-3", "owner": "b"})  # an ended one is replaced
+    assert repo.find(fields["deployment_id"]).owner == "b"
+    assert repo.delete(fields["deployment_id"])
+
+
 def _stored(owner: str, heartbeat: float) -> StoredDeployment:
     return StoredDeployment("k", "n", "Running", "op", {}, [], owner, heartbeat, heartbeat)
 

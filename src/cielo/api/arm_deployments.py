@@ -140,11 +140,15 @@ def _settled(records: Records, stored: StoredDeployment) -> StoredDeployment:
                             stored.owner, stored.created_at, now)
 
 
+def _fields(records: Records, rec: Record, created_at: float) -> dict[str, Any]:
+    return {"deployment_id": rec.id, "group_id": rec.id.split("/providers/", 1)[0], "name": rec.name,
+            "state": rec.state, "operation_id": rec.operation_id, "record": record_json(rec),
+            "operations": [operation_json(rec, op) for op in rec.operations], "owner": records.owner,
+            "created_at": created_at, "now": time.time()}
+
+
 def _save(records: Records, rec: Record, created_at: float) -> None:
-    records.repo.save(deployment_id=rec.id, group_id=rec.id.split("/providers/", 1)[0], name=rec.name,
-                      state=rec.state, operation_id=rec.operation_id, record=record_json(rec),
-                      operations=[operation_json(rec, op) for op in rec.operations], owner=records.owner,
-                      created_at=created_at, now=time.time())
+    records.repo.save(**_fields(records, rec, created_at))
 
 
 async def _run(records: Records, rec: Record, writer: RouteClient, created_at: float) -> None:
@@ -329,7 +333,10 @@ async def put_deployment(call: ArmCall) -> Response:
     rec = Record(deployment_id(call), call.params["deploymentName"], deployment, "Incremental", body.get("tags"),
                  hashed)
     created_at = time.time()
-    _save(records, rec, created_at)
+    if not records.repo.start(**_fields(records, rec, created_at)):  # another worker accepted it meanwhile
+        raced = _find(call)
+        raise _active(raced, "edit or replace") if raced is not None else Conflict(
+            f"The deployment '{rec.name}' is being replaced by another request.", code="DeploymentActive")
     task = asyncio.create_task(_run(records, rec, RouteClient(call.request), created_at))
     key = rec.id.lower()
     records.tasks[key] = task

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Column, Engine, Float, String, Table, Text, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from cielo.store.db import metadata, open_engine
 from cielo.store.jsontext import load_json
@@ -37,6 +38,8 @@ _t = template_deployments
 _ACTIVE = ("Accepted", "Running")
 _INSERT = insert(_t)
 _UPDATE = update(_t).where(_t.c.key == bindparam("k")).values(
+    {c.name: bindparam(c.name) for c in _t.columns if c.name != "key"})
+_REPLACE_ENDED = update(_t).where(_t.c.key == bindparam("k"), _t.c.state.not_in(_ACTIVE)).values(
     {c.name: bindparam(c.name) for c in _t.columns if c.name != "key"})
 _FIND = select(_t).where(_t.c.key == bindparam("k"))
 _LIST = select(_t).where(_t.c.group_key == bindparam("g")).order_by(_t.c.created_at)
@@ -67,6 +70,14 @@ def _dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _values(*, deployment_id: str, group_id: str, name: str, state: str, operation_id: str,
+            record: dict[str, Any], operations: list[dict[str, Any]], owner: str, created_at: float,
+            now: float) -> dict[str, Any]:
+    return {"key": deployment_id.lower(), "group_key": group_id.lower(), "name": name, "state": state,
+            "operation_id": operation_id, "record": _dump(record), "operations": _dump(operations), "owner": owner,
+            "created_at": created_at, "heartbeat": now}
+
+
 def _row(row: Any) -> StoredDeployment:
     return StoredDeployment(row.key, row.name, row.state, row.operation_id, load_json(row.record),
                             load_json(row.operations), row.owner, row.created_at, row.heartbeat)
@@ -81,16 +92,27 @@ class DeploymentRecordRepo:
         """A repository on the server's database (opened, checked and migrated by build_services already)."""
         return cls(open_engine(db_path))
 
+    def start(self, **fields: Any) -> bool:
+        """A new deployment's first write (the fields of `save`), unless a deployment of that id is active: False
+        then. Atomic, so of two workers accepting the same deployment at once only one runs it."""
+        values = _values(**fields)
+        try:
+            with self._engine.begin() as conn:
+                if not conn.execute(_REPLACE_ENDED, {**values, "k": values["key"]}).rowcount:
+                    conn.execute(_INSERT, values)  # the key is taken (by an active one): IntegrityError
+        except IntegrityError:
+            return False
+        return True
+
     def save(self, *, deployment_id: str, group_id: str, name: str, state: str, operation_id: str,
              record: dict[str, Any], operations: list[dict[str, Any]], owner: str, created_at: float,
              now: float) -> None:
-        """Writes the whole record (a new deployment of the same name replaces the old one, as in ARM)."""
-        key = deployment_id.lower()
-        values = {"key": key, "group_key": group_id.lower(), "name": name, "state": state,
-                  "operation_id": operation_id, "record": _dump(record), "operations": _dump(operations),
-                  "owner": owner, "created_at": created_at, "heartbeat": now}
+        """Writes the whole record, as its running owner does at each change."""
+        values = _values(deployment_id=deployment_id, group_id=group_id, name=name, state=state,
+                         operation_id=operation_id, record=record, operations=operations, owner=owner,
+                         created_at=created_at, now=now)
         with self._engine.begin() as conn:  # update, else insert, in one transaction
-            if not conn.execute(_UPDATE, {**values, "k": key}).rowcount:
+            if not conn.execute(_UPDATE, {**values, "k": values["key"]}).rowcount:
                 conn.execute(_INSERT, values)
 
     def beat(self, deployment_id: str, owner: str, now: float) -> None:
