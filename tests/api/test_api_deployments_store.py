@@ -142,3 +142,17 @@ def test_another_hosts_deployment_is_interrupted_only_once_its_heartbeat_is_stal
     assert arm_deployments._interrupted(records, _stored(elsewhere, 1000.0), 1001.0 + arm_deployments.STALE_S)
     # This app's own record with no task running it (its task ended without writing) is interrupted at once.
     assert arm_deployments._interrupted(records, _stored(records.owner, 1000.0), 1000.0)
+
+
+async def test_deleting_a_group_deletes_its_deployment_records(client: httpx.AsyncClient, world: World) -> None:
+    rg = await _group(client, world)
+    template = {"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+                "contentVersion": "1.0.0.0", "resources": []}
+    name = (await _deploy(client, world, rg, template))["name"]
+    assert (await arm_call(client, world, "DELETE", world.rg_path(rg))).status_code == 200
+    assert (await arm_call(client, world, "PUT", world.rg_path(rg), {"location": "local"})).status_code == 201
+    gone = await arm_call(client, world, "GET", _path(world, rg, name), api_version=DEPLOY_API)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "DeploymentNotFound"
+    listed = await arm_call(client, world, "GET", world.rg_path(rg) + "/providers/Microsoft.Resources/deployments",
+                            api_version=DEPLOY_API)
+    assert listed.status_code == 200 and listed.json()["value"] == []

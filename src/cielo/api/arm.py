@@ -181,6 +181,7 @@ async def put_group(call: ArmCall) -> Response:
 
 async def delete_group(call: ArmCall) -> Response:
     call.manager.delete_group(call.sub.id, call.params["resourceGroupName"])
+    arm_deployments.forget_group(call.request, call.sub.id, call.params["resourceGroupName"])  # its deployments too
     return Response(status_code=200)
 
 
