@@ -34,7 +34,7 @@ from cielo.control import authorization as authz
 from cielo.control.naming import check_case_unambiguous
 from cielo.control.resources import resource_json
 from cielo.core.arm_ids import ResourceId
-from cielo.errors import ArmError, InvalidRequestContent, NotFound
+from cielo.errors import ArmError, InvalidRequestContent, MethodNotAllowed, NotFound
 from cielo.store.models import Subscription
 
 router = APIRouter()
@@ -82,7 +82,7 @@ def _put_answer(body: dict[str, Any], created: bool) -> JSONResponse:
 
 def _method_not_allowed(call: ArmCall) -> ArmError:
     method = call.request.method
-    return ArmError(f"The HTTP method '{method}' is not supported at this path.", code="MethodNotAllowed")
+    return MethodNotAllowed(f"The HTTP method '{method}' is not supported at this path.")
 
 
 # ----------------------------------------------------------------------------- what ARM checks first

@@ -43,7 +43,18 @@ from cielo.control.templates.records import (
     template_hash,
 )
 from cielo.control.templates.template import Deployment, ResourceFailure, Target
-from cielo.errors import ArmError, CieloError, Conflict, NotFound
+from cielo.errors import (
+    ArmError,
+    CieloError,
+    Conflict,
+    DeploymentActive,
+    DeploymentOperationNotFound,
+    InvalidDeploymentMode,
+    InvalidDeploymentProperties,
+    InvalidTemplate,
+    InvalidTemplateDeployment,
+    TemplateDeploymentNotFound,
+)
 
 ACTION = DEPLOYMENT_TYPE
 # What a deployment body may hold; anything else is refused by name (templateLink, parametersLink, debugSetting…).
@@ -277,19 +288,20 @@ async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> 
         unknown.append("location")
     shown = [k for k in unknown if not (k in (body.get("properties") or {}) and body["properties"][k] is None)]
     if shown:
-        raise ArmError(f"The deployment properties {', '.join(shown)} are not served by this Cielo (templateLink, "
-                       "parametersLink, debugSetting and onErrorDeployment are refused rather than ignored).",
-                       code="InvalidDeploymentProperties")
+        raise InvalidDeploymentProperties(
+            f"The deployment properties {', '.join(shown)} are not served by this Cielo (templateLink, "
+            "parametersLink, debugSetting and onErrorDeployment are refused rather than ignored).")
     props = body.get("properties")
     if not isinstance(props, dict) or not isinstance(props.get("template"), dict):
-        raise ArmError("The deployment needs 'properties.template', a JSON object.", code="InvalidTemplate")
+        raise InvalidTemplate("The deployment needs 'properties.template', a JSON object.")
     mode = str(props.get("mode") or "Incremental")
     if mode.lower() != "incremental":
-        raise ArmError(f"The deployment mode '{mode}' is not served by this Cielo; only 'Incremental' is (a Complete "
-                       "deployment would delete resources the template does not name).", code="InvalidDeploymentMode")
+        raise InvalidDeploymentMode(
+            f"The deployment mode '{mode}' is not served by this Cielo; only 'Incremental' is (a Complete "
+            "deployment would delete resources the template does not name).")
     parameters = props.get("parameters") or {}
     if not isinstance(parameters, dict):
-        raise ArmError("'properties.parameters' must be a JSON object.", code="InvalidTemplate")
+        raise InvalidTemplate("'properties.parameters' must be a JSON object.")
     assert call.group is not None
     target = Target(call.sub.id, call.sub.display_name, call.sub.tenant_id, call.group.name,
                     call.group.location or "", dict(call.group.tags or {}), call.params["deploymentName"])
@@ -302,7 +314,7 @@ async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> 
             text = getattr(call.request.state, "deployment_text", "")
             at = jsonc.positions(text).get(f"properties.template.{exc.where}") if text else None
             where = f" (at '{exc.where}', line '{at[0]}' and column '{at[1]}')" if at else f" (at '{exc.where}')"
-        raise ArmError(f"Deployment template validation failed: '{exc.message}'{where}.", code="InvalidTemplate",
+        raise InvalidTemplate(f"Deployment template validation failed: '{exc.message}'{where}.",
                        target=exc.where) from exc
     return deployment, template_hash(props["template"]), body
 
@@ -320,8 +332,8 @@ def _find(call: ArmCall) -> StoredDeployment | None:
 
 
 def _active(stored: StoredDeployment, doing: str) -> Conflict:
-    return Conflict(f"Unable to {doing} deployment '{stored.name}': previous deployment from "
-                    f"'{stored.record['properties'].get('timestamp')}' is still active.", code="DeploymentActive")
+    return DeploymentActive(f"Unable to {doing} deployment '{stored.name}': previous deployment from "
+                            f"'{stored.record['properties'].get('timestamp')}' is still active.")
 
 
 async def put_deployment(call: ArmCall) -> Response:
@@ -335,8 +347,8 @@ async def put_deployment(call: ArmCall) -> Response:
     created_at = time.time()
     if not records.repo.start(**_fields(records, rec, created_at)):  # another worker accepted it meanwhile
         raced = _find(call)
-        raise _active(raced, "edit or replace") if raced is not None else Conflict(
-            f"The deployment '{rec.name}' is being replaced by another request.", code="DeploymentActive")
+        raise _active(raced, "edit or replace") if raced is not None else DeploymentActive(
+            f"The deployment '{rec.name}' is being replaced by another request.")
     task = asyncio.create_task(_run(records, rec, RouteClient(call.request), created_at))
     key = rec.id.lower()
     records.tasks[key] = task
@@ -348,7 +360,7 @@ async def put_deployment(call: ArmCall) -> Response:
 def _record(call: ArmCall) -> StoredDeployment:
     stored = _find(call)
     if stored is None:
-        raise NotFound(f"Deployment '{call.params['deploymentName']}' could not be found.", code="DeploymentNotFound")
+        raise TemplateDeploymentNotFound(f"Deployment '{call.params['deploymentName']}' could not be found.")
     return stored
 
 
@@ -366,8 +378,7 @@ async def delete_deployment(call: ArmCall) -> Response:
     """Deletes the deployment's record (never its resources, as in ARM); 204 either way, which az's poller ends on."""
     stored = _find(call)
     if stored is not None and stored.active:
-        raise Conflict(f"The deployment '{stored.name}' is still active and cannot be deleted.",
-                       code="DeploymentActive")
+        raise DeploymentActive(f"The deployment '{stored.name}' is still active and cannot be deleted.")
     _records(call.request).repo.delete(deployment_id(call))
     return Response(status_code=204)
 
@@ -380,7 +391,7 @@ def forget_group(request: Request, subscription_id: str, group: str) -> int:
 async def operation_status(call: ArmCall) -> Response:
     stored = _record(call)
     if stored.operation_id != call.params["operationId"]:
-        raise NotFound(f"The operation '{call.params['operationId']}' could not be found.", code="OperationNotFound")
+        raise DeploymentOperationNotFound(f"The operation '{call.params['operationId']}' could not be found.")
     body: dict[str, Any] = {"status": {"Accepted": "Running"}.get(stored.state, stored.state)}
     error = stored.record["properties"].get("error")
     if error is not None:
@@ -399,10 +410,11 @@ async def validate(call: ArmCall) -> Response:
         action = f"{p.type}/write"
         if not call.ctx.allowed(action, p.id):
             caller = call.ctx.caller
-            raise ArmError(f"The template deployment failed with error: 'Authorization failed for template resource "
-                           f"'{p.name}' of type '{p.type}'. The client '{caller.display}' with object id "
-                           f"'{caller.object_id}' does not have permission to perform action '{action}' at scope "
-                           f"'{p.id}'.'.", code="InvalidTemplateDeployment")
+            raise InvalidTemplateDeployment(
+                "The template deployment failed with error: 'Authorization failed for template resource "
+                f"'{p.name}' of type '{p.type}'. The client '{caller.display}' with object id "
+                f"'{caller.object_id}' does not have permission to perform action '{action}' at scope "
+                f"'{p.id}'.'.")
     rec = Record(deployment_id(call), call.params["deploymentName"], deployment, "Incremental", None, hashed,
                  state="Succeeded")
     out = record_json(rec)
@@ -417,8 +429,8 @@ async def what_if(call: ArmCall) -> Response:
     result_format = str(settings.get("resultFormat") or "FullResourcePayloads") if isinstance(settings, dict) else ""
     if result_format.lower() not in ("fullresourcepayloads", "resourceidonly") or (
             isinstance(settings, dict) and set(settings) - {"resultFormat"}):
-        raise ArmError("'whatIfSettings' may only name a resultFormat, FullResourcePayloads or ResourceIdOnly.",
-                       code="InvalidDeploymentProperties")
+        raise InvalidDeploymentProperties(
+            "'whatIfSettings' may only name a resultFormat, FullResourcePayloads or ResourceIdOnly.")
     client = RouteClient(call.request)
     changes: list[dict[str, Any]] = []
     for p in deployment.plan:

@@ -23,12 +23,14 @@ from cielo.core.arm_ids import InvalidResourceId, ResourceId, parse
 from cielo.core.clock import Clock
 from cielo.core.ids import new_guid, sha256_hex
 from cielo.errors import (
-    BadRequest,
+    FailedIdentityOperation,
     InvalidIdentity,
     InvalidIdentityType,
     InvalidRequestContent,
     InvalidTag,
+    InvalidUserAssignedIdentity,
     NotFound,
+    ResourceTypeMismatch,
 )
 from cielo.store.directory import DirectoryRepo
 from cielo.store.models import ServicePrincipal
@@ -245,12 +247,10 @@ class IdentityService:
         try:
             rid = parse(resource_id)
         except InvalidResourceId as exc:
-            raise BadRequest(f"'{resource_id}' is not a valid user-assigned identity id.",
-                             code="InvalidUserAssignedIdentity") from exc
+            raise InvalidUserAssignedIdentity(f"'{resource_id}' is not a valid user-assigned identity id.") from exc
         found = self._resources.get_by_key(rid.key)
         if found is None or found.type != UAMI_TYPE or found.properties.get("tenantId") != tenant_id:
-            raise BadRequest(f"The user-assigned identity '{resource_id}' was not found.",
-                             code="FailedIdentityOperation")
+            raise FailedIdentityOperation(f"The user-assigned identity '{resource_id}' was not found.")
         return found
 
     def _store_identity(self, resource: Resource, system: bool, users: dict[str, Any]) -> None:
@@ -268,7 +268,7 @@ class IdentityService:
         group = self._resources.get_group(rid.subscription, rid.resource_group)
         existing = self._resources.get_by_key(rid.key)
         if existing is not None and existing.type != type_:
-            raise BadRequest(f"A resource of another type exists at '{rid.id}'.", code="InvalidResourceType")
+            raise ResourceTypeMismatch(f"A resource of another type exists at '{rid.id}'.")
         name = existing.name if existing else rid.name
         if type_ == SITE_TYPE:  # before the identity block, which may create a principal
             _check_site_properties(body.get("properties"), existing.properties if existing else _new_site(rid.name))

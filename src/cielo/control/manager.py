@@ -17,7 +17,7 @@ from cielo.control.identities import UAMI_TYPE, IdentityService
 from cielo.control.resources import ACCOUNT_TYPE, DEPLOYMENT_TYPE, ResourceService, ResourceWriter, resource_json
 from cielo.core.arm_ids import RG_TYPE, ResourceId
 from cielo.errors import (
-    InvalidAuthenticationToken,
+    InvalidAuthenticationTokenTenant,
     InvalidIdentity,
     ResourceGroupNotFound,
     SubscriptionNotFound,
@@ -44,11 +44,10 @@ class ResourceManager:
         for sub in self._directory.list_subscriptions():
             if sub.id == subscription_id.lower():
                 if sub.tenant_id != tenant_id:
-                    raise InvalidAuthenticationToken(
+                    raise InvalidAuthenticationTokenTenant(
                         f"The access token is from the wrong issuer. It must match the tenant '{sub.tenant_id}' "
                         f"associated with this subscription. Please use the authority (URL) "
-                        f"'{self._base_url}/{sub.tenant_id}' to get the token.",
-                        code="InvalidAuthenticationTokenTenant")
+                        f"'{self._base_url}/{sub.tenant_id}' to get the token.")
                 return sub
         raise SubscriptionNotFound(f"The subscription '{subscription_id}' could not be found.")
 
