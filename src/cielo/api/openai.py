@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cielo.api import errors
-from cielo.dataplane import auth, tokens, wire
+from cielo.dataplane import auth, wire
 from cielo.dataplane.index import Account
-from cielo.dataplane.service import ACTIONS, EMBEDDING_DIMENSIONS, ROUTES, Answer, DataPlane, Stream
+from cielo.dataplane.service import ACTIONS, ROUTES, Answer, DataPlane, Stream
 from cielo.errors import (
     AccountNotFound,
     ApiVersionRequired,
@@ -114,11 +114,6 @@ async def _run(request: Request, account_name: str, deployment_name: str, operat
         deployment_name = model
     deployment = plane.deployment(account, deployment_name)
     wire.check_version(operation, body, version, developer=b"developer" in raw or b"\\u" in raw)
-    if operation == "embeddings":
-        data = body.get("input")
-        if type(data) is list and data and type(data[0]) is not str:
-            # Token arrays (cl100k_base ids, as the openai SDK and langchain send) become the text they encode.
-            body["input"] = wire.validate_embeddings(body, EMBEDDING_DIMENSIONS, tokens.encoding().decode)
     if operation == "embeddings":
         work: Awaitable[Answer | Stream] = plane.embeddings(account, deployment, body, version)
     else:

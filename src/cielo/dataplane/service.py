@@ -226,12 +226,13 @@ class DataPlane:
             return
         finally:
             await chunks.aclose()  # a consumer that left stops its generation now, not when collected
+            # What was generated: the backend's count, else Cielo's (counted once, for the quota and the usage).
+            generated = usage.get("completion_tokens") if isinstance(usage, dict) else None
+            completion = generated if isinstance(generated, int) else tokens.count("".join(texts)) if counting else 0
             if reservation.inferred:
-                generated = usage.get("completion_tokens") if isinstance(usage, dict) else None
-                self._settle(reservation, generated if isinstance(generated, int) else tokens.count("".join(texts)))
+                self._settle(reservation, completion)
         if usage_for is not None:
             if not isinstance(usage, dict):
-                completion = tokens.count("".join(texts))
                 usage = {"prompt_tokens": tokens.estimate_prompt(kind, usage_for), "completion_tokens": completion}
             yield shapes.sse(shapes.usage_chunk(kind, usage, stream_id, created, model))
         yield shapes.sse("[DONE]")
@@ -242,7 +243,8 @@ class DataPlane:
         if not deployment.model.is_embedding:
             raise OperationNotSupported(f"The Embeddings_Create operation does not work with the specified model, "
                                         f"{deployment.model.name}. Please choose different model and try again.")
-        inputs = wire.validate_embeddings(body, EMBEDDING_DIMENSIONS)
+        # Token arrays (cl100k_base ids, as the openai SDK and langchain send) become the text they encode.
+        inputs = wire.validate_embeddings(body, EMBEDDING_DIMENSIONS, tokens.encoding().decode)
         headers, _ = self._admit(deployment, "embeddings", body, api_version, account)
         try:
             vectors, used = await self.backends.for_model(deployment.model).embed(inputs)

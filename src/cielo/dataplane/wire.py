@@ -359,7 +359,7 @@ _STR = {str}
 def validate_embeddings(body: dict[str, Any], dimensions: int, decode: Decoder | None = None) -> list[str]:
     """The texts to embed: a string (empty allowed, as the spec's default), a list of 1 to 2048 non-empty
     strings, a token array, or a list of token arrays. Token ids are cl100k_base's (what the openai SDK and
-    langchain send after counting tokens with tiktoken); `decode` (the route passes tiktoken's) turns them
+    langchain send after counting tokens with tiktoken); `decode` (the data plane passes tiktoken's) turns them
     into text for the model, so that wire needs no tokenizer. Without it a token array is refused."""
     data = body.get("input")
     if type(data) is str:
