@@ -36,8 +36,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
+from cielo.core.certs import leaf_certificate
 from cielo.core.ids import b64url
 
 __all__ = [
@@ -234,25 +235,9 @@ def _load_ca(files: TlsFiles) -> _Ca:
 
 
 def _issue_leaf(ca: _Ca, sans: list[x509.GeneralName], cert_path: Path, key_path: Path, days: int) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
     now = _utcnow()
-    ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _common_name(sans))]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(digital_signature=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-        .sign(ca.key, hashes.SHA256())
-    )
+    cert, key = leaf_certificate(ca.cert, ca.key, sans, _common_name(sans), now - BACKDATE,
+                                 now + datetime.timedelta(days=days))
     # Key first, so a reader that sees the new certificate also finds the matching key.
     _write_file(key_path, _key_pem(key), _KEY_MODE)
     _write_file(cert_path, cert.public_bytes(serialization.Encoding.PEM) + ca.pem, _CERT_MODE)

@@ -15,10 +15,10 @@ import threading
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from cielo.core.certs import leaf_certificate
 from cielo.intercept.hosts import host_name, is_served
 
 LEAF_LIFETIME = dt.timedelta(days=1)
@@ -61,26 +61,8 @@ class HostCertificates:
 
     def issue(self, name: str, now: dt.datetime) -> tuple[bytes, bytes, dt.datetime]:
         """A leaf for exactly `name`: (certificate PEM, key PEM, not-after)."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        start, end = now - BACKDATE, now + LEAF_LIFETIME
-        ca_ski = self._ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(self._ca.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-            .sign(self._ca_key, hashes.SHA256())
-        )
+        end = now + LEAF_LIFETIME
+        cert, key = leaf_certificate(self._ca, self._ca_key, [x509.DNSName(name)], name, now - BACKDATE, end)
         key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
         return cert.public_bytes(serialization.Encoding.PEM), key_pem, end
