@@ -96,22 +96,33 @@ def _respond(request: Request, result: Answer | Stream) -> Response:
     return JSONResponse(result.body, headers=_headers(request, result.headers))
 
 
+async def read_body(request: Request) -> tuple[bytes, dict[str, Any]]:
+    """The request body as received and as a JSON object: refused past `max_openai_body_bytes` while it streams
+    in (413), nested too deeply, or not a JSON object (400)."""
+    limit: int = request.app.state.settings.max_openai_body_bytes
+    raw = await read_limited(request, limit, lambda: wire.too_large(limit))
+    if nested_deeper_than(raw):
+        raise wire.too_deep(MAX_JSON_DEPTH)
+    return raw, wire.parse_body(raw)
+
+
+def model_of(body: dict[str, Any]) -> str:
+    """The deployment a v1 (or Responses) request names in `model`."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise wire.bad("'model' (the deployment name) is required.", "model")
+    return model
+
+
 async def _run(request: Request, account_name: str, deployment_name: str, operation: str, *, v1: bool,
                version: str | None) -> Response:
     account = _account(request, account_name)
     _authenticate(request, account, operation, v1=v1)
     # Only an authenticated caller with the data action gets its body read, and only up to the limit.
-    limit: int = request.app.state.settings.max_openai_body_bytes
-    raw = await read_limited(request, limit, lambda: wire.too_large(limit))
-    if nested_deeper_than(raw):
-        raise wire.too_deep(MAX_JSON_DEPTH)
-    body = wire.parse_body(raw)
+    raw, body = await read_body(request)
     plane = _plane(request)
     if v1:
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise wire.bad("'model' (the deployment name) is required.", "model")
-        deployment_name = model
+        deployment_name = model_of(body)
     deployment = plane.deployment(account, deployment_name)
     wire.check_version(operation, body, version, developer=b"developer" in raw or b"\\u" in raw)
     if operation == "embeddings":

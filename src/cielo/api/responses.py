@@ -14,14 +14,21 @@ import re
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
-from cielo.api.openai import CLIENT_CLOSED_REQUEST, _account, _headers, _respond, _unless_client_leaves
+from cielo.api.openai import (
+    CLIENT_CLOSED_REQUEST,
+    _account,
+    _headers,
+    _respond,
+    _unless_client_leaves,
+    model_of,
+    read_body,
+)
 from cielo.core.clock import Clock
 from cielo.dataplane import auth, wire
 from cielo.dataplane.index import Account
 from cielo.dataplane.responses_service import ResponsesService, ResponseStore
 from cielo.dataplane.service import DataPlane
 from cielo.errors import ApiVersionRequired, UnsupportedApiVersion
-from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
 
 router = APIRouter(prefix="/accounts/{account_name}/openai")
 
@@ -70,16 +77,9 @@ async def _create(request: Request, account_name: str, *, v1: bool) -> Response:
     version = None if v1 else _preview_version(request)
     account = _account(request, account_name)
     owner = _caller(request, account, "write", v1=v1)
-    limit: int = request.app.state.settings.max_openai_body_bytes
-    raw = await read_limited(request, limit, lambda: wire.too_large(limit))
-    if nested_deeper_than(raw):
-        raise wire.too_deep(MAX_JSON_DEPTH)
-    body = wire.parse_body(raw)
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise wire.bad("'model' (the deployment name) is required.", "model")
+    _, body = await read_body(request)
     service = _service(request)
-    deployment = service.plane.deployment(account, model)
+    deployment = service.plane.deployment(account, model_of(body))
     result = await _unless_client_leaves(request, service.create(account, deployment, owner, body, version))
     if result is None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
