@@ -43,7 +43,7 @@ from cielo.store.grants import GrantRepo
 from cielo.store.resources import HostCredentialRepo, ResourceRepo
 from cielo.store.responses import ResponseRepo
 from cielo.store.signin import SignInFailureRepo
-from cielo.web import pages
+from cielo.web import pages, portal
 
 log = logging.getLogger("cielo")
 
@@ -175,6 +175,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(managed_identity.router)
     app.include_router(pages.router)
+    app.include_router(portal.router)
     app.include_router(graph.router)
     app.include_router(arm.router)
     app.add_middleware(CollapseSlashes)
