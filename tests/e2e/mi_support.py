@@ -312,11 +312,11 @@ def _get(url: str, headers: dict[str, str]) -> httpx.Response:
 
 
 def launch_agent(mi: MiServer, credential: Path, name: str, extra_env: dict[str, str] | None = None,
-                 ) -> tuple[subprocess.Popen[bytes], Path, Path, int]:
+                 port: int | None = None) -> tuple[subprocess.Popen[bytes], Path, Path, int]:
     """Start `cielo agent` (the caller waits for it, or for its exit); `mi.stop()` stops it if it still runs."""
     config_dir = mi.work / f"agent-{name}-config"
     log = mi.work / f"agent-{name}.log"
-    port = free_port()
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k not in MI_VARIABLES and k != "CIELO_AGENT_IDENTITY_HEADER"}
     env.update({"CIELO_CONFIG_DIR": str(config_dir), "HOME": str(mi.work), "PYTHONDONTWRITEBYTECODE": "1",
                 **(extra_env or {})})
@@ -328,17 +328,18 @@ def launch_agent(mi: MiServer, credential: Path, name: str, extra_env: dict[str,
     return process, config_dir, log, port
 
 
-def start_agent(mi: MiServer, credential: Path, name: str, extra_env: dict[str, str] | None = None) -> Agent:
-    """Start an agent and wait until it answers (the caller stops it)."""
-    return start_agents(mi, [(credential, name)], extra_env)[0]
+def start_agent(mi: MiServer, credential: Path, name: str, extra_env: dict[str, str] | None = None,
+                port: int | None = None) -> Agent:
+    """Start an agent (on `port`, else a free one) and wait until it answers (the caller stops it)."""
+    return start_agents(mi, [(credential, name)], extra_env, port)[0]
 
 
 def start_agents(mi: MiServer, wanted: list[tuple[Path, str]], extra_env: dict[str, str] | None = None,
-                 ) -> list[Agent]:
+                 port: int | None = None) -> list[Agent]:
     """Start several agents at once and wait until all answer (the caller stops them)."""
     agents = []
     for credential, name in wanted:
-        process, config_dir, log, port = launch_agent(mi, credential, name, extra_env)
+        process, config_dir, log, port = launch_agent(mi, credential, name, extra_env, port)
         agents.append(Agent(mi, port, config_dir, process, log))
     waiting = list(agents)
     relaunched = 0

@@ -81,3 +81,27 @@ def test_a_busy_intercept_port_is_refused_before_start() -> None:
         with pytest.raises(CliError, match=f"127.0.0.1:{port} for --intercept"):
             _intercept_socket(port)
     assert _intercept_socket(None) is None
+
+
+def test_http_proxy_only_when_the_proxy_hands_imds_to_an_agent(data_dir: Path) -> None:
+    plain = run("--data-dir", str(data_dir), "--intercept", "--format", "dotenv").stdout
+    assert "HTTP_PROXY=" not in plain and "HTTPS_PROXY=http://127.0.0.1:18555" in plain
+    recorded = json.loads((data_dir / "server.json").read_text())
+    (data_dir / "server.json").write_text(json.dumps({**recorded, "intercept_imds": "127.0.0.1:8100"}))
+    lines = run("--data-dir", str(data_dir), "--intercept", "--format", "dotenv").stdout.splitlines()
+    assert "HTTP_PROXY=http://127.0.0.1:18555" in lines and "http_proxy=http://127.0.0.1:18555" in lines
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("127.0.0.1", "HOST:PORT"), ("127.0.0.1:0", "HOST:PORT"), ("10.0.0.5:8100", "on loopback"),
+    ("agent.example:8100", "on loopback"), ("169.254.169.254:80", "on loopback"),
+])
+def test_intercept_imds_names_an_agent_on_loopback(value: str, problem: str) -> None:
+    from cielo.cli.common import CliError
+    from cielo.cli.up import parse_imds_agent
+
+    with pytest.raises(CliError, match=problem):
+        parse_imds_agent(value)
+    assert parse_imds_agent("127.0.0.1:8100") == ("127.0.0.1", 8100)
+    assert parse_imds_agent("[::1]:8100") == ("::1", 8100)
+    assert parse_imds_agent("localhost:8100") == ("localhost", 8100)

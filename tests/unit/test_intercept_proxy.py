@@ -15,7 +15,7 @@ from cryptography import x509
 from cielo.identity.pki import ensure_tls
 from cielo.intercept.certs import LEAF_LIFETIME, HostCertificates
 from cielo.intercept.hosts import HostRouting, account_subdomain, is_served
-from cielo.intercept.proxy import InterceptProxy, ProxyRefusal, Upstream, listen, parse_connect
+from cielo.intercept.proxy import InterceptProxy, ProxyRefusal, Upstream, imds_request, listen, parse_connect
 
 
 @pytest.mark.parametrize(("host", "served"), [
@@ -185,3 +185,56 @@ async def test_refusal_is_a_403_naming_the_host_and_the_served_list(tls_dir: Pat
     assert answer.startswith("HTTP/1.1 403 Forbidden\r\n")
     body = answer.partition("\r\n\r\n")[2]
     assert "example.com:443" in body and "login.microsoftonline.com" in body and "*.openai.azure.com" in body
+
+
+def test_imds_request_is_rewritten_for_the_agent() -> None:
+    head = (b"GET http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=x HTTP/1.1\r\n"
+            b"Host: 169.254.169.254\r\nMetadata: true\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive\r\n"
+            b"Proxy-Authorization: Basic eA==\r\n\r\n")
+    forwarded = imds_request(head)
+    assert forwarded is not None
+    lines = forwarded.split(b"\r\n")
+    assert lines[0] == b"GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=x HTTP/1.1"
+    assert b"Metadata: true" in lines and b"Host: 169.254.169.254" in lines
+    assert lines[-3:] == [b"Connection: close", b"", b""]
+    assert not any(line.lower().startswith((b"proxy-", b"connection: keep")) for line in lines)
+    assert imds_request(head.replace(b"169.254.169.254/", b"169.254.169.254:80/", 1)) == forwarded
+
+
+@pytest.mark.parametrize("head", [
+    b"GET http://169.254.169.253/metadata HTTP/1.1\r\n\r\n",  # another address: refused as any other host
+    b"GET http://169.254.169.254.example.com/metadata HTTP/1.1\r\n\r\n",
+    b"GET http://169.254.169.254:8080/metadata HTTP/1.1\r\n\r\n",
+    b"CONNECT 169.254.169.254:443 HTTP/1.1\r\n\r\n",
+    b"GET /metadata HTTP/1.1\r\n\r\n",
+])
+def test_only_plain_http_to_imds_on_port_80_is_for_the_agent(head: bytes) -> None:
+    assert imds_request(head) is None
+
+
+@pytest.mark.parametrize(("head", "status"), [
+    (b"POST http://169.254.169.254/metadata/identity/oauth2/token HTTP/1.1\r\nContent-Length: 2\r\n\r\n", 405),
+    (b"GET http://169.254.169.254/metadata/identity/oauth2/token HTTP/1.1\r\nContent-Length: 5\r\n\r\n", 400),
+    (b"GET http://169.254.169.254/metadata HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+])
+def test_imds_requests_with_a_body_are_refused(head: bytes, status: int) -> None:
+    with pytest.raises(ProxyRefusal) as refused:
+        imds_request(head)
+    assert refused.value.status == status
+
+
+async def test_imds_without_an_agent_is_unreachable(tls_dir: Path) -> None:
+    """azure-identity reads a 403 saying "unreachable" as "no IMDS here" and moves on to its next credential."""
+    proxy = InterceptProxy(HostCertificates(tls_dir / "ca.pem", tls_dir / "ca-key.pem"),
+                           Upstream("127.0.0.1", 1, tls_dir / "ca.pem"))
+    server = await proxy.serve(listen("127.0.0.1", 0))
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET http://169.254.169.254/metadata/identity/oauth2/token HTTP/1.1\r\n"
+                     b"Host: 169.254.169.254\r\nMetadata: true\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+    finally:
+        server.close()
+    assert answer.startswith(b"HTTP/1.1 403") and b"unreachable" in answer and b"--intercept-imds" in answer

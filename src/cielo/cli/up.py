@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import stat
@@ -44,10 +45,11 @@ def _recorded_base_url(settings: Settings) -> str:
 
 
 def env_pairs(settings: Settings, base_url: str | None = None,
-              intercept_port: int | None = None) -> list[tuple[str, str]]:
+              intercept_port: int | None = None, imds: bool = False) -> list[tuple[str, str]]:
     """The variables a client's shell needs: trust Cielo's CA (system CAs + Cielo's in one bundle; Node.js adds
     NODE_EXTRA_CA_CERTS to its own store) and either find Cielo's authority (plain) or reach Cielo through the
-    intercept proxy under Azure's own host names (intercept_port given)."""
+    intercept proxy under Azure's own host names (intercept_port given; `imds`: the proxy also hands plain-HTTP
+    requests for 169.254.169.254 to a managed-identity agent, so HTTP_PROXY names it too)."""
     tls_dir = os.path.abspath(settings.tls_dir)  # the lines are for other shells, in other directories
     bundle = os.path.join(tls_dir, "bundle.pem")
     trust = [("REQUESTS_CA_BUNDLE", bundle), ("SSL_CERT_FILE", bundle), ("CURL_CA_BUNDLE", bundle),
@@ -55,7 +57,8 @@ def env_pairs(settings: Settings, base_url: str | None = None,
     if intercept_port is not None:
         proxy = f"http://{INTERCEPT_HOST}:{intercept_port}"
         # Loopback stays direct (Cielo's own URLs, local engines); every other host is refused by the proxy.
-        return [("HTTPS_PROXY", proxy), ("https_proxy", proxy), ("NO_PROXY", "localhost,127.0.0.1,::1"),
+        plain = [("HTTP_PROXY", proxy), ("http_proxy", proxy)] if imds else []
+        return [("HTTPS_PROXY", proxy), ("https_proxy", proxy), *plain, ("NO_PROXY", "localhost,127.0.0.1,::1"),
                 ("no_proxy", "localhost,127.0.0.1,::1"), *trust]
     base = base_url or settings.base_url
     return [*trust, ("AZURE_AUTHORITY_HOST", base), ("CIELO_ENDPOINT", base)]
@@ -81,6 +84,29 @@ def _recorded_intercept_port(settings: Settings) -> int | None:
     except (OSError, ValueError, AttributeError):
         return None
     return port if isinstance(port, int) else None
+
+
+def _recorded_intercept_imds(settings: Settings) -> bool:
+    try:
+        return bool(json.loads((settings.data_dir / "server.json").read_text()).get("intercept_imds"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def parse_imds_agent(value: str) -> tuple[str, int]:
+    """`--intercept-imds HOST:PORT`: a managed-identity agent on loopback (the proxy connects nowhere else)."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CliError(f"--intercept-imds wants HOST:PORT (the address of `cielo agent`), not {value!r}")
+    if host != "localhost":
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise CliError(f"--intercept-imds must name an agent on loopback (127.0.0.1, ::1 or localhost), not {host}")
+    return host, int(port)
 
 
 def env_lines(settings: Settings, base_url: str | None = None) -> list[str]:
@@ -235,11 +261,16 @@ def _ask_password(label: str = "Password for the new administrator") -> str:
                    "other host; see `cielo env --intercept` and docs/zero-code-change.md.")
 @click.option("--intercept-port", type=int, default=None,
               help=f"The intercept proxy's port on 127.0.0.1 (default {DEFAULT_INTERCEPT_PORT}; implies --intercept).")
+@click.option("--intercept-imds", "intercept_imds", default=None, metavar="HOST:PORT",
+              help="Hand plain-HTTP requests for IMDS (http://169.254.169.254/metadata/...) that reach the proxy to "
+                   "the managed-identity agent (`cielo agent`) at HOST:PORT on loopback, so "
+                   "ManagedIdentityCredential() with no settings works; `cielo env --intercept` then sets "
+                   "HTTP_PROXY too (implies --intercept).")
 def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bool | None,
        tls_names: tuple[str, ...], public_url: str | None, admin_user: str | None,
        admin_password: str | None, admin_password_file: Path | None, admin_password_prompt: bool,
        workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...], log_level: str | None,
-       reset: bool, intercept: bool, intercept_port: int | None) -> None:
+       reset: bool, intercept: bool, intercept_port: int | None, intercept_imds: str | None) -> None:
     """Set up (first start) and run Cielo: HTTPS token service and APIs on one port.
 
     Without a password (--admin-password-file, CIELO_ADMIN_PASSWORD, --admin-password-prompt) the first
@@ -265,8 +296,9 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}: {exc.strerror}") from exc
+    imds_agent = parse_imds_agent(intercept_imds) if intercept_imds is not None else None
     proxy_socket = _intercept_socket(intercept_port if intercept_port is not None else
-                                     DEFAULT_INTERCEPT_PORT if intercept else None)
+                                     DEFAULT_INTERCEPT_PORT if intercept or imds_agent else None)
     if reset:
         _reset(settings.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -287,6 +319,8 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     recorded: dict[str, Any] = {"base_url": base, "pid": os.getpid()}
     if proxy_socket is not None:
         recorded["intercept_port"] = proxy_socket.getsockname()[1]
+        if imds_agent is not None:
+            recorded["intercept_imds"] = f"{imds_agent[0]}:{imds_agent[1]}"
     (settings.data_dir / "server.json").write_text(json.dumps(recorded))
     _make_private(settings.data_dir)
     out = sys.stdout
@@ -306,6 +340,8 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     if proxy_socket is not None:
         out.write(f"  intercept      http://{INTERCEPT_HOST}:{recorded['intercept_port']} (HTTPS proxy for Azure's "
                   "hosts; `cielo env --intercept` prints the variables)\n")
+        if imds_agent is not None:
+            out.write(f"  intercept imds http://169.254.169.254 -> the agent at {recorded['intercept_imds']}\n")
     if admin_given and not result.created:
         out.write("  (the administrator options apply at the first start only: this data directory has one)\n")
     if result.created:
@@ -322,7 +358,7 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     # The password has served its purpose: the workers do not need it.
     settings = settings.model_copy(update={"admin_password": None})
     if proxy_socket is not None:
-        _start_intercept(settings, tls.ca_cert, tls.ca_key, proxy_socket)
+        _start_intercept(settings, tls.ca_cert, tls.ca_key, proxy_socket, imds_agent)
     with contextlib.suppress(KeyboardInterrupt):
         run(settings, tls, sockets)
     out.write("Cielo stopped.\n")
@@ -343,14 +379,15 @@ def _intercept_socket(port: int | None) -> Any:
         raise CliError(f"cannot listen on {INTERCEPT_HOST}:{port} for --intercept: {exc.strerror}") from exc
 
 
-def _start_intercept(settings: Settings, ca_cert: Path, ca_key: Path, sock: Any) -> None:
+def _start_intercept(settings: Settings, ca_cert: Path, ca_key: Path, sock: Any,
+                     imds_agent: tuple[str, int] | None = None) -> None:
     """The proxy runs on its own event loop in a thread of this process; workers forked later do not run it."""
     from cielo.intercept.certs import HostCertificates
     from cielo.intercept.proxy import InterceptProxy, Upstream, start_in_thread
 
     loopback = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
-    start_in_thread(InterceptProxy(HostCertificates(ca_cert, ca_key), Upstream(loopback, settings.port, ca_cert)),
-                    sock)
+    start_in_thread(InterceptProxy(HostCertificates(ca_cert, ca_key), Upstream(loopback, settings.port, ca_cert),
+                                   imds_agent), sock)
 
 
 @click.command("env")
@@ -376,7 +413,8 @@ def env(data_dir: Path | None, port: int | None, host: str | None, intercept: bo
     base = settings.base_url if (port or host) else _recorded_base_url(settings)
     if intercept or intercept_port is not None:
         intercept_port = intercept_port or _recorded_intercept_port(settings) or DEFAULT_INTERCEPT_PORT
-    for line in format_env(env_pairs(settings, base, intercept_port), style):
+    imds = intercept_port is not None and _recorded_intercept_imds(settings)
+    for line in format_env(env_pairs(settings, base, intercept_port, imds), style):
         click.echo(line)
     if intercept_port is not None:
         click.echo("# cielo env: the proxy refuses every host but Azure's (403); add a host other programs in this "

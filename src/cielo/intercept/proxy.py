@@ -2,8 +2,9 @@
 to Cielo's own HTTPS listener on loopback.
 
 Safety rules (docs/zero-code-change.md): it listens on loopback unless told otherwise; it opens no connection
-anywhere but Cielo's own listener; a CONNECT to any host it does not serve, any port but 443, and any
-plain-HTTP request is refused with 403 naming the host and the hosts it serves.
+anywhere but Cielo's own listener and, when configured, a managed-identity agent on loopback; a CONNECT to any
+host it does not serve, any port but 443, and any plain-HTTP request but one for IMDS's address
+(169.254.169.254, handed to that agent) is refused with 403 naming the host and the hosts it serves.
 
 Why hand the bytes to the HTTPS listener rather than call the ASGI app in this process: `cielo up` may run
 several worker processes, and the listener is where their load is spread and where every limit and log
@@ -28,6 +29,10 @@ from cielo.intercept.hosts import SERVED_PATTERNS, host_name, is_served
 log = logging.getLogger("cielo.intercept")
 
 MAX_HEAD = 16 * 1024
+IMDS_HOST = "169.254.169.254"
+# Hop-by-hop headers (RFC 9110 §7.6.1) and the proxy's own: not passed on to the agent.
+_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization", b"te",
+                         b"trailer", b"upgrade"})
 HEAD_TIMEOUT_S = 30.0
 CHUNK = 64 * 1024
 
@@ -66,6 +71,45 @@ class Upstream:
         return context
 
 
+def imds_refusal() -> ProxyRefusal:
+    # azure-identity reads a 403 whose message says "unreachable" as "no IMDS here" (CredentialUnavailableError),
+    # so DefaultAzureCredential goes on to its next credential, as it does where IMDS does not answer.
+    return ProxyRefusal(403, "Forbidden",
+                        f"cielo intercept: IMDS ({IMDS_HOST}) is unreachable: no managed-identity agent is configured "
+                        "(start `cielo agent` and give its address to `cielo up --intercept-imds HOST:PORT`).")
+
+
+def imds_request(head: bytes) -> bytes | None:
+    """The head of a plain-HTTP request for IMDS (`GET http://169.254.169.254/metadata/...`) rewritten for the
+    agent: origin-form target, hop-by-hop headers dropped, `Connection: close`; None for any other request.
+    ProxyRefusal when it is for IMDS but malformed or carries a body (IMDS requests are GETs)."""
+    lines = head.split(b"\r\n")
+    try:
+        method, target, version = lines[0].decode("ascii").split(" ")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    prefix = f"http://{IMDS_HOST}"
+    if method == "CONNECT" or not target.lower().startswith(prefix):
+        return None
+    rest = target[len(prefix):]
+    if rest.startswith(":80/"):
+        rest = rest[3:]
+    if not rest.startswith("/"):
+        return None
+    if method not in ("GET", "HEAD") or not version.startswith("HTTP/1."):
+        raise ProxyRefusal(405, "Method Not Allowed", "cielo intercept: IMDS requests are GET requests")
+    kept = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        if name in (b"content-length", b"transfer-encoding") and line.split(b":", 1)[1].strip() not in (b"0", b""):
+            raise ProxyRefusal(400, "Bad Request", "cielo intercept: an IMDS request carries no body")
+        if name not in _HOP_BY_HOP:
+            kept.append(line)
+    return b"\r\n".join([f"{method} {rest} HTTP/1.1".encode(), *kept, b"Connection: close", b"", b""])
+
+
 def parse_connect(head: bytes, own: frozenset[tuple[str, int]] = frozenset()) -> tuple[str, int]:
     """The (host, port) of a CONNECT request head to a served host or to Cielo's own listener (`own`);
     ProxyRefusal for anything else."""
@@ -93,8 +137,10 @@ def parse_connect(head: bytes, own: frozenset[tuple[str, int]] = frozenset()) ->
 
 
 class InterceptProxy:
-    def __init__(self, certs: HostCertificates, upstream: Upstream) -> None:
-        self.certs, self.upstream = certs, upstream
+    def __init__(self, certs: HostCertificates, upstream: Upstream, imds: tuple[str, int] | None = None) -> None:
+        """`imds`: a managed-identity agent (`cielo agent`) on loopback that answers plain-HTTP requests for
+        IMDS's address, so `ManagedIdentityCredential()` with no settings reaches it through HTTP_PROXY."""
+        self.certs, self.upstream, self.imds = certs, upstream, imds
         self._upstream_context = upstream.context()
         self._own = upstream.own()
 
@@ -120,6 +166,10 @@ class InterceptProxy:
         except asyncio.LimitOverrunError:
             raise ProxyRefusal(431, "Request Header Fields Too Large", "cielo intercept: request head too large")\
                 from None
+        forwarded = imds_request(head)
+        if forwarded is not None:
+            await self._imds(forwarded, writer)
+            return
         host, port = parse_connect(head, self._own)
         if (host, port) in self._own:
             # Cielo's own address: a plain byte tunnel; the client checks Cielo's own certificate end to end.
@@ -138,6 +188,24 @@ class InterceptProxy:
         finally:
             up_writer.close()
             with contextlib.suppress(OSError, ssl.SSLError):
+                await up_writer.wait_closed()
+
+
+    async def _imds(self, head: bytes, writer: asyncio.StreamWriter) -> None:
+        """One IMDS request to the agent and its answer back; the connection then closes (the agent was asked
+        for `Connection: close`, and clients open another)."""
+        if self.imds is None:
+            raise imds_refusal()
+        up_reader, up_writer = await asyncio.open_connection(*self.imds)
+        try:
+            up_writer.write(head)
+            await up_writer.drain()
+            while data := await up_reader.read(CHUNK):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            up_writer.close()
+            with contextlib.suppress(OSError):
                 await up_writer.wait_closed()
 
 
