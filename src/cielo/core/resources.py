@@ -30,7 +30,12 @@ FIRST_PARTY_RESOURCES: dict[str, tuple[str, str]] = {
 FIRST_PARTY_PUBLIC_CLIENTS: dict[str, str] = {
     "04b07795-8ddb-461a-bbee-02f9e1bf7b46": "Microsoft Azure CLI",
     "1950a258-227b-4e31-a9cf-717495945fc2": "Microsoft Azure PowerShell",
+    "c44b4083-3bb0-49c1-b47d-974e53cbdf3c": "Azure Portal",
 }
+
+# The portal (Azure's own client id) receives codes only at its own page on this server's base URL.
+PORTAL_CLIENT_ID = "c44b4083-3bb0-49c1-b47d-974e53cbdf3c"
+PORTAL_REDIRECT_PATH = "/portal/signin-oidc"
 
 AZURE_CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 GRAPH_RESOURCE = "https://graph.microsoft.com"

@@ -17,13 +17,14 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from cielo.core.resources import FIRST_PARTY_PUBLIC_CLIENTS
+from cielo.core.resources import FIRST_PARTY_PUBLIC_CLIENTS, PORTAL_CLIENT_ID, PORTAL_REDIRECT_PATH
 from cielo.errors import AccountLocked, CieloError
 from cielo.http.forms import client_address, read_form
 from cielo.identity.grants.authorization_code import issue_code
-from cielo.identity.redirects import RedirectUri, allowed_redirect
+from cielo.identity.redirects import RedirectUri, allowed_redirect, parse_redirect_uri
 from cielo.identity.service import TokenService
 from cielo.identity.signin import check_credentials
+from cielo.settings import Settings
 from cielo.store.models import DeviceCode, User
 from cielo.web import csrf
 
@@ -144,7 +145,8 @@ def _check_authorize(request: Request, tenant_segment: str, params: dict[str, st
     if client_id not in FIRST_PARTY_PUBLIC_CLIENTS and (app is None or (tenant and app.tenant_id != tenant.id)):
         return _authorize_error(request, f"Application with identifier '{client_id}' was not found in the "
                                 "directory.", 700016)
-    redirect = allowed_redirect(client_id, app.redirect_uris if app else None, params.get("redirect_uri", ""))
+    redirect = _portal_redirect(request, params.get("redirect_uri", "")) if client_id == PORTAL_CLIENT_ID else \
+        allowed_redirect(client_id, app.redirect_uris if app else None, params.get("redirect_uri", ""))
     if redirect is None:
         return _authorize_error(request, "The redirect URI specified in the request does not match the "
                                 "redirect URIs configured for the application.", 50011)
@@ -159,6 +161,12 @@ def _check_authorize(request: Request, tenant_segment: str, params: dict[str, st
         return _redirect_error(redirect, params, "login_required",
                                "AADSTS50058: A silent sign-in request was sent but no user is signed in.", request)
     return _Checked(_app_name(request, client_id), redirect)
+
+
+def _portal_redirect(request: Request, redirect_uri: str) -> RedirectUri | None:
+    """The portal's client id receives codes at one URI only: its own sign-in page on this server."""
+    settings: Settings = request.app.state.settings
+    return parse_redirect_uri(redirect_uri) if redirect_uri == settings.base_url + PORTAL_REDIRECT_PATH else None
 
 
 def _respond(request: Request, redirect: RedirectUri, params: dict[str, str], values: dict[str, str]) -> Response:

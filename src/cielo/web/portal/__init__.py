@@ -1,7 +1,13 @@
-"""The admin portal, served at `/` (the `portalEndpoint` Cielo advertises in `/metadata/endpoints`)."""
+"""The admin portal, served at `/` (the `portalEndpoint` Cielo advertises in `/metadata/endpoints`).
+
+Server-rendered (Jinja2 and a little plain JavaScript, no build step). It signs in through Cielo's own
+authorization-code + PKCE flow and calls Cielo's ARM, Graph and data-plane APIs in-process with the signed-in
+user's tokens: no back door (docs/portal.md).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from cielo.web.portal import auth, resources, static  # noqa: F401  (each registers its pages)
+from cielo.web.portal.web import router
 
-router = APIRouter()
+__all__ = ["router"]
