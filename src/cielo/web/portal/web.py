@@ -73,6 +73,8 @@ class Portal:
 
     def render(self, name: str, *, title: str, status: int = 200, scope: str | None = None, blade: str = "",
                **context: Any) -> Response:
+        if status == 200 and isinstance(context.get("error"), ApiError):
+            status = context["error"].status  # a refused action shows the API's error, with its status
         return templates.TemplateResponse(self.request, name, {
             **context, "title": title, "session": self.session, "csrf_token": self.csrf_token,
             "flash": self.flash, "scope": scope, "blade": blade,
