@@ -152,6 +152,16 @@ class ServerError(OAuthError):
     aadsts = 50000
 
 
+class SignInStateUnavailable(OAuthError):
+    """503 temporarily_unavailable (RFC 6749 §4.1.2.1), with Entra's AADSTS50000 ("There's an issue with the
+    sign-in service"): the state replicas share (Redis, `--redis-url`) cannot be reached, so a sign-in's
+    lockout count, a quota or a cache's freshness cannot be checked; Cielo refuses rather than guess."""
+
+    status = 503
+    error = "temporarily_unavailable"
+    aadsts = 50000
+
+
 # --------------------------------------------------------------------------- ARM-style errors
 class ArmError(CieloError):
     """An error of the resource manager or directory API: `{"error": {"code", "message"}}`."""
@@ -650,6 +660,22 @@ class GraphRequestTooLarge(RequestContentTooLarge):
     code = "Request_EntityTooLarge"
 
 
+class ArmServiceUnavailable(ArmError):
+    """503 ServiceUnavailable: the state replicas share (Redis, `--redis-url`) cannot be reached, so whether a role
+    change has reached this replica cannot be known; the request is refused rather than decided on a stale view."""
+
+    status = 503
+    code = "ServiceUnavailable"
+
+
+class GraphServiceNotAvailable(ArmError):
+    """503 serviceNotAvailable, Graph's code for "The service is temporarily unavailable"
+    (learn.microsoft.com/graph/errors): as ArmServiceUnavailable, on the directory API."""
+
+    status = 503
+    code = "serviceNotAvailable"
+
+
 # --------------------------------------------------------------------------- Azure OpenAI data plane
 class DataPlaneError(CieloError):
     """An Azure OpenAI data-plane error: `{"error": {"code", "message", "param"?, "type"?}}`, the
@@ -809,6 +835,23 @@ class PreviousResponseNotFound(InvalidRequestError):
 
     status = 404
     code = "previous_response_not_found"
+
+
+class DataPlaneServiceUnavailable(DataPlaneError):
+    """503 ServiceUnavailable: the state replicas share (Redis, `--redis-url`) cannot be reached, so the
+    deployment's quota or the caller's current role assignments cannot be checked; refused, never admitted
+    unchecked."""
+
+    status = 503
+    code = "ServiceUnavailable"
+
+
+class SharedStateUnavailable(CieloError):
+    """Raised where Redis (`--redis-url`) cannot be reached; never on the wire itself: the API layer answers it in
+    the request's surface's envelope (SignInStateUnavailable, ArmServiceUnavailable, GraphServiceNotAvailable,
+    DataPlaneServiceUnavailable), status 503."""
+
+    status = 503
 
 
 # --------------------------------------------------------------------------- configuration

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     signin_throttle_failures: int = 100
     signin_throttle_window_s: float = 60.0
     workers: int = 1
+    # Redis shared by replicas (`redis://host:6379/0`): quota windows, sign-in lockout counts and the change feed
+    # that keeps every replica's caches current. None (the default): all of it stays on this machine.
+    redis_url: str | None = Field(default=None, repr=False)
+    # Prefix of every Redis key and channel Cielo uses, so that several Cielo installations can share one Redis.
+    redis_prefix: str = "cielo"
     # Models: local GGUF files (`NAME=PATH`) and OpenAI-compatible upstreams (`NAME=URL[,model=M][,api-key-env=V]`)
     # a deployment may name, besides the embedded SmolLM2-135M-Instruct and multilingual-e5-small.
     gguf: list[str] = Field(default_factory=list)

@@ -36,9 +36,10 @@ from cielo.identity.validation import TokenValidator
 from cielo.intercept.hosts import HostRouting
 from cielo.logging_setup import install_redaction
 from cielo.settings import Settings
+from cielo.shared.state import SharedState
 from cielo.store.datadir import open_database
 from cielo.store.directory import DirectoryRepo
-from cielo.store.generation import Generation
+from cielo.store.generation import ChangeMarker, Generation
 from cielo.store.grants import GrantRepo
 from cielo.store.resources import HostCredentialRepo, ResourceRepo
 from cielo.store.responses import ResponseRepo
@@ -70,7 +71,12 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Refuses a damaged or missing database (DataDirectoryError); migrates an older one (`cielo up` did already).
     engine, _ = open_database(settings.data_dir, settings.db_path)
-    generation = Generation(settings.data_dir / "generation")
+    shared = SharedState.from_settings(settings)  # Redis for replicas (--redis-url), else nothing
+
+    def marker(name: str) -> ChangeMarker:
+        return shared.marker(name) if shared is not None else Generation(settings.data_dir / name)
+
+    generation = marker("generation")
     repo = DirectoryRepo(engine, on_change=generation.bump)
     view = DirectoryView(repo, generation)
     keys = KeyRing(settings.keys_dir, settings.token_lifetime_max_s)
@@ -82,21 +88,23 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         issuer_v1(settings.base_url, t.id) for t in repo.list_tenants()
     ]
     clients = ClientAuthenticator(view, keys, JwksFetcher(settings.tls_dir / "bundle.pem"), own_issuers)
-    signin = SignInGuard(SignInFailureRepo(engine), settings, clock)
+    signin = SignInGuard(shared.signin_failures(settings) if shared is not None else SignInFailureRepo(engine),
+                         settings, clock)
     ctx = GrantContext(settings, view, grants, minter, clients, clock, signin)
     validator = TokenValidator(keys, settings.base_url, view.tenant_exists, clock, settings.clock_skew_s)
-    resource_repo = ResourceRepo(engine, on_change=Generation(settings.data_dir / "resources.generation").bump)
+    resource_repo = ResourceRepo(engine, on_change=marker("resources.generation").bump)
     catalogue = build_catalogue(settings)
     resources = ResourceService(resource_repo, Sealer(settings.data_dir / "sealing.key"), clock, settings.base_url,
                                 catalogue)
-    rbac_generation = Generation(settings.data_dir / "rbac.generation")
+    rbac_generation = marker("rbac.generation")
     access = AccessService(resource_repo, view, rbac_generation, clock, settings.rbac_propagation_delay_s)
     authorization = AuthorizationService(access, resource_repo, repo, clock)
     identities = IdentityService(resources, repo, access, HostCredentialRepo(engine), clock)
     dataplane = DataPlane(
-        DataPlaneIndex(StoredAccounts(resource_repo, repo, Generation(settings.data_dir / "resources.generation")),
+        DataPlaneIndex(StoredAccounts(resource_repo, repo, marker("resources.generation")),
                        catalogue),
-        QuotaLimiter(clock, counter_for(settings.workers, settings.data_dir)),
+        QuotaLimiter(clock, shared.quota_counter() if shared is not None
+                     else counter_for(settings.workers, settings.data_dir)),
         BackendRegistry(n_ctx=settings.model_ctx, n_parallel=settings.model_parallel, threads=settings.model_threads,
                         upstream_timeouts=UpstreamTimeouts(settings.upstream_connect_timeout_s,
                                                            settings.upstream_first_byte_timeout_s,
@@ -112,7 +120,7 @@ class StoredAccounts:
     """The data plane's `AccountSource` over the store: accounts, their keys' hashes and deployments, and the
     tenant of each account's subscription; its version is the resource manager's change marker."""
 
-    def __init__(self, resources: ResourceRepo, directory: DirectoryRepo, generation: Generation) -> None:
+    def __init__(self, resources: ResourceRepo, directory: DirectoryRepo, generation: ChangeMarker) -> None:
         self._resources, self._directory, self._generation = resources, directory, generation
 
     def version(self) -> tuple[int, int]:

@@ -22,7 +22,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Scope
 
-from cielo.errors import AccountLocked, ArmError, AuthorizationFailed, CieloError, OAuthError, ServerError
+from cielo.errors import (
+    AccountLocked,
+    ArmError,
+    ArmServiceUnavailable,
+    AuthorizationFailed,
+    CieloError,
+    DataPlaneError,
+    DataPlaneServiceUnavailable,
+    GraphServiceNotAvailable,
+    OAuthError,
+    ServerError,
+    SharedStateUnavailable,
+    SignInStateUnavailable,
+)
 from cielo.http.failures import CatchAll, log_denial, log_failure
 from cielo.http.surfaces import Surface, surface_of
 
@@ -131,6 +144,20 @@ def internal_error_response(request: Request, request_id: str) -> Response:
                                                   "x-ms-correlation-request-id": correlation})
 
 
+async def shared_state_response(request: Request, exc: SharedStateUnavailable) -> Response:
+    """Redis (`--redis-url`) is unreachable: 503 in the envelope of the request's surface."""
+    surface = surface_of(request.scope.get("path", "/"))
+    if surface is Surface.OAUTH:
+        return oauth_response(SignInStateUnavailable(exc.message), request)
+    if surface is Surface.GRAPH:
+        return arm_response(GraphServiceNotAvailable(exc.message), request)
+    if surface is Surface.DATA_PLANE:
+        handler = request.app.exception_handlers[DataPlaneError]  # installed by api/openai.py
+        response: Response = await handler(request, DataPlaneServiceUnavailable(exc.message))
+        return response
+    return arm_response(ArmServiceUnavailable(exc.message), request)
+
+
 def _echo(value: str | None) -> str | None:
     """A client's request id, echoed only when it is short printable ASCII (it goes into a header)."""
     if value and len(value) <= 100 and value.isascii() and value.isprintable():
@@ -150,6 +177,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ArmError)
     async def _arm(request: Request, exc: ArmError) -> Response:
         return arm_response(exc, request)
+
+    @app.exception_handler(SharedStateUnavailable)
+    async def _shared_state(request: Request, exc: SharedStateUnavailable) -> Response:
+        return await shared_state_response(request, exc)
 
     @app.exception_handler(CieloError)
     async def _other(request: Request, exc: CieloError) -> Response:

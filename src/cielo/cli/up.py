@@ -246,6 +246,9 @@ def _ask_password(label: str = "Password for the new administrator") -> str:
 @click.option("--admin-password-prompt", is_flag=True, default=False,
               help="First start only: ask for the administrator's password on the terminal.")
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
+@click.option("--redis-url", envvar="CIELO_REDIS_URL", default=None,
+              help="Redis shared by replicas (redis://HOST:6379/0): quota windows, sign-in lockout counts and the "
+                   "change feed of every replica's caches (env CIELO_REDIS_URL; docs/deployment.md). Default: none.")
 @click.option("--gguf", "gguf", multiple=True, help="NAME=PATH: a local GGUF chat model deployments may name.")
 @click.option("--upstream", "upstreams", multiple=True,
               help="NAME=URL[,model=M][,api-key-env=VAR][,embeddings]: an OpenAI-compatible engine (vLLM, "
@@ -266,7 +269,7 @@ def _ask_password(label: str = "Password for the new administrator") -> str:
                    "the managed-identity agent (`cielo agent`) at HOST:PORT on loopback, so "
                    "ManagedIdentityCredential() with no settings works; `cielo env --intercept` then sets "
                    "HTTP_PROXY too (implies --intercept).")
-def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bool | None,
+def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int | None, listen_443: bool | None,
        tls_names: tuple[str, ...], public_url: str | None, admin_user: str | None,
        admin_password: str | None, admin_password_file: Path | None, admin_password_prompt: bool,
        workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...], log_level: str | None,
@@ -281,7 +284,8 @@ def up(data_dir: Path | None, host: str | None, port: int | None, listen_443: bo
     from cielo.bootstrap import DEFAULT_ACCOUNT, DEFAULT_DEPLOYMENT, DEFAULT_RESOURCE_GROUP, bootstrap
     from cielo.identity.pki import ensure_tls
 
-    settings = _settings(data_dir, host=host, port=port, listen_443=listen_443, public_url=public_url,
+    settings = _settings(data_dir, redis_url=redis_url,
+                         host=host, port=port, listen_443=listen_443, public_url=public_url,
                          admin_user=admin_user, admin_password=admin_password, workers=workers,
                          log_level=log_level, tls_names=list(tls_names) or None, gguf=list(gguf) or None,
                          upstreams=list(upstreams) or None)

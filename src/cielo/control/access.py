@@ -29,7 +29,7 @@ from cielo.rbac.engine import RbacIndex
 from cielo.rbac.errors import RoleAssignmentExists, RoleDefinitionWithSameNameExists
 from cielo.rbac.model import Principal, RoleAssignment, transitive_groups
 from cielo.rbac.roles import Permission, RoleDefinition
-from cielo.store.generation import Generation
+from cielo.store.generation import ChangeMarker
 from cielo.store.integrity import (
     CUSTOM_ROLE_TENANT_ROLE_NAME,
     ROLE_ASSIGNMENT_NAME,
@@ -75,7 +75,7 @@ def role_from_stored(role: StoredRole) -> RoleDefinition:
 
 
 class AccessService:
-    def __init__(self, resources: ResourceRepo, directory: DirectoryView, generation: Generation, clock: Clock,
+    def __init__(self, resources: ResourceRepo, directory: DirectoryView, generation: ChangeMarker, clock: Clock,
                  propagation_delay_s: float = 0.0) -> None:
         self._resources = resources
         self._directory = directory

@@ -6,14 +6,14 @@ import threading
 from typing import Any
 
 from cielo.store.directory import DirectoryRepo
-from cielo.store.generation import Generation
+from cielo.store.generation import ChangeMarker
 from cielo.store.models import Application, ServicePrincipal, Tenant, User
 
 _MISSING = object()
 
 
 class DirectoryView:
-    def __init__(self, repo: DirectoryRepo, generation: Generation) -> None:
+    def __init__(self, repo: DirectoryRepo, generation: ChangeMarker) -> None:
         self.repo = repo
         self._generation = generation
         self._seen = generation.token()

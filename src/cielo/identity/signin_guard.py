@@ -21,7 +21,7 @@ from cielo.core.clock import Clock
 from cielo.core.ids import sha256_hex
 from cielo.errors import AccountLocked
 from cielo.settings import Settings
-from cielo.store.signin import SignInFailureRepo
+from cielo.store.signin import FailureCounts
 
 LOCKED_MESSAGE = ("Your account is locked because the user tried to sign in too many times with an incorrect "
                   "user ID or password.")
@@ -41,7 +41,7 @@ def _address_key(address: str) -> str:
 
 
 class SignInGuard:
-    def __init__(self, repo: SignInFailureRepo, settings: Settings, clock: Clock) -> None:
+    def __init__(self, repo: FailureCounts, settings: Settings, clock: Clock) -> None:
         self._repo = repo
         self._settings = settings
         self._clock = clock

@@ -1,8 +1,13 @@
-"""A cross-process change marker for in-memory caches.
+"""Change markers for in-memory caches: a cache compares a marker's `token()` with what it saw last and reloads
+when it differs; a writer calls `bump()` after changing what the cache holds.
 
-Every directory write replaces the file `generation` in the data directory (a new inode each
-time); readers compare `(st_ino, st_mtime_ns)` with what they saw last. One `stat` costs about a
-microsecond, so caches can check it on every request and every worker sees a write at once.
+Two implementations of `ChangeMarker`:
+
+- `Generation`, the embedded default: a file in the data directory that every write replaces (a new inode each
+  time); readers compare `(st_ino, st_mtime_ns)`. One `stat` costs about a microsecond, so caches check it on
+  every request and every worker of one machine sees a write at once.
+- `cielo.shared.feed.RedisGeneration` (`--redis-url`), for replicas on several machines: a counter in Redis,
+  pushed to every replica over pub/sub (docs/deployment.md, "Redis and replicas").
 """
 
 from __future__ import annotations
@@ -10,9 +15,20 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Protocol
+
+
+class ChangeMarker(Protocol):
+    def bump(self) -> None:
+        """Tell every process (and replica) that what the marker covers has changed."""
+
+    def token(self) -> tuple[int, int]:
+        """A value that differs from every earlier one after a `bump` anywhere."""
 
 
 class Generation:
+    """The file implementation of `ChangeMarker`, shared by the workers of one machine."""
+
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()

@@ -8,6 +8,7 @@ never stores what was typed; rows not touched for a while are forgotten.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Column, Engine, Float, Index, Integer, String, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +34,21 @@ class FailureCount:
     window_start: float
     locked_until: float
     lockouts: int
+
+
+class FailureCounts(Protocol):
+    """Where failed sign-ins are counted: the database (`SignInFailureRepo`, the default) or Redis for replicas
+    (`cielo.shared.signin.RedisSignInFailures`). Every change is atomic wherever it is stored."""
+
+    def get(self, key: str) -> FailureCount | None: ...
+
+    def record_failure(self, key: str, now: float, window_s: float) -> FailureCount: ...
+
+    def lock(self, key: str, until: float, lockouts: int) -> None: ...
+
+    def clear(self, key: str) -> None: ...
+
+    def forget_before(self, cutoff: float) -> None: ...
 
 
 class SignInFailureRepo:
