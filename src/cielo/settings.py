@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     enable_mock_model: bool = False
     # Azure takes up to ~5 minutes to apply a role change; 0 applies it to the very next request.
     rbac_propagation_delay_s: float = 0.0
+    # Monitoring (docs/monitoring.md). The activity log keeps events this many days (older ones are deleted hourly).
+    activity_log_retention_days: float = Field(90.0, gt=0)
+    # /metrics answers loopback callers; any other caller needs `Authorization: Bearer <metrics_token>`, the token
+    # given as is (environment) or as its SHA-256 hex digest (`metrics_token_sha256`, for a config kept on disk).
+    metrics_token: str | None = Field(default=None, repr=False)
+    metrics_token_sha256: str | None = None
+    # Access log: one line per request at info level (`access_log`), `plain` text or `json` lines.
+    access_log: bool = True
+    log_format: str = "plain"
     # Upstream engines (`upstreams`): seconds to connect (then 504), for the answer to start (a non-streamed
     # answer: all of it; a stream: its first event; then Azure's 408 Timeout), and between two events of a
     # stream (then the stream ends with an error event). See docs/data-plane.md.

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from cielo.api import arm, errors, graph, managed_identity, oauth, openai, responses
 from cielo.backends.base import UpstreamTimeouts
 from cielo.control.access import AccessService
+from cielo.control.activity import ActivityLog
 from cielo.control.authorization import AuthorizationService
 from cielo.control.identities import IdentityService
 from cielo.control.resources import ACCOUNT_TYPE, DEPLOYMENT_TYPE, ResourceService
@@ -37,6 +38,7 @@ from cielo.intercept.hosts import HostRouting
 from cielo.logging_setup import install_redaction
 from cielo.settings import Settings
 from cielo.shared.state import SharedState
+from cielo.store.activity import ActivityRepo
 from cielo.store.datadir import open_database
 from cielo.store.directory import DirectoryRepo
 from cielo.store.generation import ChangeMarker, Generation
@@ -170,6 +172,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.authorization_service = services.authorization
     app.state.dataplane = services.dataplane
     app.state.identity_service = services.identities
+    # The activity log: on the database of record (`settings.database` where the server has one, else SQLite).
+    app.state.activity = ActivityLog(ActivityRepo.at(getattr(settings, "database", settings.db_path)), services.clock,
+                                     settings.activity_log_retention_days)
     errors.install(app)
     openai.install(app)
 

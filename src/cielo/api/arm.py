@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from cielo.api import arm_compute, arm_deployments, arm_provider_operations, arm_reads
+from cielo.api import arm_compute, arm_deployments, arm_provider_operations, arm_reads, insights
 from cielo.api.arm_context import (
     ArmCall,
     arm_context,
@@ -370,6 +370,9 @@ ROUTES: list[Route[ArmCall, Response]] = [
     Route("GET", "/tenants", list_tenants_op),
     Route("GET", "/subscriptions", list_subscriptions_op),
     Route("GET", SUB, get_subscription, prepare=_SUB),
+    # The activity log (Microsoft.Insights, docs/monitoring.md): Reader and above at the subscription.
+    Route("GET", f"{SUB}{insights.VALUES_PATH}", insights.list_events, insights.READ_ACTION, subscription_scope,
+          api_versions=insights.API_VERSIONS, prepare=_SUB),
     # Resource groups.
     Route("GET", f"{SUB}/resourceGroups", list_groups, prepare=_SUB),
     Route("GET", RG, get_group, RG_READ, group_scope, prepare=_SUB),
@@ -446,6 +449,7 @@ async def serve(request: Request) -> Response:
         assert found.refusal is not None
         raise found.refusal(call)
     route = found.route
+    insights.note_call(request, call, route)  # what the activity log records of a write, after the answer
     check_route_api_version(version, route.api_versions)
     if route.action is not None and route.scope is not None:
         ctx.require(route.action, route.scope(call))
@@ -487,7 +491,7 @@ async def dispatch(request: Request) -> Response:
         response = await serve(request)
     except ArmError as exc:
         response = arm_response(exc, request)
-    return with_arm_headers(request, response)
+    return insights.record_write(request, with_arm_headers(request, response))
 
 
 @router.get("/metadata/endpoints")

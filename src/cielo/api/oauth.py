@@ -10,8 +10,9 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from cielo.api import insights
 from cielo.api.errors import NO_STORE
-from cielo.errors import TenantNotFound
+from cielo.errors import OAuthError, TenantNotFound
 from cielo.http.forms import basic_credentials, client_address, read_form, request_base
 from cielo.identity.context import TokenRequest
 from cielo.identity.service import TokenService
@@ -183,9 +184,16 @@ async def _grant(request: Request, token_request: TokenRequest) -> dict[str, Any
     """Run the grant. A password check costs ~0.2 s of argon2: it runs on a worker thread (argon2 releases
     the GIL), never on the event loop, where it would stall every other request of this worker."""
     service = _service(request)
-    if token_request.form.get("grant_type") == "password":
-        return await run_in_threadpool(service.token, token_request)
-    return service.token(token_request)
+    try:
+        if token_request.form.get("grant_type") == "password":
+            result = await run_in_threadpool(service.token, token_request)
+        else:
+            result = service.token(token_request)
+    except OAuthError as exc:
+        insights.token_failed(request, token_request, exc)  # the activity log: a failed sign-in or token request
+        raise
+    insights.token_issued(request, token_request, result)
+    return result
 
 
 @router.post("/{tenant}/oauth2/v2.0/token")

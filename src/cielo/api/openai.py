@@ -19,7 +19,7 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cielo.api import errors
+from cielo.api import errors, insights
 from cielo.dataplane import auth, wire
 from cielo.dataplane.index import Account
 from cielo.dataplane.service import ACTIONS, ROUTES, Answer, DataPlane, Stream
@@ -272,6 +272,7 @@ def _error_response(request: Request, exc: DataPlaneError) -> Response:
     headers = {"x-ms-error-code": exc.code, **_headers(request, exc.headers)}
     if isinstance(exc, PermissionDenied) and exc.reason is not None:
         log_denial(request.scope, exc.code, headers["apim-request-id"], exc.reason)
+        insights.data_denied(request, exc.message, headers["apim-request-id"])  # rare: the activity log
     if isinstance(exc, BearerRejected):
         # Azure's gateway answers bearer failures without the `error` wrapper (as public reports show, e.g.
         # Azure-Samples/azure-search-openai-demo#458).

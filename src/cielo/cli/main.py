@@ -8,7 +8,20 @@ from typing import Any
 
 import click
 
-from cielo.cli import account, ad, ad_sp, agent, cognitiveservices, compute, deployment, functionapp, group, role, shim
+from cielo.cli import (
+    account,
+    ad,
+    ad_sp,
+    agent,
+    cognitiveservices,
+    compute,
+    deployment,
+    functionapp,
+    group,
+    monitor,
+    role,
+    shim,
+)
 from cielo.cli.auth import prog_name
 from cielo.cli.up import admin, env, keys, up
 
@@ -118,6 +131,7 @@ cli.add_command(compute.webapp)
 cli.add_command(functionapp.functionapp)
 cli.add_command(compute.identity)
 cli.add_command(agent.agent)
+cli.add_command(monitor.monitor)
 cli.add_command(completion)
 
 
