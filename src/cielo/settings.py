@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # a deployment may name, besides the embedded SmolLM2-135M-Instruct and multilingual-e5-small.
     gguf: list[str] = Field(default_factory=list)
     upstreams: list[str] = Field(default_factory=list)
+    # A YAML file of backend pools (docs/backend-pools.md); an `--upstream` NAME given twice makes a pool too.
+    backends_file: Path | None = None
     model_ctx: int = 4096
     model_parallel: int = 2
     model_threads: int | None = None

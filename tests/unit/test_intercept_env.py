@@ -105,3 +105,15 @@ def test_intercept_imds_names_an_agent_on_loopback(value: str, problem: str) -> 
     assert parse_imds_agent("127.0.0.1:8100") == ("127.0.0.1", 8100)
     assert parse_imds_agent("[::1]:8100") == ("::1", 8100)
     assert parse_imds_agent("localhost:8100") == ("localhost", 8100)
+
+
+def test_node_preload_only_on_request(data_dir: Path) -> None:
+    from cielo.cli.up import NODE_FETCH_PROXY
+
+    assert NODE_FETCH_PROXY.is_file()
+    plain = run("--data-dir", str(data_dir), "--intercept", "--format", "dotenv").stdout
+    assert "NODE_OPTIONS" not in plain
+    lines = run("--data-dir", str(data_dir), "--intercept", "--node", "--format", "dotenv").stdout.splitlines()
+    assert f"NODE_OPTIONS=--import={NODE_FETCH_PROXY.as_uri()}" in lines
+    refused = run("--data-dir", str(data_dir), "--node")
+    assert refused.exit_code != 0 and "--intercept" in refused.output

@@ -20,7 +20,7 @@ from cielo.core.clock import Clock, SystemClock
 from cielo.core.sealing import Sealer
 from cielo.dataplane.auth import GrantCache
 from cielo.dataplane.backends import BackendRegistry
-from cielo.dataplane.catalogue import MOCK, ModelCatalogue, parse_gguf, parse_upstream
+from cielo.dataplane.catalogue import MOCK, ModelCatalogue, parse_gguf, upstream_entries
 from cielo.dataplane.index import AccountRecord, DataPlaneIndex, DeploymentRecord
 from cielo.dataplane.quota import QuotaLimiter, counter_for
 from cielo.dataplane.service import DataPlane
@@ -150,7 +150,7 @@ class StoredAccounts:
 def build_catalogue(settings: Settings) -> ModelCatalogue:
     catalogue = ModelCatalogue()
     catalogue.entries.extend(parse_gguf(spec) for spec in settings.gguf)
-    catalogue.entries.extend(parse_upstream(spec) for spec in settings.upstreams)
+    catalogue.entries.extend(upstream_entries(settings.upstreams, settings.backends_file))
     if settings.enable_mock_model:
         catalogue.entries.append(MOCK)
     return catalogue

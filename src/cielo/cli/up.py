@@ -45,11 +45,12 @@ def _recorded_base_url(settings: Settings) -> str:
 
 
 def env_pairs(settings: Settings, base_url: str | None = None,
-              intercept_port: int | None = None, imds: bool = False) -> list[tuple[str, str]]:
+              intercept_port: int | None = None, imds: bool = False, node: bool = False) -> list[tuple[str, str]]:
     """The variables a client's shell needs: trust Cielo's CA (system CAs + Cielo's in one bundle; Node.js adds
     NODE_EXTRA_CA_CERTS to its own store) and either find Cielo's authority (plain) or reach Cielo through the
     intercept proxy under Azure's own host names (intercept_port given; `imds`: the proxy also hands plain-HTTP
-    requests for 169.254.169.254 to a managed-identity agent, so HTTP_PROXY names it too)."""
+    requests for 169.254.169.254 to a managed-identity agent, so HTTP_PROXY names it too; `node`: Node.js's global
+    fetch(), which ignores HTTPS_PROXY before Node 24, is made to honour it by a preloaded module)."""
     tls_dir = os.path.abspath(settings.tls_dir)  # the lines are for other shells, in other directories
     bundle = os.path.join(tls_dir, "bundle.pem")
     trust = [("REQUESTS_CA_BUNDLE", bundle), ("SSL_CERT_FILE", bundle), ("CURL_CA_BUNDLE", bundle),
@@ -58,10 +59,15 @@ def env_pairs(settings: Settings, base_url: str | None = None,
         proxy = f"http://{INTERCEPT_HOST}:{intercept_port}"
         # Loopback stays direct (Cielo's own URLs, local engines); every other host is refused by the proxy.
         plain = [("HTTP_PROXY", proxy), ("http_proxy", proxy)] if imds else []
+        preload = [("NODE_OPTIONS", f"--import={NODE_FETCH_PROXY.as_uri()}")] if node else []
         return [("HTTPS_PROXY", proxy), ("https_proxy", proxy), *plain, ("NO_PROXY", "localhost,127.0.0.1,::1"),
-                ("no_proxy", "localhost,127.0.0.1,::1"), *trust]
+                ("no_proxy", "localhost,127.0.0.1,::1"), *trust, *preload]
     base = base_url or settings.base_url
     return [*trust, ("AZURE_AUTHORITY_HOST", base), ("CIELO_ENDPOINT", base)]
+
+
+# Makes Node's global fetch() (the `openai` npm package's transport) honour HTTPS_PROXY; see the file's header.
+NODE_FETCH_PROXY = Path(__file__).resolve().parent.parent / "intercept" / "data" / "node-fetch-proxy.mjs"
 
 
 def format_env(pairs: list[tuple[str, str]], style: str = "sh") -> list[str]:
@@ -405,10 +411,13 @@ def _start_intercept(settings: Settings, ca_cert: Path, ca_key: Path, sock: Any,
 @click.option("--intercept-port", type=int, default=None,
               help="The intercept proxy's port (default: as last started, else "
                    f"{DEFAULT_INTERCEPT_PORT}; implies --intercept).")
+@click.option("--node", is_flag=True, default=False,
+              help="With --intercept: also NODE_OPTIONS=--import=<Cielo's module> so Node.js's global fetch() (the "
+                   "`openai` npm package), which ignores HTTPS_PROXY before Node 24, goes through the proxy too.")
 @click.option("--format", "style", type=click.Choice(["sh", "dotenv", "powershell", "fish"]), default="sh",
               show_default=True, help="The shell (or .env file) the lines are for.")
 def env(data_dir: Path | None, port: int | None, host: str | None, intercept: bool, intercept_port: int | None,
-        style: str) -> None:
+        node: bool, style: str) -> None:
     """Print the `export` lines that make clients trust Cielo's CA and find its authority (or, with --intercept,
     reach Cielo through its proxy under Azure's own host names)."""
     settings = _settings(data_dir, port=port, host=host)
@@ -418,7 +427,9 @@ def env(data_dir: Path | None, port: int | None, host: str | None, intercept: bo
     if intercept or intercept_port is not None:
         intercept_port = intercept_port or _recorded_intercept_port(settings) or DEFAULT_INTERCEPT_PORT
     imds = intercept_port is not None and _recorded_intercept_imds(settings)
-    for line in format_env(env_pairs(settings, base, intercept_port, imds), style):
+    if node and intercept_port is None:
+        raise CliError("--node is for intercept mode: give --intercept too")
+    for line in format_env(env_pairs(settings, base, intercept_port, imds, node), style):
         click.echo(line)
     if intercept_port is not None:
         click.echo("# cielo env: the proxy refuses every host but Azure's (403); add a host other programs in this "

