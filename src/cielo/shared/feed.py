@@ -1,10 +1,15 @@
 """Change markers for replicas: a counter per marker in Redis, pushed to every process over pub/sub.
 
 `RedisGeneration.bump()` increments the marker's counter and publishes the new value in one script (one round
-trip). Each process keeps the values it has seen in memory, fed by a listener thread subscribed to the change
-channel, so `token()` — which caches call on every request, several times — costs a dictionary read, not a round
-trip. The listener also compares its values with Redis every `reconcile_s` (one MGET), which bounds how late a
-lost message can make a change.
+trip). Each process keeps the values it has seen in memory, fed by its subscription to the change channel, so
+`token()` — which caches call on every request, several times — costs no round trip: it polls the subscription's
+socket without waiting (one `poll` system call) and reads what has arrived before answering. The writer follows
+its bump with a PING: Redis answers that only after it has written the change to every subscriber's socket, so a
+request that reaches any replica after the write was answered sees it: a role change applies to the next request
+everywhere, not "soon" (over a network, the change is then in flight to the replica ahead of the writer's
+answer to its client). A listener
+thread reads the subscription between requests too, and compares every value with Redis each `reconcile_s` (one
+MGET), which bounds how late a lost message can make a change.
 
 Failing closed: while the listener is not subscribed (Redis down, the connection lost), `token()` raises
 `SharedStateUnavailable`, so no request is answered from a cache that might have missed a change (a revoked role,
@@ -18,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import threading
 import time
+from typing import Any
 
 import redis
 
@@ -58,6 +65,11 @@ class ChangeFeed:
         self._stop = threading.Event()
         self._pid = 0
         self._thread: threading.Thread | None = None
+        # The subscription, shared by the listener and every reader (under `_sub_lock`), and its socket's descriptor.
+        self._sub_lock = threading.Lock()
+        self._pubsub: Any = None
+        self._fd = -1
+        self._local = threading.local()  # a poll object per thread (one may not be polled by two threads at once)
 
     # ----------------------------------------------------------------- markers
     def marker(self, name: str) -> RedisGeneration:
@@ -73,11 +85,47 @@ class ChangeFeed:
     def token(self, name: str) -> tuple[int, int]:
         if not self._connected or self._pid != os.getpid():
             self._wait_connected()
+        if self._announced():
+            try:
+                self._drain()
+            except (redis.RedisError, OSError, ValueError) as exc:
+                with self._lock:
+                    self._connected = False
+                raise unavailable(self._url) from exc
+            if not self._connected:
+                raise unavailable(self._url)
         return (self._values.get(name, 0), self._epoch)
+
+    def _announced(self) -> bool:
+        """Whether the subscription's socket has something to read (a change, or its end), without waiting."""
+        fd = self._fd
+        if fd < 0:
+            return False
+        local = self._local
+        if getattr(local, "fd", -1) != fd:
+            local.poller = select.poll()
+            local.poller.register(fd, select.POLLIN)
+            local.fd = fd
+        return bool(local.poller.poll(0))
+
+    def _drain(self) -> None:
+        """Apply every message the subscription holds (raises when its connection has failed)."""
+        with self._sub_lock:
+            pubsub = self._pubsub
+            while pubsub is not None:
+                message = pubsub.get_message(timeout=0.0)
+                if message is None:
+                    return
+                if message.get("type") == "message":
+                    self._apply(message["data"])
 
     def bump(self, name: str) -> None:
         try:
             value = int(self._bump(keys=[self._key(name)], args=[self._channel, name]))
+            # A second round trip: Redis answers it only after it has written the change to every subscriber's
+            # socket (it writes replies and messages before it reads the next command), so once this returns, the
+            # change waits on every replica's subscription before the writer's client hears back.
+            self._client.ping()
         except (redis.RedisError, OSError) as exc:
             with self._lock:
                 self._pending.add(name)  # announced by the listener once Redis answers again
@@ -112,6 +160,13 @@ class ChangeFeed:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self._channel)
+                connection: Any = pubsub.connection
+                fd = connection._sock.fileno()  # redis-py keeps the socket private; it is only polled here
+                waiter = select.poll()
+                waiter.register(fd, select.POLLIN)
+                with self._sub_lock:
+                    self._pubsub, self._fd = pubsub, fd
+                self._drain()
                 self._sync(reconnected=True)
                 if down_since is not None:
                     log.warning("Redis (%s) is reachable again after %.1f s", redacted(self._url),
@@ -119,15 +174,17 @@ class ChangeFeed:
                     down_since = None
                 last = time.monotonic()
                 while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=self._reconcile_s)
-                    if message is not None and message.get("type") == "message":
-                        self._apply(message["data"])
+                    wait_ms = max(0, int((last + self._reconcile_s - time.monotonic()) * 1000))
+                    if waiter.poll(wait_ms):
+                        self._drain()
                     if self._pending or time.monotonic() - last >= self._reconcile_s:
                         self._sync(reconnected=False)
                         last = time.monotonic()
-            except (redis.RedisError, OSError, ValueError) as exc:
+            except (redis.RedisError, OSError, ValueError, AttributeError) as exc:
                 with self._lock:
                     self._connected = False
+                with self._sub_lock:
+                    self._pubsub, self._fd = None, -1
                 if down_since is None:
                     down_since = time.monotonic()
                     log.warning("Redis (%s) is unreachable (%s): requests that need the shared state answer 503 "

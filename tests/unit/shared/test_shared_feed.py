@@ -54,6 +54,21 @@ def test_a_bump_reaches_another_replica(redis_url: str, prefix: str) -> None:
     b.close()
 
 
+def test_the_next_read_after_a_bump_sees_it(redis_url: str, prefix: str) -> None:
+    """No waiting: Redis writes the change to every subscriber before it answers the writer, and a read polls the
+    subscription first, so the very next read on another replica (here: another client in this process, with its
+    listener thread idle) sees it, every time."""
+    a, b = feed(redis_url, prefix, reconcile_s=30), feed(redis_url, prefix, reconcile_s=30)
+    writer, reader = a.marker("rbac"), b.marker("rbac")
+    reader.token()
+    for _ in range(300):
+        before = reader.token()
+        writer.bump()
+        assert reader.token() != before
+    a.close()
+    b.close()
+
+
 def test_a_lost_message_is_made_up_by_the_comparison(redis_url: str, prefix: str) -> None:
     b = feed(redis_url, prefix, reconcile_s=0.2)
     marker = b.marker("resources")
