@@ -164,9 +164,6 @@ class PoolBackend:
                     until - self._clock(), "rate limited" if throttled else f"{member.failures} failure(s)",
                     member.last_error)
 
-    def _position(self, member: Member) -> str:
-        return f"backend {self.members.index(member) + 1} of {len(self.members)}"
-
     def _exhausted(self, tried: list[Member], last: BackendError | None) -> BackendError:
         now = self._clock()
         if last is None:  # nothing was available to try
