@@ -156,13 +156,14 @@ class Gateway:
 
 @contextmanager
 def gateway_rig(data_dir: Path, *, workers: int, deployments: int, principal: str = "bench",
-                upstream_delay_ms: float = 0.0, server_env: dict[str, str] | None = None) -> Iterator[Gateway]:
+                upstream_delay_ms: float = 0.0, server_env: dict[str, str] | None = None,
+                extra_args: tuple[str, ...] = ()) -> Iterator[Gateway]:
     upstream = NullUpstream(data_dir.parent / f"{data_dir.name}-null-upstream.log", upstream_delay_ms)
     server: CieloServer | None = None
     arm: Arm | None = None
     try:
         # null_upstream answers any path that ends in /chat/completions.
-        extra = ["--workers", str(workers)]
+        extra = ["--workers", str(workers), *extra_args]
         for index in range(deployments):
             extra += ["--upstream", f"{upstream_name(index)}={upstream.base_url}/v1,model=null"]
         server = start_server(data_dir, extra_args=tuple(extra), env=server_env)
