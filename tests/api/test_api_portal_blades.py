@@ -87,3 +87,16 @@ async def test_playground_is_refused_until_the_user_holds_a_data_role(world: Wor
         assert answered.status_code == 200 and answered.text and "PermissionDenied" not in answered.text
         no_js = await browser.post(playground, data={**ask, "stream": "0"})
         assert no_js.status_code == 200 and '<div id="answer" class="chat" aria-live="polite"></div>' not in no_js.text
+
+
+async def test_activity_log_lists_the_portal_writes(world: World) -> None:
+    group = f"/portal/resource{world.rg_path(RG)}/overview"
+    name = unique("portal-act")
+    async with portal_client(world) as browser:
+        page = await sign_in(browser, start=group)
+        made = await browser.post(group, data={"action": "create", "type": "identity", "name": name,
+                                               "csrf_token": csrf_of(page)})
+        assert made.status_code == 303, made.text
+        log = await browser.get(f"/portal/resource{world.rg_path(RG)}/activity?span=30d")
+        assert log.status_code == 200, log.text
+        assert f"userAssignedIdentities/{name}</code>" in log.text and "admin@cielo.local" in log.text
