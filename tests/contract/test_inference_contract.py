@@ -37,8 +37,9 @@ pytestmark = pytest.mark.e2e
 
 SPECS = Path(__file__).parent / "specs"
 DEPLOYMENT = "mock"
-EXAMPLES = 40  # per operation (positive and negative together): 3 operations x 2 specs x 40 = 240 requests
+EXAMPLES = 40  # per operation (positive and negative together): 3 operations x 3 specs x 40 = 360 requests
 NOT_SERVED = {"unsupported_parameter", "unsupported_value"}
+MESSAGE_FIELD_REFUSED = "Additional properties are not allowed ("  # Azure's words, dataplane/wire.py
 
 
 def _walk(node: Any, visit: Any) -> None:
@@ -185,6 +186,7 @@ def _load(version: str) -> Any:
     return schema
 
 
+SCHEMA_PREVIEW = _load("2025-03-01-preview")
 SCHEMA_2024 = _load("2024-10-21")
 SCHEMA_2023 = _load("2023-05-15")
 SETTINGS = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None, print_blob=True,
@@ -292,7 +294,18 @@ def _check(case: Case, contract: Contract, version: str) -> None:
             # Tool calls, structured output and stream options are validated by dataplane/tools.py, another
             # module's, which is stricter than the spec in places (`tools: []`; `tools` with `functions`).
             return
+        if error["message"].startswith(MESSAGE_FIELD_REFUSED):
+            # AZURE_DEVIATIONS, requests: Azure refuses a message field its role's schema does not define, though
+            # the message schemas allow additional properties (closing them in the loaded spec leaves schemathesis
+            # unable to generate the messages' oneOf).
+            return
         assert error["code"] in NOT_SERVED, f"a body the spec allows got 400 {error}: {json.dumps(case.body)[:500]}"
+
+
+@SCHEMA_PREVIEW.parametrize()
+@SETTINGS
+def test_inference_2025_03_01_preview(case: Case, contract: Contract) -> None:
+    _check(case, contract, "2025-03-01-preview")
 
 
 @SCHEMA_2024.parametrize()

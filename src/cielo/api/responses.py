@@ -9,8 +9,6 @@ These routes are not in openai.py's hot-path dispatcher: its patterns do not mat
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
@@ -20,6 +18,7 @@ from cielo.api.openai import (
     _headers,
     _respond,
     _unless_client_leaves,
+    api_version,
     model_of,
     read_body,
 )
@@ -34,7 +33,6 @@ router = APIRouter(prefix="/accounts/{account_name}/openai")
 
 _ACTION = "Microsoft.CognitiveServices/accounts/OpenAI/responses/"
 FIRST_PREVIEW = "2025-03-01-preview"  # the first with the Responses API (learn.microsoft.com, "Responses API")
-_PREVIEW = re.compile(r"^(\d{4}-\d{2}-\d{2})-preview$")
 
 
 def install(app: FastAPI, store: ResponseStore, clock: Clock) -> None:
@@ -50,14 +48,14 @@ def _service(request: Request) -> ResponsesService:
 
 
 def _preview_version(request: Request) -> str:
-    """The classic route's api-version: a preview from 2025-03-01-preview on."""
-    version = request.query_params.get("api-version")
-    if not version:
+    """The classic route's api-version: one the other data-plane routes accept (openai.api_version's table: missing
+    is 400 MissingApiVersionParameter, unknown 404 UnsupportedApiVersion), and a preview from 2025-03-01-preview on."""
+    if not request.query_params.get("api-version"):
         raise ApiVersionRequired(f"Missing required query parameter 'api-version'. The Responses API needs "
                                  f"{FIRST_PREVIEW} or a later preview.")
-    found = _PREVIEW.match(version)
-    if found is None or found.group(1) < FIRST_PREVIEW[:10]:
-        raise UnsupportedApiVersion(f"The API version '{version[:40]}' does not serve the Responses API: use "
+    version = api_version(request)
+    if not version.endswith("-preview") or version < FIRST_PREVIEW:
+        raise UnsupportedApiVersion(f"The API version '{version}' does not serve the Responses API: use "
                                     f"{FIRST_PREVIEW} or a later preview, or the v1 route (openai/v1/responses).")
     return version
 

@@ -302,7 +302,22 @@ def validate_chat(body: dict[str, Any]) -> None:
     _fields(body, CHAT_CHECKS)
 
 
+# The fields each role's message schema defines (the inference specs, all versions together; `name` on tool messages
+# as OpenAI's older shape has it). Azure refuses any other: "Additional properties are not allowed ('x' was
+# unexpected) - 'messages.1'".
+_MESSAGE_FIELDS = {
+    "system": frozenset({"role", "content", "name"}), "user": frozenset({"role", "content", "name"}),
+    "developer": frozenset({"role", "content", "name"}),
+    "assistant": frozenset({"role", "content", "name", "refusal", "tool_calls", "function_call"}),
+    "tool": frozenset({"role", "content", "tool_call_id", "name"}), "function": frozenset({"role", "content", "name"}),
+}
+
+
 def _message_extras(message: dict[str, Any], role: str, index: int) -> None:
+    if not _MESSAGE_FIELDS[role].issuperset(message):
+        extra = sorted(message.keys() - _MESSAGE_FIELDS[role])[0]
+        raise bad(f"Additional properties are not allowed ('{extra}' was unexpected) - 'messages.{index}'",
+                  f"messages[{index}].{extra}")
     name = message.get("name")
     if name is not None and type(name) is not str and role not in ("tool", "function"):
         raise bad(f"'messages[{index}].name' must be a string.", f"messages[{index}].name")
@@ -312,16 +327,16 @@ def _message_extras(message: dict[str, Any], role: str, index: int) -> None:
                   f"messages[{index}].refusal")
 
 
-_PART_FIELDS = {"text": "text", "refusal": "refusal"}
+_PART_FIELDS = {"text": "text", "refusal": "refusal", "input_audio": "input_audio"}
 
 
 def _not_text(parts: list[Any], param: str) -> None:
-    """Parts that are not all text: well-formed image or refusal parts are not served (the models read text);
-    anything else is not a content part at all."""
+    """Parts that are not all text: well-formed image, audio or refusal parts are not served (the models read
+    text); anything else is not a content part at all."""
     for part in parts:
         kind = part.get("type") if type(part) is dict else None
         field = _PART_FIELDS.get(kind) if type(kind) is str else None
-        if field is not None and type(part.get(field)) is str:
+        if field is not None and type(part.get(field)) is (dict if kind == "input_audio" else str):
             continue
         image = part.get("image_url") if kind == "image_url" else None
         if type(image) is not dict or type(image.get("url")) is not str:
@@ -347,9 +362,15 @@ def validate_completions(body: dict[str, Any]) -> None:
         raise unsupported("'echo' is supported for a single string prompt without 'stream' only.", "echo",
                           value=True)
     best_of = body.get("best_of")
-    if best_of is not None and best_of > 1 and best_of != (body.get("n") or 1):
-        raise unsupported("'best_of' other than 'n' is not supported by this deployment: it does not generate "
-                          "candidates to choose from.", "best_of", value=True)
+    if best_of is not None and best_of > 0:
+        n = body.get("n") or 1
+        if best_of < n:
+            # OpenAI's rule ("best_of must be greater than or equal to n"): n of the best_of candidates are returned.
+            raise InvalidValue(f"'best_of' must be greater than or equal to 'n'; got best_of {best_of} and n {n}.",
+                               "best_of")
+        if best_of > n:
+            raise unsupported("'best_of' greater than 'n' is not supported by this deployment: it does not generate "
+                              "candidates to choose from.", "best_of", value=True)
 
 
 Decoder = Callable[[list[int]], str]
