@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
 import ipaddress
@@ -16,8 +17,10 @@ import threading
 import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cielo.api.app import create_app
 from cielo.errors import PortInUse
@@ -155,10 +158,53 @@ def _answers_connect(host: str, port: int) -> str | None:
         return None
 
 
+class CoalescedWrites:
+    """A connection's transport whose writes within one turn of the event loop go out as one write: uvicorn writes
+    a response's status line and headers, then its body, each with its own `transport.write`, so every answer
+    cost two TLS records and two `send` calls. Here the first write of a turn schedules the flush at the end of
+    the turn (`call_soon`), and what was written meanwhile joins it. Closing flushes first. Flow control is the
+    wrapped transport's: its buffer fills, and `pause_writing` comes, when the flushed writes do."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        pending = self._pending
+        if pending:
+            self._pending = []
+            if not self._transport.is_closing():
+                self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class CoalescingHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol writing through `CoalescedWrites`."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self.transport = CoalescedWrites(transport, self.loop)  # type: ignore[arg-type, assignment]
+
+
 def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) -> None:
     app = create_app(settings)
     config = uvicorn.Config(
         app,
+        http=CoalescingHttpTools,
         ssl_certfile=str(tls.server_cert),
         ssl_keyfile=str(tls.server_key),
         ssl_version=ssl.PROTOCOL_TLS_SERVER,
