@@ -272,8 +272,24 @@ async def test_api_versions_are_validated_per_resource_type(client: httpx.AsyncC
                                                                  "sku": {"name": "S0"}}, api_version="2099-01-01"),
               400, "InvalidApiVersionParameter")
     arm_error(await arm_call(client, world, "GET", refused_put), 404, "ResourceNotFound")
-    # Routes that declare no versions keep accepting any date-shaped one (resource groups, compute, identities).
-    assert (await arm_call(client, world, "GET", world.rg_path(rg), api_version="2099-01-01")).status_code == 200
+    # Tenants, subscriptions and resource groups serve Microsoft.Resources' versions: what az 2.91 sends (2024-11-01
+    # for groups, 2022-12-01 for subscriptions and tenants), cielo's 2022-09-01, 2021-04-01; Microsoft.Authorization's
+    # 2022-04-01 is not one of them, as in Azure.
+    paths = ("/tenants", "/subscriptions", world.sub_path, f"{world.sub_path}/resourcegroups", world.rg_path(rg),
+             f"{world.rg_path(rg)}/resources")
+    for path in paths:
+        for version in ("2024-11-01", "2022-12-01", "2022-09-01", "2021-04-01"):
+            assert (await arm_call(client, world, "GET", path, api_version=version)).status_code == 200, path
+        for version in ("2022-04-01", "2099-01-01"):
+            wrong = arm_error(await arm_call(client, world, "GET", path, api_version=version), 400,
+                              "InvalidApiVersionParameter")
+            assert wrong["message"].startswith(f"The api-version '{version}' is invalid. The supported versions are "
+                                               "'2025-04-01,2025-03-01,"), wrong
+    new_group = world.rg_path(unique("rgv"))
+    arm_error(await arm_call(client, world, "PUT", new_group, {"location": "local"}, api_version="2022-04-01"), 400,
+              "InvalidApiVersionParameter")
+    arm_error(await arm_call(client, world, "GET", new_group), 404, "ResourceGroupNotFound")
+    # Routes that declare no versions keep accepting any date-shaped one (compute, identities).
     uami = f"{world.rg_path(rg)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{unique('u')}"
     assert (await arm_call(client, world, "PUT", uami, {}, api_version="2099-01-01")).status_code == 201
     assert {"2024-11-01", "2022-12-01", "2022-09-01"} <= RESOURCES

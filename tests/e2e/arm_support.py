@@ -18,13 +18,21 @@ import httpx
 from support.server import ADMIN_PASSWORD, ADMIN_USER, CLI_CLIENT_ID, CieloServer
 
 API_VERSION = "2022-04-01"
-# Cognitive Services routes serve their provider's api-versions only (docs/resource-manager.md, "Api-versions"):
-# their paths get the version `cielo` itself sends, the others API_VERSION.
+# Routes that serve their provider's api-versions only (docs/resource-manager.md, "Api-versions") get a version
+# Azure serves for them: Cognitive Services paths the one `cielo` itself sends, tenants, subscriptions and resource
+# groups (and their resource listings) Microsoft.Resources' 2022-12-01 (what az sends for subscriptions); the
+# others (Microsoft.Authorization and the rest) API_VERSION.
 COGNITIVE_API_VERSION = "2023-05-01"
+RESOURCES_API_VERSION = "2022-12-01"
 
 
 def version_for(path: str) -> str:
-    return COGNITIVE_API_VERSION if "/providers/microsoft.cognitiveservices/" in path.lower() else API_VERSION
+    lowered = path.lower().split("?")[0]
+    if "/providers/microsoft.cognitiveservices/" in lowered:
+        return COGNITIVE_API_VERSION
+    if "/providers/" not in lowered and lowered.startswith(("/tenants", "/subscriptions")):
+        return RESOURCES_API_VERSION
+    return API_VERSION
 ARM_SCOPE = "https://management.core.windows.net//.default"  # as az asks for it: aud ends with one '/'
 PASSWORD = "Arm-Passw0rd!x"
 

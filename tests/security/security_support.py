@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import jwt
+from arm_support import version_for
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from identity_support import admin_token
@@ -108,9 +109,10 @@ def client_of(server: CieloServer) -> httpx.Client:
 
 
 def arm_call(server: CieloServer, method: str, path: str, token: str, body: Any = None,
-             api_version: str = "2022-04-01") -> httpx.Response:
-    return client_of(server).request(method, path, params={"api-version": api_version}, json=body,
-                                     headers={"Authorization": f"Bearer {token}"})
+             api_version: str | None = None) -> httpx.Response:
+    """An ARM call with a version Azure serves for the path (arm_support.version_for) unless one is given."""
+    return client_of(server).request(method, path, params={"api-version": api_version or version_for(path)},
+                                     json=body, headers={"Authorization": f"Bearer {token}"})
 
 
 def graph_call(server: CieloServer, method: str, path: str, token: str, body: Any = None) -> httpx.Response:

@@ -28,7 +28,7 @@ from cielo.api.arm_context import (
     resource_manager,
 )
 from cielo.api.arm_routes import Route, RouteTable, Unserved
-from cielo.api.arm_versions import COGNITIVE_SERVICES
+from cielo.api.arm_versions import COGNITIVE_SERVICES, RESOURCES
 from cielo.api.errors import arm_response
 from cielo.control import authorization as authz
 from cielo.control.naming import check_case_unambiguous
@@ -365,22 +365,25 @@ ROUTES: list[Route[ArmCall, Response]] = [
     Route("POST", f"{AUTHZ}/checkAccess", check_access, prepare=_SCOPE, other_methods_unserved=True),
     # What each served provider's operations are (any signed-in caller may read them, as in Azure).
     *arm_provider_operations.routes(),
-    # Tenants, subscriptions and resource groups: any date-shaped api-version for now (docs/resource-manager.md,
-    # "api-versions" says why).
-    Route("GET", "/tenants", list_tenants_op),
-    Route("GET", "/subscriptions", list_subscriptions_op),
-    Route("GET", SUB, get_subscription, prepare=_SUB),
+    # Tenants, subscriptions and resource groups: Microsoft.Resources' api-versions (docs/resource-manager.md).
+    *_versioned(RESOURCES, [
+        Route("GET", "/tenants", list_tenants_op),
+        Route("GET", "/subscriptions", list_subscriptions_op),
+        Route("GET", SUB, get_subscription, prepare=_SUB),
+    ]),
     # The activity log (Microsoft.Insights, docs/monitoring.md): Reader and above at the subscription.
     Route("GET", f"{SUB}{insights.VALUES_PATH}", insights.list_events, insights.READ_ACTION, subscription_scope,
           api_versions=insights.API_VERSIONS, prepare=_SUB),
     # Resource groups.
-    Route("GET", f"{SUB}/resourceGroups", list_groups, prepare=_SUB),
-    Route("GET", RG, get_group, RG_READ, group_scope, prepare=_SUB),
-    Route("HEAD", RG, head_group, RG_READ, group_scope, prepare=_SUB),
-    Route("PUT", RG, put_group, RG_WRITE, group_scope, prepare=_SUB),
-    Route("PATCH", RG, put_group, RG_WRITE, group_scope, prepare=_SUB),
-    Route("DELETE", RG, delete_group, RG_DELETE, group_scope, prepare=_SUB),
-    Route("GET", f"{RG}/resources", list_in_group, prepare=_SUB),
+    *_versioned(RESOURCES, [
+        Route("GET", f"{SUB}/resourceGroups", list_groups, prepare=_SUB),
+        Route("GET", RG, get_group, RG_READ, group_scope, prepare=_SUB),
+        Route("HEAD", RG, head_group, RG_READ, group_scope, prepare=_SUB),
+        Route("PUT", RG, put_group, RG_WRITE, group_scope, prepare=_SUB),
+        Route("PATCH", RG, put_group, RG_WRITE, group_scope, prepare=_SUB),
+        Route("DELETE", RG, delete_group, RG_DELETE, group_scope, prepare=_SUB),
+        Route("GET", f"{RG}/resources", list_in_group, prepare=_SUB),
+    ]),
     # Locations, providers, subscription-wide listings, what an account offers.
     *arm_reads.routes(SUB, RG, _SUB, lambda: ROUTES),
     # Cognitive Services accounts, their keys and deployments (Microsoft.CognitiveServices' api-versions).
