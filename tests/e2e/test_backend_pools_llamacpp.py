@@ -1,8 +1,8 @@
-"""A pool of two real llama.cpp servers (xllamacpp's HTTP server, each in its own process on a loopback port,
-serving the embedded SmolLM2-135M-Instruct GGUF) behind a real `cielo up`, called with the real openai SDK:
-both answer; with the first server killed, the pool fails over to the second for plain and streamed requests
-and the health check marks the dead one down (docs/backend-pools.md). Kept short: 1 slot, 256 tokens of
-context, a few generated tokens."""
+"""A pool of two real llama.cpp servers (xllamacpp's HTTP server on the embedded SmolLM2-135M-Instruct GGUF,
+`python -m cielo.backends.serve_gguf`, each in its own process on a loopback port) behind a real `cielo up`,
+called with the real openai SDK: both answer; with the first server killed, the pool fails over to the second for
+plain and streamed requests and the health check marks the dead one down (docs/backend-pools.md). Kept short:
+1 slot, 256 tokens of context, a few generated tokens."""
 
 from __future__ import annotations
 
@@ -21,28 +21,13 @@ from support.server import CieloServer, free_port, start_server
 pytestmark = pytest.mark.e2e
 
 ACCOUNT = "cielo-openai"
-SERVE = """
-import sys, time, xllamacpp
-p = xllamacpp.CommonParams()
-p.model.path = sys.argv[1]
-p.n_ctx = 256
-p.n_parallel = 1
-p.cpuparams.n_threads = 1
-p.cpuparams_batch.n_threads = 1
-p.verbosity = -1
-p.hostnames = ["127.0.0.1"]
-p.port = int(sys.argv[2])
-server = xllamacpp.Server(p)
-print("ready", server.listening_address, flush=True)
-while True:
-    time.sleep(3600)
-"""
 
 
 def _llama_server(port: int) -> subprocess.Popen[bytes]:
     model = smollm2_path()
     assert model is not None
-    process = subprocess.Popen([sys.executable, "-c", SERVE, str(model), str(port)], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "cielo.backends.serve_gguf", "--port", str(port), "--ctx", "256",
+                                "--parallel", "1", "--threads", "1"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline:
