@@ -258,7 +258,12 @@ def _ask_password(label: str = "Password for the new administrator") -> str:
 @click.option("--gguf", "gguf", multiple=True, help="NAME=PATH: a local GGUF chat model deployments may name.")
 @click.option("--upstream", "upstreams", multiple=True,
               help="NAME=URL[,model=M][,api-key-env=VAR][,embeddings]: an OpenAI-compatible engine (vLLM, "
-                   "llama.cpp server, Ollama, ...) deployments may name.")
+                   "llama.cpp server, Ollama, ...) deployments may name; a NAME given again makes a pool of them "
+                   "(,priority=P,weight=W; docs/backend-pools.md).")
+@click.option("--backends-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="CIELO_BACKENDS_FILE", default=None,
+              help="A YAML file of backend pools: models served by several upstreams, with priorities, weights, "
+                   "health checks and failover (env CIELO_BACKENDS_FILE; docs/backend-pools.md).")
 @click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--reset", is_flag=True, default=False,
               help="Start over: move the data directory aside to DATA_DIR.bak-<timestamp> (nothing is deleted) "
@@ -278,7 +283,8 @@ def _ask_password(label: str = "Password for the new administrator") -> str:
 def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int | None, listen_443: bool | None,
        tls_names: tuple[str, ...], public_url: str | None, admin_user: str | None,
        admin_password: str | None, admin_password_file: Path | None, admin_password_prompt: bool,
-       workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...], log_level: str | None,
+       workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...], backends_file: Path | None,
+       log_level: str | None,
        reset: bool, intercept: bool, intercept_port: int | None, intercept_imds: str | None) -> None:
     """Set up (first start) and run Cielo: HTTPS token service and APIs on one port.
 
@@ -294,7 +300,13 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
                          host=host, port=port, listen_443=listen_443, public_url=public_url,
                          admin_user=admin_user, admin_password=admin_password, workers=workers,
                          log_level=log_level, tls_names=list(tls_names) or None, gguf=list(gguf) or None,
-                         upstreams=list(upstreams) or None)
+                         upstreams=list(upstreams) or None, backends_file=backends_file)
+    try:
+        from cielo.api.app import build_catalogue
+
+        build_catalogue(settings)  # a bad --upstream or backends file is refused before anything starts
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
     try:
         # Refused when anything listens there already, an earlier server's orphaned workers included; checked
         # before anything touches the data directory (--reset, migrations), which may be that server's.
