@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -63,3 +64,35 @@ def install_redaction() -> None:
             if not any(isinstance(f, RedactingFilter) for f in handler.filters):
                 handler.addFilter(flt)
     _installed = True
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and an access-log record's fields (docs/monitoring.md).
+    The line is redacted as a whole, whatever a field holds."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+                                  "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        access = getattr(record, "access", None)
+        if isinstance(access, dict):
+            out.update(access)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(out, default=str))
+
+
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure(level: str = "info", fmt: str = "plain") -> None:
+    """`cielo up`'s logging for Cielo's own loggers (`cielo.*`: the access log, model loading, failures): one stderr
+    handler on the root logger, plain text or JSON lines, redacted. uvicorn keeps its own handlers."""
+    if fmt not in ("plain", "json"):
+        raise ValueError(f"log format '{fmt}' is not plain or json")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLines() if fmt == "json" else logging.Formatter(PLAIN_FORMAT))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    logging.getLogger("cielo").setLevel(level.upper())
+    install_redaction()

@@ -32,7 +32,8 @@ from cielo.control.activity import (
     sub_status,
 )
 from cielo.core import arm_ids
-from cielo.errors import OAuthError
+from cielo.errors import AccountLocked, OAuthError
+from cielo.observability import metrics as observability
 
 if TYPE_CHECKING:
     from cielo.api.arm_context import ArmCall
@@ -95,6 +96,8 @@ async def list_events(call: ArmCall) -> Response:
 # ----------------------------------------------------------------------------- the resource manager
 def note_call(request: Request, call: ArmCall, route: Route[Any, Any]) -> None:
     """The ARM dispatcher's hook, once the route is known (before RBAC): what `record_write` needs."""
+    request.state.arm_route = route.pattern  # the route template of metrics and the access log
+    request.state.caller_oid = call.ctx.caller.object_id
     activity = activity_of(request)
     if activity is not None and (request.method in _WRITES or (request.method == "POST" and route.action)):
         request.state.activity_call = (call, route, activity.clock.now())
@@ -212,7 +215,11 @@ def _token_event(request: Request, token_request: TokenRequest, tenant_id: str, 
 
 
 def token_issued(request: Request, token_request: TokenRequest, result: dict[str, Any]) -> None:
+    metrics = observability.current()
+    if metrics is not None:
+        metrics.tokens_issued.labels(token_request.form.get("grant_type", "")[:64]).inc()
     claims = _token_claims(str(result.get("access_token", "")))
+    request.state.caller_oid = claims.get("oid")
     tenant = str(claims.get("tid") or (token_request.tenant.id if token_request.tenant else ""))
     caller = str(claims.get("upn") or claims.get("unique_name") or claims.get("appid") or claims.get("azp") or "")
     _token_event(request, token_request, tenant, caller, str(claims.get("oid", "")), True, ["OK", "OK"],
@@ -220,7 +227,14 @@ def token_issued(request: Request, token_request: TokenRequest, result: dict[str
 
 
 def token_failed(request: Request, token_request: TokenRequest, exc: OAuthError) -> None:
-    if exc.error in _NOT_RECORDED or token_request.tenant is None:
+    if exc.error in _NOT_RECORDED:
+        return
+    metrics = observability.current()
+    if metrics is not None:
+        metrics.signin_failures.labels(str(exc.aadsts)).inc()
+        if isinstance(exc, AccountLocked):
+            metrics.lockouts.inc()
+    if token_request.tenant is None:
         return
     form = token_request.form
     caller = form.get("username") or form.get("client_id") or ""
@@ -230,6 +244,18 @@ def token_failed(request: Request, token_request: TokenRequest, exc: OAuthError)
 
 
 # ----------------------------------------------------------------------------- the data plane
+def data_refused(status: int, code: str, path: str) -> None:
+    """Metrics of a data-plane refusal: a quota's 429, a model backend's failure (408, 5xx)."""
+    metrics = observability.current()
+    if metrics is None:
+        return
+    if status == 429:
+        parts = path.split("/")
+        metrics.quota_rejections.labels(parts[5] if len(parts) > 5 and parts[4] == "deployments" else "").inc()
+    elif status == 408 or status >= 500:
+        metrics.upstream_errors.labels(code[:64]).inc()
+
+
 _DATA_ACTION = re.compile(r"data action `([^`]+)`")
 _DATA_AUDIENCES = ("https://cognitiveservices.azure.com", "https://ai.azure.com")
 

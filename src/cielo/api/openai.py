@@ -273,6 +273,8 @@ def _error_response(request: Request, exc: DataPlaneError) -> Response:
     if isinstance(exc, PermissionDenied) and exc.reason is not None:
         log_denial(request.scope, exc.code, headers["apim-request-id"], exc.reason)
         insights.data_denied(request, exc.message, headers["apim-request-id"])  # rare: the activity log
+    if exc.status == 429 or exc.status == 408 or exc.status >= 500:
+        insights.data_refused(exc.status, exc.code, request.scope.get("path", ""))  # metrics
     if isinstance(exc, BearerRejected):
         # Azure's gateway answers bearer failures without the `error` wrapper (as public reports show, e.g.
         # Azure-Samples/azure-search-openai-demo#458).

@@ -15,8 +15,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import importlib.util
+import logging
 import os
 import threading
+import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from cielo.backends.base import BackendError, ContextLengthExceeded
 from cielo.dataplane import toolcalls
 
 _END = object()
+
+log = logging.getLogger("cielo.models")
 
 
 def smollm2_path() -> Path | None:
@@ -91,7 +95,10 @@ class LlamaCppBackend:
                     params.verbosity = -1
                     if self._embedding:
                         params.embedding = True
+                    log.info("model loading: %s", self._path.name)
+                    started = time.monotonic()
                     self._server = xllamacpp.Server(params)
+                    log.info("model ready: %s (%.1f s)", self._path.name, time.monotonic() - started)
         return self._server
 
     async def warm(self) -> None:

@@ -92,7 +92,12 @@ def monitor() -> None:
 
 @monitor.group("activity-log")
 def activity_log() -> None:
-    """The activity log: resource-manager writes, sign-ins and token issuances, data-plane denials."""
+    """The activity log: resource-manager writes, sign-ins and token issuances, data-plane denials.
+
+    \b
+    Examples:
+      cielo monitor activity-log list --offset 1d -o table
+      cielo monitor activity-log list --correlation-id 7a2c5f0e-0000-4000-8000-000000000000"""
 
 
 def _table(result: list[dict[str, Any]]) -> list[dict[str, Any]]:

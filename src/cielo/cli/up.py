@@ -381,6 +381,11 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
     settings = settings.model_copy(update={"admin_password": None})
     if proxy_socket is not None:
         _start_intercept(settings, tls.ca_cert, tls.ca_key, proxy_socket, imds_agent)
+    from cielo.logging_setup import configure as configure_logging
+    from cielo.observability.metrics import prepare_multiprocess
+
+    configure_logging(settings.log_level, settings.log_format)  # the access log, model loading
+    prepare_multiprocess(settings.data_dir)  # /metrics sums every worker's samples (docs/monitoring.md)
     with contextlib.suppress(KeyboardInterrupt):
         run(settings, tls, sockets)
     out.write("Cielo stopped.\n")

@@ -313,6 +313,9 @@ class ActivityLog:
             except Exception:  # the log must never fail a request; the failure is logged (without the rows)
                 log.exception("activity log: %d events could not be stored", len(rows))
 
+    def ping(self) -> None:
+        self._repo.ping()
+
     def purge(self) -> int:
         """Deletes events older than the retention now (also done hourly by the writer)."""
         self._last_purge = self.clock.now()

@@ -24,6 +24,7 @@ from cielo.errors import (
     OperationNotSupported,
     RateLimited,
 )
+from cielo.observability import metrics
 
 log = logging.getLogger("cielo.dataplane")
 OPERATIONS = {"chat": "ChatCompletions_Create", "completions": "Completions_Create", "embeddings": "Embeddings_Create"}
@@ -146,6 +147,7 @@ class DataPlane:
         except BackendError as exc:
             raise _from_backend(exc) from exc
         model = deployment.model.name
+        started = time.perf_counter()
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             if include_usage:
@@ -157,12 +159,14 @@ class DataPlane:
                 first = await anext(chunks, None)
             except BackendError as exc:
                 raise _from_backend(exc) from exc
+            metrics.generation(deployment.name, None, time.perf_counter() - started, first_token=True)
             return Stream(self._events(first, chunks, kind, model, body, include_usage, reservation), headers)
         try:
             result = await backend.complete(kind, request)
         except BackendError as exc:
             raise _from_backend(exc) from exc
         answer = shapes.finish(kind, result, model, body)
+        metrics.generation(deployment.name, answer["usage"], time.perf_counter() - started)
         self._settle(reservation, answer["usage"]["completion_tokens"])
         return Answer(answer, headers)
 

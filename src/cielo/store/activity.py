@@ -121,6 +121,11 @@ class ActivityRepo:
             if purge_before is not None:
                 conn.execute(_PURGE, {"before": purge_before})
 
+    def ping(self) -> None:
+        """One round trip to the database (readiness)."""
+        with self._engine.connect() as conn:
+            conn.execute(select(1))
+
     def purge(self, before: float) -> int:
         with self._engine.begin() as conn:
             return int(conn.execute(_PURGE, {"before": before}).rowcount)
