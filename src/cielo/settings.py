@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     upstream_first_byte_timeout_s: float = Field(120.0, gt=0)
     upstream_idle_timeout_s: float = Field(60.0, gt=0)
     log_level: str = "info"
+    # The database of record: None is SQLite in the data directory (the embedded default); a SQLAlchemy URL
+    # (`postgresql+psycopg://user@host/db`) is a server every replica shares (docs/deployment.md).
+    database_url: str | None = None
 
     @field_validator("tls_names", "gguf", "upstreams", mode="before")
     @classmethod
@@ -105,6 +108,11 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "cielo.db"
+
+    @property
+    def database(self) -> str | Path:
+        """Where the database is: the `database_url`, else the SQLite file in the data directory."""
+        return self.database_url or self.db_path
 
     @property
     def tls_dir(self) -> Path:

@@ -22,6 +22,7 @@ from inproc import (
     World,
 )
 
+import postgres.database as postgres
 from cielo.api.app import build_services, create_app
 from cielo.bootstrap import bootstrap
 from cielo.control.resources import ResourceWriter
@@ -37,10 +38,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+def database_url() -> Iterator[str | None]:
+    """None: SQLite in the data directory. `CIELO_TEST_DATABASE=postgresql`: a new PostgreSQL database for the
+    session, dropped at its end (tests/postgres/database.py; skipped, saying why, where none answers)."""
+    if not postgres.API_PASS:
+        yield None
+        return
+    with postgres.temporary_database("cielo_api") as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def _database_url_env(database_url: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL, offline commands (`cielo admin reset-password --data-dir`) find the database as an operator's
+    environment would tell them: CIELO_DATABASE_URL."""
+    if database_url is not None:
+        monkeypatch.setenv("CIELO_DATABASE_URL", database_url)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -> World:
     data_dir = tmp_path_factory.mktemp("inproc") / "data"
     # The embedded models (SmolLM2, e5) are never loaded here: every data-plane call names the mock deployment.
-    settings = Settings(data_dir=data_dir, enable_mock_model=True, signin_throttle_failures=10_000)
+    settings = Settings(data_dir=data_dir, enable_mock_model=True, signin_throttle_failures=10_000,
+                        **postgres.settings_for(database_url))
     clock = FrozenClock()
     services = build_services(settings, clock)
     result = bootstrap(services, ADMIN, PASSWORD)

@@ -78,7 +78,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Refuses a damaged or missing database (DataDirectoryError); migrates an older one (`cielo up` did already).
-    engine, _ = open_database(settings.data_dir, settings.db_path)
+    engine, _ = open_database(settings.data_dir, settings.db_path, settings.database_url)
     shared = SharedState.from_settings(settings)  # Redis for replicas (--redis-url), else nothing
 
     def marker(name: str) -> ChangeMarker:
@@ -190,7 +190,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     # The data plane and the token endpoint are the hottest routes: they are matched first.
     app.include_router(openai.router)
-    responses.install(app, ResponseRepo.at(settings.db_path), services.clock)
+    responses.install(app, ResponseRepo.at(settings.database), services.clock)
     app.include_router(oauth.router)
     app.include_router(managed_identity.router)
     app.include_router(pages.router)

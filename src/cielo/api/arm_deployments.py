@@ -86,7 +86,7 @@ class Records:
 def _records(request: Request) -> Records:
     state = request.app.state
     if not hasattr(state, "template_deployments"):
-        state.template_deployments = Records(open_store(state.settings.db_path))
+        state.template_deployments = Records(open_store(state.settings.database))
     records: Records = state.template_deployments
     return records
 

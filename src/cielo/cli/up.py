@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from cielo.settings import Settings
 
 _DATA_DIR_HELP = "Directory for the database, CA, certificates and signing keys (env CIELO_DATA_DIR)."
+_DATABASE_URL_HELP = ("A database server shared by replicas instead of SQLite in the data directory, e.g. "
+                      "postgresql+psycopg://cielo@db.example/cielo (env CIELO_DATABASE_URL; keep a password out of "
+                      "the command line: use the environment or ~/.pgpass).")
 DEFAULT_INTERCEPT_PORT = 8444
 INTERCEPT_HOST = "127.0.0.1"  # loopback only: the proxy is for this machine's programs (docs/zero-code-change.md)
 
@@ -200,17 +203,20 @@ def _open_data_dir(settings: Settings) -> None:
 
     try:
         # The key files first: a damaged one is refused before the database is upgraded (and backed up).
-        if settings.keys_dir.is_dir():
+        if settings.database_url is None and settings.keys_dir.is_dir():
             KeyRing(settings.keys_dir, settings.token_lifetime_max_s).active_keys(0.0)
-        if (settings.data_dir / "sealing.key").exists():  # a missing one is refused below if secrets need it
-            Sealer(settings.data_dir / "sealing.key")
-        engine, upgraded = open_database(settings.data_dir, settings.db_path)
+        if settings.database_url is None and (settings.data_dir / "sealing.key").exists():
+            Sealer(settings.data_dir / "sealing.key")  # a missing one is refused below if secrets need it
+        engine, upgraded = open_database(settings.data_dir, settings.db_path, settings.database_url)
     except DataDirectoryError as exc:
+        if settings.database_url is not None:
+            raise CliError(f"cannot start: {exc}") from exc
         raise CliError(f"cannot start: {exc}; {_recovery_hint(settings.data_dir)}") from exc
+    where = engine.url.render_as_string(hide_password=True) if settings.database_url else settings.db_path
     engine.dispose()
     if upgraded is not None and upgraded.from_revision != NEW:
         kept = f"; the previous database is kept at {upgraded.backup}" if upgraded.backup else ""
-        click.echo(f"Upgraded the database {settings.db_path} from schema {upgraded.from_revision} to "
+        click.echo(f"Upgraded the database {where} from schema {upgraded.from_revision} to "
                    f"{upgraded.to_revision}{kept}", err=True)
         for note in upgraded.notes:
             click.echo(f"  upgrade: {note}", err=True)
@@ -233,6 +239,7 @@ def _ask_password(label: str = "Password for the new administrator") -> str:
 @click.command("up")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="CIELO_DATA_DIR", default=None,
               help=_DATA_DIR_HELP)
+@click.option("--database-url", envvar="CIELO_DATABASE_URL", default=None, help=_DATABASE_URL_HELP)
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="HTTPS port (default 8443).")
 @click.option("--listen-443", is_flag=True, default=None,
@@ -285,7 +292,8 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
        admin_password: str | None, admin_password_file: Path | None, admin_password_prompt: bool,
        workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...], backends_file: Path | None,
        log_level: str | None,
-       reset: bool, intercept: bool, intercept_port: int | None, intercept_imds: str | None) -> None:
+       reset: bool, intercept: bool, intercept_port: int | None, intercept_imds: str | None,
+       database_url: str | None = None) -> None:
     """Set up (first start) and run Cielo: HTTPS token service and APIs on one port.
 
     Without a password (--admin-password-file, CIELO_ADMIN_PASSWORD, --admin-password-prompt) the first
@@ -300,7 +308,8 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
                          host=host, port=port, listen_443=listen_443, public_url=public_url,
                          admin_user=admin_user, admin_password=admin_password, workers=workers,
                          log_level=log_level, tls_names=list(tls_names) or None, gguf=list(gguf) or None,
-                         upstreams=list(upstreams) or None, backends_file=backends_file)
+                         upstreams=list(upstreams) or None, database_url=database_url,
+                         backends_file=backends_file)
     try:
         from cielo.api.app import build_catalogue
 
@@ -545,6 +554,7 @@ def admin() -> None:
 @admin.command("reset-password")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="CIELO_DATA_DIR", default=None,
               help=_DATA_DIR_HELP)
+@click.option("--database-url", envvar="CIELO_DATABASE_URL", default=None, help=_DATABASE_URL_HELP)
 @click.option("--user", "user", required=True, help="The user's principal name or object id.")
 @click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Read the new password from this file (one trailing newline is dropped).")
@@ -552,8 +562,8 @@ def admin() -> None:
 @click.option("--generate", is_flag=True, default=False,
               help="Make a new random password and print it (the only time it is shown).")
 @global_options
-def reset_password(data_dir: Path | None, user: str, password_file: Path | None, password_prompt: bool,
-                   generate: bool) -> dict[str, Any]:
+def reset_password(data_dir: Path | None, database_url: str | None, user: str, password_file: Path | None,
+                   password_prompt: bool, generate: bool) -> dict[str, Any]:
     """Set a user's password directly in the data directory, e.g. the administrator's when it is lost.
 
     Works with the server stopped (a running one sees the change too). The password is stored argon2-hashed and
@@ -569,9 +579,9 @@ def reset_password(data_dir: Path | None, user: str, password_file: Path | None,
                        "--generate")
     if password_prompt and not sys.stdin.isatty():
         raise CliError("--password-prompt needs a terminal; use --password-file")
-    settings = _settings(data_dir)
-    if not settings.db_path.exists():
-        raise CliError(f"no Cielo data in {settings.data_dir}; give --data-dir (or CIELO_DATA_DIR)")
+    settings = _settings(data_dir, database_url=database_url)
+    if settings.database_url is None and not settings.db_path.exists():
+        raise CliError(f"no Cielo data in {settings.data_dir}; give --data-dir (or CIELO_DATA_DIR), or --database-url")
     if password_file is not None:
         try:
             text = password_file.read_text(encoding="utf-8")
@@ -583,7 +593,8 @@ def reset_password(data_dir: Path | None, user: str, password_file: Path | None,
     else:
         password = new_password()
     try:
-        changed = reset_password_offline(settings.data_dir, settings.db_path, user, password, SystemClock())
+        changed = reset_password_offline(settings.data_dir, settings.db_path, user, password, SystemClock(),
+                                         settings.database_url)
     except (CieloError, DataDirectoryError) as exc:
         raise CliError(str(exc)) from exc
     result: dict[str, Any] = {"dataDir": str(settings.data_dir), "id": changed.object_id,

@@ -89,7 +89,8 @@ def _upn_taken() -> BadRequest:
     return GraphBadRequest("Another object with the same value for property userPrincipalName already exists.")
 
 
-def reset_password_offline(data_dir: Path, db_path: Path, user: str, password: str, clock: Clock) -> User:
+def reset_password_offline(data_dir: Path, db_path: Path, user: str, password: str, clock: Clock,
+                           database_url: str | None = None) -> User:
     """`cielo admin reset-password`: a user's new password written straight into a data directory, through the
     store, argon2-hashed, so an administrator who lost theirs need not wipe it. Meant for a stopped server; a
     running one sees the change too (the directory's generation marker tells its caches). The user's refresh
@@ -98,7 +99,7 @@ def reset_password_offline(data_dir: Path, db_path: Path, user: str, password: s
     from cielo.store.generation import Generation
     from cielo.store.grants import GrantRepo
 
-    engine, _ = open_database(data_dir, db_path)
+    engine, _ = open_database(data_dir, db_path, database_url)
     try:
         repo = DirectoryRepo(engine, on_change=Generation(data_dir / "generation").bump)
         found = repo.find_user(user)

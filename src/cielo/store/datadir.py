@@ -14,8 +14,8 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from sqlalchemy import Engine, inspect, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, inspect, make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from cielo.errors import DataDirectoryError
 from cielo.store.db import open_engine
@@ -51,9 +51,14 @@ def check_database_present(data_dir: Path, db_path: Path) -> None:
                                           "were in that database")
 
 
-def open_database(data_dir: Path, db_path: Path) -> tuple[Engine, Upgrade | None]:
+def open_database(data_dir: Path, db_path: Path, database_url: str | None = None) -> tuple[Engine, Upgrade | None]:
     """Open the SQLite database of `data_dir`, refusing a damaged or missing one, and bring its schema to the
-    newest revision (a backup is kept when an existing database changes). Raises `DataDirectoryError`."""
+    newest revision (a backup is kept when an existing database changes). Raises `DataDirectoryError`.
+
+    With `database_url` (a server such as PostgreSQL, shared by replicas) that database is opened and migrated
+    instead; the data directory then keeps only what is per replica."""
+    if database_url is not None:
+        return open_server_database(database_url)
     check_database_present(data_dir, db_path)
     try:
         engine = open_engine(db_path)
@@ -74,6 +79,42 @@ def open_database(data_dir: Path, db_path: Path) -> tuple[Engine, Upgrade | None
     if upgraded is not None:
         engine.dispose()  # pooled connections may cache the schema as it was (SQLite's PRAGMAs read that cache)
     return engine, upgraded
+
+
+def open_server_database(url: str) -> tuple[Engine, Upgrade | None]:
+    """Open the database at `url` and bring its schema to the newest revision (no backup: take the server's own,
+    e.g. pg_dump, before upgrading Cielo). Raises `DataDirectoryError` naming the URL without its password."""
+    try:
+        engine = open_engine(url)
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise DataDirectoryError(_shown(url), f"is not a database URL Cielo can open ({exc})") from exc
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1")).scalar()
+    except DBAPIError as exc:
+        engine.dispose()
+        raise DataDirectoryError(where, f"cannot be reached ({_first_line(exc.orig)})") from exc
+    try:
+        upgraded = upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    if upgraded is not None:
+        engine.dispose()
+    return engine, upgraded
+
+
+def _shown(url: str) -> str:
+    """A URL for a message: without the password (even one that does not parse)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _check_sealing_key(data_dir: Path, engine: Engine) -> None:

@@ -58,9 +58,10 @@ class ResponseRepo:
         self._engine = engine  # the table is made by the migrations (0004_stored_responses)
 
     @classmethod
-    def at(cls, db_path: Path) -> ResponseRepo:
-        """A repository on the server's database (opened, checked and migrated by build_services already)."""
-        return cls(open_engine(db_path))
+    def at(cls, database: Path | str) -> ResponseRepo:
+        """A repository on the server's database, a SQLite file or a URL (opened, checked and migrated by
+        build_services already)."""
+        return cls(open_engine(database))
 
     def save(self, *, response_id: str, account_id: str, owner: str, created_at: float, expires_at: float,
              response: dict[str, Any], input_items: list[dict[str, Any]], context: list[dict[str, Any]]) -> None:

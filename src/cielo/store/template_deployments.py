@@ -88,9 +88,10 @@ class DeploymentRecordRepo:
         self._engine = engine  # the table is made by the migrations (0005_template_deployments)
 
     @classmethod
-    def at(cls, db_path: Path) -> DeploymentRecordRepo:
-        """A repository on the server's database (opened, checked and migrated by build_services already)."""
-        return cls(open_engine(db_path))
+    def at(cls, database: Path | str) -> DeploymentRecordRepo:
+        """A repository on the server's database, a SQLite file or a URL (opened, checked and migrated by
+        build_services already)."""
+        return cls(open_engine(database))
 
     def start(self, **fields: Any) -> bool:
         """A new deployment's first write (the fields of `save`), unless a deployment of that id is active: False

@@ -50,7 +50,7 @@ class Record:
         return self.state in ("Accepted", "Running")
 
 
-def open_store(db_path: Path) -> DeploymentRecordRepo:
+def open_store(db_path: Path | str) -> DeploymentRecordRepo:
     """The records' store on the server's database (made by its migrations), shared by every worker."""
     return DeploymentRecordRepo.at(db_path)
 
