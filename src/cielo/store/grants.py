@@ -84,15 +84,24 @@ class GrantRepo:
             conn.execute(insert(db.refresh_tokens).values(**token.__dict__))
 
     def redeem_refresh_token(self, token_hash: str) -> tuple[RefreshToken | None, bool]:
-        """Mark the token redeemed. Returns (token, first_time); on replay the caller revokes the family."""
+        """Mark the token redeemed. Returns (token, first_time); on replay the caller revokes the family.
+
+        One conditional UPDATE, so of any number of workers or replicas presenting the same token at once exactly
+        one redeems it. A token whose family holds a revoked token is not redeemed either: a replay may revoke the
+        family while the first redemption's new token is still being stored (not yet there to be revoked); that
+        token then fails here, and its own presentation revokes the family again."""
         t = db.refresh_tokens
+        sibling = t.alias("sibling")
+        family_revoked = select(sibling.c.token_hash).where(
+            sibling.c.family_id == t.c.family_id, sibling.c.revoked.is_(True)).exists()
         with self._engine.begin() as conn:
             row = conn.execute(select(t).where(t.c.token_hash == token_hash)).first()
             if row is None:
                 return None, False
             changed = conn.execute(
                 update(t)
-                .where(and_(t.c.token_hash == token_hash, t.c.redeemed.is_(False), t.c.revoked.is_(False)))
+                .where(and_(t.c.token_hash == token_hash, t.c.redeemed.is_(False), t.c.revoked.is_(False),
+                            ~family_revoked))
                 .values(redeemed=True)
             ).rowcount
         token = RefreshToken(**{k: getattr(row, k) for k in RefreshToken.__dataclass_fields__})
