@@ -56,7 +56,7 @@ async def test_add_check_and_remove_a_role_assignment(world: World) -> None:
         assert "This resource" in after.text
         # Remove it again: the row's form.
         assignment = re.search(r'name="id" value="([^"]+)"><button class="small" type="submit" '
-                               r'data-confirm="Remove Cognitive Services User', listed.text)
+                               r'data-confirm="Remove Cognitive Services User for ' + upn.split("@")[0], listed.text)
         assert assignment
         removed = await browser.post(iam, data={"action": "remove", "id": assignment.group(1),
                                                 "csrf_token": csrf_of(listed)})
