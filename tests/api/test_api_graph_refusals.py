@@ -22,9 +22,11 @@ async def _app(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("path", "body", "says"), [
-    ("/v1.0/groups", {"displayName": "g"}, "Invalid value specified for property 'mailNickname'."),
-    ("/v1.0/groups", {"mailNickname": "g", "displayName": " "}, "Invalid value specified for property 'displayName'."),
-    ("/v1.0/applications", {"displayName": ""}, "Invalid value specified for property 'displayName'."),
+    ("/v1.0/groups", {"displayName": "g"}, "Invalid value specified for property 'mailNickname': it is required."),
+    ("/v1.0/groups", {"mailNickname": "g", "displayName": " "},
+     "Invalid value specified for property 'displayName': it must not be blank."),
+    ("/v1.0/applications", {"displayName": ""},
+     "Invalid value specified for property 'displayName': it must not be blank."),
     ("/v1.0/applications", {"displayName": "a", "api": {"requestedAccessTokenVersion": 3}},
      "requestedAccessTokenVersion must be 1 or 2."),
 ])
@@ -45,7 +47,8 @@ async def test_credentials_that_cannot_be(client: httpx.AsyncClient, world: Worl
     error_of(not_a_cert, 400, "Request_BadRequest")
     fic = f"/v1.0/applications/{app['id']}/federatedIdentityCredentials"
     missing = await client.post(fic, headers=world.graph, json={"name": "ci", "issuer": "https://i.example"})
-    assert error_of(missing, 400, "Request_BadRequest")["message"] == "Invalid value specified for property 'subject'."
+    assert error_of(missing, 400, "Request_BadRequest")["message"] == (
+        "Invalid value specified for property 'subject': it is required.")
     plain = await client.post(fic, headers=world.graph, json={"name": "ci", "issuer": "http://i.example",
                                                                 "subject": "s", "audiences": ["api://x"]})
     assert error_of(plain, 400, "Request_BadRequest")["message"] == "The issuer must be an https URL."
