@@ -119,3 +119,20 @@ async def test_unknown_portal_pages_are_404_pages(world: World, path: str) -> No
 
 def _uid() -> str:
     return str(uuid.uuid4())
+
+
+async def test_error_uri_resolves_to_a_page_explaining_the_code(client: httpx.AsyncClient, world: World) -> None:
+    refused = await client.post(world.token_url(), data={"client_id": PORTAL_CLIENT_ID, "grant_type": "password",
+                                                         "username": ADMIN, "password": "wrong",
+                                                         "scope": "https://management.azure.com/.default"})
+    assert refused.status_code == 400
+    error_uri = refused.json()["error_uri"]
+    assert error_uri.startswith(BASE_URL + "/error?code=")
+    page = await client.get(error_uri.removeprefix(BASE_URL))
+    assert page.status_code == 200, page.text
+    code = error_uri.rsplit("=", 1)[1]
+    assert f"AADSTS{code}" in page.text and "<h1>AADSTS" in page.text
+    unknown = await client.get("/error?code=AADSTS1")
+    assert unknown.status_code == 404 and "Unknown error code" in unknown.text
+    junk = await client.get("/error?code=<script>")
+    assert junk.status_code == 400 and "<script>" not in junk.text

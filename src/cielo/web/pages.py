@@ -26,7 +26,7 @@ from cielo.identity.service import TokenService
 from cielo.identity.signin import check_credentials
 from cielo.settings import Settings
 from cielo.store.models import DeviceCode, User
-from cielo.web import csrf
+from cielo.web import aadsts, csrf
 
 router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -71,6 +71,20 @@ async def _sign_in(request: Request, username: str, password: str) -> User | Acc
 def _app_name(request: Request, client_id: str) -> str:
     app = _service(request).ctx.directory.application(client_id) if client_id else None
     return FIRST_PARTY_PUBLIC_CLIENTS.get(client_id) or (app.display_name if app else client_id)
+
+
+# ----------------------------------------------------------------------------- error_uri
+@router.get("/error")
+async def error_page(request: Request) -> Response:
+    """Where an OAuth error's `error_uri` points (`{base_url}/error?code=AADSTS…`): what the code means."""
+    raw = request.query_params.get("code", "").upper().removeprefix("AADSTS")
+    code = int(raw) if raw.isdigit() and len(raw) <= 9 else None
+    known = aadsts.CODES.get(code) if code is not None else None
+    if known is None:
+        return _page(request, "error_code.html", 404 if code is not None else 400, title="Unknown error code",
+                     code=code, code_name=None, meaning="Cielo's token service does not answer with this code.")
+    return _page(request, "error_code.html", title=f"AADSTS{code}: {known[0]}", code=code, code_name=known[0],
+                 meaning=known[1])
 
 
 # ----------------------------------------------------------------------------- device code
