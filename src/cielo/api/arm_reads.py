@@ -24,7 +24,7 @@ from cielo.bootstrap import DEFAULT_LOCATION
 from cielo.control import account_reads
 from cielo.control.resources import ResourceService
 from cielo.core.arm_ids import RG_TYPE, ResourceId
-from cielo.errors import InvalidFilterInQueryString, InvalidResourceNamespace
+from cielo.errors import InvalidFilterInQueryString, InvalidQueryParameterValue, InvalidResourceNamespace
 
 
 class Resource(Protocol):
@@ -165,17 +165,58 @@ def provider_json(namespace: str, types: dict[str, frozenset[str] | None], locat
     return {**out, "resourceTypes": resource_types}
 
 
+# The `$expand` values a providers read serves (Microsoft.Resources' Providers_List/Get: "To include property
+# aliases in response, use $expand=resourceTypes/aliases"). Cielo defines no policy aliases, so each resource type
+# gets an empty `aliases` list; any other value (`metadata`, `resourceTypes/zoneMappings`, …) is refused by name.
+EXPANDS = ("resourceTypes/aliases",)
+
+
+def provider_expand(call: ArmCall) -> bool:
+    """Whether `$expand=resourceTypes/aliases` was asked; another value is 400 InvalidQueryParameterValue."""
+    text = call.request.query_params.get("$expand")
+    if text is None:
+        return False
+    asked = [v.strip() for v in text.split(",") if v.strip()]
+    unserved = [v for v in asked if v.lower() not in {e.lower() for e in EXPANDS}]
+    if unserved or not asked:
+        raise InvalidQueryParameterValue(
+            f"The value '{text}' of the query parameter '$expand' is not supported by this Cielo: only "
+            f"{', '.join(EXPANDS)} is (its aliases are empty: Cielo defines no policy aliases).")
+    return True
+
+
+def provider_top(call: ArmCall) -> int | None:
+    """`$top` of a providers listing (Providers_List up to api-version 2021-01-01: "The number of results to
+    return"): a positive integer; anything else is 400 InvalidQueryParameterValue naming it."""
+    text = call.request.query_params.get("$top")
+    if text is None:
+        return None
+    if not text.strip().isdigit() or int(text) < 1:
+        raise InvalidQueryParameterValue(f"The value '{text}' of the query parameter '$top' is not valid: it must "
+                                         "be a positive integer.")
+    return int(text)
+
+
 def _providers(call: ArmCall, table: RouteList) -> list[dict[str, Any]]:
+    aliases = provider_expand(call)
     subscription = call.subscription.id if call.subscription is not None else None
     if call.subscription is not None:
         require_subscription_read(call)
         locations = [_display(n) for n in _locations(call)]
     else:
         locations = [_display(DEFAULT_LOCATION)]
-    return [provider_json(ns, types, locations, subscription) for ns, types in sorted(served_types(table()).items())]
+    found = [provider_json(ns, types, locations, subscription) for ns, types in sorted(served_types(table()).items())]
+    if aliases:
+        for provider in found:
+            for resource_type in provider["resourceTypes"]:
+                resource_type["aliases"] = []
+    return found
 
 
 def _provider(call: ArmCall, table: RouteList) -> dict[str, Any]:
+    if call.request.query_params.get("$top") is not None:
+        raise InvalidQueryParameterValue("The query parameter '$top' is not supported when reading one provider "
+                                         "(it limits a providers listing).")
     wanted = call.params["resourceProviderNamespace"]
     for provider in _providers(call, table):
         if provider["namespace"].lower() == wanted.lower():
@@ -272,7 +313,8 @@ def subscription_scope(call: ArmCall) -> str:
 def routes(sub: str, rg: str, in_subscription: Prepare, table: RouteList) -> list[Route[ArmCall, Response]]:
     """The rows for `cielo.api.arm.ROUTES`; `table` gives the whole table (read when a providers list is asked)."""
     async def list_providers(call: ArmCall) -> Response:
-        return _ok({"value": _providers(call, table)})
+        top = provider_top(call)
+        return _ok({"value": _providers(call, table)[:top]})
 
     async def get_provider(call: ArmCall) -> Response:
         return _ok(_provider(call, table))
