@@ -100,3 +100,14 @@ async def test_activity_log_lists_the_portal_writes(world: World) -> None:
         log = await browser.get(f"/portal/resource{world.rg_path(RG)}/activity?span=30d")
         assert log.status_code == 200, log.text
         assert f"userAssignedIdentities/{name}</code>" in log.text and "admin@cielo.local" in log.text
+
+
+async def test_entra_id_lists_users_groups_apps_and_service_principals(world: World) -> None:
+    async with portal_client(world) as browser:
+        users = await sign_in(browser, start="/portal/entra")
+        assert users.status_code == 200 and "admin@cielo.local" in users.text
+        for tab in ("groups", "apps", "sps"):
+            page = await browser.get(f"/portal/entra?tab={tab}")
+            assert page.status_code == 200, page.text
+        sps = await browser.get("/portal/entra?tab=sps")
+        assert "ManagedIdentity" in sps.text or "Application" in sps.text

@@ -7,7 +7,7 @@ user's tokens: no back door (docs/portal.md).
 
 from __future__ import annotations
 
-from cielo.web.portal import activity, auth, iam, identity, openai, resources, static  # noqa: F401  (each registers its pages)
+from cielo.web.portal import activity, auth, entra, iam, identity, openai, resources, static  # noqa: F401  (each registers its pages)
 from cielo.web.portal.web import router
 
 __all__ = ["router"]
