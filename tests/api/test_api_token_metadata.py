@@ -84,3 +84,19 @@ async def test_a_device_code_for_an_unknown_client_is_refused(client: httpx.Asyn
     answer = await client.post(f"/{world.tenant}/oauth2/v2.0/devicecode", data={
         "client_id": "00000000-0000-0000-0000-0000000000dd", "scope": f"{COG_RESOURCE}/.default"})
     oauth_error(answer, 400, "unauthorized_client", 700016)
+
+
+@pytest.mark.parametrize("host", ["login.microsoftonline.com", "LOGIN.windows.net:443", "sts.windows.net"])
+async def test_instance_discovery_under_entras_host_answers_as_entra(client: httpx.AsyncClient, world: World,
+                                                                     host: str) -> None:
+    """Intercept mode: MSAL asks Entra's host; the answer has the public cloud's alias group, as Entra's does."""
+    answer = await client.get("/common/discovery/instance", headers={"Host": host}, params={
+        "api-version": "1.1",
+        "authorization_endpoint": f"https://login.microsoftonline.com/{world.tenant}/oauth2/v2.0/authorize"})
+    body = answer.json()
+    name = host.lower().split(":")[0]
+    assert body["tenant_discovery_endpoint"] == f"https://{name}/{world.tenant}/v2.0/.well-known/openid-configuration"
+    [group] = body["metadata"]
+    assert group["preferred_network"] == "login.microsoftonline.com"
+    assert set(group["aliases"]) == {"login.microsoftonline.com", "login.windows.net", "login.microsoft.com",
+                                     "sts.windows.net"}

@@ -17,6 +17,7 @@ from cielo.http.forms import basic_credentials, client_address, read_form, reque
 from cielo.identity.context import TokenRequest
 from cielo.identity.service import TokenService
 from cielo.identity.tokens import issuer_v1, issuer_v2
+from cielo.intercept.hosts import LOGIN_HOSTS, host_name
 
 router = APIRouter()
 
@@ -134,6 +135,18 @@ async def instance_discovery(request: Request) -> Response:
     endpoint = request.query_params.get("authorization_endpoint", "")
     segments = [s for s in urlsplit(endpoint).path.split("/") if s]
     tenant = segments[0] if segments else "common"
+    asked = host_name(request.headers.get("host", ""))
+    if asked in LOGIN_HOSTS:
+        # Asked under Entra's own host (intercept mode): Entra's answer, with the public cloud's alias group, so
+        # MSAL shares cached tokens between these hosts as it does with Entra. The metadata it points to is
+        # Cielo's (fetched through the same host).
+        return _json({
+            "tenant_discovery_endpoint": f"https://{asked}/{tenant}/v2.0/.well-known/openid-configuration",
+            "api-version": "1.1",
+            "metadata": [{"preferred_network": "login.microsoftonline.com", "preferred_cache": "login.windows.net",
+                          "aliases": ["login.microsoftonline.com", "login.windows.net", "login.microsoft.com",
+                                      "sts.windows.net"]}],
+        })
     base = request_base(request)
     host = urlsplit(base).netloc
     return _json(
