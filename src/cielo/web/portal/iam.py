@@ -174,7 +174,8 @@ async def iam(portal: Portal, scope: Scope) -> Response:
     if tab == "add":
         return await add_page(portal, scope, error)
     known = await roles(portal.api, scope.id)
-    rows = await _rows(portal.api, scope.id, await _assignments(portal.api, scope.id), known)
+    # atScope(): here and inherited, not the (possibly many) assignments below this scope.
+    rows = await _rows(portal.api, scope.id, await _assignments(portal.api, scope.id, "atScope()"), known)
     may_add = await _may(portal.api, scope.id, "Microsoft.Authorization/roleAssignments/write")
     may_remove = await _may(portal.api, scope.id, "Microsoft.Authorization/roleAssignments/delete")
     return portal.render("portal/iam.html", title="Access control (IAM)", subtitle=scope.name or scope.group or "",
