@@ -14,8 +14,8 @@ max_tokens is charged its estimate for the window, as the quota page documents.
 
 The windows live behind `QuotaCounter`, one atomic check-and-charge per request, so that every worker of a
 server admits against the same numbers: `LocalQuotaCounter` for one process, `SharedQuotaCounter` (a
-memory-mapped file locked with flock) for the workers of one server. A Redis counter for several hosts
-would implement the same method as one Lua script over the same four numbers per deployment.
+memory-mapped file locked with flock) for the workers of one server, and `cielo.shared.quota.RedisQuotaCounter`
+(`--redis-url`) for replicas on several hosts: one Lua script over the same four numbers per deployment.
 """
 
 from __future__ import annotations
