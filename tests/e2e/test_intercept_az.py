@@ -9,17 +9,20 @@ token: refused before the assignment, answered after."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import ssl
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from frameworks_support import cached_venv
 from test_az_cli import Az, _clean_env, az_exe, jwt_claims
 
 from support.server import ADMIN_PASSWORD, ADMIN_USER, CieloServer, free_port, start_server
@@ -29,6 +32,32 @@ __all__ = ["az_exe"]  # the session fixture that installs the real az (test_az_c
 
 ACCOUNT = "cielo-openai"
 PASSWORD = "Az-Intercept-Passw0rd!"
+SEED_REQUIREMENTS = Path(__file__).parent / "frameworks" / "requirements-seed.txt"
+
+# The how-to's Python as published, with only its placeholders filled: DefaultAzureCredential() with no arguments
+# (here it finds the signed-in az), openai 0.28 with api_type="azure_ad" and the account's Azure host.
+SEED_SNIPPET = f'''
+import json
+import openai
+from azure.identity import DefaultAzureCredential
+
+default_credential = DefaultAzureCredential()
+token = default_credential.get_token("https://cognitiveservices.azure.com/.default")
+
+openai.api_type = "azure_ad"
+openai.api_base = "https://{ACCOUNT}.openai.azure.com/"
+openai.api_version = "2022-12-01"
+openai.api_key = token.token
+
+response = openai.Completion.create(
+    engine="smollm2",
+    prompt="<|im_start|>system\\nYou are a helpful assistant.\\n<|im_end|>\\n<|im_start|>user\\nHello\\n<|im_end|>\\n"
+           "<|im_start|>assistant\\n",
+    temperature=0,
+    max_tokens=16,
+    stop=["<|im_end|>"])
+print(json.dumps(response))
+'''
 
 
 @dataclass
@@ -108,3 +137,35 @@ def test_nothing_points_az_at_cielo_but_the_variables(world: World) -> None:
     assert not any(name.startswith("AZURE_") for name in world.env)
     assert set(world.env) >= {"HTTPS_PROXY", "REQUESTS_CA_BUNDLE", "NO_PROXY"}
     assert os.path.exists(world.env["REQUESTS_CA_BUNDLE"])
+
+
+def test_the_how_tos_python_verbatim(az_exe: Path, world: World, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """DefaultAzureCredential() finds the az signed in on its default cloud (AzureCliCredential runs
+    `az account get-access-token`), and openai 0.28 calls https://cielo-openai.openai.azure.com/ through the proxy."""
+    python = cached_venv(SEED_REQUIREMENTS, "seed")
+    upn = f"seed-{secrets.token_hex(4)}@cielo.local"
+    user = world.server.graph("POST", "/users", {"userPrincipalName": upn, "displayName": "seed user",
+                                                 "passwordProfile": {"password": PASSWORD}})
+    az = _az(az_exe, world, tmp_path_factory.mktemp("az-seed"))
+    az.hidden.append(PASSWORD)
+    az.ok("login", "--username", upn, "--password", PASSWORD, "--tenant", world.server.tenant_id,
+          "--allow-no-subscriptions")
+    scope = f"/subscriptions/{world.server.subscription_id}/resourceGroups/cielo-rg"
+    verify = ssl.create_default_context(cafile=world.server.bundle)
+    with httpx.Client(verify=verify, timeout=60) as client:
+        granted = client.put(
+            f"{world.server.base_url}{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}",
+            params={"api-version": "2022-04-01"},
+            headers={"Authorization": f"Bearer {world.server.admin_token('https://management.core.windows.net/')}"},
+            json={"properties": {"roleDefinitionId": f"{scope}/providers/Microsoft.Authorization/roleDefinitions/"
+                                                     "a97b65f3-24c7-4388-baec-2e87135dc908",  # Cognitive Services User
+                                 "principalId": user["id"], "principalType": "User"}})
+    assert granted.status_code == 201, granted.text
+    script = tmp_path_factory.mktemp("seed") / "howto.py"
+    script.write_text(SEED_SNIPPET)
+    env = {**az.env, "PATH": f"{az_exe.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([str(python), str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    response = json.loads(done.stdout.strip().splitlines()[-1])
+    assert response["object"] == "text_completion" and response["choices"][0]["finish_reason"] in ("stop", "length")
+    assert "<|im_end|>" not in response["choices"][0]["text"]

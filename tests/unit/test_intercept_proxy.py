@@ -55,6 +55,10 @@ async def test_host_routing_serves_an_account_host_as_its_accounts_path() -> Non
     assert await _routed("management.azure.com", "/subscriptions") == "/subscriptions"
     assert await _routed("127.0.0.1:8443", "/openai/models") == "/openai/models"
     assert await _routed("contoso.openai.azure.com", "/openaix") == "/openaix"
+    # openai 0.28 with api_base "https://contoso.openai.azure.com/" (the how-to's form) sends `//openai/...`.
+    assert await _routed("contoso.openai.azure.com", "//openai/deployments/d/completions") == \
+        "/accounts/contoso/openai/deployments/d/completions"
+    assert await _routed("management.azure.com", "//subscriptions") == "//subscriptions"  # CollapseSlashes' job
 
 
 @pytest.mark.parametrize(("head", "status", "named"), [

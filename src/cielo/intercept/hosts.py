@@ -57,6 +57,8 @@ class HostRouting:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             path = scope.get("path", "")
+            if path.startswith("//"):  # openai 0.28 with api_base "https://NAME.openai.azure.com/" sends `//openai/...`
+                path = "/" + path.lstrip("/")
             if path == "/openai" or path.startswith("/openai/"):
                 sub = _header_subdomain(scope)
                 if sub is not None:
