@@ -32,6 +32,10 @@ class RedactingFilter(logging.Filter):
     the same text (uvicorn's access formatter reads them); otherwise the record is flattened to its text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "access", None) is not None:
+            # An access line (observability/http.py) is built from fields that carry no secret (the path without
+            # its query string, a route template, ids); redacting it would cost ~0.1 ms a request.
+            return True
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned == message:
@@ -78,7 +82,8 @@ class JsonLines(logging.Formatter):
             out.update(access)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(out, default=str))
+        line = json.dumps(out, default=str)
+        return line if isinstance(access, dict) else redact(line)  # access lines: see RedactingFilter
 
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
