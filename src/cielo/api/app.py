@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -165,7 +166,12 @@ def build_catalogue(settings: Settings) -> ModelCatalogue:
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     install_redaction()
     services = services or build_services(settings)
-    app = FastAPI(title="Cielo", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
+    # FastAPI's OpenTelemetry hooks (FastAPI >= 0.165) stay off: Cielo configures no OpenTelemetry provider, and
+    # asking on every request whether one is configured cost about 5 µs (docs/benchmarks.md).
+    quiet: dict[str, Any] = {}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        quiet["telemetry"] = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title="Cielo", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None, **quiet)
     app.state.settings = settings
     app.state.services = services
     app.state.keys = services.keys

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import random
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, Request
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -47,9 +50,23 @@ def _plane(request: Request) -> DataPlane:
     return plane
 
 
+def query_value(scope: Scope, name: str) -> str | None:
+    """What `request.query_params.get(name)` answers (the last value of `name`, blank values kept), without
+    building the whole multi-dict: the data plane reads one parameter per request."""
+    raw: str = scope.get("query_string", b"").decode("latin-1")
+    if "%" in raw or "+" in raw:
+        return dict(parse_qsl(raw, keep_blank_values=True)).get(name)
+    found = None
+    for pair in raw.split("&"):
+        key, _, value = pair.partition("=")
+        if key == name:
+            found = value
+    return found
+
+
 def api_version(request: Request) -> str:
     """Required on the classic routes: every GA version from 2022-12-01 on, and previews."""
-    version = request.query_params.get("api-version")
+    version = query_value(request.scope, "api-version")
     if not version:
         raise ApiVersionRequired("Missing required query parameter 'api-version'. Supported versions: "
                                  + ", ".join(sorted(GA_VERSIONS)) + " and previews.")
@@ -72,11 +89,14 @@ def _authenticate(request: Request, account: Account, operation: str, *, v1: boo
                       grants=_plane(request).grants)
 
 
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version nibble and the variant bits
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
 def _request_id() -> str:
     """A random (version 4) UUID, as Azure's request ids are. They identify, they do not protect, so they come
     from `random` (reseeded in each forked worker) rather than from `uuid.uuid4`'s system call per id."""
-    value = (random.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    text = f"{value:032x}"
+    text = "%032x" % (random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
@@ -93,7 +113,64 @@ def _respond(request: Request, result: Answer | Stream) -> Response:
     if isinstance(result, Stream):
         return StreamingResponse(result.events, media_type="text/event-stream",
                                  headers=_headers(request, {**_STREAM_HEADERS, **result.headers}))
-    return JSONResponse(result.body, headers=_headers(request, result.headers))
+    return JsonAnswer(result.body, _headers(request, result.headers))
+
+
+class JsonAnswer(Response):
+    """A 200 JSON answer as Starlette's JSONResponse renders it (the same bytes and headers), with its header
+    list built directly: JSONResponse's MutableHeaders lower-case and re-encode every header, which cost more
+    than rendering the JSON of a small answer."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: Any, headers: dict[str, str]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = self.render(content)
+        self.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.raw_headers += [(b"content-length", str(len(self.body)).encode("latin-1")),
+                             (b"content-type", b"application/json")]
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
+                          separators=(",", ":")).encode("utf-8")
+
+
+class IndexedHeaders(Headers):
+    """Starlette's request headers with one dict lookup per name: `Headers.get` scans the whole list and, for a
+    header that is absent (`api-key` on every bearer request), raises and catches a KeyError. The first of
+    repeated headers wins, as in `Headers`."""
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope=scope)
+        index: dict[bytes, bytes] = {}
+        for key, value in reversed(self._list):
+            index[key] = value
+        self._index = index
+
+    def __getitem__(self, key: str) -> str:
+        value = self._index.get(key.lower().encode("latin-1"))
+        if value is None:
+            raise KeyError(key)
+        return value.decode("latin-1")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._index.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+    def __contains__(self, key: Any) -> bool:
+        return isinstance(key, str) and key.lower().encode("latin-1") in self._index
+
+
+class DataPlaneRequest(Request):
+    """The dispatcher's request: its headers are `IndexedHeaders`."""
+
+    @property
+    def headers(self) -> Headers:
+        indexed: IndexedHeaders | None = self.__dict__.get("_indexed")
+        if indexed is None:
+            indexed = self.__dict__["_indexed"] = IndexedHeaders(self.scope)
+        return indexed
 
 
 async def read_body(request: Request) -> tuple[bytes, dict[str, Any]]:
@@ -340,7 +417,7 @@ class DataPlaneRoutes:
 
     async def _serve(self, handler: Handler, params: dict[str, str], scope: Scope, receive: Receive,
                      send: Send) -> None:
-        request = Request(scope, receive, send)
+        request = DataPlaneRequest(scope, receive, send)
         try:
             response = await handler(request=request, **params)
         except DataPlaneError as exc:
