@@ -1,4 +1,4 @@
-"""`Microsoft.Resources/deployments` at resource-group scope: ARM template deployments.
+"""`Microsoft.Resources/deployments` at resource-group and subscription scope: ARM template deployments.
 
 A PUT checks the template (400 InvalidTemplate), answers 201 `Accepted` with an `Azure-AsyncOperation` header, and
 runs in the background: every resource of the template is PUT through the same route table as a direct request,
@@ -53,6 +53,7 @@ from cielo.errors import (
     InvalidDeploymentProperties,
     InvalidTemplate,
     InvalidTemplateDeployment,
+    LocationRequired,
     TemplateDeploymentNotFound,
 )
 
@@ -60,6 +61,8 @@ ACTION = DEPLOYMENT_TYPE
 # What a deployment body may hold; anything else is refused by name (templateLink, parametersLink, debugSetting…).
 PROPERTY_KEYS = {"template", "parameters", "mode"}
 _NOT_SERVED_CODES = {"InvalidResourceType", "InvalidResourceNamespace"}
+# The first wait between two reads of a nested deployment that runs (doubling up to a second).
+NESTED_POLL_S = 0.02
 
 
 # How often the running worker refreshes a record's heartbeat, and how old a heartbeat must be before another
@@ -224,11 +227,31 @@ class RouteClient:
     async def post(self, path: str, api_version: str) -> dict[str, Any]:
         return (await self._call("POST", path, api_version))[1]
 
+    async def what_if(self, resource_id: str, api_version: str, body: dict[str, Any]) -> dict[str, Any]:
+        return (await self._call("POST", resource_id + "/whatIf", api_version, body))[1]
+
+    async def _nested(self, resource_id: str, api_version: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A nested deployment: PUT as any resource (a deployment of its own, in its group), then followed to its
+        end, as ARM does before the resources that depend on it start; its failure is this resource's."""
+        status, started = await self._call("PUT", resource_id, api_version, body)
+        answer, wait = started, NESTED_POLL_S
+        while answer.get("properties", {}).get("provisioningState") in ("Accepted", "Running"):
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 1.0)
+            answer = await self.get(resource_id, api_version)
+        props = answer.get("properties", {})
+        if props.get("provisioningState") != "Succeeded":
+            error = props.get("error") or {}
+            details = "; ".join(f"{d.get('code')}: {d.get('message')}" for d in error.get("details") or [])
+            raise ResourceFailure(str(error.get("code") or "DeploymentFailed"), f"The nested deployment "
+                                  f"'{resource_id.rsplit('/', 1)[-1]}' failed: {error.get('message')}"
+                                  + (f" ({details})" if details else ""), 400)
+        return status, answer
+
     async def put(self, resource_id: str, api_version: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         type_ = _type_of(resource_id)
         if type_.lower() == DEPLOYMENT_TYPE.lower():
-            raise ResourceFailure("InvalidResourceType", f"The resource type '{DEPLOYMENT_TYPE}' (a nested "
-                                  "deployment) is not served inside a template by this Cielo.")
+            return await self._nested(resource_id, api_version, body)
         try:
             return await self._call("PUT", resource_id, api_version, body)
         except ResourceFailure as exc:
@@ -248,9 +271,14 @@ def _type_of(resource_id: str) -> str:
 
 
 # ----------------------------------------------------------------------------- the request
+def scope_id(call: ArmCall) -> str:
+    """The deployment's scope: its resource group, or (a subscription deployment) the subscription."""
+    group = call.params.get("resourceGroupName")
+    return f"/subscriptions/{call.sub.id}" + (f"/resourceGroups/{group}" if group is not None else "")
+
+
 def deployment_id(call: ArmCall) -> str:
-    return (f"/subscriptions/{call.sub.id}/resourceGroups/{call.params['resourceGroupName']}/providers/"
-            f"{DEPLOYMENT_TYPE}/{call.params['deploymentName']}")
+    return f"{scope_id(call)}/providers/{DEPLOYMENT_TYPE}/{call.params['deploymentName']}"
 
 
 def in_group(call: ArmCall) -> None:
@@ -258,8 +286,7 @@ def in_group(call: ArmCall) -> None:
 
 
 def group_scope(call: ArmCall) -> str:
-    assert call.group is not None
-    return call.group.id
+    return call.group.id if call.group is not None else scope_id(call)
 
 
 def deployment_scope(call: ArmCall) -> str:
@@ -282,9 +309,10 @@ async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> 
     """Reads the body, checks the template and expands it (400 InvalidTemplate on any fault)."""
     body = await read_body(call.request)
     allowed = PROPERTY_KEYS | extra
+    at_subscription = call.group is None
     unknown = sorted(set(body) - {"properties", "tags", "location"} | (
         set(body.get("properties") or {}) - allowed if isinstance(body.get("properties"), dict) else set()))
-    if body.get("location") is not None:
+    if body.get("location") is not None and not at_subscription:
         unknown.append("location")
     shown = [k for k in unknown if not (k in (body.get("properties") or {}) and body["properties"][k] is None)]
     if shown:
@@ -302,9 +330,18 @@ async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> 
     parameters = props.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise InvalidTemplate("'properties.parameters' must be a JSON object.")
-    assert call.group is not None
-    target = Target(call.sub.id, call.sub.display_name, call.sub.tenant_id, call.group.name,
-                    call.group.location or "", dict(call.group.tags or {}), call.params["deploymentName"])
+    if at_subscription:
+        location = body.get("location")
+        if not isinstance(location, str) or not location.strip():
+            raise LocationRequired("The 'location' property must be specified for a deployment at subscription "
+                                   f"scope ('{call.params['deploymentName']}'): it is where its record is kept.")
+        location = location.replace(" ", "").lower()
+        target = Target(call.sub.id, call.sub.display_name, call.sub.tenant_id, None, location, {},
+                        call.params["deploymentName"], location)
+    else:
+        assert call.group is not None
+        target = Target(call.sub.id, call.sub.display_name, call.sub.tenant_id, call.group.name,
+                        call.group.location or "", dict(call.group.tags or {}), call.params["deploymentName"])
     deployment = Deployment(props["template"], parameters, target, RouteClient(call.request), "Incremental")
     try:
         await deployment.prepare()
@@ -343,7 +380,7 @@ async def put_deployment(call: ArmCall) -> Response:
         raise _active(existing, "edit or replace")
     deployment, hashed, body = await _deployment_of(call)
     rec = Record(deployment_id(call), call.params["deploymentName"], deployment, "Incremental", body.get("tags"),
-                 hashed)
+                 hashed, location=deployment.target.location)
     created_at = time.time()
     if not records.repo.start(**_fields(records, rec, created_at)):  # another worker accepted it meanwhile
         raced = _find(call)
@@ -370,8 +407,7 @@ async def get_deployment(call: ArmCall) -> Response:
 
 async def list_deployments(call: ArmCall) -> Response:
     records = _records(call.request)
-    group = f"/subscriptions/{call.sub.id}/resourceGroups/{call.params['resourceGroupName']}"
-    return JSONResponse({"value": [_settled(records, r).record for r in records.repo.in_group(group)]})
+    return JSONResponse({"value": [_settled(records, r).record for r in records.repo.in_group(scope_id(call))]})
 
 
 async def delete_deployment(call: ArmCall) -> Response:
@@ -416,7 +452,7 @@ async def validate(call: ArmCall) -> Response:
                 f"'{caller.object_id}' does not have permission to perform action '{action}' at scope "
                 f"'{p.id}'.'.")
     rec = Record(deployment_id(call), call.params["deploymentName"], deployment, "Incremental", None, hashed,
-                 state="Succeeded")
+                 state="Succeeded", location=deployment.target.location)
     out = record_json(rec)
     out["properties"].pop("outputResources")
     out["properties"]["validatedResources"] = [{"id": p.id} for p in deployment.plan]
@@ -434,6 +470,9 @@ async def what_if(call: ArmCall) -> Response:
     client = RouteClient(call.request)
     changes: list[dict[str, Any]] = []
     for p in deployment.plan:
+        if p.type.lower() == DEPLOYMENT_TYPE.lower():
+            changes += await _nested_what_if(deployment, client, p)
+            continue
         try:
             before: dict[str, Any] | None = await client.get(p.id, p.api_version)
         except ResourceFailure as exc:
@@ -462,8 +501,30 @@ async def what_if(call: ArmCall) -> Response:
     return JSONResponse({"status": "Succeeded", "properties": {"changes": changes}})
 
 
+async def _nested_what_if(deployment: Deployment, client: RouteClient, p: Any) -> list[dict[str, Any]]:
+    """A nested deployment's changes are its resources' (as ARM's what-if shows them): its own whatIf, as the
+    caller; when that cannot be asked (its group is made by this deployment), one Unsupported entry says why."""
+    try:
+        body = await deployment.body(p)
+        answer = await client.what_if(p.id, p.api_version, body)
+    except TemplateError as exc:
+        return [{"resourceId": p.id, "changeType": "Unsupported", "unsupportedReason": "The nested deployment's "
+                 f"body depends on a value known only at deployment: {exc.message}"}]
+    except ResourceFailure as exc:
+        return [{"resourceId": p.id, "changeType": "Unsupported",
+                 "unsupportedReason": f"The nested deployment's changes cannot be computed: {exc.code}: {exc.message}"}]
+    nested: list[dict[str, Any]] = answer.get("properties", {}).get("changes") or []
+    return nested
+
+
 def routes(rg: str, in_subscription: tuple[Any, ...]) -> list[Route[ArmCall, Response]]:
-    prepare = (*in_subscription, in_group)
+    return [*_routes(rg, (*in_subscription, in_group)),
+            *_routes(rg.rsplit("/resourceGroups/", 1)[0], in_subscription)]
+
+
+def _routes(scope: str, prepare: tuple[Any, ...]) -> list[Route[ArmCall, Response]]:
+    """The rows at one scope: a resource group (`rg` pattern, the group checked first) or the subscription."""
+    rg = scope
     base = f"{rg}/providers/Microsoft.Resources/deployments"
     item = f"{base}/{{deploymentName}}"
     return [
@@ -477,9 +538,9 @@ def routes(rg: str, in_subscription: tuple[Any, ...]) -> list[Route[ArmCall, Res
               other_methods_unserved=True),
         Route("GET", f"{item}/operations", list_operations, f"{ACTION}/operations/read", deployment_scope,
               prepare=prepare),
-        # Azure's spec lists a deployment's operations without `providers/Microsoft.Resources` (az uses this path).
-        Route("GET", f"{rg}/deployments/{{deploymentName}}/operations", list_operations, f"{ACTION}/operations/read",
-              deployment_scope, prepare=prepare),
         Route("GET", f"{item}/operationStatuses/{{operationId}}", operation_status,
               f"{ACTION}/operationstatuses/read", deployment_scope, prepare=prepare, other_methods_unserved=True),
+        # Azure's spec lists a group deployment's operations without `providers/Microsoft.Resources` (az uses it).
+        *([Route("GET", f"{rg}/deployments/{{deploymentName}}/operations", list_operations,
+                 f"{ACTION}/operations/read", deployment_scope, prepare=prepare)] if in_group in prepare else []),
     ]

@@ -1,4 +1,5 @@
-"""`cielo deployment group …`: ARM template deployments to a resource group, mirroring `az deployment group`."""
+"""`cielo deployment group …` and `cielo deployment sub …`: ARM template deployments to a resource group or a
+subscription, mirroring `az deployment group` and `az deployment sub`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import click
 
-from cielo.cli.armcall import arm, group_path
+from cielo.cli.armcall import arm, group_path, subscription_id
 from cielo.cli.common import CliError, SpaceListCommand, global_options, table_layout
 
 # How often `create` asks whether the deployment is done (az's poller asks every few seconds; Cielo is local).
@@ -25,6 +26,11 @@ class _ParametersCommand(SpaceListCommand):
 
 def _path(resource_group: str, name: str, subscription: str | None = None) -> str:
     return f"{group_path(resource_group, subscription)}/providers/Microsoft.Resources/deployments/{name}"
+
+
+def _sub_path(name: str | None = None, subscription: str | None = None) -> str:
+    base = f"/subscriptions/{subscription_id(subscription)}/providers/Microsoft.Resources/deployments"
+    return base if name is None else f"{base}/{name}"
 
 
 def _read_json(text: str, what: str) -> Any:
@@ -87,9 +93,25 @@ def parameters(values: tuple[str, ...], template: dict[str, Any]) -> dict[str, A
     return out
 
 
-def _body(template_file: str, values: tuple[str, ...], mode: str) -> dict[str, Any]:
+def _body(template_file: str, values: tuple[str, ...], mode: str, location: str | None = None) -> dict[str, Any]:
     template = _template(template_file)
-    return {"properties": {"template": template, "parameters": parameters(values, template), "mode": mode}}
+    body: dict[str, Any] = {"properties": {"template": template, "parameters": parameters(values, template),
+                                           "mode": mode}}
+    if location is not None:
+        body["location"] = location
+    return body
+
+
+def _wait(path: str, started: dict[str, Any]) -> dict[str, Any]:
+    """Polls until the deployment ends; a failed one is an error with az's `{"status", "error"}`."""
+    result = started
+    while result.get("properties", {}).get("provisioningState") in ACTIVE:
+        time.sleep(POLL_INTERVAL_S)
+        result = arm("GET", path)
+    props = result.get("properties", {})
+    if props.get("provisioningState") != "Succeeded":
+        raise CliError(json.dumps({"status": props.get("provisioningState"), "error": props.get("error")}))
+    return result
 
 
 def _common(func: Any) -> Any:
@@ -142,14 +164,7 @@ def create(resource_group: str, subscription: str | None, name: str | None, temp
     started = arm("PUT", path, _body(template_file, values, mode))
     if no_wait:
         return None
-    result: dict[str, Any] = started
-    while result.get("properties", {}).get("provisioningState") in ACTIVE:
-        time.sleep(POLL_INTERVAL_S)
-        result = arm("GET", path)
-    props = result.get("properties", {})
-    if props.get("provisioningState") != "Succeeded":
-        raise CliError(json.dumps({"status": props.get("provisioningState"), "error": props.get("error")}))
-    return result
+    return _wait(path, started)
 
 
 @group.command("show")
@@ -206,3 +221,92 @@ def what_if(resource_group: str, subscription: str | None, name: str | None, tem
     """Show what a deployment would create or change (as JSON: az's --no-pretty-print form)."""
     name = name or Path(template_file).stem
     return arm("POST", _path(resource_group, name, subscription) + "/whatIf", _body(template_file, values, mode))
+
+
+# ----------------------------------------------------------------------------- subscription scope
+def _sub_template_options(func: Any) -> Any:
+    func = click.option("-p", "--parameters", "values", multiple=True,
+                        help="@file.json, a JSON object, or NAME=VALUE (repeatable).")(func)
+    func = click.option("-f", "--template-file", "template_file", required=True, help="The template's path.")(func)
+    func = click.option("-l", "--location", required=True,
+                        help="The location to store the deployment metadata (required, as in az).")(func)
+    func = click.option("-n", "--name", default=None,
+                        help="The deployment name (default: the template file's name).")(func)
+    func = click.option("--subscription", default=None, help="Subscription name or id.")(func)
+    return func
+
+
+@deployment.group("sub")
+def sub() -> None:
+    """Manage template deployments at subscription scope (Incremental only, as in Azure).
+
+    \b
+    Examples:
+      cielo deployment sub create -l local -f create-rg.json -p rgName=my-rg rgLocation=local
+      cielo deployment sub what-if -l local -f create-rg.json -p rgName=my-rg rgLocation=local
+      cielo deployment sub list -o table"""
+
+
+@sub.command("create", cls=_ParametersCommand)
+@_sub_template_options
+@click.option("--no-wait", "no_wait", is_flag=True, default=False, help="Do not wait for the deployment to finish.")
+@global_options
+def sub_create(subscription: str | None, name: str | None, location: str, template_file: str,
+               values: tuple[str, ...], no_wait: bool) -> Any:
+    """Start a subscription deployment and (unless --no-wait) wait for it; a failed deployment is an error."""
+    path = _sub_path(name or Path(template_file).stem, subscription)
+    started = arm("PUT", path, _body(template_file, values, "Incremental", location))
+    return None if no_wait else _wait(path, started)
+
+
+@sub.command("show")
+@click.option("--subscription", default=None, help="Subscription name or id.")
+@click.option("-n", "--name", required=True, help="The deployment name.")
+@global_options
+def sub_show(subscription: str | None, name: str) -> Any:
+    """Show a subscription deployment."""
+    return arm("GET", _sub_path(name, subscription))
+
+
+@sub.command("list")
+@click.option("--subscription", default=None, help="Subscription name or id.")
+@global_options
+@table_layout(lambda result: [{"Name": d["name"], "Location": d.get("location"),
+                               "State": d["properties"]["provisioningState"],
+                               "Timestamp": d["properties"]["timestamp"], "Mode": d["properties"]["mode"]}
+                              for d in result])
+def sub_list(subscription: str | None) -> Any:
+    """List the subscription's deployments (not those of its resource groups)."""
+    return arm("GET", _sub_path(None, subscription))["value"]
+
+
+@sub.command("delete")
+@click.option("--subscription", default=None, help="Subscription name or id.")
+@click.option("-n", "--name", required=True, help="The deployment name.")
+@click.option("--no-wait", "no_wait", is_flag=True, default=False, help="Accepted for az parity (delete is "
+              "immediate).")
+@global_options
+def sub_delete(subscription: str | None, name: str, no_wait: bool) -> Any:
+    """Delete a subscription deployment's record (never the resources it created)."""
+    arm("DELETE", _sub_path(name, subscription))
+    return None
+
+
+@sub.command("validate", cls=_ParametersCommand)
+@_sub_template_options
+@global_options
+def sub_validate(subscription: str | None, name: str | None, location: str, template_file: str,
+                 values: tuple[str, ...]) -> Any:
+    """Check a subscription template, its parameters and the caller's rights without deploying it."""
+    path = _sub_path(name or Path(template_file).stem, subscription)
+    return arm("POST", path + "/validate", _body(template_file, values, "Incremental", location))
+
+
+@sub.command("what-if", cls=_ParametersCommand)
+@_sub_template_options
+@global_options
+def sub_what_if(subscription: str | None, name: str | None, location: str, template_file: str,
+                values: tuple[str, ...]) -> Any:
+    """Show what a subscription deployment would create or change (as JSON: az's --no-pretty-print form)."""
+    path = _sub_path(name or Path(template_file).stem, subscription)
+    return arm("POST", path + "/whatIf", _body(template_file, values, "Incremental", location))

@@ -257,11 +257,17 @@ def typed_path(type_: str, names: list[str]) -> str:
     if len(names) != len(types):
         raise TemplateError(f"The resource type '{type_}' needs {len(types)} name segment(s), got "
                             f"{len(names)}: '{'/'.join(names)}'.")
+    if type_.lower() == RESOURCE_GROUP_TYPE.lower():  # a group's id has no `providers` segment
+        return f"resourceGroups/{names[0]}"
     return f"providers/{namespace}/" + "/".join(f"{t}/{n}" for t, n in zip(types, names, strict=True))
 
 
-def resource_id(subscription: str, group: str, *args: Any) -> str:
-    """resourceId([subscriptionId], [resourceGroupName], resourceType, name1, …)."""
+RESOURCE_GROUP_TYPE = "Microsoft.Resources/resourceGroups"
+
+
+def resource_id(subscription: str, group: str | None, *args: Any) -> str:
+    """resourceId([subscriptionId], [resourceGroupName], resourceType, name1, …). Without a group (a deployment at
+    subscription scope that names none), the id is the subscription's, as subscriptionResourceId's."""
     values = _strings("resourceId", args)
     at = next((i for i, a in enumerate(values) if "/" in a), None)
     if at is None or at > 2:
@@ -272,6 +278,8 @@ def resource_id(subscription: str, group: str, *args: Any) -> str:
         subscription, group = lead
     elif len(lead) == 1:
         group = lead[0]
+    if group is None:
+        return f"/subscriptions/{subscription}/" + typed_path(values[at], values[at + 1:])
     return f"/subscriptions/{subscription}/resourceGroups/{group}/" + typed_path(values[at], values[at + 1:])
 
 

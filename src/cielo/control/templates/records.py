@@ -44,6 +44,7 @@ class Record:
     outputs: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     operations: list[runner.Operation] = field(default_factory=list)
+    location: str | None = None  # a subscription deployment's own location
 
     @property
     def active(self) -> bool:
@@ -93,7 +94,8 @@ def record_json(rec: Record) -> dict[str, Any]:
         props["outputs"] = rec.outputs
     if rec.error is not None:
         props["error"] = rec.error
-    out: dict[str, Any] = {"id": rec.id, "name": rec.name, "type": DEPLOYMENT_TYPE, "properties": props}
+    out: dict[str, Any] = {"id": rec.id, "name": rec.name, "type": DEPLOYMENT_TYPE,
+                           **({"location": rec.location} if rec.location else {}), "properties": props}
     if rec.tags:
         out["tags"] = rec.tags
     return out

@@ -25,11 +25,17 @@ from cielo.control.templates.parameters import PARAMETER_TYPES, check_parameter,
 TEMPLATE_KEYS = {"$schema", "contentversion", "metadata", "parameters", "variables", "resources", "outputs",
                  "functions"}
 RESOURCE_KEYS = {"type", "apiversion", "name", "location", "properties", "identity", "sku", "kind", "tags",
-                 "dependson", "condition", "copy", "resources", "comments", "scope"}
+                 "dependson", "condition", "copy", "resources", "comments", "scope", "resourcegroup", "subscriptionid"}
+# The keys only a nested deployment (`Microsoft.Resources/deployments` as a template resource) may have: where it runs.
+NESTED_KEYS = {"resourcegroup", "subscriptionid"}
+DEPLOYMENT_TYPE = "Microsoft.Resources/deployments"
+# A nested deployment's properties this Cielo serves (templateLink, parametersLink… are refused by name).
+NESTED_PROPERTIES = {"template", "parameters", "mode", "expressionevaluationoptions"}
 # What is sent to the resource's own PUT: the body keys a resource of ARM has.
 BODY_KEYS = ("location", "properties", "identity", "sku", "kind", "tags")
 MAX_RESOURCES = 800
 _SCHEMA_SUFFIX = "deploymenttemplate.json#"
+_OTHER_SCOPES = ("/subscriptiondeploymenttemplate", "/tenantdeploymenttemplate", "/managementgroupdeploymenttemplate")
 
 
 class ResourceFailure(Exception):
@@ -50,15 +56,22 @@ class Client(Protocol):
 
 @dataclass(frozen=True)
 class Target:
-    """Where a deployment runs: the subscription, the resource group and the deployment's name."""
+    """Where a deployment runs: the subscription, the resource group (None: the subscription itself) and the
+    deployment's name; `location` is a subscription deployment's own (where ARM keeps its record)."""
 
     subscription_id: str
     subscription_name: str
     tenant_id: str
-    group_name: str
+    group_name: str | None
     group_location: str
     group_tags: dict[str, str]
     deployment_name: str
+    location: str | None = None
+
+    @property
+    def scope_id(self) -> str:
+        sub = f"/subscriptions/{self.subscription_id}"
+        return sub if self.group_name is None else f"{sub}/resourceGroups/{self.group_name}"
 
 
 @dataclass
@@ -99,7 +112,7 @@ class Deployment:
     def functions(self, copy: tuple[str | None, int] | None = None,
                   named: Mapping[str, int] | None = None) -> dict[str, Function]:
         t = self.target
-        group_id = f"/subscriptions/{t.subscription_id}/resourceGroups/{t.group_name}"
+        group_id = t.scope_id
 
         def copy_index(*args: Any) -> int:
             offset = next((a for a in args if isinstance(a, int)), 0)
@@ -115,21 +128,32 @@ class Deployment:
         return {
             **fn.PURE,
             "parameters": self.parameter, "variables": self.variable, "copyindex": copy_index,
-            "resourcegroup": lambda: {"id": group_id, "name": t.group_name,
-                                      "type": "Microsoft.Resources/resourceGroups", "location": t.group_location,
-                                      "tags": t.group_tags,
-                                      "properties": {"provisioningState": "Succeeded"}},
+            "resourcegroup": self._resource_group(group_id),
             "subscription": lambda: {"id": f"/subscriptions/{t.subscription_id}", "subscriptionId": t.subscription_id,
                                      "tenantId": t.tenant_id, "displayName": t.subscription_name},
             "tenant": lambda: {"tenantId": t.tenant_id, "countryCode": "US", "displayName": t.tenant_id},
-            "deployment": lambda: {"name": t.deployment_name, "properties": {
-                "template": {"contentVersion": self.template.get("contentVersion")}, "mode": self.mode,
-                "provisioningState": "Accepted"}},
+            "deployment": lambda: {"name": t.deployment_name, **({"location": t.location} if t.location else {}),
+                                   "properties": {"template": {"contentVersion": self.template.get("contentVersion")},
+                                                  "mode": self.mode, "provisioningState": "Accepted"}},
             "resourceid": lambda *a: fn.resource_id(t.subscription_id, t.group_name, *a),
             "subscriptionresourceid": lambda *a: fn.subscription_resource_id(t.subscription_id, *a),
             "extensionresourceid": fn.extension_resource_id, "tenantresourceid": fn.tenant_resource_id,
             "reference": self.reference, "listkeys": self.list_keys,
         }
+
+    def _resource_group(self, group_id: str) -> Function:
+        t = self.target
+
+        def resource_group() -> dict[str, Any]:
+            if t.group_name is None:
+                raise TemplateError("The template function 'resourceGroup' is not expected at this location: a "
+                                    "subscription deployment has no resource group (deploy into one with a nested "
+                                    "deployment whose 'resourceGroup' is set).")
+            return {"id": group_id, "name": t.group_name, "type": "Microsoft.Resources/resourceGroups",
+                    "location": t.group_location, "tags": t.group_tags,
+                    "properties": {"provisioningState": "Succeeded"}}
+
+        return resource_group
 
     def evaluator(self, copy: tuple[str | None, int] | None = None,
                   named: Mapping[str, int] | None = None) -> Evaluator:
@@ -239,12 +263,15 @@ class Deployment:
         if _keys(template).get("functions"):
             raise TemplateError("User-defined template functions are not served by this Cielo.", "functions")
         schema = str(_keys(template).get("$schema", ""))
-        if not schema.lower().endswith(_SCHEMA_SUFFIX) or "/subscriptiondeploymenttemplate" in schema.lower() \
-                or "/tenantdeploymenttemplate" in schema.lower() or "/managementgroupdeploymenttemplate" in \
-                schema.lower():
-            raise TemplateError(f"The template '$schema' '{schema}' is not a resource group deployment template "
-                                "(https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#).",
-                                "$schema")
+        scope = next((s for s in _OTHER_SCOPES if s in schema.lower()), "/deploymenttemplate")
+        # At subscription scope ARM also takes the resource-group schema (Terraform's and Pulumi's examples use it).
+        wanted = ("/deploymenttemplate",) if self.target.group_name is not None else (
+            "/subscriptiondeploymenttemplate", "/deploymenttemplate")
+        if not schema.lower().endswith(_SCHEMA_SUFFIX) or scope not in wanted:
+            kind, file = (("resource group", "2019-04-01/deploymentTemplate.json#") if len(wanted) == 1
+                          else ("subscription", "2018-05-01/subscriptionDeploymentTemplate.json#"))
+            raise TemplateError(f"The template '$schema' '{schema}' is not a {kind} deployment template "
+                                f"(https://schema.management.azure.com/schemas/{file}).", "$schema")
         if not isinstance(_keys(template).get("contentversion"), str):
             raise TemplateError("The template 'contentVersion' is required.", "contentVersion")
         for name, declaration in (template.get("parameters") or {}).items():
@@ -285,6 +312,12 @@ class Deployment:
         for key in ("type", "apiversion", "name"):
             if not isinstance(r.get(key), str):
                 raise TemplateError(f"The template resource property '{key}' is required.", where)
+        nested = r["type"].lower() == DEPLOYMENT_TYPE.lower()
+        if not nested and NESTED_KEYS & set(r):
+            raise TemplateError("Only a nested deployment (Microsoft.Resources/deployments) may name a "
+                                "'resourceGroup' or 'subscriptionId'.", where)
+        if nested:
+            _check_nested(r, where)
         copy = r.get("copy")
         instances: list[tuple[str | None, int] | None] = [None]
         if copy is not None:
@@ -307,6 +340,8 @@ class Deployment:
             if parent is not None and type_.count("/") == 0:
                 type_, name = f"{parent.type}/{type_}", f"{parent.name}/{name}"
             scope = await ev.value(r["scope"], f"{where}.scope") if "scope" in r else None
+            if nested:
+                scope = await self._nested_scope(r, ev, where)
             rid = self._id_of(type_, name, scope, where)
             planned = Planned(rid, type_, name, await ev.value(r["apiversion"], f"{where}.apiVersion"), raw,
                               copy_at[1] if copy_at else None, copy_at[0] if copy_at else None)
@@ -346,7 +381,12 @@ class Deployment:
                 return [s for v in value.values() for s in strings(v)]
             return []
 
-        for text in strings({k: r[k.lower()] for k in BODY_KEYS if k.lower() in r}):
+        body = {k: r[k.lower()] for k in BODY_KEYS if k.lower() in r}
+        props = body.get("properties")
+        if r["type"].lower() == DEPLOYMENT_TYPE.lower() and isinstance(props, dict) and \
+                _nested_scope_option(_keys(props)) == "inner":  # its template's expressions are its own
+            body["properties"] = {k: v for k, v in props.items() if k.lower() != "template"}
+        for text in strings(body):
             try:
                 tree = parse(text[1:-1])
             except TemplateError:
@@ -364,9 +404,22 @@ class Deployment:
                     found.append(target)
         return found
 
+    async def _nested_scope(self, r: dict[str, Any], ev: Evaluator, where: str) -> str | None:
+        """Where a nested deployment runs: its `subscriptionId` and `resourceGroup`, else this deployment's scope."""
+        sub = await ev.value(r["subscriptionid"], f"{where}.subscriptionId") if "subscriptionid" in r else None
+        group = await ev.value(r["resourcegroup"], f"{where}.resourceGroup") if "resourcegroup" in r else None
+        for value, key in ((sub, "subscriptionId"), (group, "resourceGroup")):
+            if value is not None and (not isinstance(value, str) or not value or "/" in value):
+                raise TemplateError(f"A nested deployment's '{key}' must be a name.", f"{where}.{key}")
+        if sub is None and group is None:
+            return None
+        scope = f"/subscriptions/{sub or self.target.subscription_id}"
+        group = group if group is not None else (self.target.group_name if sub is None else None)
+        return scope if group is None else f"{scope}/resourceGroups/{group}"
+
     def _id_of(self, type_: str, name: str, scope: Any, where: str) -> str:
         t = self.target
-        group = f"/subscriptions/{t.subscription_id}/resourceGroups/{t.group_name}"
+        group = t.scope_id
         try:
             path = fn.typed_path(type_, [name])
         except TemplateError as exc:
@@ -419,9 +472,28 @@ class Deployment:
         r = _keys(p.raw)
         copy = (p.copy_name, p.copy_index) if p.copy_index is not None else None
         out: dict[str, Any] = {}
+        nested = p.type.lower() == DEPLOYMENT_TYPE.lower()
         for key in BODY_KEYS:
-            if key.lower() in r:
+            if key.lower() in r and not (nested and key == "properties"):
                 out[key] = await self.resolve(r[key.lower()], key, copy)
+        if nested:
+            out["properties"] = await self._nested_properties(r.get("properties") or {}, copy)
+        return out
+
+    async def _nested_properties(self, raw: dict[str, Any], copy: tuple[str | None, int] | None) -> dict[str, Any]:
+        """A nested deployment's body: with `expressionEvaluationOptions.scope` `inner`, its template is its own
+        (evaluated by the nested deployment, with the parameters given here); with `outer` (ARM's default) its
+        expressions are this template's, evaluated here before it starts (literal `[` escaped again)."""
+        props = _keys(raw)
+        inner = _nested_scope_option(props) == "inner"
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key.lower() == "expressionevaluationoptions":
+                continue
+            if key.lower() == "template":
+                out[key] = value if inner else _escape(await self.resolve(value, "properties.template", copy))
+            else:
+                out[key] = await self.resolve(value, f"properties.{key}", copy)
         return out
 
     async def outputs(self) -> dict[str, Any]:
@@ -452,3 +524,43 @@ class Deployment:
             out[name] = {"type": type_} if type_.startswith("Secure") else {"type": type_,
                                                                            "value": self.values.get(name.lower())}
         return out
+
+
+def _nested_scope_option(props: dict[str, Any]) -> str:
+    options = props.get("expressionevaluationoptions") or {}
+    scope = _keys(options).get("scope", "outer") if isinstance(options, dict) else None
+    return str(scope).lower() if isinstance(scope, str) else ""
+
+
+def _check_nested(r: dict[str, Any], where: str) -> None:
+    """A nested deployment's properties: an inline `template` (a link cannot be fetched by Cielo), `parameters`,
+    `mode`, `expressionEvaluationOptions` with `scope` `inner` or `outer`."""
+    props = r.get("properties")
+    if not isinstance(props, dict):
+        raise TemplateError("A nested deployment needs 'properties' with an inline 'template'.", where)
+    keys = _keys(props)
+    if "templatelink" in keys:
+        raise TemplateError("A nested deployment's 'templateLink' is not served by this Cielo: it cannot fetch a "
+                            "template from a URL or a template spec; put the template inline as "
+                            "'properties.template'.", f"{where}.properties.templateLink")
+    unknown = sorted(k for k in props if k.lower() not in NESTED_PROPERTIES)
+    if unknown:
+        raise TemplateError(f"The nested deployment properties {', '.join(unknown)} are not served by this Cielo.",
+                            f"{where}.properties")
+    if not isinstance(keys.get("template"), dict):
+        raise TemplateError("A nested deployment needs an inline 'properties.template' object.",
+                            f"{where}.properties.template")
+    if _nested_scope_option(keys) not in ("inner", "outer"):
+        raise TemplateError("A nested deployment's 'expressionEvaluationOptions.scope' must be 'inner' or 'outer'.",
+                            f"{where}.properties.expressionEvaluationOptions")
+
+
+def _escape(value: Any) -> Any:
+    """An evaluated value made literal again for a template: a string starting with `[` gets ARM's `[[` escape."""
+    if isinstance(value, str):
+        return "[" + value if value.startswith("[") else value
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _escape(v) for k, v in value.items()}
+    return value
