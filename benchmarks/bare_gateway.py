@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
 import ssl
 import sys
@@ -104,6 +105,15 @@ def main() -> None:
     workers = [context.Process(target=serve, args=(sock,), daemon=True) for sock in sockets]
     for worker in workers:
         worker.start()
+
+    def stop(signum: int, _frame: object) -> None:
+        # SIGTERM (dataplane.py stopping it) would otherwise end this process alone and leave its workers
+        # serving: daemon workers are only ended on a normal exit.
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
     print(f"listening on https://127.0.0.1:{port}", flush=True)
     try:
         for worker in workers:
