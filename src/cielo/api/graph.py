@@ -88,14 +88,14 @@ Directory = Annotated[DirectoryService, Depends(_directory)]
 Cleanup = Annotated[PrincipalCleanup, Depends(_cleanup)]
 
 
-async def _reader(request: Request, svc: Directory) -> DirectoryCaller:
+async def _reader(request: Request) -> DirectoryCaller:
     """A member of the tenant (a signed-in, enabled user): may read the directory."""
-    return _caller(request, svc, write=False)
+    return _caller(request, request.app.state.directory_service, write=False)
 
 
-async def _writer(request: Request, svc: Directory) -> DirectoryCaller:
+async def _writer(request: Request) -> DirectoryCaller:
     """A Global Administrator of the tenant: may change the directory."""
-    return _caller(request, svc, write=True)
+    return _caller(request, request.app.state.directory_service, write=True)
 
 
 Reader = Annotated[DirectoryCaller, Depends(_reader)]
@@ -119,30 +119,18 @@ async def _json(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _written_json(request: Request, caller: Writer) -> dict[str, Any]:
-    """The body of a write, read once its caller is known to be an administrator."""
-    return await _json(request)
-
-
-async def _read_json(request: Request, caller: Reader) -> dict[str, Any]:
-    """The body of a read (getByIds), read once its caller is known to be a member."""
-    return await _json(request)
-
-
-WrittenJson = Annotated[dict[str, Any], Depends(_written_json)]
-ReadJson = Annotated[dict[str, Any], Depends(_read_json)]
-
-
 def _write(model: type[Body]) -> Any:
-    """The dependency that parses a write's body into `model`."""
-    async def parsed(body: WrittenJson) -> Body:
-        return parse(model, body)
+    """The dependency that parses a write's body into `model`, read once its caller is known to be an
+    administrator (it depends on `Writer`, which FastAPI resolves once per request)."""
+    async def parsed(request: Request, caller: Writer) -> Body:
+        return parse(model, await _json(request))
     return Depends(parsed)
 
 
 def _read(model: type[Body]) -> Any:
-    async def parsed(body: ReadJson) -> Body:
-        return parse(model, body)
+    """As `_write`, for a read that takes a body (getByIds): read once its caller is known to be a member."""
+    async def parsed(request: Request, caller: Reader) -> Body:
+        return parse(model, await _json(request))
     return Depends(parsed)
 
 
