@@ -85,9 +85,12 @@ class ChangeFeed:
     def token(self, name: str) -> tuple[int, int]:
         if not self._connected or self._pid != os.getpid():
             self._wait_connected()
-        if self._announced():
+        # Under the subscription's lock even when nothing waits on the socket: the listener thread may have read the
+        # change off the socket already and not applied it yet; taking the lock waits for it to finish.
+        with self._sub_lock:
             try:
-                self._drain()
+                if self._announced():
+                    self._drain_locked()
             except (redis.RedisError, OSError, ValueError) as exc:
                 with self._lock:
                     self._connected = False
@@ -111,13 +114,16 @@ class ChangeFeed:
     def _drain(self) -> None:
         """Apply every message the subscription holds (raises when its connection has failed)."""
         with self._sub_lock:
-            pubsub = self._pubsub
-            while pubsub is not None:
-                message = pubsub.get_message(timeout=0.0)
-                if message is None:
-                    return
-                if message.get("type") == "message":
-                    self._apply(message["data"])
+            self._drain_locked()
+
+    def _drain_locked(self) -> None:
+        pubsub = self._pubsub
+        while pubsub is not None:
+            message = pubsub.get_message(timeout=0.0)
+            if message is None:
+                return
+            if message.get("type") == "message":
+                self._apply(message["data"])
 
     def bump(self, name: str) -> None:
         try:
