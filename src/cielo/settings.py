@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     # The database of record: None is SQLite in the data directory (the embedded default); a SQLAlchemy URL
     # (`postgresql+psycopg://user@host/db`) is a server every replica shares (docs/deployment.md).
     database_url: str | None = None
+    # The key-encryption key (KEK) that seals the signing keys, the sealing key and the CA stored in a shared
+    # database: required with a PostgreSQL `database_url`, given by the environment or a file (never a flag).
+    key_encryption_key: str | None = Field(default=None, repr=False)
+    key_encryption_key_file: Path | None = None
+    # A server certificate of this replica's own (PEM files); otherwise Cielo issues one from its CA.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @field_validator("tls_names", "gguf", "upstreams", mode="before")
     @classmethod

@@ -18,7 +18,6 @@ from cielo.control.authorization import AuthorizationService
 from cielo.control.identities import IdentityService
 from cielo.control.resources import ACCOUNT_TYPE, DEPLOYMENT_TYPE, ResourceService
 from cielo.core.clock import Clock, SystemClock
-from cielo.core.sealing import Sealer
 from cielo.dataplane.auth import GrantCache
 from cielo.dataplane.backends import BackendRegistry
 from cielo.dataplane.catalogue import MOCK, ModelCatalogue, parse_gguf, upstream_entries
@@ -30,7 +29,7 @@ from cielo.identity.context import GrantContext
 from cielo.identity.directory import DirectoryService
 from cielo.identity.directory_view import DirectoryView
 from cielo.identity.federation import JwksFetcher
-from cielo.identity.keys import KeyRing
+from cielo.identity.keys import KeyRing, open_keys
 from cielo.identity.service import TokenService
 from cielo.identity.signin_guard import SignInGuard
 from cielo.identity.tokens import TokenMinter, issuer_v1, issuer_v2
@@ -88,7 +87,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     generation = marker("generation")
     repo = DirectoryRepo(engine, on_change=generation.bump)
     view = DirectoryView(repo, generation)
-    keys = KeyRing(settings.keys_dir, settings.token_lifetime_max_s)
+    keys, sealer = open_keys(settings, engine, clock.now())  # files in the data dir, or sealed in a shared database
     keys.ensure_key(clock.now())
     keys.prune(clock.now())
     grants = GrantRepo(engine)
@@ -103,7 +102,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     validator = TokenValidator(keys, settings.base_url, view.tenant_exists, clock, settings.clock_skew_s)
     resource_repo = ResourceRepo(engine, on_change=marker("resources.generation").bump)
     catalogue = build_catalogue(settings)
-    resources = ResourceService(resource_repo, Sealer(settings.data_dir / "sealing.key"), clock, settings.base_url,
+    resources = ResourceService(resource_repo, sealer, clock, settings.base_url,
                                 catalogue)
     rbac_generation = marker("rbac.generation")
     access = AccessService(resource_repo, view, rbac_generation, clock, settings.rbac_propagation_delay_s)

@@ -16,7 +16,7 @@ import click
 
 from cielo.cli.common import CliError, global_options
 from cielo.cli.scrub import hide_option_values
-from cielo.errors import CieloError, DataDirectoryError, PortInUse
+from cielo.errors import CieloError, ConfigError, DataDirectoryError, PortInUse
 
 if TYPE_CHECKING:
     from cielo.settings import Settings
@@ -197,7 +197,8 @@ def _open_data_dir(settings: Settings) -> None:
     """Check the database and bring its schema to the newest revision, before anything else starts and before
     the workers fork. A damaged or missing one is refused with a one-line error naming the file."""
     from cielo.core.sealing import Sealer
-    from cielo.identity.keys import KeyRing
+    from cielo.identity.keys import KeyRing, share_ca
+    from cielo.identity.pki import PkiError
     from cielo.store.datadir import open_database
     from cielo.store.migrate import NEW
 
@@ -213,7 +214,12 @@ def _open_data_dir(settings: Settings) -> None:
             raise CliError(f"cannot start: {exc}") from exc
         raise CliError(f"cannot start: {exc}; {_recovery_hint(settings.data_dir)}") from exc
     where = engine.url.render_as_string(hide_password=True) if settings.database_url else settings.db_path
-    engine.dispose()
+    try:
+        share_ca(settings, engine, time.time())  # a shared database: its KEK checked, its CA in tls/
+    except (ConfigError, DataDirectoryError, PkiError) as exc:
+        raise CliError(f"cannot start: {exc}") from exc
+    finally:
+        engine.dispose()
     if upgraded is not None and upgraded.from_revision != NEW:
         kept = f"; the previous database is kept at {upgraded.backup}" if upgraded.backup else ""
         click.echo(f"Upgraded the database {where} from schema {upgraded.from_revision} to "
@@ -240,6 +246,14 @@ def _ask_password(label: str = "Password for the new administrator") -> str:
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="CIELO_DATA_DIR", default=None,
               help=_DATA_DIR_HELP)
 @click.option("--database-url", envvar="CIELO_DATABASE_URL", default=None, help=_DATABASE_URL_HELP)
+@click.option("--key-encryption-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="CIELO_KEY_ENCRYPTION_KEY_FILE", default=None,
+              help="With --database-url: the key-encryption key that seals the signing keys, the sealing key and the "
+                   "CA in the database (32 random bytes, base64; or env CIELO_KEY_ENCRYPTION_KEY).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="This server's certificate chain (PEM) instead of one issued from Cielo's CA (with --tls-key).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The private key (PEM) of --tls-cert.")
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="HTTPS port (default 8443).")
 @click.option("--listen-443", is_flag=True, default=None,
@@ -293,7 +307,8 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
        workers: int | None, gguf: tuple[str, ...], upstreams: tuple[str, ...], backends_file: Path | None,
        log_level: str | None,
        reset: bool, intercept: bool, intercept_port: int | None, intercept_imds: str | None,
-       database_url: str | None = None) -> None:
+       database_url: str | None = None, key_encryption_key_file: Path | None = None, tls_cert: Path | None = None,
+       tls_key: Path | None = None) -> None:
     """Set up (first start) and run Cielo: HTTPS token service and APIs on one port.
 
     Without a password (--admin-password-file, CIELO_ADMIN_PASSWORD, --admin-password-prompt) the first
@@ -308,8 +323,10 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
                          host=host, port=port, listen_443=listen_443, public_url=public_url,
                          admin_user=admin_user, admin_password=admin_password, workers=workers,
                          log_level=log_level, tls_names=list(tls_names) or None, gguf=list(gguf) or None,
-                         upstreams=list(upstreams) or None, database_url=database_url,
-                         backends_file=backends_file)
+                         upstreams=list(upstreams) or None, backends_file=backends_file, database_url=database_url,
+                         key_encryption_key_file=key_encryption_key_file, tls_cert=tls_cert, tls_key=tls_key)
+    if (tls_cert is None) != (tls_key is None):
+        raise CliError("give --tls-cert and --tls-key together")
     try:
         from cielo.api.app import build_catalogue
 
@@ -336,6 +353,8 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
     os.chmod(settings.data_dir, 0o700)
     _open_data_dir(settings)
     tls = ensure_tls(settings.tls_dir, settings.tls_names)
+    if settings.tls_cert is not None and settings.tls_key is not None:  # this replica's own certificate
+        tls = _own_certificate(tls, settings.tls_cert, settings.tls_key)
     try:
         services = build_services(settings)
     except DataDirectoryError as exc:  # a damaged signing key or sealing key
@@ -402,6 +421,20 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
     # A generation running on llama.cpp's threads cannot be interrupted and would hold the interpreter's exit:
     # everything is stored already (SQLite commits per write), so leave now.
     os._exit(0)
+
+
+def _own_certificate(tls: Any, cert: Path, key: Path) -> Any:
+    """--tls-cert/--tls-key in place of the certificate issued from Cielo's CA, refused with one line when the
+    files are not a certificate chain and its key."""
+    import dataclasses
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise CliError(f"--tls-cert {cert} with --tls-key {key}: not a PEM certificate chain and its private key "
+                       f"({exc})") from exc
+    return dataclasses.replace(tls, server_cert=cert, server_key=key)
 
 
 def _intercept_socket(port: int | None) -> Any:

@@ -48,8 +48,11 @@ __all__ = [
     "TlsFiles",
     "cert_thumbprints",
     "ensure_tls",
+    "install_ca",
     "issue_certificate",
     "load_pem_certificates",
+    "new_ca",
+    "read_ca",
 ]
 
 CA_COMMON_NAME = "Cielo Local CA"
@@ -147,6 +150,38 @@ def issue_certificate(
         _issue_leaf(ca, _san_names(names), cert_path, key_path, days)
 
 
+def read_ca(tls_dir: Path) -> tuple[str, bytes] | None:
+    """The CA in ``tls_dir`` as (certificate PEM, key PEM), checked to match; None when it has none."""
+    files = TlsFiles.in_dir(tls_dir)
+    if not (files.ca_cert.exists() or files.ca_key.exists()):
+        return None
+    ca = _load_or_create_ca(files)
+    return ca.pem.decode("ascii"), _key_pem(ca.key)
+
+
+def new_ca() -> tuple[str, bytes]:
+    """A new CA, not written anywhere: (certificate PEM, key PEM)."""
+    ca = _new_ca()
+    return ca.pem.decode("ascii"), _key_pem(ca.key)
+
+
+def install_ca(tls_dir: Path, cert_pem: str, key_pem: bytes) -> None:
+    """Make the CA given (replicas share one, kept in their database) the CA of ``tls_dir``; the server certificate
+    is issued again from it by the next :func:`ensure_tls`. Refuses a key that does not match the certificate."""
+    certs = load_pem_certificates(cert_pem.encode("ascii"))
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if len(certs) != 1 or not isinstance(key, ec.EllipticCurvePrivateKey) or not _same_public_key(certs[0], key):
+        raise PkiError("the shared CA's key does not match its certificate")
+    files = TlsFiles.in_dir(tls_dir)
+    _make_private_dir(tls_dir)
+    with _dir_lock(tls_dir):
+        if files.ca_cert.exists() and files.ca_cert.read_bytes() == cert_pem.encode("ascii") and \
+                files.ca_key.exists() and files.ca_key.read_bytes() == key_pem:
+            return
+        _write_file(files.ca_key, key_pem, _KEY_MODE)
+        _write_file(files.ca_cert, cert_pem.encode("ascii"), _CERT_MODE)
+
+
 def cert_thumbprints(cert: x509.Certificate) -> tuple[str, str]:
     """Return ``(x5t, x5t#S256)``: base64url SHA-1 and SHA-256 of the DER certificate, unpadded.
 
@@ -187,6 +222,14 @@ def _load_or_create_ca(files: TlsFiles) -> _Ca:
 
 
 def _create_ca(files: TlsFiles) -> _Ca:
+    ca = _new_ca()
+    # Key first: a CA certificate without its key is the state _load_or_create_ca refuses to repair.
+    _write_file(files.ca_key, _key_pem(ca.key), _KEY_MODE)
+    _write_file(files.ca_cert, ca.pem, _CERT_MODE)
+    return ca
+
+
+def _new_ca() -> _Ca:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -211,9 +254,6 @@ def _create_ca(files: TlsFiles) -> _Ca:
         .sign(key, hashes.SHA256())
     )
     pem = cert.public_bytes(serialization.Encoding.PEM)
-    # Key first: a CA certificate without its key is the state _load_or_create_ca refuses to repair.
-    _write_file(files.ca_key, _key_pem(key), _KEY_MODE)
-    _write_file(files.ca_cert, pem, _CERT_MODE)
     return _Ca(cert=cert, key=key, pem=pem)
 
 

@@ -38,7 +38,7 @@ SCRIPTS = Path(__file__).with_name("migrations")
 BASELINE = "0001_baseline"
 # The newest revision. Only a shortcut: a database at another revision goes through Alembic, which knows best;
 # tests/unit/store/test_migrations.py checks that this is the head of the scripts.
-HEAD = "0006_activity_log"
+HEAD = "0007_shared_keys"
 PRE_MIGRATIONS = "(none: a release before migrations)"
 NEW = "(new database)"
 

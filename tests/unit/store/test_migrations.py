@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from cielo.errors import DataDirectoryError
-from cielo.store import activity, responses, signin, template_deployments
+from cielo.store import activity, keystore, responses, signin, template_deployments
 from cielo.store.db import metadata, open_engine
 from cielo.store.migrate import BASELINE, HEAD, PRE_MIGRATIONS, _config, stored_revision, upgrade
 
@@ -54,7 +54,7 @@ def test_head_is_the_newest_script() -> None:
 def test_a_new_database_gets_exactly_the_tables_of_store_db(tmp_path: Path) -> None:
     assert signin.signin_failures.name in metadata.tables and responses.stored_responses.name in metadata.tables
     assert template_deployments.template_deployments.name in metadata.tables
-    assert activity.activity_log.name in metadata.tables
+    assert activity.activity_log.name in metadata.tables and keystore.shared_keys.name in metadata.tables
     engine = _engine(tmp_path / "new.db")
     done = upgrade(engine, tmp_path / "new.db")
     assert done is not None and done.to_revision == HEAD and done.backup is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from cielo.store import responses, signin, template_deployments  # noqa: F401 - register their tables in the metadata
+from cielo.store import activity, keystore, responses, signin, template_deployments  # noqa: F401 - their tables
 from cielo.store.db import metadata
 
 connection = context.config.attributes["connection"]
