@@ -66,9 +66,6 @@ def test_a_failed_deployment_and_refusals_are_errors(cli: Cli, group: str, tmp_p
                        "--parameters", f"foundryName={unique('foundry')}", "modelName=SmolLM2-135M-Instruct",
                        "modelFormat=HuggingFace", "modelVersion=1", "modelCapacity=2")
     assert "DeploymentFailed" in failed and "Microsoft.CognitiveServices/accounts/projects" in failed
-    complete = cli.fails("deployment", "group", "create", "-g", group, "--template-file", template, "--mode",
-                         "Complete")
-    assert "InvalidDeploymentMode" in complete
     bad = cli.fails("deployment", "group", "create", "-g", group, "--template-file", template, "--parameters",
                     "modelCapacity=many")
     assert "'many' is not a valid int" in bad

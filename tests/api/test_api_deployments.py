@@ -208,8 +208,9 @@ async def test_bad_templates_are_invalid_template(client: httpx.AsyncClient, wor
 
 async def test_unserved_deployment_options_are_refused_by_name(client: httpx.AsyncClient, world: World) -> None:
     path = _path(world, "cielo-rg", unique("opt"))
-    complete = {"properties": {"template": {**_BASE, "resources": []}, "mode": "Complete"}}
-    arm_error(await arm_call(client, world, "PUT", path, complete, api_version=DEPLOY_API), 400,
+    # (mode Complete is served at a group: tests/api/test_api_deployments_scope.py)
+    sideways = {"properties": {"template": {**_BASE, "resources": []}, "mode": "Sideways"}}
+    arm_error(await arm_call(client, world, "PUT", path, sideways, api_version=DEPLOY_API), 400,
               "InvalidDeploymentMode")
     linked = {"properties": {"templateLink": {"uri": "https://example.invalid/t.json"}, "mode": "Incremental"}}
     error = arm_error(await arm_call(client, world, "PUT", path, linked, api_version=DEPLOY_API), 400,

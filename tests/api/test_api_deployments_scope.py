@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -296,4 +297,115 @@ def test_cli_deployment_sub(cli: Cli, world: World, tmp_path: Path) -> None:
     assert "module" in cli.ok("deployment", "sub", "list", "-o", "table")
     cli.ok("deployment", "sub", "delete", "-n", "module")
     assert "module" not in [d["name"] for d in cli.json("deployment", "sub", "list")]
+    cli.ok("group", "delete", "-n", rg, "--yes")
+
+
+# ----------------------------------------------------------------------------- mode Complete
+def _identities(names: list[str]) -> dict[str, Any]:
+    return {"$schema": RG_SCHEMA, "contentVersion": "1.0.0.0",
+            "resources": [{"type": UAMI, "apiVersion": "2023-01-31", "name": n, "location": "local"} for n in names]}
+
+
+async def _group_with(client: httpx.AsyncClient, world: World, names: list[str]) -> str:
+    rg = unique("rg-complete")
+    assert (await arm_call(client, world, "PUT", world.rg_path(rg), {"location": "local"})).status_code == 201
+    for n in names:
+        made = await arm_call(client, world, "PUT", f"{world.rg_path(rg)}/providers/{UAMI}/{n}", {"location": "local"})
+        assert made.status_code in (200, 201), made.text
+    return rg
+
+
+async def test_complete_mode_deletes_what_the_template_does_not_name(client: httpx.AsyncClient,
+                                                                     world: World) -> None:
+    keep, gone1, gone2, new = unique("keep"), unique("gone"), unique("gone"), unique("new")
+    rg = await _group_with(client, world, [keep, gone1, gone2])
+    base = f"{world.rg_path(rg)}/providers/Microsoft.Resources/deployments"
+    body = _body(_identities([keep, new]), location=None, mode="Complete")
+    what_if = await arm_call(client, world, "POST", f"{base}/wi/whatIf", body, api_version=API)
+    assert what_if.status_code == 200, what_if.text
+    changes = {c["resourceId"].rsplit("/", 1)[1]: c["changeType"] for c in what_if.json()["properties"]["changes"]}
+    assert changes == {keep: "NoChange", new: "Create", gone1: "Delete", gone2: "Delete"}, changes
+    # Incremental would delete nothing.
+    incremental = await arm_call(client, world, "POST", f"{base}/wi/whatIf", {**body, "properties": {
+        **body["properties"], "mode": "Incremental"}}, api_version=API)
+    assert "Delete" not in {c["changeType"] for c in incremental.json()["properties"]["changes"]}
+    path = f"{base}/{unique('dep')}"
+    dep = await _finish(client, world, path, await arm_call(client, world, "PUT", path, body, api_version=API))
+    props = dep["properties"]
+    assert props["provisioningState"] == "Succeeded" and props["mode"] == "Complete", props
+    assert {r["id"].rsplit("/", 1)[1] for r in props["outputResources"]} == {keep, new}
+    for name, status in ((keep, 200), (new, 200), (gone1, 404), (gone2, 404)):
+        got = await arm_call(client, world, "GET", f"{world.rg_path(rg)}/providers/{UAMI}/{name}")
+        assert got.status_code == status, (name, got.text)
+    ops = (await arm_call(client, world, "GET", f"{path}/operations", api_version=API)).json()["value"]
+    deleted = sorted(o["properties"]["targetResource"]["resourceName"] for o in ops
+                     if o["properties"]["provisioningOperation"] == "Delete")
+    assert deleted == sorted([gone1, gone2])
+    assert all(o["properties"]["provisioningState"] == "Succeeded" for o in ops)
+
+
+async def test_complete_mode_deletes_only_with_the_callers_delete_right(client: httpx.AsyncClient,
+                                                                        world: World) -> None:
+    keep, other = unique("keep"), unique("other")
+    rg = await _group_with(client, world, [keep, other])
+    group = world.rg_path(rg)
+    role = str(uuid.uuid4())
+    actions = ["Microsoft.Resources/deployments/*", "Microsoft.Resources/subscriptions/resourceGroups/read",
+               f"{UAMI}/read", f"{UAMI}/write"]  # no delete
+    made = await arm_call(client, world, "PUT", f"{group}/providers/Microsoft.Authorization/roleDefinitions/{role}",
+                          {"properties": {"roleName": unique("Deployer no delete"), "type": "CustomRole",
+                                          "permissions": [{"actions": actions, "notActions": []}],
+                                          "assignableScopes": [group]}})
+    assert made.status_code == 201, made.text
+    sp = await new_principal(client, world)
+    role_id = f"{group}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+    granted = await arm_call(client, world, "PUT", f"{group}/providers/Microsoft.Authorization/roleAssignments/"
+                             f"{uuid.uuid4()}", {"properties": {"roleDefinitionId": role_id, "principalId": sp.sp_id,
+                                                                "principalType": "ServicePrincipal"}})
+    assert granted.status_code == 201, granted.text
+    headers = bearer(await sp_token(client, world, sp, ARM))
+    path = f"{group}/providers/Microsoft.Resources/deployments/{unique('dep')}"
+    started = await arm_call(client, world, "PUT", path, _body(_identities([keep]), location=None, mode="Complete"),
+                             headers=headers, api_version=API)
+    dep = await _finish(client, world, path, started, headers)
+    props = dep["properties"]
+    assert props["provisioningState"] == "Failed", props
+    [detail] = props["error"]["details"]
+    assert detail["code"] == "AuthorizationFailed" and f"{UAMI}/delete" in detail["message"], detail
+    assert detail["target"].endswith(f"/{other}")
+    assert (await arm_call(client, world, "GET", f"{group}/providers/{UAMI}/{other}")).status_code == 200
+
+
+async def test_complete_mode_waits_for_the_templates_resources(client: httpx.AsyncClient, world: World) -> None:
+    """A failed resource stops the deployment before anything is deleted."""
+    other = unique("other")
+    rg = await _group_with(client, world, [other])
+    template = {"$schema": RG_SCHEMA, "contentVersion": "1.0.0.0", "resources": [
+        {"type": "Microsoft.Nope/things", "apiVersion": "2023-01-01", "name": "x"}]}
+    path = f"{world.rg_path(rg)}/providers/Microsoft.Resources/deployments/{unique('dep')}"
+    started = await arm_call(client, world, "PUT", path, _body(template, location=None, mode="Complete"),
+                             api_version=API)
+    dep = await _finish(client, world, path, started)
+    assert dep["properties"]["provisioningState"] == "Failed"
+    assert (await arm_call(client, world, "GET", f"{world.rg_path(rg)}/providers/{UAMI}/{other}")).status_code == 200
+
+
+def test_cli_deployment_group_mode_complete(cli: Cli, world: World, tmp_path: Path) -> None:
+    keep, gone = unique("keep"), unique("gone")
+    rg = unique("rg-clicomplete")
+    cli.ok("group", "create", "-n", rg, "-l", "local", "-o", "none")
+    template = tmp_path / "ids.json"
+    template.write_text(json.dumps(_identities([keep, gone])))
+    cli.json("deployment", "group", "create", "-g", rg, "--template-file", str(template))
+    template.write_text(json.dumps(_identities([keep])))
+    what_if = cli.json("deployment", "group", "what-if", "-g", rg, "--template-file", str(template), "--mode",
+                       "Complete")
+    assert sorted(c["changeType"] for c in what_if["properties"]["changes"]) == ["Delete", "NoChange"]
+    created = cli.json("deployment", "group", "create", "-g", rg, "--template-file", str(template), "--mode",
+                       "Complete")
+    assert created["properties"]["mode"] == "Complete"
+    ops = cli.json("deployment", "group", "show", "-g", rg, "-n", "ids", "--query", "properties.outputResources")
+    assert [r["id"].rsplit("/", 1)[1] for r in ops] == [keep]
+    again = cli.json("deployment", "group", "what-if", "-g", rg, "--template-file", str(template), "--mode", "Complete")
+    assert [c["changeType"] for c in again["properties"]["changes"]] == ["NoChange"]  # the other one is gone
     cli.ok("group", "delete", "-n", rg, "--yes")

@@ -26,6 +26,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from cielo.api import arm_reads, arm_versions
 from cielo.api.arm_context import ArmCall, read_json_body
 from cielo.api.arm_routes import Route
 from cielo.control.templates import jsonc, runner
@@ -187,7 +188,9 @@ async def _run(records: Records, rec: Record, writer: RouteClient, created_at: f
 class RouteClient:
     """Reads and writes resources through `cielo.api.arm.serve` with the deploying caller's own token."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, scope: str = "") -> None:
+        self.scope = scope  # the deployment's resource group (what a Complete deployment cleans), or subscription
+        self.nested_outputs: set[str] = set()  # what its nested deployments made (a Complete deployment keeps it)
         self.app = request.app
         self.authorization = request.headers.get("authorization", "")
         self.host = request.headers.get("host", "localhost")
@@ -227,6 +230,20 @@ class RouteClient:
     async def post(self, path: str, api_version: str) -> dict[str, Any]:
         return (await self._call("POST", path, api_version))[1]
 
+    async def leftovers(self, keep: set[str]) -> list[tuple[str, str]]:
+        """Every top-level resource of the group (as `GET …/resources` lists them, but all of them, whatever the
+        caller may read: each deletion is then checked as the caller, so a hidden one fails closed)."""
+        parts = self.scope.split("/")
+        if len(parts) != 5 or parts[3].lower() != "resourcegroups":
+            return []
+        service = self.app.state.resource_service
+        items = arm_reads.top_level(service.list_resources(subscription_id=parts[2], resource_group=parts[4]), {})
+        kept = keep | self.nested_outputs
+        return [(r.id, r.type) for r in items if r.id.lower() not in kept]
+
+    async def delete(self, resource_id: str, type_: str) -> int:
+        return (await self._call("DELETE", resource_id, _delete_version(type_)))[0]
+
     async def what_if(self, resource_id: str, api_version: str, body: dict[str, Any]) -> dict[str, Any]:
         return (await self._call("POST", resource_id + "/whatIf", api_version, body))[1]
 
@@ -246,6 +263,7 @@ class RouteClient:
             raise ResourceFailure(str(error.get("code") or "DeploymentFailed"), f"The nested deployment "
                                   f"'{resource_id.rsplit('/', 1)[-1]}' failed: {error.get('message')}"
                                   + (f" ({details})" if details else ""), 400)
+        self.nested_outputs |= {str(r.get("id", "")).lower() for r in props.get("outputResources") or []}
         return status, answer
 
     async def put(self, resource_id: str, api_version: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -259,6 +277,16 @@ class RouteClient:
                 raise ResourceFailure(exc.code, f"The resource type '{type_}' is not served by this Cielo "
                                       f"({exc.message})", exc.status) from exc
             raise
+
+
+def _delete_version(type_: str) -> str:
+    """An api-version the resource's DELETE route serves: its provider's newest stable one Cielo advertises."""
+    return _newest_stable(arm_reads.api_versions_of(type_.split("/", 1)[0]))
+
+
+def _newest_stable(versions: frozenset[str]) -> str:
+    stable = [v for v in arm_versions.newest_first(versions) if "preview" not in v]
+    return stable[0] if stable else "2023-01-01"
 
 
 def _type_of(resource_id: str) -> str:
@@ -322,11 +350,13 @@ async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> 
     props = body.get("properties")
     if not isinstance(props, dict) or not isinstance(props.get("template"), dict):
         raise InvalidTemplate("The deployment needs 'properties.template', a JSON object.")
-    mode = str(props.get("mode") or "Incremental")
-    if mode.lower() != "incremental":
-        raise InvalidDeploymentMode(
-            f"The deployment mode '{mode}' is not served by this Cielo; only 'Incremental' is (a Complete "
-            "deployment would delete resources the template does not name).")
+    mode = {"incremental": "Incremental", "complete": "Complete"}.get(str(props.get("mode") or "Incremental").lower(),
+                                                                     str(props.get("mode")))
+    if mode not in ("Incremental", "Complete"):
+        raise InvalidDeploymentMode(f"The deployment mode '{mode}' is not valid: it must be Incremental or Complete.")
+    if mode == "Complete" and at_subscription:
+        raise InvalidDeploymentMode("The deployment mode 'Complete' is not supported at subscription scope; only "
+                                    "'Incremental' is (as in Azure).")
     parameters = props.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise InvalidTemplate("'properties.parameters' must be a JSON object.")
@@ -342,7 +372,7 @@ async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> 
         assert call.group is not None
         target = Target(call.sub.id, call.sub.display_name, call.sub.tenant_id, call.group.name,
                         call.group.location or "", dict(call.group.tags or {}), call.params["deploymentName"])
-    deployment = Deployment(props["template"], parameters, target, RouteClient(call.request), "Incremental")
+    deployment = Deployment(props["template"], parameters, target, RouteClient(call.request, scope_id(call)), mode)
     try:
         await deployment.prepare()
     except TemplateError as exc:
@@ -379,14 +409,14 @@ async def put_deployment(call: ArmCall) -> Response:
     if existing is not None and existing.active:
         raise _active(existing, "edit or replace")
     deployment, hashed, body = await _deployment_of(call)
-    rec = Record(deployment_id(call), call.params["deploymentName"], deployment, "Incremental", body.get("tags"),
+    rec = Record(deployment_id(call), call.params["deploymentName"], deployment, deployment.mode, body.get("tags"),
                  hashed, location=deployment.target.location)
     created_at = time.time()
     if not records.repo.start(**_fields(records, rec, created_at)):  # another worker accepted it meanwhile
         raced = _find(call)
         raise _active(raced, "edit or replace") if raced is not None else DeploymentActive(
             f"The deployment '{rec.name}' is being replaced by another request.")
-    task = asyncio.create_task(_run(records, rec, RouteClient(call.request), created_at))
+    task = asyncio.create_task(_run(records, rec, RouteClient(call.request, scope_id(call)), created_at))
     key = rec.id.lower()
     records.tasks[key] = task
     task.add_done_callback(lambda done: records.tasks.pop(key) if records.tasks.get(key) is done else None)
@@ -451,7 +481,7 @@ async def validate(call: ArmCall) -> Response:
                 f"'{p.name}' of type '{p.type}'. The client '{caller.display}' with object id "
                 f"'{caller.object_id}' does not have permission to perform action '{action}' at scope "
                 f"'{p.id}'.'.")
-    rec = Record(deployment_id(call), call.params["deploymentName"], deployment, "Incremental", None, hashed,
+    rec = Record(deployment_id(call), call.params["deploymentName"], deployment, deployment.mode, None, hashed,
                  state="Succeeded", location=deployment.target.location)
     out = record_json(rec)
     out["properties"].pop("outputResources")
@@ -467,7 +497,7 @@ async def what_if(call: ArmCall) -> Response:
             isinstance(settings, dict) and set(settings) - {"resultFormat"}):
         raise InvalidDeploymentProperties(
             "'whatIfSettings' may only name a resultFormat, FullResourcePayloads or ResourceIdOnly.")
-    client = RouteClient(call.request)
+    client = RouteClient(call.request, scope_id(call))
     changes: list[dict[str, Any]] = []
     for p in deployment.plan:
         if p.type.lower() == DEPLOYMENT_TYPE.lower():
@@ -496,9 +526,20 @@ async def what_if(call: ArmCall) -> Response:
         changed = delta(before, {k: v for k, v in after.items() if k not in ("apiVersion", "id", "name", "type")})
         changes.append({"resourceId": p.id, "changeType": "Modify" if changed else "NoChange", "before": before,
                         "after": after, **({"delta": changed} if changed else {})})
+    if deployment.mode == "Complete":
+        changes += await _complete_deletions(client, deployment)
     if result_format.lower() == "resourceidonly":
         changes = [{k: v for k, v in c.items() if k not in ("before", "after", "delta")} for c in changes]
     return JSONResponse({"status": "Succeeded", "properties": {"changes": changes}})
+
+
+async def _complete_deletions(client: RouteClient, deployment: Deployment) -> list[dict[str, Any]]:
+    """What a Complete deployment would delete: the group's top-level resources (those the caller may read, as
+    `GET …/resources` answers it) that the template does not name."""
+    keep = {p.id.lower() for p in deployment.plan}
+    listed = await client.get(f"{client.scope}/resources", _newest_stable(arm_versions.RESOURCES))
+    return [{"resourceId": r["id"], "changeType": "Delete", "before": r} for r in listed.get("value") or []
+            if isinstance(r, dict) and str(r.get("id", "")).lower() not in keep]
 
 
 async def _nested_what_if(deployment: Deployment, client: RouteClient, p: Any) -> list[dict[str, Any]]:

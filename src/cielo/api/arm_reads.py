@@ -76,6 +76,11 @@ _BY_NAMESPACE = {"microsoft.resources": arm_versions.RESOURCES,
                  "microsoft.managedidentity": arm_versions.MANAGED_IDENTITY, **ADVERTISED}
 
 
+def api_versions_of(namespace: str) -> frozenset[str]:
+    """The api-versions advertised for a provider's types whose routes name no list of their own."""
+    return _BY_NAMESPACE.get(namespace.lower(), frozenset())
+
+
 def _ok(body: Any) -> JSONResponse:
     return JSONResponse(body)
 

@@ -122,7 +122,8 @@ def _common(func: Any) -> Any:
 
 def _template_options(func: Any) -> Any:
     func = click.option("--mode", type=click.Choice(["Incremental", "Complete"], case_sensitive=False),
-                        default="Incremental", help="Incremental (Complete is refused by Cielo).")(func)
+                        default="Incremental", help="Incremental, or Complete: also delete the group's resources the "
+                        "template does not name.")(func)
     func = click.option("-p", "--parameters", "values", multiple=True,
                         help="@file.json, a JSON object, or NAME=VALUE (repeatable).")(func)
     func = click.option("-f", "--template-file", "template_file", required=True, help="The template's path.")(func)

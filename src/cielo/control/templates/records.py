@@ -88,7 +88,8 @@ def record_json(rec: Record) -> dict[str, Any]:
         "templateHash": rec.template_hash, "parameters": d.shown_parameters(), "mode": rec.mode,
         "provisioningState": rec.state, "timestamp": rec.timestamp, "duration": runner.iso_duration(rec.duration_s),
         "correlationId": rec.correlation_id, "providers": _providers(d.plan), "dependencies": _dependencies(d.plan),
-        "outputResources": [{"id": op.target.id} for op in rec.operations if op.state == "Succeeded"],
+        "outputResources": [{"id": op.target.id} for op in rec.operations
+                            if op.state == "Succeeded" and op.provisioning == "Create"],
     }
     if rec.outputs is not None:
         props["outputs"] = rec.outputs
@@ -103,7 +104,7 @@ def record_json(rec: Record) -> dict[str, Any]:
 
 def operation_json(rec: Record, op: runner.Operation) -> dict[str, Any]:
     props: dict[str, Any] = {
-        "provisioningOperation": "Create", "provisioningState": op.state, "timestamp": op.timestamp,
+        "provisioningOperation": op.provisioning, "provisioningState": op.state, "timestamp": op.timestamp,
         "duration": runner.iso_duration(op.duration_s), "trackingId": rec.correlation_id,
         "targetResource": _ref(op.target),
     }
@@ -122,6 +123,8 @@ async def execute(rec: Record, writer: runner.Writer, save: Callable[[Record], N
     try:
         save(rec)
         failed = await runner.run(rec.deployment, writer, rec.operations, lambda: save(rec))
+        if not failed and rec.mode.lower() == "complete":
+            failed = await runner.complete(rec.deployment, writer, rec.operations, lambda: save(rec))
         if failed:
             rec.error = {"code": "DeploymentFailed", "target": rec.id,
                          "message": "At least one resource deployment operation failed. Please list deployment "

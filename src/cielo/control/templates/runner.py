@@ -24,12 +24,19 @@ CONCURRENCY = 8
 class Writer(Protocol):
     async def put(self, resource_id: str, api_version: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]: ...
 
+    async def leftovers(self, keep: set[str]) -> list[tuple[str, str]]:
+        """(id, type) of every top-level resource of the deployment's group whose id (lower-case) is not kept."""
+        ...
+
+    async def delete(self, resource_id: str, type_: str) -> int: ...
+
 
 @dataclass
 class Operation:
     """One resource's operation in a deployment (`…/deployments/{name}/operations/{id}`)."""
 
     target: Planned
+    provisioning: str = "Create"  # Create, or Delete (a Complete deployment's removal of what it does not name)
     operation_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16].upper())
     state: str = "Running"
     status_code: str | None = None
@@ -98,3 +105,35 @@ async def run(deployment: Deployment, writer: Writer, operations: list[Operation
 
     await asyncio.gather(*(one(p) for p in deployment.plan))
     return [op for op in operations if op.state == "Failed"]
+
+
+async def complete(deployment: Deployment, writer: Writer, operations: list[Operation],
+                   on_change: Callable[[], None] = lambda: None) -> list[Operation]:
+    """A Complete deployment's last step, once its resources succeeded: every top-level resource of the group the
+    template does not name is deleted, as the deploying caller (each DELETE checks `{type}/delete`; a refusal fails
+    that operation and the deployment). Returns the failed operations."""
+    keep = {p.id.lower() for p in deployment.plan}
+    failed: list[Operation] = []
+    for resource_id, type_ in await writer.leftovers(keep):
+        target = Planned(resource_id, type_, resource_id.rsplit("/", 1)[-1], "", {}, None, None)
+        op = Operation(target, provisioning="Delete", timestamp=now_iso())
+        operations.append(op)
+        on_change()
+        started = time.monotonic()
+        try:
+            status = await writer.delete(resource_id, type_)
+            op.state, op.status_code = "Succeeded", _STATUS_NAMES.get(status, str(status))
+        except ResourceFailure as exc:
+            op.state, op.status_code = "Failed", _STATUS_NAMES.get(exc.status, str(exc.status))
+            op.error = {"code": exc.code, "message": exc.message}
+            failed.append(op)
+        except Exception:  # a fault of Cielo's: this deletion fails, the others go on
+            log.exception("template deployment: deleting %s failed unexpectedly", resource_id)
+            op.state, op.status_code = "Failed", "InternalServerError"
+            op.error = {"code": "InternalServerError", "message": "The deletion failed unexpectedly; the server's "
+                        "log has the details."}
+            failed.append(op)
+        op.duration_s = time.monotonic() - started
+        op.timestamp = now_iso()
+        on_change()
+    return failed
