@@ -409,3 +409,12 @@ def test_cli_deployment_group_mode_complete(cli: Cli, world: World, tmp_path: Pa
     again = cli.json("deployment", "group", "what-if", "-g", rg, "--template-file", str(template), "--mode", "Complete")
     assert [c["changeType"] for c in again["properties"]["changes"]] == ["NoChange"]  # the other one is gone
     cli.ok("group", "delete", "-n", rg, "--yes")
+
+
+async def test_a_template_link_is_refused_saying_why(client: httpx.AsyncClient, world: World) -> None:
+    for link in ({"uri": "https://example.invalid/t.json"}, {"relativePath": "nested/t.json"}):
+        body = {"properties": {"templateLink": link, "mode": "Incremental"}}
+        path = f"{world.rg_path('cielo-rg')}/providers/Microsoft.Resources/deployments/{unique('link')}"
+        error = arm_error(await arm_call(client, world, "PUT", path, body, api_version=API), 400,
+                          "InvalidDeploymentProperties")
+        assert "templateLink" in error["message"] and "URL" in error["message"] and "relativePath" in error["message"]

@@ -343,6 +343,11 @@ async def _deployment_of(call: ArmCall, extra: frozenset[str] = frozenset()) -> 
     if body.get("location") is not None and not at_subscription:
         unknown.append("location")
     shown = [k for k in unknown if not (k in (body.get("properties") or {}) and body["properties"][k] is None)]
+    if "templateLink" in shown:
+        raise InvalidDeploymentProperties(
+            "The deployment property templateLink is not served by this Cielo: it cannot fetch a template from a URL, "
+            "and serves no template specs (so a templateLink's relativePath cannot be resolved either). Send the "
+            "template inline as 'properties.template' (az's --template-file does).")
     if shown:
         raise InvalidDeploymentProperties(
             f"The deployment properties {', '.join(shown)} are not served by this Cielo (templateLink, "
