@@ -11,17 +11,14 @@ import os
 import socket
 import ssl
 import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from conftest_dataplane import ACCOUNT, ARM_RESOURCE, MOCK, MOCK_DEPLOYMENT, DataPlane
+from conftest_dataplane import ACCOUNT, MOCK_DEPLOYMENT, DataPlane
+from intercept_support import intercept_env, intercept_plane, run_python
 
-from support.server import ADMIN_PASSWORD, ADMIN_USER, CLI_CLIENT_ID, free_port, start_server
+from support.server import ADMIN_PASSWORD, ADMIN_USER, CLI_CLIENT_ID
 
 pytestmark = pytest.mark.e2e
 
@@ -30,27 +27,14 @@ HOST = f"{ACCOUNT}.openai.azure.com"
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
-    work = tmp_path_factory.mktemp("intercept")
-    server = start_server(work / "data", extra_args=("--intercept-port", str(free_port())),
-                          env={"CIELO_ENABLE_MOCK_MODEL": "1"})
-    plane = DataPlane(server, work)
-    try:
-        plane.arm_token = server.admin_token(ARM_RESOURCE)
-        plane.account_id = plane.account_path(ACCOUNT)
-        plane.deploy(MOCK_DEPLOYMENT, MOCK, 400)
-        plane.app = plane.new_app("intercept-e2e")
+    with intercept_plane(tmp_path_factory, "intercept") as plane:
         yield plane
-    finally:
-        plane.close()
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def proxy_env(plane: DataPlane) -> dict[str, str]:
     """`cielo env --intercept --format dotenv`, as a user would source it; nothing else of Cielo's."""
-    out = subprocess.run([sys.executable, "-m", "cielo.cli.main", "env", "--intercept", "--format", "dotenv",
-                          "--data-dir", str(plane.server.data_dir)], capture_output=True, text=True, check=True)
-    pairs = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    pairs = intercept_env(plane.server.data_dir)
     assert pairs["HTTPS_PROXY"].startswith("http://127.0.0.1:")
     assert pairs["SSL_CERT_FILE"] == plane.server.bundle and pairs["REQUESTS_CA_BUNDLE"] == plane.server.bundle
     assert "AZURE_AUTHORITY_HOST" not in pairs
@@ -61,18 +45,9 @@ def _proxy_port(env: dict[str, str]) -> int:
     return int(env["HTTPS_PROXY"].rsplit(":", 1)[1])
 
 
-def _run(code: str, env: dict[str, str], cwd: Path) -> Any:
-    """Run `code` in a fresh interpreter with `env` and nothing of this process's Azure or Cielo settings."""
-    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(cwd)}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env={**base, **env}, cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def test_msal_with_the_public_authority(plane: DataPlane, proxy_env: dict[str, str]) -> None:
     app = plane.app
-    result = _run(f"""
+    result = run_python(f"""
         import json, msal
         cca = msal.ConfidentialClientApplication({app['appId']!r}, client_credential={app['secret']!r},
                                                  authority="https://login.microsoftonline.com/{plane.server.tenant_id}")
@@ -84,7 +59,7 @@ def test_msal_with_the_public_authority(plane: DataPlane, proxy_env: dict[str, s
 
 def test_azure_identity_and_openai_with_azure_hosts(plane: DataPlane, proxy_env: dict[str, str]) -> None:
     app = plane.app
-    result = _run(f"""
+    result = run_python(f"""
         import json
         from azure.identity import ClientSecretCredential, get_bearer_token_provider
         from openai import AzureOpenAI
@@ -107,7 +82,7 @@ def test_with_https_proxy_and_the_bundle_alone(plane: DataPlane, proxy_env: dict
     which tunnels it to Cielo's listener untouched."""
     app = plane.app
     only = {name: proxy_env[name] for name in ("HTTPS_PROXY", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")}
-    result = _run(f"""
+    result = run_python(f"""
         import json
         from azure.identity import ClientSecretCredential, get_bearer_token_provider
         from openai import AzureOpenAI
@@ -129,7 +104,7 @@ def test_default_azure_credential_from_environment(plane: DataPlane, proxy_env: 
     app = plane.app
     env = {**proxy_env, "AZURE_CLIENT_ID": app["appId"], "AZURE_TENANT_ID": plane.server.tenant_id,
            "AZURE_CLIENT_SECRET": app["secret"]}
-    result = _run("""
+    result = run_python("""
         import json
         from azure.identity import DefaultAzureCredential
         token = DefaultAzureCredential().get_token("https://management.azure.com/.default")
@@ -205,7 +180,7 @@ def _connect(port: int, target: str) -> tuple[str, str]:
 def test_arm_and_graph_under_their_azure_hosts(plane: DataPlane, proxy_env: dict[str, str]) -> None:
     """The hosts the azure-mgmt-* and Graph SDKs name, over requests (azure-core's default transport)."""
     app = plane.app
-    result = _run(f"""
+    result = run_python(f"""
         import json, requests
         from azure.identity import ClientSecretCredential
         credential = ClientSecretCredential({plane.server.tenant_id!r}, {app['appId']!r}, {app['secret']!r})
@@ -226,7 +201,7 @@ def test_arm_and_graph_under_their_azure_hosts(plane: DataPlane, proxy_env: dict
 def test_a_token_from_the_azure_authority_is_good_on_cielos_own_address(plane: DataPlane,
                                                                         proxy_env: dict[str, str]) -> None:
     app = plane.app
-    token = _run(f"""
+    token = run_python(f"""
         import json, msal
         cca = msal.ConfidentialClientApplication({app['appId']!r}, client_credential={app['secret']!r},
                                                  authority="https://login.microsoftonline.com/{plane.server.tenant_id}")
@@ -241,7 +216,7 @@ def test_a_token_from_the_azure_authority_is_good_on_cielos_own_address(plane: D
 def test_msal_username_password_needs_no_port_443(plane: DataPlane, proxy_env: dict[str, str]) -> None:
     """MSAL's user-realm lookup drops the authority's port (clients.md: `--listen-443`); under the Azure host it
     is port 443 of the proxy's tunnel. The token is then found again from MSAL's cache."""
-    result = _run(f"""
+    result = run_python(f"""
         import json, msal
         app = msal.PublicClientApplication({CLI_CLIENT_ID!r}, authority="https://login.microsoftonline.com/organizations")
         scopes = ["https://management.azure.com/.default"]

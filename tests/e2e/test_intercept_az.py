@@ -14,7 +14,6 @@ import os
 import secrets
 import ssl
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 from frameworks_support import cached_venv
+from intercept_support import intercept_env
 from test_az_cli import Az, _clean_env, az_exe, jwt_claims
 
 from support.server import ADMIN_PASSWORD, ADMIN_USER, CieloServer, free_port, start_server
@@ -76,9 +76,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         upn = f"howto-{secrets.token_hex(4)}@cielo.local"
         user = server.graph("POST", "/users", {"userPrincipalName": upn, "displayName": "how-to user",
                                                "passwordProfile": {"password": PASSWORD}})
-        out = subprocess.run([sys.executable, "-m", "cielo.cli.main", "env", "--intercept", "--format", "dotenv",
-                              "--data-dir", str(server.data_dir)], capture_output=True, text=True, check=True)
-        yield World(server, dict(line.split("=", 1) for line in out.stdout.splitlines()), upn, user["id"])
+        yield World(server, intercept_env(server.data_dir), upn, user["id"])
     finally:
         server.stop()
 

@@ -8,18 +8,13 @@ AZURE_POD_IDENTITY_AUTHORITY_HOST, no IDENTITY_ENDPOINT, no endpoint or authorit
 
 from __future__ import annotations
 
-import json
-import os
 import socket
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from intercept_support import intercept_env, run_python
 from mi_support import ACCOUNT, MiServer, start_agent
 
 from support.server import free_port, start_server
@@ -51,21 +46,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         vm = mi.put_vm("vm-intercept")
         principal_id = mi.system_identity(vm).principal_id
         start_agent(mi, mi.host_credential_api("vm-intercept"), "intercept", port=agent_port)
-        out = subprocess.run([sys.executable, "-m", "cielo.cli.main", "env", "--intercept", "--format", "dotenv",
-                              "--data-dir", str(server.data_dir)], capture_output=True, text=True, check=True)
-        env = dict(line.split("=", 1) for line in out.stdout.splitlines())
+        env = intercept_env(server.data_dir)
         yield World(mi, env, principal_id)
     finally:
         mi.stop()
-
-
-def _run(code: str, env: dict[str, str], cwd: Path) -> Any:
-    """`code` in a fresh interpreter whose only settings are `env` (no Azure, MSI or Cielo variables)."""
-    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(cwd)}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env={**base, **env}, cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 VM_CODE = f"""
@@ -97,12 +81,12 @@ def test_env_sets_http_proxy_for_imds(world: World) -> None:
 def test_managed_identity_credential_with_no_settings(world: World, tmp_path: Path) -> None:
     """The VM's system identity through IMDS's own address; refused by the data plane until it holds a data role,
     then answered."""
-    first = _run(VM_CODE, world.env, tmp_path)
+    first = run_python(VM_CODE, world.env, tmp_path)
     claims = world.mi.verify(first["token"], "https://cognitiveservices.azure.com")
     assert claims["oid"] == world.principal_id and claims["appidacr"] == "2"
     assert first["status"] in (401, 403)
     world.mi.assign_role(world.principal_id, world.mi.account_id)
-    second = _run(VM_CODE, world.env, tmp_path)
+    second = run_python(VM_CODE, world.env, tmp_path)
     assert second["status"] == 200 and second["content"]
 
 

@@ -15,15 +15,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest_dataplane import ACCOUNT, ARM_RESOURCE, MOCK, MOCK_DEPLOYMENT, DataPlane
-
-from support.server import free_port, start_server
+from conftest_dataplane import ACCOUNT, MOCK_DEPLOYMENT, DataPlane
+from intercept_support import intercept_env, intercept_plane
 
 pytestmark = pytest.mark.e2e
 
@@ -70,25 +68,8 @@ def node_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
-    work = tmp_path_factory.mktemp("intercept-node")
-    server = start_server(work / "data", extra_args=("--intercept-port", str(free_port())),
-                          env={"CIELO_ENABLE_MOCK_MODEL": "1"})
-    plane = DataPlane(server, work)
-    try:
-        plane.arm_token = server.admin_token(ARM_RESOURCE)
-        plane.account_id = plane.account_path(ACCOUNT)
-        plane.deploy(MOCK_DEPLOYMENT, MOCK, 400)
-        plane.app = plane.new_app("intercept-node")  # holds Cognitive Services OpenAI User
+    with intercept_plane(tmp_path_factory, "intercept-node") as plane:  # plane.app holds the data role
         yield plane
-    finally:
-        plane.close()
-        server.stop()
-
-
-def _env(plane: DataPlane, *flags: str) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-m", "cielo.cli.main", "env", "--intercept", *flags, "--format", "dotenv",
-                          "--data-dir", str(plane.server.data_dir)], capture_output=True, text=True, check=True)
-    return dict(line.split("=", 1) for line in out.stdout.splitlines())
 
 
 def _node(node_dir: Path, plane: DataPlane, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -102,7 +83,7 @@ def _node(node_dir: Path, plane: DataPlane, env: dict[str, str]) -> subprocess.C
 
 
 def test_node_identity_and_openai_with_azure_hosts(node_dir: Path, plane: DataPlane) -> None:
-    env = _env(plane, "--node")
+    env = intercept_env(plane.server.data_dir, "--node")
     assert env["NODE_OPTIONS"].startswith("--import=file://") and env["NODE_OPTIONS"].endswith("node-fetch-proxy.mjs")
     done = _node(node_dir, plane, env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -113,6 +94,6 @@ def test_node_identity_and_openai_with_azure_hosts(node_dir: Path, plane: DataPl
 
 def test_without_the_preload_fetch_does_not_reach_cielo(node_dir: Path, plane: DataPlane) -> None:
     """What `--node` is for: the token comes (via @azure/identity's own proxy support), the fetch() call does not."""
-    done = _node(node_dir, plane, _env(plane))
+    done = _node(node_dir, plane, intercept_env(plane.server.data_dir))
     assert done.returncode != 0
     assert "Connection error" in done.stderr or "ENOTFOUND" in done.stderr, done.stderr[-2000:]
