@@ -23,6 +23,8 @@ from cielo.cli import (
     shim,
 )
 from cielo.cli.auth import prog_name
+from cielo.cli.migrate import migrate
+from cielo.cli.transfer import export, import_
 from cielo.cli.up import admin, env, keys, up
 
 
@@ -114,6 +116,9 @@ cli.add_command(up)
 cli.add_command(env)
 cli.add_command(keys)
 cli.add_command(admin)
+cli.add_command(migrate)
+cli.add_command(export)
+cli.add_command(import_)
 cli.add_command(account.login)
 cli.add_command(account.logout)
 cli.add_command(account.account)
