@@ -66,7 +66,9 @@ async def test_metrics_need_loopback_or_the_token(world: World, monkeypatch: pyt
         refused = await c.get("/metrics")
         assert refused.status_code == 401 and "cielo_" not in refused.text
         assert refused.headers["www-authenticate"].startswith("Bearer")
-        monkeypatch.setattr(world.app.state, "metrics_digest", hashlib.sha256(b"s3cret-metrics").hexdigest())
+        # Starlette's State is not put back by monkeypatch.setattr (it deletes the attribute): set it in its dict.
+        monkeypatch.setitem(world.app.state._state, "metrics_digest",
+                            hashlib.sha256(b"s3cret-metrics").hexdigest())
         assert (await c.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
         allowed = await c.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics"})
         assert allowed.status_code == 200 and "cielo_http_requests_total" in allowed.text
@@ -99,3 +101,33 @@ async def test_access_log_line_has_no_query_string(client: httpx.AsyncClient, wo
     parsed = json.loads(line)
     assert parsed["status"] == 200 and parsed["logger"] == "cielo.access"
     assert "S3cretC0de" not in line and "S3cretC0de" not in record.getMessage() and "Bearer" not in line
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+async def test_streamed_answers_count_their_tokens(client: httpx.AsyncClient, world: World,
+                                                   include_usage: bool) -> None:
+    """A stream counts prompt and completion tokens (the counts its usage chunk gives, when it is asked for) and
+    observes tokens/s, as a non-streamed answer does."""
+    before = _samples((await client.get("/metrics")).text)
+    body: dict[str, object] = {"messages": [{"role": "user", "content": "three little words"}], "stream": True,
+                               "max_tokens": 20}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    async with client.stream("POST", world.openai_url("chat/completions"), headers={"api-key": world.api_key},
+                             json=body) as answer:
+        assert answer.status_code == 200
+        events = [line[6:] async for line in answer.aiter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    after = _samples((await client.get("/metrics")).text)
+
+    def grew(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    prompt = grew("cielo_dataplane_tokens_total", deployment=MOCK_DEPLOYMENT, kind="prompt")
+    completion = grew("cielo_dataplane_tokens_total", deployment=MOCK_DEPLOYMENT, kind="completion")
+    assert prompt > 0 and completion > 0
+    assert grew("cielo_dataplane_tokens_per_second_count", deployment=MOCK_DEPLOYMENT) == 1
+    assert grew("cielo_dataplane_time_to_first_token_seconds_count", deployment=MOCK_DEPLOYMENT) == 1
+    if include_usage:  # the same counts the client was told
+        usage = json.loads(events[-2])["usage"]
+        assert (prompt, completion) == (usage["prompt_tokens"], usage["completion_tokens"])

@@ -160,7 +160,8 @@ class DataPlane:
             except BackendError as exc:
                 raise _from_backend(exc) from exc
             metrics.generation(deployment.name, None, time.perf_counter() - started, first_token=True)
-            return Stream(self._events(first, chunks, kind, model, body, include_usage, reservation), headers)
+            return Stream(self._events(first, chunks, kind, model, body, include_usage, reservation,
+                                       deployment.name, started), headers)
         try:
             result = await backend.complete(kind, request)
         except BackendError as exc:
@@ -181,12 +182,12 @@ class DataPlane:
 
     async def _events(self, first: dict[str, Any] | None, chunks: AsyncGenerator[dict[str, Any], None], kind: str,
                       model: str, body: dict[str, Any], include_usage: bool,
-                      reservation: Reservation) -> AsyncIterator[bytes]:
+                      reservation: Reservation, deployment: str = "", started: float = 0.0) -> AsyncIterator[bytes]:
         """The SSE events. With `stream_options.include_usage` the usage follows the last choice in a chunk of
         its own: the backend's count or, from a backend that sends none, Cielo's (tiktoken, as for quotas).
         When the stream ends, however it ends, the reservation is settled with what was generated."""
         usage_for = body if include_usage else None
-        counting = include_usage or bool(reservation.inferred)
+        counting = include_usage or bool(reservation.inferred) or metrics.current() is not None  # metrics: tokens
         stream_id = shapes.new_id(kind)
         created = int(time.time())
         yield shapes.prompt_annotation_event()
@@ -235,6 +236,8 @@ class DataPlane:
             completion = generated if isinstance(generated, int) else tokens.count("".join(texts)) if counting else 0
             if reservation.inferred:
                 self._settle(reservation, completion)
+            metrics.stream_finished(deployment, usage, completion, time.perf_counter() - started,
+                                    lambda: tokens.estimate_prompt(kind, body))
         if usage_for is not None:
             if not isinstance(usage, dict):
                 usage = {"prompt_tokens": tokens.estimate_prompt(kind, usage_for), "completion_tokens": completion}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,8 @@ def install(metrics: Metrics) -> None:
 
 
 def generation(deployment: str, usage: dict[str, Any] | None, seconds: float, *, first_token: bool = False) -> None:
-    """The data plane's hook: a non-streamed answer's usage and duration, or a stream's first token."""
+    """The data plane's hook: a non-streamed answer's usage and duration, or a stream's first token (a stream's
+    tokens are counted when it ends: `stream_finished`)."""
     metrics = _current
     if metrics is None:
         return
@@ -125,3 +127,16 @@ def generation(deployment: str, usage: dict[str, Any] | None, seconds: float, *,
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
         metrics.observe_generation(deployment, prompt if isinstance(prompt, int) else 0,
                                    completion if isinstance(completion, int) else 0, seconds, None)
+
+
+def stream_finished(deployment: str, usage: dict[str, Any] | None, completion: int, seconds: float,
+                    prompt_estimate: Callable[[], int]) -> None:
+    """The data plane's hook when a stream ends, however it ends: its prompt tokens (the backend's usage, else
+    Cielo's estimate, as the usage chunk of `stream_options.include_usage` gives them), the completion tokens the
+    quota is settled with, and tokens/s over the whole request, as for a non-streamed answer."""
+    metrics = _current
+    if metrics is None:
+        return
+    prompt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    metrics.observe_generation(deployment, prompt if isinstance(prompt, int) else prompt_estimate(), completion,
+                               seconds, None)
