@@ -10,8 +10,10 @@ request and response schemas, and every component schema reachable from them by 
 `description`, `summary`, `title`, `example`/`examples`, `tags` and the `x-*` annotations (`x-ms-*`, `x-oai*`,
 `x-stainless-*`, `x-tokenInfoFunc`), the other operations and their schemas, and the On Your Data bodies below
 `azureChatExtensionConfiguration` (kept with its required `type`, without its `discriminator`: Cielo refuses
-`data_sources` whatever it holds). The Responses API's paths (2025-03-01-preview has them) are not kept: the
-schemas they reach are some 150,000 characters of OpenAI's item, tool and event types (specs/README.md).
+`data_sources` whatever it holds). Where the spec has them (2025-03-01-preview), the Responses API's paths
+(`/responses`, `/responses/{response_id}`, `/responses/{response_id}/input_items`) are kept too, with OpenAI's item,
+tool and stream-event schemas they reach. A field *named* `description` or `title` (a function tool's description,
+a URL citation's title) is a field, not an annotation, and is kept.
 `openapi` is given as 3.0.0: the inference specs use 3.0's `nullable` throughout, also where they declare 3.1.0
 (2025-03-01-preview does), and schemathesis reads `nullable` only under 3.0.
 
@@ -26,16 +28,20 @@ import sys
 from typing import Any
 
 PATHS = ("/deployments/{deployment-id}/completions", "/deployments/{deployment-id}/embeddings",
-         "/deployments/{deployment-id}/chat/completions")
+         "/deployments/{deployment-id}/chat/completions",
+         # The Responses API (2025-03-01-preview on): create, retrieve and delete, input items.
+         "/responses", "/responses/{response_id}", "/responses/{response_id}/input_items")
 _DROPPED = frozenset({"description", "summary", "title", "example", "examples", "tags"})
 _CUT = {"azureChatExtensionConfiguration": ("discriminator",)}  # the On Your Data bodies are not followed
 _PREFIX = "#/components/schemas/"
 
 
-def _prune(node: Any) -> Any:
+def _prune(node: Any, names: bool = False) -> Any:
+    """`node` without annotations; `names`: node is a `properties` map, whose keys are field names (a field called
+    `description` or `title` is kept)."""
     if isinstance(node, dict):
-        return {key: _prune(value) for key, value in node.items()
-                if key not in _DROPPED and not key.startswith("x-")}
+        return {key: _prune(value, key == "properties" and not names) for key, value in node.items()
+                if names or (key not in _DROPPED and not key.startswith("x-"))}
     if isinstance(node, list):
         return [_prune(value) for value in node]
     return node

@@ -103,7 +103,9 @@ def _as_served(raw: dict[str, Any], version: str) -> dict[str, Any]:
     raw = copy.deepcopy(raw)
     # The deployment and api-version are the test's, not generated; the key is sent by the test.
     raw.pop("security", None)
-    raw["paths"] = {path.replace("{deployment-id}", DEPLOYMENT): item for path, item in raw["paths"].items()}
+    # The deployment operations only: the preview's Responses API paths are test_responses_contract.py's.
+    raw["paths"] = {path.replace("{deployment-id}", DEPLOYMENT): item for path, item in raw["paths"].items()
+                    if path.startswith("/deployments/")}
     for item in raw["paths"].values():
         item["post"]["parameters"] = []
     # Explicit examples, sent first: streams (which random bodies seldom ask for) and token-array inputs.

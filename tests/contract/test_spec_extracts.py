@@ -30,3 +30,23 @@ def test_the_preview_extract_is_the_scripts() -> None:
     chat = raw["components"]["schemas"]["createChatCompletionRequest"]["allOf"][1]["properties"]
     assert {"reasoning_effort", "modalities", "prediction", "audio", "stream_options",
             "user_security_context"} <= chat.keys()
+
+
+def test_the_preview_extract_has_the_responses_api() -> None:
+    raw = json.loads((SPECS / "inference-2025-03-01-preview.json").read_text())
+    assert {"/responses", "/responses/{response_id}", "/responses/{response_id}/input_items"} <= raw["paths"].keys()
+    schemas = raw["components"]["schemas"]
+    assert len(schemas["responseStreamEvent"]["anyOf"]) == 29
+    # A field named `description` is a field, not an annotation: kept.
+    assert "description" in schemas["FunctionTool"]["properties"]
+    assert "title" in schemas["UrlCitation"]["properties"]
+
+
+def test_prune_keeps_fields_named_like_annotations() -> None:
+    spec = {"info": {"title": "t", "version": "v"}, "servers": [], "components": {"schemas": {"S": {
+        "type": "object", "description": "gone", "x-ms-enum": {},
+        "properties": {"description": {"type": "string", "description": "gone"}, "title": {"type": "string"}}}}},
+        "paths": {"/responses": {"post": {"summary": "gone", "requestBody": {"content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/S"}}}}}}}}
+    schema = extract(spec, "s", "c")["components"]["schemas"]["S"]
+    assert schema == {"type": "object", "properties": {"description": {"type": "string"}, "title": {"type": "string"}}}

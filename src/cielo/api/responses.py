@@ -23,7 +23,7 @@ from cielo.api.openai import (
     read_body,
 )
 from cielo.core.clock import Clock
-from cielo.dataplane import auth, wire
+from cielo.dataplane import auth, responses, wire
 from cielo.dataplane.index import Account
 from cielo.dataplane.responses_service import ResponsesService, ResponseStore
 from cielo.dataplane.service import DataPlane
@@ -85,10 +85,11 @@ async def _create(request: Request, account_name: str, *, v1: bool) -> Response:
 
 
 def _read_query(request: Request) -> None:
-    for name in ("stream", "include[]", "include", "starting_after"):
+    responses.check_include(request.query_params.getlist("include") + request.query_params.getlist("include[]"))
+    for name in ("stream", "starting_after"):
         value = request.query_params.get(name)
         if value not in (None, "", "false"):
-            raise wire.bad(f"'{name}' is not supported when retrieving a response.", name)
+            raise wire.unsupported(f"'{name}' is not supported when retrieving a response.", name)
 
 
 # ----------------------------------------------------------------------------- v1 routes

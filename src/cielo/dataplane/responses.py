@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from cielo.dataplane.wire import bad
+from cielo.dataplane.wire import bad, unsupported
 from cielo.errors import IntegerBelowMinValue
 
 MIN_OUTPUT_TOKENS = 16  # OpenAI refuses a smaller max_output_tokens ("Expected a value >= 16")
@@ -29,9 +29,21 @@ NEUTRAL: dict[str, tuple[Any, ...]] = {
     # Cielo's events carry no `obfuscation` padding: only a request that asks for none is served.
     "stream_options": (None, {}, {"include_obfuscation": False}),
     "prompt_cache_options": (None,), "context_management": (None,)}
+# Input items and content parts of the Responses API that Cielo does not serve (refused by name, never dropped).
+UNSERVED_ITEMS = ("item_reference", "file_search_call", "computer_call", "computer_call_output", "reasoning",
+                  "web_search_call", "image_generation_call", "code_interpreter_call", "local_shell_call",
+                  "local_shell_call_output", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response",
+                  "mcp_call", "custom_tool_call", "custom_tool_call_output")
+UNSERVED_PARTS = ("input_image", "input_file", "input_audio", "refusal")
 HOSTED_TOOLS = ("file_search", "web_search", "web_search_preview", "code_interpreter", "computer_use_preview",
                 "image_generation", "mcp", "local_shell", "custom")
 MAX_METADATA = 16
+# `include` values OpenAI's API knows (its includable enum, 2025-03-01-preview's three and later ones): each names
+# output Cielo does not produce, so a known one is refused as not served and any other as invalid.
+INCLUDABLE = frozenset({"file_search_call.results", "message.input_image.image_url",
+                        "computer_call_output.output.image_url", "reasoning.encrypted_content",
+                        "message.output_text.logprobs", "code_interpreter_call.outputs",
+                        "web_search_call.action.sources", "web_search_call.results"})
 
 
 def new_id(prefix: str) -> str:
@@ -39,6 +51,16 @@ def new_id(prefix: str) -> str:
 
 
 # ----------------------------------------------------------------------------- the request
+def check_include(values: list[str]) -> None:
+    """The `include` query parameter of a retrieve or input items request: nothing extra is served."""
+    for value in values:
+        if value not in INCLUDABLE:
+            raise bad(f"Invalid value for 'include': {value[:100]!r} is not one of {', '.join(sorted(INCLUDABLE))}.",
+                      "include")
+        raise unsupported(f"'include' ({value}) is not supported: Cielo produces none of the extra output it names.",
+                          "include", value=True)
+
+
 def check(body: dict[str, Any]) -> None:
     """Every field of a create request, before anything runs."""
     for name, value in body.items():
@@ -47,8 +69,8 @@ def check(body: dict[str, Any]) -> None:
         if name not in NEUTRAL:
             raise bad(f"Unrecognized request argument supplied: {name}", name)
         if value not in NEUTRAL[name]:
-            raise bad(f"'{name}' is not supported by this deployment: Cielo serves text, function tools and "
-                      f"structured output; leave '{name}' out.", name)
+            raise unsupported(f"'{name}' is not supported by this deployment: Cielo serves text, function tools and "
+                              f"structured output; leave '{name}' out.", name, value=len(NEUTRAL[name]) > 1)
     if "input" not in body:
         raise bad("Missing required parameter: 'input'.", "input")
     for name in ("instructions", "previous_response_id", "user"):
@@ -102,7 +124,10 @@ def _item(index: int, item: Any) -> dict[str, Any]:
             raise bad(f"'{where}.output' must be a string; this model reads text only.", f"{where}.output")
         return {"id": new_id("fco"), "type": "function_call_output", "call_id": item["call_id"],
                 "output": item["output"], "status": "completed"}
-    raise bad(f"'{where}.type' {kind!r} is not supported: input items are messages, function_call and "
+    if kind in UNSERVED_ITEMS:
+        raise unsupported(f"'{where}.type' {kind!r} is not supported by this deployment: input items are messages, "
+                          "function_call and function_call_output.", f"{where}.type", value=True)
+    raise bad(f"'{where}.type' {kind!r} is not a known input item type: input items are messages, function_call and "
               "function_call_output.", f"{where}.type")
 
 
@@ -118,6 +143,9 @@ def _message_item(where: str, item: dict[str, Any]) -> dict[str, Any]:
     elif isinstance(content, list):
         parts = []
         for number, part in enumerate(content):
+            if isinstance(part, dict) and part.get("type") in UNSERVED_PARTS:
+                raise unsupported(f"'{where}.content[{number}]' is a {part['type']} part; this deployment reads text "
+                                  "only.", f"{where}.content[{number}]", value=True)
             if not isinstance(part, dict) or part.get("type") not in ("input_text", "output_text") \
                     or not isinstance(part.get("text"), str):
                 raise bad(f"'{where}.content[{number}]' must be a text part (input_text or output_text); this "
@@ -141,8 +169,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         where = f"tools[{index}]"
         kind = tool.get("type") if isinstance(tool, dict) else None
         if kind in HOSTED_TOOLS:
-            raise bad(f"'{where}.type' {kind!r} is a built-in tool Cielo does not serve; only function tools are.",
-                      f"{where}.type")
+            raise unsupported(f"'{where}.type' {kind!r} is a built-in tool Cielo does not serve; only function tools "
+                              "are.", f"{where}.type", value=True)
         if kind != "function" or not isinstance(tool, dict):
             raise bad(f"'{where}.type' must be 'function'.", f"{where}.type")
         if not isinstance(tool.get("name"), str):
@@ -157,6 +185,9 @@ def _tool_choice(choice: Any) -> Any:
         return choice
     if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
         return {"type": "function", "function": {"name": choice["name"]}}
+    if isinstance(choice, dict) and choice.get("type") in HOSTED_TOOLS:
+        raise unsupported(f"'tool_choice' names the built-in tool {choice['type']!r}, which Cielo does not serve.",
+                          "tool_choice", value=True)
     raise bad("'tool_choice' must be 'auto', 'none', 'required' or {\"type\": \"function\", \"name\": …}; built-in "
               "tools are not served.", "tool_choice")
 
@@ -165,9 +196,10 @@ def _response_format(text: Any) -> dict[str, Any] | None:
     if not isinstance(text, dict):
         raise bad("'text' must be an object.", "text")
     extra = sorted(set(text) - {"format", "verbosity"})
-    if extra or text.get("verbosity") not in (None, "medium"):
-        name = extra[0] if extra else "verbosity"
-        raise bad(f"'text.{name}' is not supported.", f"text.{name}")
+    if extra:
+        raise bad(f"Unrecognized request argument supplied: text.{extra[0]}", f"text.{extra[0]}")
+    if text.get("verbosity") not in (None, "medium"):
+        raise unsupported("'text.verbosity' other than 'medium' is not supported.", "text.verbosity", value=True)
     fmt = text.get("format")
     if fmt is None or fmt == {"type": "text"}:
         return None
@@ -203,9 +235,12 @@ def chat_body(body: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, An
         else:
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
     chat: dict[str, Any] = {"messages": messages}
-    for name in ("temperature", "top_p", "user", "parallel_tool_calls"):
+    for name in ("temperature", "top_p", "user"):
         if body.get(name) is not None:
             chat[name] = body[name]
+    if body.get("parallel_tool_calls") is not None and body.get("tools"):
+        # Without tools it has nothing to govern (the Responses API takes it so, and echoes it); chat refuses it.
+        chat["parallel_tool_calls"] = body["parallel_tool_calls"]
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
     if body.get("tools"):
@@ -235,17 +270,22 @@ def text_format(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def skeleton(body: dict[str, Any], response_id: str, created_at: int, model: str) -> dict[str, Any]:
-    """A `response` object with the request's fields echoed, as openai-python's Response type reads them."""
+    """A `response` object with the request's fields echoed, as openai-python's Response type reads them (a field
+    sent as null echoed as its default: null asks for the default, as leaving the field out does)."""
+    def given(name: str, default: Any) -> Any:
+        value = body.get(name)
+        return default if value is None else value
+
     return {
         "id": response_id, "object": "response", "created_at": created_at, "status": "in_progress",
         "background": False, "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"), "max_tool_calls": None, "model": model, "output": [],
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "parallel_tool_calls": given("parallel_tool_calls", True),
         "previous_response_id": body.get("previous_response_id"), "reasoning": {"effort": None, "summary": None},
-        "service_tier": "default", "store": body.get("store", True),
-        "temperature": body.get("temperature", 1.0), "text": text_format(body),
-        "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
-        "top_p": body.get("top_p", 1.0), "truncation": "disabled", "usage": None, "user": body.get("user"),
+        "service_tier": "default", "store": given("store", True),
+        "temperature": given("temperature", 1.0), "text": text_format(body),
+        "tool_choice": given("tool_choice", "auto"), "tools": body.get("tools") or [],
+        "top_p": given("top_p", 1.0), "truncation": "disabled", "usage": None, "user": body.get("user"),
         "metadata": body.get("metadata") or {},
     }
 

@@ -108,12 +108,10 @@ class ResponsesService:
                           query: dict[str, str]) -> dict[str, Any]:
         """A page of the response's input items, as OpenAI lists them: newest first unless `order=asc`, at most
         `limit` (1 to 100, default 20), after or before an item id."""
-        stored = await self._find(account, owner, response_id)
         for name in query:
-            if name not in ("limit", "order", "after", "before", "api-version", "include"):
+            if name not in ("limit", "order", "after", "before", "api-version", "include", "include[]"):
                 raise InvalidRequestError(f"Unrecognized query parameter: {name}", name)
-        if query.get("include"):
-            raise InvalidRequestError("'include' is not supported.", "include")
+        responses.check_include([value for name in ("include", "include[]") if (value := query.get(name))])
         order = query.get("order", "desc")
         if order not in ("asc", "desc"):
             raise InvalidRequestError("'order' must be 'asc' or 'desc'.", "order")
@@ -123,6 +121,8 @@ class ResponsesService:
             limit = 0
         if not 1 <= limit <= MAX_ITEMS_LIMIT:
             raise InvalidRequestError(f"'limit' must be an integer from 1 to {MAX_ITEMS_LIMIT}.", "limit")
+        # The query is checked before the look-up: a malformed request is a 400 whatever the id.
+        stored = await self._find(account, owner, response_id)
         items = list(stored.input_items) if order == "asc" else list(reversed(stored.input_items))
         ids = [item["id"] for item in items]
         for name in ("after", "before"):
