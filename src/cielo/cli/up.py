@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -30,12 +31,31 @@ INTERCEPT_HOST = "127.0.0.1"  # loopback only: the proxy is for this machine's p
 
 
 def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
     from cielo.settings import Settings  # pydantic: imported only by the commands that need it
 
     values = {k: v for k, v in overrides.items() if v is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:  # one line naming the setting, not a traceback (a secret's value never shown)
+        raise CliError(f"cannot start: {settings_problem(exc)}") from None
+
+
+def settings_problem(exc: Any) -> str:
+    """A pydantic ValidationError of Settings as `CIELO_NAME (--name) 'value': why`, one per problem."""
+    from cielo.settings import Settings
+
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error.get("loc") else "?"
+        field = Settings.model_fields.get(name)
+        shown = f" {str(error.get('input'))[:60]!r}" if field is not None and field.repr else ""
+        problems.append(f"the setting CIELO_{name.upper()} (--{name.replace('_', '-')}){shown} is invalid: "
+                        f"{error.get('msg', '')}")
+    return "; ".join(problems)
 
 
 def _recorded_base_url(settings: Settings) -> str:
@@ -286,6 +306,8 @@ def _ask_password(label: str = "Password for the new administrator") -> str:
               help="A YAML file of backend pools: models served by several upstreams, with priorities, weights, "
                    "health checks and failover (env CIELO_BACKENDS_FILE; docs/backend-pools.md).")
 @click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-format", default=None, type=click.Choice(["plain", "json"]),
+              help="Cielo's log lines as plain text or JSON lines (env CIELO_LOG_FORMAT; default plain).")
 @click.option("--reset", is_flag=True, default=False,
               help="Start over: move the data directory aside to DATA_DIR.bak-<timestamp> (nothing is deleted) "
                    "and set up a new one.")
@@ -308,7 +330,7 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
        log_level: str | None,
        reset: bool, intercept: bool, intercept_port: int | None, intercept_imds: str | None,
        database_url: str | None = None, key_encryption_key_file: Path | None = None, tls_cert: Path | None = None,
-       tls_key: Path | None = None) -> None:
+       tls_key: Path | None = None, log_format: str | None = None) -> None:
     """Set up (first start) and run Cielo: HTTPS token service and APIs on one port.
 
     Without a password (--admin-password-file, CIELO_ADMIN_PASSWORD, --admin-password-prompt) the first
@@ -324,9 +346,12 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
                          admin_user=admin_user, admin_password=admin_password, workers=workers,
                          log_level=log_level, tls_names=list(tls_names) or None, gguf=list(gguf) or None,
                          upstreams=list(upstreams) or None, backends_file=backends_file, database_url=database_url,
-                         key_encryption_key_file=key_encryption_key_file, tls_cert=tls_cert, tls_key=tls_key)
+                         key_encryption_key_file=key_encryption_key_file, tls_cert=tls_cert, tls_key=tls_key,
+                         log_format=log_format)
     if (tls_cert is None) != (tls_key is None):
         raise CliError("give --tls-cert and --tls-key together")
+    if settings.redis_url:
+        _check_redis(settings.redis_url)
     try:
         from cielo.api.app import build_catalogue
 
@@ -421,6 +446,29 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
     # A generation running on llama.cpp's threads cannot be interrupted and would hold the interpreter's exit:
     # everything is stored already (SQLite commits per write), so leave now.
     os._exit(0)
+
+
+def _check_redis(url: str) -> None:
+    """--redis-url must answer before anything starts: one line naming it (its password masked) otherwise."""
+    import redis
+
+    from cielo.shared.connection import connect, redacted
+
+    try:
+        client = connect(url)
+    except ValueError as exc:  # not a Redis URL
+        raise CliError(f"cannot start: --redis-url {redacted(url)} is not a Redis URL: {exc}") from None
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        reason = str(exc) or type(exc).__name__
+        password = urlsplit(url).password
+        if password and password in reason:
+            reason = type(exc).__name__
+        raise CliError(f"cannot start: cannot reach Redis at {redacted(url)} (--redis-url / CIELO_REDIS_URL): "
+                       f"{reason}") from None
+    finally:
+        client.close()
 
 
 def _own_certificate(tls: Any, cert: Path, key: Path) -> Any:
@@ -536,16 +584,37 @@ def keys() -> None:
       cielo keys rotate --data-dir ~/.local/share/cielo"""
 
 
+def _key_ring(data_dir: Path | None, database_url: str | None, kek_file: Path | None) -> Any:
+    """The signing keys of a data directory, or of the database replicas share (`--database-url`, with its KEK)."""
+    from cielo.identity.keys import KeyRing, shared_store
+
+    settings = _settings(data_dir, database_url=database_url, key_encryption_key_file=kek_file)
+    if settings.database_url is None:
+        return KeyRing(settings.keys_dir, settings.token_lifetime_max_s)
+    from cielo.store.datadir import open_server_database
+
+    try:
+        engine, _ = open_server_database(settings.database_url)
+        return KeyRing(settings.keys_dir, settings.token_lifetime_max_s, shared_store(settings, engine, time.time()))
+    except (ConfigError, DataDirectoryError) as exc:
+        raise CliError(str(exc)) from exc
+
+
+_KEYS_DATABASE_HELP = "The database replicas share (env CIELO_DATABASE_URL): its keys, not the data directory's."
+_KEYS_KEK_HELP = "With --database-url: the key-encryption key (or env CIELO_KEY_ENCRYPTION_KEY)."
+
+
 @keys.command("rotate")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="CIELO_DATA_DIR", default=None,
               help=_DATA_DIR_HELP)
+@click.option("--database-url", envvar="CIELO_DATABASE_URL", default=None, help=_KEYS_DATABASE_HELP)
+@click.option("--key-encryption-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="CIELO_KEY_ENCRYPTION_KEY_FILE", default=None, help=_KEYS_KEK_HELP)
 @global_options
-def keys_rotate(data_dir: Path | None) -> dict[str, Any]:
+def keys_rotate(data_dir: Path | None, database_url: str | None, key_encryption_key_file: Path | None
+                ) -> dict[str, Any]:
     """Add a new signing key; older keys stay in JWKS until their last token has expired."""
-    from cielo.identity.keys import KeyRing
-
-    settings = _settings(data_dir)
-    ring = KeyRing(settings.keys_dir, settings.token_lifetime_max_s)
+    ring = _key_ring(data_dir, database_url, key_encryption_key_file)
     now = time.time()
     try:
         ring.prune(now)
@@ -558,13 +627,14 @@ def keys_rotate(data_dir: Path | None) -> dict[str, Any]:
 @keys.command("list")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="CIELO_DATA_DIR", default=None,
               help=_DATA_DIR_HELP)
+@click.option("--database-url", envvar="CIELO_DATABASE_URL", default=None, help=_KEYS_DATABASE_HELP)
+@click.option("--key-encryption-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="CIELO_KEY_ENCRYPTION_KEY_FILE", default=None, help=_KEYS_KEK_HELP)
 @global_options
-def keys_list(data_dir: Path | None) -> list[dict[str, Any]]:
+def keys_list(data_dir: Path | None, database_url: str | None, key_encryption_key_file: Path | None
+              ) -> list[dict[str, Any]]:
     """List the signing keys and when retired ones leave the JWKS."""
-    from cielo.identity.keys import KeyRing
-
-    settings = _settings(data_dir)
-    ring = KeyRing(settings.keys_dir, settings.token_lifetime_max_s)
+    ring = _key_ring(data_dir, database_url, key_encryption_key_file)
     try:
         signing = ring.signing_key().kid if ring.active_keys(time.time()) else None
     except DataDirectoryError as exc:  # a damaged key file: named, no traceback
