@@ -126,8 +126,8 @@ REFUSALS: list[tuple[str, str, dict[str, Any], str]] = [
     ("POST", "/v1.0/applications", {"displayName": "a", "isFallbackPublicClient": "yes"},
      _invalid("isFallbackPublicClient", "true or false is expected")),
     # PATCH /applications/{id}
-    ("PATCH", "/v1.0/applications/{app}", {"web": {"redirectUris": ["https://a.example"]}},
-     "Updating property 'web' of resource 'Application' is not supported by Cielo."),
+    ("PATCH", "/v1.0/applications/{app}", {"web": {"homePageUrl": "https://a.example"}},
+     "Updating property 'web.homePageUrl' of resource 'Application' is not supported by Cielo."),
     ("PATCH", "/v1.0/applications/{app}", {"displayName": None},
      _invalid("displayName", "null is not allowed", "Application")),
     ("PATCH", "/v1.0/applications/{app}", {"keyCredentials": None},

@@ -36,7 +36,7 @@ from cielo.api.graph_protocol import (
 )
 from cielo.errors import BadRequest, GraphAuthorizationDenied, GraphRequestTooLarge
 from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
-from cielo.identity.directory import DirectoryService, PrincipalCleanup, iso
+from cielo.identity.directory import DirectoryService, PrincipalCleanup, iso, redirect_kind
 from cielo.identity.directory_filter import (
     APPLICATIONS,
     GROUPS,
@@ -182,8 +182,8 @@ def app_json(app: Application) -> dict[str, Any]:
         "createdDateTime": iso(app.created_at),
         "identifierUris": list(app.identifier_uris),
         "isFallbackPublicClient": app.is_public_client,
-        "publicClient": {"redirectUris": [u for u in app.redirect_uris if not u.startswith("https://")]},
-        "web": {"redirectUris": [u for u in app.redirect_uris if u.startswith("https://")]},
+        "publicClient": {"redirectUris": [u for u in app.redirect_uris if redirect_kind(u) == "publicClient"]},
+        "web": {"redirectUris": [u for u in app.redirect_uris if redirect_kind(u) == "web"]},
         "api": {"requestedAccessTokenVersion": app.access_token_version},
         "signInAudience": "AzureADMyOrg",
         "passwordCredentials": [
@@ -382,12 +382,11 @@ async def remove_password(app_id: str, caller: Writer, body: Annotated[RemovePas
 @router.patch("/applications/{app_id}", status_code=204)
 async def update_application(app_id: str, caller: Writer,
                              body: Annotated[ApplicationUpdate, _write(ApplicationUpdate)], svc: Directory) -> Response:
-    """PATCH as az uses it: `keyCredentials` (certificates, base64 DER in `key`), names and URIs. The first new
-    certificate replaces the application's certificates, the others are added to it."""
-    app = _app(svc, caller, app_id)
-    for index, (certificate, name) in enumerate(body.new_certificates):
-        svc.add_certificate(app, certificate, name, replace=index == 0)
-    svc.update_application(app, **body.fields())
+    """PATCH as az uses it: `keyCredentials` (certificates, base64 DER in `key`), names, URIs and redirect URIs.
+    The first new certificate replaces the application's certificates, the others are added to it."""
+    svc.update_application(_app(svc, caller, app_id), certificates=body.new_certificates,
+                           web_redirect_uris=body.web_redirect_uris,
+                           public_client_redirect_uris=body.public_client_redirect_uris, **body.fields())
     return Response(status_code=204)
 
 

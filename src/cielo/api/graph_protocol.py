@@ -223,9 +223,19 @@ class KeyCredential(GraphObject):
     display_name: str | None = None
 
 
+class RedirectUrisUpdate(GraphBody):
+    """`web` or `publicClient` in an application's update: `redirectUris` only (az's `--web-redirect-uris`,
+    `--public-client-redirect-uris`); anything else there (`homePageUrl`, `implicitGrantSettings`) is refused."""
+
+    resource = "Application"
+
+    redirect_uris: Annotated[list[str] | None, Field(max_length=MAX_REDIRECT_URIS), BeforeValidator(_not_null)] = None
+
+
 class ApplicationUpdate(GraphBody):
     """`PATCH /applications/{id}` as az uses it: `keyCredentials` (certificates, base64 DER or PEM in `key`),
-    `displayName`, `identifierUris` (null clears them), `isFallbackPublicClient` (null is false)."""
+    `displayName`, `identifierUris` (null clears them), `isFallbackPublicClient` (null is false),
+    `web.redirectUris` and `publicClient.redirectUris` (each replaces its list)."""
 
     resource = "Application"
 
@@ -234,6 +244,17 @@ class ApplicationUpdate(GraphBody):
     display_name: Annotated[NonBlank | None, BeforeValidator(_not_null)] = None
     identifier_uris: UriList | None = None
     is_fallback_public_client: bool | None = None
+    web: Annotated[RedirectUrisUpdate | None, BeforeValidator(_not_null)] = None
+    public_client: Annotated[RedirectUrisUpdate | None, BeforeValidator(_not_null)] = None
+
+    @property
+    def web_redirect_uris(self) -> list[str] | None:
+        """The new web redirect URIs, or None where the body does not name them."""
+        return self.web.redirect_uris if self.web else None
+
+    @property
+    def public_client_redirect_uris(self) -> list[str] | None:
+        return self.public_client.redirect_uris if self.public_client else None
 
     @property
     def new_certificates(self) -> list[tuple[bytes, str | None]]:

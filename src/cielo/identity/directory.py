@@ -310,7 +310,27 @@ class DirectoryService:
         if sp is not None:
             cleanup.access.remove_principal(sp.object_id)
 
-    def update_application(self, app: Application, **fields: Any) -> None:
+    def update_application(
+        self,
+        app: Application,
+        *,
+        certificates: Sequence[tuple[bytes, str | None]] = (),
+        web_redirect_uris: Sequence[str] | None = None,
+        public_client_redirect_uris: Sequence[str] | None = None,
+        **fields: Any,
+    ) -> None:
+        """One update of an application (Graph's PATCH): `fields` are its columns; of `certificates` (DER or PEM,
+        display name) the first replaces the application's certificates and the others are added; a redirect URI
+        list given replaces the URIs that are listed under its kind (`redirect_kind`), the other kind's stay."""
+        for index, (certificate, name) in enumerate(certificates):
+            self.add_certificate(app, certificate, name, replace=index == 0)
+        if web_redirect_uris is not None or public_client_redirect_uris is not None:
+            web = [u for u in app.redirect_uris if redirect_kind(u) == "web"]
+            public = [u for u in app.redirect_uris if redirect_kind(u) == "publicClient"]
+            fields["redirect_uris"] = (
+                *(public if public_client_redirect_uris is None else public_client_redirect_uris),
+                *(web if web_redirect_uris is None else web_redirect_uris),
+            )
         if fields:
             self.repo.update_application(app.object_id, **fields)
 
@@ -402,6 +422,12 @@ class DirectoryService:
         except DuplicateKey as exc:
             raise taken from exc
         return sp
+
+
+def redirect_kind(uri: str) -> str:
+    """Where an application's redirect URI is listed: `web` (https) or `publicClient` (any other). Cielo keeps one
+    list of redirect URIs per application, so the kind is read from the URI, not stored."""
+    return "web" if uri.startswith("https://") else "publicClient"
 
 
 def iso(ts: float) -> str:
