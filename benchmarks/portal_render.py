@@ -2,7 +2,12 @@
 resources. Prints the median and worst of each page over several requests, beside the bare ARM role-assignment
 listing the IAM page is built on (the baseline, measured in the same run). Not a timed test.
 
-    .venv/bin/python benchmarks/portal_render.py [--assignments 1000] [--resources 200] [--runs 7]
+    .venv/bin/python benchmarks/portal_render.py [--assignments 1000] [--resources 200] [--runs 7] [--only IAM]
+    .venv/bin/python benchmarks/portal_render.py --only IAM --profile 'cielo/web'   # cProfile instead of timing
+
+To compare two versions of the portal on a shared (noisy) machine, run them interleaved, e.g. with PYTHONPATH
+pointing at an extracted `git archive` of each `src/`, old, new, old, new, and compare each page with its run's
+baseline row.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ ROLES = ["acdd72a7-3385-48ef-bd42-f606fba81ae7", "b24988ac-6180-42a0-ab88-20f738
 _INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
-async def main(assignments: int, resources: int, runs: int) -> None:
+async def main(assignments: int, resources: int, runs: int, only: str | None = None,
+               profile: str | None = None) -> None:
     data_dir = Path(tempfile.mkdtemp()) / "data"
     settings = Settings(data_dir=data_dir, enable_mock_model=True)
     services = build_services(settings)
@@ -105,6 +111,22 @@ async def main(assignments: int, resources: int, runs: int) -> None:
             "Entra ID users": ("/portal/entra", None),
             "Entra ID service principals": ("/portal/entra?tab=sps", None),
         }
+        if only:
+            pages = {k: v for k, v in pages.items() if only.lower() in k.lower()}
+        if profile:
+            import cProfile
+            import pstats
+
+            for name, (path, headers) in pages.items():
+                await c.get(path, headers=headers)
+                prof = cProfile.Profile()
+                prof.enable()
+                for _ in range(runs):
+                    await c.get(path, headers=headers)
+                prof.disable()
+                print(f"== {name}")
+                pstats.Stats(prof).sort_stats("cumulative").print_stats(profile)
+            return
         print(f"{'page':42} {'median ms':>10} {'max ms':>8} {'bytes':>9}")
         for name, (path, headers) in pages.items():
             times, size = [], 0
@@ -123,5 +145,8 @@ if __name__ == "__main__":
     parser.add_argument("--assignments", type=int, default=1000)
     parser.add_argument("--resources", type=int, default=200)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--only", help="the pages whose name contains this text")
+    parser.add_argument("--profile", metavar="PATTERN",
+                        help="instead of timing, profile each page (cProfile) and print the functions matching PATTERN")
     args = parser.parse_args()
-    asyncio.run(main(args.assignments, args.resources, args.runs))
+    asyncio.run(main(args.assignments, args.resources, args.runs, args.only, args.profile))

@@ -9,7 +9,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -90,6 +90,7 @@ _redeemed: dict[str, tuple[float, str, dict[str, tuple[str, float]]]] = {}
 class Api:
     request: Request
     session: Session
+    memo: dict[Any, Any] = field(default_factory=dict)  # answers kept for this request only (role names)
 
     async def token(self, kind: str) -> str:
         found = self.session.tokens.get(kind)

@@ -21,6 +21,8 @@ from cielo.web.portal.resources import blade
 from cielo.web.portal.web import Portal
 
 AUTHZ = "/providers/Microsoft.Authorization"
+PAGE_SIZE = 50  # role assignments a page shows (Azure's portal pages its list too)
+FEW_IDS = 10  # up to this many principals' names: one getByIds call; more: a listing per principal type
 _BUILTINS: dict[str, dict[str, Any]] = {}
 COMMON_ACTIONS = [
     ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action", True),
@@ -43,12 +45,17 @@ def builtins() -> dict[str, dict[str, Any]]:
 
 
 async def roles(api: Api, scope: str) -> dict[str, dict[str, Any]]:
-    """Every role the user may see at this scope: the built-ins and the custom roles the API lists."""
+    """Every role the user may see at this scope: the built-ins and the custom roles the API lists (asked once a
+    request)."""
+    cached: dict[str, dict[str, Any]] | None = api.memo.get(("roles", scope))
+    if cached is not None:
+        return cached
     custom, _ = await api.try_arm("GET", f"{scope}{AUTHZ}/roleDefinitions", "authorization",
                                   params={"$filter": "type eq 'CustomRole'"})
     out = dict(builtins())
     for item in (custom or {}).get("value", []):
         out[str(item["name"]).lower()] = {**item["properties"], "id": str(item["name"]).lower()}
+    api.memo[("roles", scope)] = out
     return out
 
 
@@ -66,22 +73,45 @@ def allows(permissions: list[dict[str, Any]], action: str) -> bool:
     return False
 
 
-async def names_of(api: Api, ids: set[str]) -> dict[str, dict[str, str]]:
-    """Display name and type of each directory object, by id: one Graph call per thousand."""
+async def names_of(api: Api, ids: set[str] | dict[str, str]) -> dict[str, dict[str, str]]:
+    """Display name and type of each directory object, by id (a dict gives each id's `principalType`).
+
+    A few ids: one `directoryObjects/getByIds` call. More: one listing per principal type among them (users,
+    groups, service principals), kept to the ids asked for, because Cielo's getByIds looks each id up on its own
+    (about 3 ms an id) where a listing is one query; ids of another type still go to one getByIds call."""
+    types = ids if isinstance(ids, dict) else dict.fromkeys(ids, "")
+    wanted = {i.lower(): t for i, t in types.items()}
     found: dict[str, dict[str, str]] = {}
-    wanted = sorted(ids)
-    for start in range(0, len(wanted), 1000):
+    by_id: list[str] = sorted(wanted)
+    if len(wanted) > FEW_IDS:
+        by_id = sorted(i for i, t in wanted.items() if t not in LISTINGS)
+        for path in sorted({LISTINGS[t] for t in wanted.values() if t in LISTINGS}):
+            try:
+                answer = await api.graph("GET", path)
+            except ApiError:
+                continue
+            _note(found, [item for item in answer.get("value", []) if str(item.get("id", "")).lower() in wanted],
+                  path)
+    for start in range(0, len(by_id), 1000):
         try:
-            answer = await api.graph("POST", "/directoryObjects/getByIds", {"ids": wanted[start:start + 1000]})
+            answer = await api.graph("POST", "/directoryObjects/getByIds", {"ids": by_id[start:start + 1000]})
         except ApiError:
             break
-        for item in answer.get("value", []):
-            kind = str(item.get("@odata.type", "")).rsplit(".", 1)[-1]
-            if kind == "servicePrincipal" and item.get("servicePrincipalType") == "ManagedIdentity":
-                kind = "managedIdentity"
-            found[str(item["id"]).lower()] = {"name": str(item.get("displayName") or ""), "kind": kind,
-                                              "detail": str(item.get("userPrincipalName") or item.get("appId") or "")}
+        _note(found, answer.get("value", []))
     return found
+
+
+LISTINGS = {"User": "/users", "Group": "/groups", "ServicePrincipal": "/servicePrincipals"}
+_KIND_OF_LISTING = {"/users": "user", "/groups": "group", "/servicePrincipals": "servicePrincipal"}
+
+
+def _note(found: dict[str, dict[str, str]], items: list[dict[str, Any]], listing: str = "") -> None:
+    for item in items:
+        kind = str(item.get("@odata.type", "")).rsplit(".", 1)[-1] or _KIND_OF_LISTING.get(listing, "")
+        if kind == "servicePrincipal" and item.get("servicePrincipalType") == "ManagedIdentity":
+            kind = "managedIdentity"
+        found[str(item["id"]).lower()] = {"name": str(item.get("displayName") or ""), "kind": kind,
+                                          "detail": str(item.get("userPrincipalName") or item.get("appId") or "")}
 
 
 async def principals(api: Api) -> dict[str, list[dict[str, str]]]:
@@ -113,22 +143,38 @@ async def _assignments(api: Api, scope: str, flt: str | None = None) -> list[dic
     return [a for a in answer.get("value", []) if _above_or_at(a["properties"]["scope"], scope)]
 
 
-async def _rows(api: Api, scope: str, found: list[dict[str, Any]], known: dict[str, dict[str, Any]]
-                ) -> list[dict[str, Any]]:
-    names = await names_of(api, {str(a["properties"]["principalId"]).lower() for a in found})
+def _bare_rows(scope: str, found: list[dict[str, Any]], known: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of these assignments before their principals' names are known, in the list's order: here first,
+    then by role, by principal type and id."""
     rows = []
+    here_scope = scope.rstrip("/").lower()
     for a in found:
         props = a["properties"]
-        role = known.get(role_guid(props["roleDefinitionId"]), {})
-        who = names.get(str(props["principalId"]).lower(), {})
-        here = props["scope"].rstrip("/").lower() == scope.rstrip("/").lower()
-        rows.append({"id": a["id"], "role": role.get("roleName") or role_guid(props["roleDefinitionId"]),
-                     "principal": who.get("name") or props["principalId"], "detail": who.get("detail", ""),
-                     "kind": who.get("kind") or props.get("principalType", ""), "principalId": props["principalId"],
+        guid = role_guid(props["roleDefinitionId"])
+        role = known.get(guid, {})
+        here = props["scope"].rstrip("/").lower() == here_scope
+        rows.append({"id": a["id"], "role": role.get("roleName") or guid, "principal": props["principalId"],
+                     "detail": "", "kind": props.get("principalType", ""), "principalId": props["principalId"],
                      "scope": props["scope"], "here": here,
                      "from": "This resource" if here else _scope_label(props["scope"])})
+    rows.sort(key=lambda r: (not r["here"], r["role"].lower(), r["kind"], r["principalId"].lower()))
+    return rows
+
+
+async def _named(api: Api, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """These rows with their principals' names (looked up for these rows only), each role's rows by name."""
+    names = await names_of(api, {str(r["principalId"]).lower(): r["kind"] for r in rows})
+    for row in rows:
+        who = names.get(str(row["principalId"]).lower(), {})
+        row.update(principal=who.get("name") or row["principalId"], detail=who.get("detail", ""),
+                   kind=who.get("kind") or row["kind"])
     rows.sort(key=lambda r: (not r["here"], r["role"].lower(), r["principal"].lower()))
     return rows
+
+
+async def _rows(api: Api, scope: str, found: list[dict[str, Any]], known: dict[str, dict[str, Any]]
+                ) -> list[dict[str, Any]]:
+    return await _named(api, _bare_rows(scope, found, known))
 
 
 def _scope_label(scope: str) -> str:
@@ -142,9 +188,15 @@ def _scope_label(scope: str) -> str:
     return f"{parts[-1]} (inherited)"
 
 
-async def _may(api: Api, scope: str, action: str) -> bool:
+async def _may(api: Api, scope: str, *actions: str) -> list[bool]:
+    """Whether the user may do each of these actions here: one `…/permissions` call for all of them."""
     answer, error = await api.try_arm("GET", f"{scope}{AUTHZ}/permissions", "authorization")
-    return error is None and allows(list((answer or {}).get("value", [])), action)
+    blocks = list((answer or {}).get("value", []))
+    return [error is None and allows(blocks, action) for action in actions]
+
+
+def _page_number(text: str) -> int:
+    return int(text) if text.isdigit() and 0 < int(text) < 100_000 else 1
 
 
 @blade("iam")
@@ -173,13 +225,27 @@ async def iam(portal: Portal, scope: Scope) -> Response:
         return await role_list(portal, scope)
     if tab == "add":
         return await add_page(portal, scope, error)
-    known = await roles(portal.api, scope.id)
     # atScope(): here and inherited, not the (possibly many) assignments below this scope.
-    rows = await _rows(portal.api, scope.id, await _assignments(portal.api, scope.id, "atScope()"), known)
-    may_add = await _may(portal.api, scope.id, "Microsoft.Authorization/roleAssignments/write")
-    may_remove = await _may(portal.api, scope.id, "Microsoft.Authorization/roleAssignments/delete")
+    found = await _assignments(portal.api, scope.id, "atScope()")
+    known = builtins()
+    if any(role_guid(a["properties"]["roleDefinitionId"]) not in known for a in found):
+        known = await roles(portal.api, scope.id)  # a custom role among them: ask for its name
+    rows = _bare_rows(scope.id, found, known)
+    search = portal.query("q").strip()
+    if search:  # by name too: every principal's name is needed, then the page
+        needle = search.lower()
+        rows = [r for r in await _named(portal.api, rows)
+                if any(needle in str(r[k]).lower() for k in ("principal", "detail", "role", "kind", "principalId"))]
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    number = min(_page_number(portal.query("page", "1")), pages)
+    shown = rows[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
+    if not search:
+        shown = await _named(portal.api, shown)
+    may_add, may_remove = await _may(portal.api, scope.id, "Microsoft.Authorization/roleAssignments/write",
+                                     "Microsoft.Authorization/roleAssignments/delete")
     return portal.render("portal/iam.html", title="Access control (IAM)", subtitle=scope.name or scope.group or "",
-                         scope=scope.id, blade="iam", tab="assignments", rows=rows, may_add=may_add,
+                         scope=scope.id, blade="iam", tab="assignments", rows=shown, total=len(rows), page=number,
+                         pages=pages, first=(number - 1) * PAGE_SIZE + 1, search=search, may_add=may_add,
                          may_remove=may_remove, error=error)
 
 
