@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,7 +80,7 @@ class Settings(BaseSettings):
     metrics_token_sha256: str | None = None
     # Access log: one line per request at info level (`access_log`), `plain` text or `json` lines.
     access_log: bool = True
-    log_format: str = "plain"
+    log_format: Literal["plain", "json"] = "plain"
     # Upstream engines (`upstreams`): seconds to connect (then 504), for the answer to start (a non-streamed
     # answer: all of it; a stream: its first event; then Azure's 408 Timeout), and between two events of a
     # stream (then the stream ends with an error event). See docs/data-plane.md.
@@ -104,6 +105,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def base_url(self) -> str:

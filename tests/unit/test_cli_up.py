@@ -139,7 +139,7 @@ def test_a_second_start_keeps_the_data_directory_and_its_administrator(started: 
 def test_one_worker_serves_tls_on_the_given_sockets(started: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
                                                     log_level: str) -> None:
     """api/server.run with one worker: uvicorn (recorded, not run) gets the data directory's certificate and key,
-    the pre-bound sockets, no access log unless debugging, and no lifespan."""
+    the pre-bound sockets, no access log of its own (Cielo's is the one), and no lifespan."""
     from cielo.settings import Settings
 
     runs: list[tuple[Any, list[socket.socket]]] = []
@@ -159,7 +159,7 @@ def test_one_worker_serves_tls_on_the_given_sockets(started: dict[str, Any], mon
     [(config, sockets)] = runs
     assert sockets == [sock]
     assert (config.ssl_certfile, config.ssl_keyfile) == (str(tls.server_cert), str(tls.server_key))
-    assert (config.access_log, config.lifespan, config.log_level) == (log_level == "debug", "off", log_level)
+    assert (config.access_log, config.lifespan, config.log_level) == (False, "off", log_level)  # Cielo's access log
 
 
 def test_env_prints_the_exports_of_the_last_start(started: dict[str, Any]) -> None:

@@ -209,7 +209,7 @@ def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) 
         ssl_keyfile=str(tls.server_key),
         ssl_version=ssl.PROTOCOL_TLS_SERVER,
         log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
+        access_log=False,  # Cielo writes its own access log (observability/http.py): one line per request
         timeout_keep_alive=30,
         # Idle keep-alive connections must not hold a shutdown up.
         timeout_graceful_shutdown=3,
