@@ -183,3 +183,16 @@ def test_only_one_of_two_workers_starts_a_template_deployment(engine: Engine) ->
     seen = repo.find(fields["deployment_id"])  # type: ignore[arg-type]
     assert seen is not None and seen.record == {"a": [1, 2.5, None]}
     assert repo.mark_interrupted(seen, {"failed": True}, [], 0.2) is True  # float heartbeat compared exactly
+
+
+def test_text_with_a_nul_character_is_stored_marked_and_found_again(engine: Engine) -> None:
+    """PostgreSQL's text cannot hold NUL (SQLite's can): such a value is written, and looked up, with U+FFFD in its
+    place, instead of failing the statement (a 500)."""
+    repo = DirectoryRepo(engine)
+    repo.create_tenant(Tenant("t-nul", "T", "nul.local", 0.0))
+    repo.create_group(Group("g-nul", "t-nul", "a\x00b", "n\x00", "d\x00", 0.0))
+    group = repo.find_group("t-nul", "g-nul")
+    assert group is not None and (group.display_name, group.mail_nickname) == ("a\ufffdb", "n\ufffd")
+    assert repo.find_user("x\x00@nul.local") is None and repo.find_group("t-nul", "a\x00b") == group
+    grants = GrantRepo(engine)
+    assert grants.find_user_code("AB\x00C") is None

@@ -317,4 +317,28 @@ def open_engine(url_or_path: str | Path) -> Engine:
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
     return engine
+
+
+def _nul_free(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def _without_nul(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                 executemany: bool) -> tuple[str, Any]:
+    """PostgreSQL's text cannot hold a NUL character (SQLite's can): a value with one, from a request body, a path
+    or a form, would fail the statement (a 500). It is written, and looked up, with U+FFFD in its place instead (as
+    store/jsontext.py reads lone surrogates): the text is stored visibly marked, and found again by the same value.
+    JSON columns never carry one (json.dumps writes the escape `\\u0000`)."""
+    def clean(params: Any) -> Any:
+        if isinstance(params, dict):
+            return {k: _nul_free(v) for k, v in params.items()}
+        if isinstance(params, list | tuple):
+            return type(params)(_nul_free(v) for v in params)
+        return params
+
+    if executemany:
+        return statement, [clean(p) for p in parameters]
+    return statement, clean(parameters)
