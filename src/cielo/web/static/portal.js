@@ -51,3 +51,17 @@ document.addEventListener("DOMContentLoaded", () => {
     out.dataset.state = "done"; button.disabled = false;
   });
 });
+// A certificate file (data-certificate="textareaId"): PEM as it is, a DER .cer as base64, into the form's field.
+document.addEventListener("change", async (event) => {
+  const input = event.target.closest("[data-certificate]");
+  if (!input || !input.files || !input.files[0]) return;
+  const bytes = new Uint8Array(await input.files[0].arrayBuffer());
+  const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+  let value = text;
+  if (!text.includes("-----BEGIN")) {
+    let binary = ""; bytes.forEach((b) => { binary += String.fromCharCode(b); });
+    value = btoa(binary);
+  }
+  const field = document.getElementById(input.dataset.certificate);
+  if (field) field.value = value;
+});
