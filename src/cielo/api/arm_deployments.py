@@ -26,7 +26,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cielo.api import arm_reads, arm_versions
+from cielo.api import arm_reads, arm_versions, insights
 from cielo.api.arm_context import ArmCall, read_json_body
 from cielo.api.arm_routes import Route
 from cielo.control.templates import jsonc, runner
@@ -194,6 +194,7 @@ class RouteClient:
         self.app = request.app
         self.authorization = request.headers.get("authorization", "")
         self.host = request.headers.get("host", "localhost")
+        self.correlation = insights.correlation_of(request)  # each write it makes is in the activity log with it
 
     async def _call(self, method: str, path: str, api_version: str, body: Any = None) -> tuple[int, dict[str, Any]]:
         from cielo.api import arm  # the table's module imports this one for its rows
@@ -203,7 +204,8 @@ class RouteClient:
                  "query_string": f"api-version={api_version}".encode(), "scheme": "https", "app": self.app,
                  "server": (self.host, 443), "client": ("127.0.0.1", 0), "http_version": "1.1",
                  "headers": [(b"authorization", self.authorization.encode()), (b"host", self.host.encode()),
-                             (b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]}
+                             (b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),
+                             (b"x-ms-correlation-request-id", self.correlation.encode())]}
         sent = False
 
         async def receive() -> dict[str, Any]:
@@ -213,11 +215,15 @@ class RouteClient:
             sent = True
             return {"type": "http.request", "body": raw, "more_body": False}
 
+        request = Request(scope, receive)
         try:
-            answer = await arm.serve(Request(scope, receive))
+            answer = await arm.serve(request)
+            insights.record_deployment_write(request, answer)
         except ArmError as exc:
+            insights.record_deployment_write(request, exc)
             raise ResourceFailure(exc.code, exc.message, exc.status) from exc
         except CieloError as exc:
+            insights.record_deployment_write(request, exc)
             raise ResourceFailure("InternalServerError" if exc.status >= 500 else "BadRequest", exc.message,
                                   exc.status) from exc
         content = bytes(answer.body) if answer.body else b""
@@ -415,7 +421,7 @@ async def put_deployment(call: ArmCall) -> Response:
         raise _active(existing, "edit or replace")
     deployment, hashed, body = await _deployment_of(call)
     rec = Record(deployment_id(call), call.params["deploymentName"], deployment, deployment.mode, body.get("tags"),
-                 hashed, location=deployment.target.location)
+                 hashed, location=deployment.target.location, correlation_id=insights.correlation_of(call.request))
     created_at = time.time()
     if not records.repo.start(**_fields(records, rec, created_at)):  # another worker accepted it meanwhile
         raced = _find(call)

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
+from cielo.api import insights
 from cielo.api.auth import GRAPH_AUDIENCES, bearer_principal
 from cielo.api.graph_protocol import (
     AddPassword,
@@ -95,7 +96,9 @@ async def _reader(request: Request) -> DirectoryCaller:
 
 async def _writer(request: Request) -> DirectoryCaller:
     """A Global Administrator of the tenant: may change the directory."""
-    return _caller(request, request.app.state.directory_service, write=True)
+    caller = _caller(request, request.app.state.directory_service, write=True)
+    insights.note_directory_write(request, caller.tenant.id, caller.object_id)  # the activity log, after the answer
+    return caller
 
 
 Reader = Annotated[DirectoryCaller, Depends(_reader)]
@@ -381,9 +384,12 @@ async def remove_password(app_id: str, caller: Writer, body: Annotated[RemovePas
 
 @router.patch("/applications/{app_id}", status_code=204)
 async def update_application(app_id: str, caller: Writer,
-                             body: Annotated[ApplicationUpdate, _write(ApplicationUpdate)], svc: Directory) -> Response:
+                             body: Annotated[ApplicationUpdate, _write(ApplicationUpdate)], svc: Directory,
+                             request: Request) -> Response:
     """PATCH as az uses it: `keyCredentials` (certificates, base64 DER in `key`), names, URIs and redirect URIs.
     The first new certificate replaces the application's certificates, the others are added to it."""
+    if body.new_certificates:
+        insights.credentials_operation(request)
     svc.update_application(_app(svc, caller, app_id), certificates=body.new_certificates,
                            web_redirect_uris=body.web_redirect_uris,
                            public_client_redirect_uris=body.public_client_redirect_uris, **body.fields())

@@ -32,7 +32,7 @@ from cielo.control.activity import (
     sub_status,
 )
 from cielo.core import arm_ids
-from cielo.errors import AccountLocked, OAuthError
+from cielo.errors import AccountLocked, ArmError, CieloError, OAuthError
 from cielo.observability import metrics as observability
 
 if TYPE_CHECKING:
@@ -132,7 +132,8 @@ def record_write(request: Request, response: Response) -> Response:
     resource_id = call.path.rstrip("/") or "/"
     operation = operation_name(request.method, resource_id, route.action)
     status = response.status_code
-    correlation = response.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4())
+    correlation = (getattr(request.state, "activity_correlation", None)
+                   or response.headers.get("x-ms-correlation-request-id") or correlation_of(request))
     group, provider, resource_type = _describe(resource_id, operation)
     caller = call.ctx.caller
     common: dict[str, Any] = {
@@ -178,6 +179,145 @@ def _describe(resource_id: str, operation: str) -> tuple[str, str, str]:
 def _subscription_of(path: str) -> str | None:
     parts = path.split("/")
     return parts[2] if len(parts) > 2 and parts[1].lower() == "subscriptions" else None
+
+
+# ----------------------------------------------------------------------------- template deployments
+def correlation_of(request: Request) -> str:
+    """The correlation id of a request and of everything it does: the client's `x-ms-correlation-request-id` (short
+    printable ASCII), else a new one, kept for the request (a template deployment's own PUT and every resource write
+    it makes share it, as Azure's activity log shows them)."""
+    found: str | None = getattr(request.state, "activity_correlation", None)
+    if found is None:
+        given = request.headers.get("x-ms-correlation-request-id") or ""
+        found = given if 0 < len(given) <= 100 and given.isascii() and given.isprintable() else str(uuid.uuid4())
+        request.state.activity_correlation = found
+    return found
+
+
+def record_deployment_write(request: Request, outcome: Response | CieloError) -> None:
+    """A template deployment's resource write (or deletion), made through the route table as the deploying caller
+    (api/arm_deployments.py `RouteClient`): recorded as a write of its own, Started and Succeeded/Failed, as if the
+    caller had sent it, with the deployment's correlation id. A refusal raised by the route is recorded too."""
+    if isinstance(outcome, Response):
+        response = outcome
+    elif isinstance(outcome, ArmError):
+        from cielo.api.errors import arm_response
+
+        response = arm_response(outcome, request)
+    else:
+        response = JSONResponse({"error": {"code": "InternalServerError" if outcome.status >= 500 else "BadRequest",
+                                           "message": outcome.message}}, status_code=outcome.status)
+    record_write(request, response)
+
+
+# ----------------------------------------------------------------------------- the directory (Graph)
+# Graph writes by (method, route template): Entra's audit-log activity name, the object type, and Entra's audit
+# category (learn.microsoft.com/entra/identity/monitoring-health/reference-audit-activities).
+_CREDENTIALS = "Update application \u2013 Certificates and secrets management"  # an en dash, as Entra writes it
+DIRECTORY_OPERATIONS: dict[tuple[str, str], tuple[str, str, str]] = {
+    ("POST", "/v1.0/users"): ("Add user", "users", "UserManagement"),
+    ("PATCH", "/v1.0/users/{user_id}"): ("Update user", "users", "UserManagement"),
+    ("DELETE", "/v1.0/users/{user_id}"): ("Delete user", "users", "UserManagement"),
+    ("POST", "/v1.0/groups"): ("Add group", "groups", "GroupManagement"),
+    ("DELETE", "/v1.0/groups/{group_id}"): ("Delete group", "groups", "GroupManagement"),
+    ("POST", "/v1.0/groups/{group_id}/members/$ref"): ("Add member to group", "groups", "GroupManagement"),
+    ("DELETE", "/v1.0/groups/{group_id}/members/{member_id}/$ref"): ("Remove member from group", "groups",
+                                                                      "GroupManagement"),
+    ("POST", "/v1.0/applications"): ("Add application", "applications", "ApplicationManagement"),
+    ("PATCH", "/v1.0/applications/{app_id}"): ("Update application", "applications", "ApplicationManagement"),
+    ("DELETE", "/v1.0/applications/{app_id}"): ("Delete application", "applications", "ApplicationManagement"),
+    ("POST", "/v1.0/applications/{app_id}/addPassword"): (_CREDENTIALS, "applications", "ApplicationManagement"),
+    ("POST", "/v1.0/applications/{app_id}/removePassword"): (_CREDENTIALS, "applications", "ApplicationManagement"),
+    ("POST", "/v1.0/applications/{app_id}/federatedIdentityCredentials"): (_CREDENTIALS, "applications",
+                                                                          "ApplicationManagement"),
+    ("DELETE", "/v1.0/applications/{app_id}/federatedIdentityCredentials/{fic_id}"): (_CREDENTIALS, "applications",
+                                                                                     "ApplicationManagement"),
+    ("POST", "/v1.0/servicePrincipals"): ("Add service principal", "servicePrincipals", "ApplicationManagement"),
+    ("DELETE", "/v1.0/servicePrincipals/{sp_id}"): ("Delete service principal", "servicePrincipals",
+                                                    "ApplicationManagement"),
+}
+# What an answer's body may contribute to an entry (the new object's identity): never a secret (`secretText`).
+_TARGET_FIELDS = ("id", "appId", "displayName", "userPrincipalName", "keyId", "name")
+_MAX_BODY = 64 * 1024
+
+
+def note_directory_write(request: Request, tenant_id: str, object_id: str) -> None:
+    """The Graph `Writer` dependency's hook, once the caller is known to be an administrator: the answer's status
+    (and, for a creation, the new object's id and name) are recorded after the answer, by `Observe`."""
+    activity = activity_of(request)
+    if activity is None:
+        return
+    request.state.caller_oid = object_id
+    started = activity.clock.now()
+
+    def after(status: int, headers: Any, body: bytes) -> None:
+        _directory_event(request, activity, tenant_id, object_id, started, status, body)
+
+    request.state.after_response = after
+
+
+def _graph_claims(request: Request) -> dict[str, Any]:
+    """The caller's token claims, read again from the bearer token (the validator's cache answers)."""
+    from cielo.api.auth import GRAPH_AUDIENCES
+
+    header = request.headers.get("authorization", "")
+    try:
+        principal = request.app.state.validator.validate(
+            header[7:].strip(), (*GRAPH_AUDIENCES, request.app.state.settings.base_url))
+    except Exception:
+        return {}
+    claims: dict[str, Any] = principal.claims
+    return claims
+
+
+def credentials_operation(request: Request) -> None:
+    """An application update that changes its certificates is Entra's credentials activity, not a plain update."""
+    request.state.directory_operation = _CREDENTIALS
+
+
+def _directory_event(request: Request, activity: ActivityLog, tenant_id: str, object_id: str, started: float,
+                     status: int, body: bytes) -> None:
+    route = request.scope.get("route")
+    template = str(getattr(route, "path", ""))
+    known = DIRECTORY_OPERATIONS.get((request.method, template))
+    if known is None:  # a write route not listed here is still recorded, under its method and template
+        known = (f"{request.method} {template or request.url.path}", "directoryObjects", "Other")
+    operation, kind, category = known
+    operation = getattr(request.state, "directory_operation", None) or operation
+    params = request.path_params
+    target_id = str(params.get("user_id") or params.get("group_id") or params.get("app_id") or params.get("sp_id")
+                    or "")
+    target: dict[str, str] = {}
+    if status < 400 and body and len(body) <= _MAX_BODY:
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict):
+            target = {k: str(answer[k])[:256] for k in _TARGET_FIELDS if isinstance(answer.get(k), str | bool)}
+    if not target_id and request.method == "POST" and "id" in target and template.count("/") == 2:
+        target_id = target["id"]  # a creation: the new object
+    for name in ("member_id", "fic_id"):
+        if params.get(name):
+            target[name.replace("_id", "Id")] = str(params[name])[:64]
+    resource_id = f"/tenants/{tenant_id}/{kind}" + (f"/{target_id}" if target_id else "")
+    ok = status < 400
+    now = max(activity.clock.now(), started)
+    correlation = (request.headers.get("client-request-id") or "")[:100] or str(uuid.uuid4())
+    all_claims = _graph_claims(request)
+    claims = _claims(all_claims)
+    upn = str(all_claims.get("upn") or all_claims.get("unique_name") or object_id)
+    detail = {"authorization": {"action": operation, "scope": f"/tenants/{tenant_id}"}, "claims": claims,
+              "httpRequest": {"clientRequestId": correlation, "clientIpAddress": _client_ip(request),
+                              "method": request.method},
+              "eventName": ["EndRequest", "End request"], "operationId": correlation, "submitted": now,
+              "resourceProviderName": "Microsoft.Graph", "resourceType": f"Microsoft.Graph/{kind}",
+              "callerObjectId": object_id, "subStatus": sub_status(status),
+              "properties": {"statusCode": sub_status(status)[0], "loggedByService": "Core Directory",
+                             "auditCategory": category, "targetResource": target_id, **target}}
+    activity.record([ActivityRow(str(uuid.uuid4()), tenant_id, None, now, "Administrative",
+                                 "Informational" if ok else "Error", operation, "Succeeded" if ok else "Failed",
+                                 upn[:256], correlation, resource_id, "", "Microsoft.Graph", detail)])
 
 
 # ----------------------------------------------------------------------------- the token endpoint

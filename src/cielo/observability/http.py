@@ -6,6 +6,9 @@ the ARM route table's pattern (the dispatcher notes it in the request state), or
 are matched ahead of FastAPI, the path with its account, deployment and response ids replaced. The access log
 names the path without its query string (codes and tokens travel there) and never a header's value except the
 request id the answer carries.
+
+A request whose handler left `after_response` in its state (a directory write, api/insights.py) has it called with
+the answer's status, headers and body once the answer is sent: what the activity log records of it.
 """
 
 from __future__ import annotations
@@ -51,12 +54,14 @@ class Observe:
             return
         start = time.perf_counter()
         state = scope.setdefault("state", {})  # shared with the request (Request.state) even if a copy goes on
-        answer: list[Any] = [500, None]
+        answer: list[Any] = [500, None, None]
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 answer[0] = message["status"]
                 answer[1] = message.get("headers")
+            elif "after_response" in state:  # a write the activity log records from its answer (rare)
+                answer[2] = (answer[2] or b"") + message.get("body", b"")
             await send(message)
 
         try:
@@ -75,6 +80,12 @@ class Observe:
             method: str = scope.get("method", "")
             status: int = answer[0]
             self.metrics.observe_request(surface.value, route or "unmatched", method, status, seconds)
+            after = state.get("after_response")
+            if after is not None:  # the activity log's hook (api/insights.py): a list append, never a failure
+                try:
+                    after(status, answer[1], answer[2] or b"")
+                except Exception:
+                    logging.getLogger("cielo.activity").exception("activity log: an event could not be recorded")
             if self.access and access_log.isEnabledFor(logging.INFO):
                 request_id = ""
                 for name, value in answer[1] or ():
