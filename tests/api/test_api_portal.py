@@ -108,6 +108,23 @@ async def test_sign_out_clears_the_session(world: World) -> None:
         assert again.status_code == 303
 
 
+async def test_sign_out_drops_the_workers_copy_of_the_refreshed_tokens(world: World,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from cielo.web.portal import client
+
+    async with portal_client(world) as browser:
+        await sign_in(browser)
+        before = set(client._redeemed)
+        monkeypatch.setattr(client, "_EARLY_S", 10**9)  # every access token due: the page refreshes them
+        entra = await browser.get("/portal/entra")  # a Graph token: the refresh token redeemed, rotated
+        assert entra.status_code == 200
+        mine = set(client._redeemed) - before
+        assert mine
+        out = await browser.post("/portal/signout", data={"csrf_token": csrf_of(entra)})
+        assert out.status_code == 303
+        assert not mine & set(client._redeemed)
+
+
 @pytest.mark.parametrize("path", ["/portal/resource/subscriptions/x/overview/extra/bits", "/portal/resource/x"])
 async def test_unknown_portal_pages_are_404_pages(world: World, path: str) -> None:
     async with portal_client(world) as browser:

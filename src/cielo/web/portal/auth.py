@@ -24,7 +24,7 @@ from cielo.core.resources import PORTAL_CLIENT_ID, PORTAL_REDIRECT_PATH
 from cielo.http.forms import read_form
 from cielo.web import csrf
 from cielo.web.portal import session as sessions
-from cielo.web.portal.client import RESOURCES, ApiError, token_request
+from cielo.web.portal.client import RESOURCES, ApiError, forget, token_request
 from cielo.web.portal.web import local_path, router, templates, with_headers
 
 _SCOPE = f"{RESOURCES['arm'].rstrip('/')}/.default openid profile offline_access"
@@ -102,6 +102,9 @@ async def signout(request: Request) -> Response:
     form = await read_form(request, 16 * 1024)
     if not csrf.valid(request, form):
         return _problem(request, "This form has expired", "Reload the page and try again.")
+    session = sessions.load(request)
+    if session is not None:
+        forget(session.refresh_token)
     response = RedirectResponse("/portal/signedout", status_code=303)
     sessions.clear(request, response)
     return with_headers(response)

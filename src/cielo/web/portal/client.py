@@ -86,6 +86,15 @@ _locks: dict[str, asyncio.Lock] = {}
 _redeemed: dict[str, tuple[float, str, dict[str, tuple[str, float]]]] = {}
 
 
+def forget(refresh_token: str) -> None:
+    """Drop this worker's copy of a session's refreshed tokens (at sign-out). Cielo has no route that revokes a
+    refresh token (docs/portal.md), so the token itself stays valid until it expires."""
+    key = hashlib.sha256(refresh_token.encode()).hexdigest()
+    for stale in [k for k, v in _redeemed.items() if k == key or v[1] == refresh_token]:
+        _redeemed.pop(stale, None)
+        _locks.pop(stale, None)
+
+
 @dataclass
 class Api:
     request: Request
