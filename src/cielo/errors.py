@@ -307,6 +307,14 @@ class InvalidTag(BadRequest):
     code = "InvalidTag"
 
 
+class StorageAccountAlreadyTaken(Conflict):
+    """409: a storage account name another account holds; the name is its endpoints' host name, one per Cielo as one
+    per Azure (Storage's StorageAccountAlreadyTaken, learn.microsoft.com/azure/storage/common/storage-account-create
+    and the storage REST spec's checkNameAvailability reasons)."""
+
+    code = "StorageAccountAlreadyTaken"
+
+
 class InvalidSkuName(BadRequest):
     """A SKU the resource type does not offer (Cognitive Services' InvalidSkuName, as its error bodies show;
     learn.microsoft.com/azure/ai-services/openai/how-to/create-resource)."""

@@ -139,7 +139,8 @@ async def test_providers_list_what_the_route_table_serves(client: httpx.AsyncCli
     assert compute == {"virtualMachines", "virtualMachineScaleSets"}
     identity_types = {t["resourceType"] for t in providers["Microsoft.ManagedIdentity"]["resourceTypes"]}
     assert identity_types == {"userAssignedIdentities"}
-    assert {"sites"} == {t["resourceType"] for t in providers["Microsoft.Web"]["resourceTypes"]}
+    assert {"sites", "serverfarms"} == {t["resourceType"] for t in providers["Microsoft.Web"]["resourceTypes"]}
+    assert {"storageAccounts"} == {t["resourceType"] for t in providers["Microsoft.Storage"]["resourceTypes"]}
     resources = {t["resourceType"] for t in providers["Microsoft.Resources"]["resourceTypes"]}
     assert {"resourceGroups", "deployments", "locations", "providers", "resources"} <= resources
     assert {"roleAssignments", "roleDefinitions"} <= {

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from cielo.api import arm_compute, arm_deployments, arm_provider_operations, arm_reads, insights
+from cielo.api import arm_compute, arm_deployments, arm_provider_operations, arm_reads, arm_web, insights
 from cielo.api.arm_context import (
     ArmCall,
     arm_context,
@@ -413,6 +413,8 @@ ROUTES: list[Route[ArmCall, Response]] = [
     # VMs, scale sets, web apps and user-assigned identities (docs/managed-identities.md).
     *arm_compute.routes(RG, _SUB),
     *arm_deployments.routes(RG, _SUB),
+    # App Service plans, storage accounts, and what az's `functionapp create` reads (docs/resource-manager.md).
+    *arm_web.routes(SUB, RG, _SUB),
 ]
 
 # The 404s, most specific first: what each part of the path space answers for a path no route serves.
@@ -425,6 +427,7 @@ UNSERVED: list[Unserved[ArmCall]] = [
              prepare=_SUB),
     Unserved(f"{RG}/providers/Microsoft.CognitiveServices/{{resourceType}}/{{rest*}}",
              _not_served("The resource type '{resourceType}' is not served by this Cielo."), prepare=_SUB),
+    *arm_web.unserved(SUB, RG, _SUB),
     *arm_compute.unserved(RG, _SUB),
     Unserved(f"{SUB}/{{rest*}}", _not_served("The resource path '{path}' is not served by this Cielo."),
              prepare=_SUB),

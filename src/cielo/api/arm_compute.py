@@ -11,12 +11,15 @@ functionapp).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
 from cielo.api.arm_context import ArmCall, read_json_body
 from cielo.api.arm_routes import Route, Unserved
 from cielo.control.identities import SITE_TYPE, UAMI_TYPE, VM_TYPE, VMSS_TYPE, compute_json
+from cielo.control.site_config import SiteConfigService, split_site_body
+from cielo.control.storage import PLAN_TYPE
 from cielo.core.arm_ids import ResourceId
 from cielo.errors import InvalidResourceType
 
@@ -52,6 +55,16 @@ def resource_scope(call: ArmCall) -> str:
     return resource_id(call).id
 
 
+def _site_config(call: ArmCall) -> SiteConfigService:
+    return SiteConfigService(call.request.app.state.resource_service)
+
+
+def _json(call: ArmCall, resource: Any) -> dict[str, Any]:
+    """A resource's ARM representation; a site's with its App Service properties (control/site_config.py)."""
+    out = compute_json(resource)
+    return _site_config(call).render(out, resource) if resource.type == SITE_TYPE else out
+
+
 async def list_typed(call: ArmCall) -> Response:
     type_ = _type_of(call)
     assert call.group is not None
@@ -59,7 +72,7 @@ async def list_typed(call: ArmCall) -> Response:
              if call.ctx.allowed(f"{type_}/read", r.id)]
     if not items:
         call.ctx.require(f"{type_}/read", call.group.id)
-    return JSONResponse({"value": [compute_json(r) for r in items]})
+    return JSONResponse({"value": [_json(call, r) for r in items]})
 
 
 async def list_typed_in_subscription(call: ArmCall) -> Response:
@@ -70,18 +83,35 @@ async def list_typed_in_subscription(call: ArmCall) -> Response:
              for r in call.manager.list_typed(call.sub.id, g.name, type_) if call.ctx.allowed(f"{type_}/read", r.id)]
     if not items:
         call.ctx.require(f"{type_}/read", f"/subscriptions/{call.sub.id}")
-    return JSONResponse({"value": [compute_json(r) for r in items]})
+    return JSONResponse({"value": [_json(call, r) for r in items]})
 
 
 async def get_typed(call: ArmCall) -> Response:
-    return JSONResponse(compute_json(call.manager.typed(resource_id(call), _type_of(call))))
+    return JSONResponse(_json(call, call.manager.typed(resource_id(call), _type_of(call))))
 
 
 async def put_typed(call: ArmCall) -> Response:
+    """A site's App Service properties (`siteConfig`, `serverFarmId`, …) are checked first (a plan it names must
+    exist and be readable by the caller), the site stored, then they are kept under it."""
     body = await read_json_body(call.request)
-    resource, created = call.manager.put_typed(resource_id(call), _type_of(call), body, call.ctx.caller, call.guard,
+    type_, plan = _type_of(call), None
+    changes: dict[str, Any] = {}
+    if type_ == SITE_TYPE:
+        body, changes = split_site_body(body)
+        plan = _site_config(call).check(resource_id(call), changes)
+        if plan is not None:
+            call.ctx.require(f"{PLAN_TYPE}/read", plan.id)
+    resource, created = call.manager.put_typed(resource_id(call), type_, body, call.ctx.caller, call.guard,
                                                patch=call.request.method == "PATCH")
-    return JSONResponse(compute_json(resource), status_code=201 if created else 200)
+    if type_ == SITE_TYPE:
+        _site_config(call).apply(resource, changes, plan)
+        created = False  # Microsoft.Web answers a site's create 200 (its spec: 200, 202; az takes no 201)
+    return JSONResponse(_json(call, resource), status_code=201 if created else 200)
+
+
+async def list_app_settings(call: ArmCall) -> Response:
+    """`POST …/sites/{name}/config/appsettings/list` (az's `functionapp config appsettings list`)."""
+    return JSONResponse(_site_config(call).app_settings(call.manager.typed(resource_id(call), SITE_TYPE)))
 
 
 async def delete_typed(call: ArmCall) -> Response:
@@ -124,6 +154,9 @@ def routes(rg: str, in_subscription: Prepare) -> list[Route[ArmCall, Response]]:
                 Route("POST", f"{item}/revokeHostCredentials", revoke_host_credentials, f"{type_}/write",
                       resource_scope, prepare=prepare, other_methods_unserved=True),
             ]
+    site = f"{rg}/providers/{{namespace:Microsoft.Web}}/{{resourceType:sites}}/{{resourceName}}"
+    out.append(Route("POST", f"{site}/config/appsettings/list", list_app_settings,
+                     f"{SITE_TYPE}/config/list/action", resource_scope, prepare=prepare, other_methods_unserved=True))
     return out
 
 

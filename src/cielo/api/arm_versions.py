@@ -43,6 +43,22 @@ MANAGED_IDENTITY = _versions("""
     2021-09-30-preview 2018-11-30 2015-08-31-preview
 """)
 
+# Microsoft.Web (specification/web/…/Microsoft.Web/{stable,preview}): geoRegions, functionAppStacks, serverfarms.
+# azure-cli 2.91 sends 2025-05-01 (its azure-mgmt-web).
+WEB = _versions("""
+    2025-05-01 2025-03-01 2024-11-01 2024-04-01 2023-12-01 2023-01-01 2022-09-01 2022-03-01 2021-03-01 2021-02-01
+    2021-01-15 2021-01-01 2020-12-01 2020-10-01 2020-09-01 2020-06-01 2019-08-01 2018-11-01 2018-02-01 2016-09-01
+    2016-08-01 2016-03-01 2015-08-01
+""")
+
+# Microsoft.Storage (specification/storage/…/Microsoft.Storage/{stable,preview}): storage accounts.
+STORAGE = _versions("""
+    2025-08-01 2025-06-01 2025-01-01 2024-01-01 2023-05-01 2023-04-01 2023-01-01 2022-09-01 2022-05-01 2021-09-01
+    2021-08-01 2021-06-01 2021-04-01 2021-02-01 2021-01-01 2020-08-01-preview 2019-06-01 2019-04-01 2018-11-01
+    2018-07-01 2018-03-01-preview 2018-02-01 2017-10-01 2017-06-01 2016-12-01 2016-05-01 2016-01-01 2015-06-15
+    2015-05-01-preview
+""")
+
 
 def newest_first(versions: frozenset[str]) -> list[str]:
     """Dates newest first, a preview after the stable version of the same date (as ARM lists them)."""

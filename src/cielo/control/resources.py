@@ -116,6 +116,13 @@ class ResourceService:
         return self.repo.list_resources(subscription_id=subscription_id, resource_group=resource_group, type_=type_,
                                         parent_key=parent_key)
 
+    def seal(self, secret: str) -> str:
+        """A secret of another resource type (a storage account's key) as the store keeps it."""
+        return self._sealer.seal(secret)
+
+    def unseal(self, sealed: str) -> str:
+        return self._sealer.open(sealed)
+
     # ----------------------------------------------------------------- resource groups
     def get_group(self, subscription: str, name: str) -> Resource:
         found = self.repo.get(ResourceId(subscription, name).key)
