@@ -148,7 +148,7 @@ def test_the_fetcher_refuses_plain_http_and_refetches_after_ten_minutes(issuer: 
         fetcher.keys("http://issuer.example")
     now = [5000.0]
     monkeypatch.setattr("cielo.identity.federation.time.monotonic", lambda: now[0])
-    assert [k["kid"] for k in fetcher.keys(issuer.url + "/")] == ["k1"]
+    assert [k.key_id for k in fetcher.keys(issuer.url + "/")] == ["k1"]
     now[0] += 599
     fetcher.keys(issuer.url + "/")
     assert issuer.fetched.count("/keys") == 1

@@ -95,7 +95,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     own_issuers = [issuer_v2(settings.base_url, t.id) for t in repo.list_tenants()] + [
         issuer_v1(settings.base_url, t.id) for t in repo.list_tenants()
     ]
-    clients = ClientAuthenticator(view, keys, JwksFetcher(settings.tls_dir / "bundle.pem"), own_issuers)
+    clients = ClientAuthenticator(view, keys, JwksFetcher(settings.tls_dir / "bundle.pem"), own_issuers,
+                                  skew_s=settings.clock_skew_s)
     signin = SignInGuard(shared.signin_failures(settings) if shared is not None else SignInFailureRepo(engine),
                          settings, clock)
     ctx = GrantContext(settings, view, grants, minter, clients, clock, signin)

@@ -1,4 +1,4 @@
-"""Parsing and verification of JWT client assertions (RFC 7523) as Entra ID accepts them.
+"""JWT client assertions (RFC 7523) as Entra ID accepts them, verified with PyJWT.
 
 Two kinds of assertion reach the token endpoint as ``client_assertion``:
 
@@ -7,22 +7,30 @@ Two kinds of assertion reach the token endpoint as ``client_assertion``:
   (SHA-1) or ``x5t#S256`` (SHA-256) header (RFC 7515 sections 4.1.7/4.1.8).  ``iss`` and ``sub`` are
   the client id and ``aud`` the token endpoint URL;
 * federated credentials (workload identity federation): a JWT from an external OIDC issuer (GitHub
-  Actions, Kubernetes, another Cielo tenant), verified against that issuer's JWKS (RFC 7517).
+  Actions, Kubernetes, another Cielo tenant), verified against that issuer's JWKS (RFC 7517), whose
+  keys come to this module as PyJWT ``PyJWK`` objects (identity/federation.py fetches them).
 
-The parser is deliberately tolerant of what real clients send and strict about everything else:
+This module parses the compact serialization strictly (:func:`parse_jwt`: bounded length, ASCII,
+base64url with or without padding, JSON objects without duplicate members, no ``crit``), picks the key
+(the registered certificate by thumbprint, or the issuer's JWK by ``kid``), and hands verification to
+``jwt.decode``: the signature with an explicit allow-list of algorithms that fit the key (RS/PS/ES with
+SHA-256/384/512; ``none`` and the HMAC algorithms never, RFC 8725 sections 3.1/3.2), ``exp`` required,
+``exp``/``nbf``/``iat`` with the configured clock skew as leeway against the system clock, ``aud`` among the
+token endpoints, ``iss``/``sub`` equal to the client id (certificates) or to the federated credential's
+issuer and subject.  Cielo's own access tokens take the measured hot path in identity/jwt.py instead.
+
+What real clients send, all accepted:
 
 * MSAL (sync azure-identity ``CertificateCredential``) sends RS256 with a *padded* base64url ``x5t``,
   unpadded segments and float ``exp``/``iat``; with ``send_certificate_chain`` also ``x5c``.
   MSAL reuses one assertion (same ``jti``) for up to 9 minutes across token requests, and Entra accepts
   that, so ``jti`` is not checked for replay;
 * azure.identity.aio ``CertificateCredential`` sends PS256 with a padded ``x5t#S256`` and base64url
-  segments *with* ``=`` padding (the signature covers the padded text), integer ``nbf``/``exp`` and a
-  30-minute lifetime.
+  segments *with* ``=`` padding (the signature covers the padded text, as PyJWT checks it), integer
+  ``nbf``/``exp`` and a 30-minute lifetime.
 
-Segments may therefore be padded or not; the signature is always checked over the segments exactly as
-received (RFC 7515 section 5.2).  ``alg: none`` and the HMAC algorithms are rejected (RFC 8725
-section 3.1/3.2): a client assertion is verified with a public key only.  Error messages never contain
-the token.
+PS256/384/512 signatures must use a salt as long as the hash (RFC 7518 section 3.5), as PyJWT,
+azure-identity and MSAL (through PyJWT) produce them.  Error messages never contain the token.
 """
 
 from __future__ import annotations
@@ -32,41 +40,47 @@ import binascii
 import json
 import math
 import re
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import jwt
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.exceptions import InvalidSubjectError
 
 from cielo.core import ids
 
 __all__ = [
+    "ALGORITHMS",
     "DEFAULT_MAX_LENGTH",
     "DEFAULT_SKEW",
     "MAX_CERTIFICATE_ASSERTION_LIFETIME",
     "InvalidAssertion",
     "ParsedJwt",
     "b64url_decode",
-    "check_audience",
-    "check_time_claims",
-    "jwk_to_public_key",
     "parse_jwt",
     "select_certificate",
     "select_jwk",
     "verify_certificate_assertion",
     "verify_federated_assertion",
-    "verify_signature",
 ]
 
 DEFAULT_MAX_LENGTH: Final = 16384
+# Clock difference tolerated both ways on exp, nbf and iat (PyJWT's leeway) unless the caller passes the
+# configured one (CIELO_CLOCK_SKEW_S, the same default as for Cielo's own tokens).
 DEFAULT_SKEW: Final = 300.0
 # Entra documents no hard limit; azure-identity's async credential uses 30 minutes, MSAL 10 minutes.
 MAX_CERTIFICATE_ASSERTION_LIFETIME: Final = 24 * 3600.0
 MIN_RSA_KEY_SIZE: Final = 2048
+
+_RSA_ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+_EC_ALGORITHMS: Final = ("ES256", "ES384", "ES512")
+# RFC 7518 section 3.1.  HS* and "none" are intentionally absent.
+ALGORITHMS: Final = _RSA_ALGORITHMS + _EC_ALGORITHMS
+_REQUIRED: Final = ["exp", "iss", "sub", "aud"]
 
 _B64URL_RE: Final = re.compile(r"[A-Za-z0-9_-]*")
 _MESSAGE_VALUE_LIMIT: Final = 120
@@ -76,9 +90,8 @@ class InvalidAssertion(Exception):
     """An assertion was rejected.
 
     ``reason`` is a short machine code: ``malformed``, ``bad_signature``, ``expired``, ``not_yet_valid``,
-    ``wrong_audience``, ``unknown_key``, ``invalid_key``, ``weak_key``, ``unsupported_alg``,
-    ``wrong_issuer`` or ``lifetime_too_long``.  ``message`` is human readable and never
-    contains the token.
+    ``wrong_audience``, ``unknown_key``, ``weak_key``, ``unsupported_alg``, ``wrong_issuer`` or
+    ``lifetime_too_long``.  ``message`` is human readable and never contains the token.
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -92,44 +105,14 @@ class InvalidAssertion(Exception):
 
 @dataclass(frozen=True)
 class ParsedJwt:
-    """A JWS compact serialization split into its parts (RFC 7515 section 7.1); not yet verified."""
+    """A JWS compact serialization's header and claims (RFC 7515 section 7.1); not verified."""
 
     header: dict[str, Any]
     claims: dict[str, Any]
-    signing_input: bytes
-    signature: bytes
-
-
-@dataclass(frozen=True)
-class _Alg:
-    family: str  # "RS", "PS" or "ES"
-    hash_cls: type[hashes.SHA256] | type[hashes.SHA384] | type[hashes.SHA512]
-    curve: type[ec.EllipticCurve] | None = None
-
-
-# RFC 7518 section 3.1.  HS* and "none" are intentionally absent.
-_ALGORITHMS: Final[dict[str, _Alg]] = {
-    "RS256": _Alg("RS", hashes.SHA256),
-    "RS384": _Alg("RS", hashes.SHA384),
-    "RS512": _Alg("RS", hashes.SHA512),
-    "PS256": _Alg("PS", hashes.SHA256),
-    "PS384": _Alg("PS", hashes.SHA384),
-    "PS512": _Alg("PS", hashes.SHA512),
-    "ES256": _Alg("ES", hashes.SHA256, ec.SECP256R1),
-    "ES384": _Alg("ES", hashes.SHA384, ec.SECP384R1),
-    "ES512": _Alg("ES", hashes.SHA512, ec.SECP521R1),
-}
-
-# RFC 7518 section 6.2.1.1.
-_JWK_CURVES: Final[dict[str, type[ec.EllipticCurve]]] = {
-    "P-256": ec.SECP256R1,
-    "P-384": ec.SECP384R1,
-    "P-521": ec.SECP521R1,
-}
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Parsing
+# Parsing (before any key is chosen; verification is PyJWT's)
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -155,9 +138,10 @@ def parse_jwt(token: str, max_length: int = DEFAULT_MAX_LENGTH) -> ParsedJwt:
     """Split a JWS compact serialization and decode its header and claims (RFC 7515 section 5.2).
 
     Raises ``InvalidAssertion('malformed')`` when the token is not a string, longer than ``max_length``,
-    not ASCII, not exactly three segments, not base64url, not JSON, when header or claims are not JSON
-    objects or contain duplicate member names (RFC 7515 section 4), or when the header carries ``crit``
-    (RFC 7515 section 4.1.11: no extensions are understood here).
+    not ASCII, not exactly three segments, not base64url (the signature segment too), not JSON, when
+    header or claims are not JSON objects or contain duplicate member names (RFC 7515 section 4), or
+    when the header carries ``crit`` (RFC 7515 section 4.1.11: no extensions are understood here).
+    Nothing is verified: the claims only say which key to verify with.
     """
     if not isinstance(token, str):
         raise InvalidAssertion("malformed", "assertion is not a string")
@@ -172,10 +156,8 @@ def parse_jwt(token: str, max_length: int = DEFAULT_MAX_LENGTH) -> ParsedJwt:
     if "crit" in header:
         raise InvalidAssertion("malformed", "unsupported critical header parameters")
     claims = _decode_json_object(parts[1], "claims")
-    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
-    return ParsedJwt(
-        header=header, claims=claims, signing_input=signing_input, signature=b64url_decode(parts[2])
-    )
+    b64url_decode(parts[2])
+    return ParsedJwt(header=header, claims=claims)
 
 
 def _decode_json_object(segment: str, what: str) -> dict[str, Any]:
@@ -201,94 +183,8 @@ def _no_constant(name: str) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Signatures and keys
+# Choosing the key
 # ---------------------------------------------------------------------------------------------------------
-
-
-def verify_signature(parsed: ParsedJwt, public_key: Any) -> None:
-    """Verify the JWS signature with ``public_key`` (RFC 7515 section 5.2, RFC 7518 section 3).
-
-    Supports RS256/384/512 (PKCS#1 v1.5), PS256/384/512 (PSS with MGF1 using the same hash; any salt
-    length is accepted because the RFC's salt = digest length is what azure-identity uses while older
-    PyJWT, and so older MSAL, used the maximum salt length) and ES256/384/512 (raw ``r || s``, converted
-    to DER).  ``none`` and HS* are ``unsupported_alg``; a key that does not fit the algorithm or a wrong
-    signature is ``bad_signature``; RSA keys under 2048 bits are ``weak_key``.
-    """
-    alg = _algorithm(parsed.header)
-    try:
-        if alg.family == "ES":
-            _verify_ecdsa(parsed, public_key, alg)
-        else:
-            _verify_rsa(parsed, public_key, alg)
-    except InvalidSignature as exc:
-        raise InvalidAssertion("bad_signature", "signature verification failed") from exc
-
-
-def _algorithm(header: Mapping[str, Any]) -> _Alg:
-    name = header.get("alg")
-    alg = _ALGORITHMS.get(name) if isinstance(name, str) else None
-    if alg is None:
-        shown = _shorten(name) if isinstance(name, str) else type(name).__name__
-        raise InvalidAssertion("unsupported_alg", f"JWS algorithm {shown} is not accepted")
-    return alg
-
-
-def _verify_rsa(parsed: ParsedJwt, public_key: Any, alg: _Alg) -> None:
-    if not isinstance(public_key, rsa.RSAPublicKey):
-        raise InvalidAssertion("bad_signature", "the signing key is not an RSA key")
-    if public_key.key_size < MIN_RSA_KEY_SIZE:
-        raise InvalidAssertion("weak_key", f"RSA keys must have at least {MIN_RSA_KEY_SIZE} bits")
-    hash_alg = alg.hash_cls()
-    pad: padding.AsymmetricPadding
-    if alg.family == "PS":
-        pad = padding.PSS(mgf=padding.MGF1(hash_alg), salt_length=padding.PSS.AUTO)
-    else:
-        pad = padding.PKCS1v15()
-    public_key.verify(parsed.signature, parsed.signing_input, pad, hash_alg)
-
-
-def _verify_ecdsa(parsed: ParsedJwt, public_key: Any, alg: _Alg) -> None:
-    if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
-        public_key.curve, alg.curve or ()
-    ):
-        raise InvalidAssertion("bad_signature", "the signing key is not on the algorithm's curve")
-    size = (public_key.curve.key_size + 7) // 8
-    if len(parsed.signature) != 2 * size:
-        raise InvalidAssertion("bad_signature", "ECDSA signature has the wrong length")
-    r = int.from_bytes(parsed.signature[:size], "big")
-    s = int.from_bytes(parsed.signature[size:], "big")
-    public_key.verify(encode_dss_signature(r, s), parsed.signing_input, ec.ECDSA(alg.hash_cls()))
-
-
-def jwk_to_public_key(jwk: Mapping[str, Any]) -> Any:
-    """Build a public key from an RSA (``n``, ``e``) or EC (``crv``, ``x``, ``y``) JWK (RFC 7518 section 6).
-
-    Raises ``InvalidAssertion('invalid_key')`` for other key types or malformed members.
-    """
-    kty = jwk.get("kty")
-    try:
-        if kty == "RSA":
-            return rsa.RSAPublicNumbers(_b64url_int(jwk, "e"), _b64url_int(jwk, "n")).public_key()
-        if kty == "EC":
-            crv = jwk.get("crv")
-            curve = _JWK_CURVES.get(crv) if isinstance(crv, str) else None
-            if curve is None:
-                raise InvalidAssertion("invalid_key", "unsupported EC curve in JWK")
-            numbers = ec.EllipticCurvePublicNumbers(_b64url_int(jwk, "x"), _b64url_int(jwk, "y"), curve())
-            return numbers.public_key()
-    except (ValueError, TypeError) as exc:
-        raise InvalidAssertion("invalid_key", "JWK does not describe a valid public key") from exc
-    raise InvalidAssertion("invalid_key", "unsupported JWK key type")
-
-
-def _b64url_int(jwk: Mapping[str, Any], member: str) -> int:
-    value = jwk.get(member)
-    if not isinstance(value, str) or not value:
-        raise InvalidAssertion("invalid_key", f"JWK member {member!r} is missing")
-    try:
-        return int.from_bytes(b64url_decode(value), "big")
-    except InvalidAssertion as exc:
-        raise InvalidAssertion("invalid_key", f"JWK member {member!r} is not base64url") from exc
 
 
 def select_certificate(parsed: ParsedJwt, certificates: Sequence[x509.Certificate]) -> x509.Certificate:
@@ -346,87 +242,21 @@ def _x5c_leaf(header: Mapping[str, Any]) -> bytes | None:
         return None
 
 
-def select_jwk(parsed: ParsedJwt, jwks: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """Pick the JWK for the assertion (RFC 7515 section 4.1.4, RFC 7517 section 4).
+def select_jwk(parsed: ParsedJwt, keys: Sequence[jwt.PyJWK]) -> jwt.PyJWK:
+    """Pick the issuer's key for the assertion (RFC 7515 section 4.1.4, RFC 7517 section 4).
 
     With a ``kid`` header the key with that ``kid`` is used; without one, the key set must hold exactly
-    one usable key.  Keys whose ``use`` is not ``sig`` or whose ``alg`` differs from the header's are
-    ignored.  Raises ``unknown_key``.
+    one usable key.  Keys whose ``use`` is not ``sig``, or whose algorithm (the JWK's ``alg``, else
+    PyJWT's default for its type: RS256 for RSA, ES256/384/512 by curve) is not the header's, are
+    ignored: PyJWT verifies a JWK with its own algorithm only.  Raises ``unknown_key``.
     """
     alg = parsed.header.get("alg")
-    usable = [jwk for jwk in jwks if jwk.get("use", "sig") == "sig" and jwk.get("alg", alg) == alg]
+    usable = [key for key in keys if key.public_key_use in (None, "sig") and key.algorithm_name == alg]
     kid = parsed.header.get("kid")
-    if kid is not None:
-        matches = [jwk for jwk in usable if jwk.get("kid") == kid]
-    else:
-        matches = usable if len(usable) == 1 else []
+    matches = [key for key in usable if kid is None or key.key_id == kid]
     if len(matches) != 1:
         raise InvalidAssertion("unknown_key", "no key in the issuer's JWKS matches the assertion")
     return matches[0]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Claims
-# ---------------------------------------------------------------------------------------------------------
-
-
-def check_time_claims(
-    claims: Mapping[str, Any], now: float, skew: float = DEFAULT_SKEW, max_lifetime: float | None = None
-) -> None:
-    """Check ``exp`` (required), ``nbf`` and ``iat`` (optional) against ``now`` (RFC 7519 section 4.1.4-6).
-
-    Integer and float NumericDates are accepted (MSAL sends floats).  ``skew`` seconds of clock
-    difference are tolerated both ways.  ``expired`` when ``now > exp + skew``; ``not_yet_valid`` when
-    ``nbf`` or ``iat`` lies more than ``skew`` in the future; ``lifetime_too_long`` when ``max_lifetime``
-    is set and ``exp`` minus ``nbf`` (else ``iat``, else ``now``) exceeds it.
-    """
-    exp = _numeric_date(claims, "exp")
-    if exp is None:
-        raise InvalidAssertion("malformed", "assertion has no exp claim")
-    nbf = _numeric_date(claims, "nbf")
-    iat = _numeric_date(claims, "iat")
-    if now > exp + skew:
-        raise InvalidAssertion("expired", "assertion has expired")
-    for name, value in (("nbf", nbf), ("iat", iat)):
-        if value is not None and value > now + skew:
-            raise InvalidAssertion("not_yet_valid", f"assertion {name} is in the future")
-    if max_lifetime is not None:
-        start = next((value for value in (nbf, iat) if value is not None), now)
-        if exp - start > max_lifetime:
-            raise InvalidAssertion(
-                "lifetime_too_long", f"assertion lifetime exceeds {max_lifetime:g} seconds"
-            )
-
-
-def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidAssertion("malformed", f"{name} claim is not a NumericDate")
-    return float(value)
-
-
-def check_audience(claims: Mapping[str, Any], accepted: Collection[str]) -> None:
-    """Require an ``aud`` value (string or array, RFC 7519 section 4.1.3) among ``accepted``.
-
-    Values are compared exactly, except that one trailing ``/`` on either side is ignored (clients
-    differ on ``.../oauth2/v2.0/token`` vs ``.../token/``).  Raises ``wrong_audience``.
-    """
-    aud = claims.get("aud")
-    values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    normalized = {_strip_slash(value) for value in accepted}
-    if not any(isinstance(value, str) and _strip_slash(value) in normalized for value in values):
-        raise InvalidAssertion("wrong_audience", f"assertion audience {_shorten(aud)} is not accepted")
-
-
-def _strip_slash(value: str) -> str:
-    return value[:-1] if value.endswith("/") else value
-
-
-def _check_issuer_subject(claims: Mapping[str, Any], client_id: str) -> None:
-    if claims.get("iss") != client_id or claims.get("sub") != client_id:
-        raise InvalidAssertion("wrong_issuer", "assertion iss and sub must both be the client id")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -440,52 +270,165 @@ def verify_certificate_assertion(
     client_id: str,
     audiences: Collection[str],
     certificates: Sequence[x509.Certificate],
-    now: float,
+    skew: float = DEFAULT_SKEW,
 ) -> dict[str, Any]:
     """Verify a certificate client assertion (RFC 7523 section 3; Entra "certificate credentials").
 
     The certificate is chosen by ``x5t``/``x5t#S256`` among ``certificates`` (the application's
-    registered keys), the signature verified with its public key, ``iss`` and ``sub`` must equal
-    ``client_id``, ``aud`` must be one of ``audiences`` (the token endpoint URLs), the time claims must
-    hold with a lifetime of at most 24 hours.  ``jti`` is not checked for replay: MSAL reuses one
-    assertion for minutes and Entra accepts that.  Returns the claims.
+    registered keys); PyJWT verifies the signature with its public key, ``iss`` and ``sub`` equal to
+    ``client_id``, ``aud`` one of ``audiences`` (the token endpoint URLs) and the time claims (``skew``
+    seconds of leeway); the
+    lifetime may be at most 24 hours.  ``jti`` is not checked for replay: MSAL reuses one assertion for
+    minutes and Entra accepts that.  Returns the claims.
     """
     parsed = parse_jwt(assertion)
     certificate = select_certificate(parsed, certificates)
-    verify_signature(parsed, certificate.public_key())
-    claims = parsed.claims
-    _check_issuer_subject(claims, client_id)
-    check_audience(claims, audiences)
-    check_time_claims(claims, now, max_lifetime=MAX_CERTIFICATE_ASSERTION_LIFETIME)
+    public_key = certificate.public_key()
+    claims = _decode(assertion, parsed, public_key, _algorithms_for(public_key), audiences=audiences,
+                     issuer=client_id, subject=client_id, skew=skew)
+    _check_lifetime(claims, MAX_CERTIFICATE_ASSERTION_LIFETIME)
     return claims
 
 
 def verify_federated_assertion(
     assertion: str,
     *,
-    jwks: Sequence[Mapping[str, Any]],
+    keys: Sequence[jwt.PyJWK],
     issuer: str,
+    subject: str,
     audiences: Collection[str],
-    now: float,
+    skew: float = DEFAULT_SKEW,
 ) -> dict[str, Any]:
     """Verify an external identity provider's token for workload identity federation.
 
-    The key is chosen from the issuer's ``jwks`` by ``kid`` (see :func:`select_jwk`), the signature is
-    verified, ``iss`` must equal ``issuer`` exactly (Entra compares the federated credential's issuer
-    verbatim), ``aud`` must be one of ``audiences`` (usually ``api://AzureADTokenExchange``) and the
-    time claims must hold.  Returns the claims; the caller matches ``sub`` against the federated
-    credential.
+    An algorithm outside :data:`ALGORITHMS` is refused before any key is looked at.  The key is chosen
+    from the issuer's ``keys`` by ``kid`` (see :func:`select_jwk`); PyJWT verifies
+    the signature with it, ``iss`` equal to ``issuer`` exactly (Entra compares the federated
+    credential's issuer verbatim), ``sub`` equal to the credential's ``subject``, ``aud`` one of
+    ``audiences`` (usually ``api://AzureADTokenExchange``) and the time claims (``skew`` seconds of
+    leeway).  Returns the claims.
     """
     parsed = parse_jwt(assertion)
-    verify_signature(parsed, jwk_to_public_key(select_jwk(parsed, jwks)))
-    claims = parsed.claims
-    if claims.get("iss") != issuer:
-        raise InvalidAssertion(
-            "wrong_issuer", f"assertion issuer {_shorten(claims.get('iss'))} is not accepted"
+    _check_algorithm(parsed)
+    key = select_jwk(parsed, keys)
+    return _decode(assertion, parsed, key, ALGORITHMS, audiences=audiences, issuer=issuer, subject=subject,
+                   skew=skew)
+
+
+def _check_algorithm(parsed: ParsedJwt) -> str:
+    """The header's ``alg`` if it is in :data:`ALGORITHMS` (PyJWT checks it again), else ``unsupported_alg``."""
+    alg = parsed.header.get("alg")
+    if not isinstance(alg, str) or alg not in ALGORITHMS:
+        shown = _shorten(alg) if isinstance(alg, str) else type(alg).__name__
+        raise InvalidAssertion("unsupported_alg", f"JWS algorithm {shown} is not accepted")
+    return alg
+
+
+def _algorithms_for(public_key: Any) -> Sequence[str]:
+    """The allowed algorithms that fit the key: never one the token's header picks on its own."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return _RSA_ALGORITHMS
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return _EC_ALGORITHMS
+    return ()
+
+
+def _decode(
+    assertion: str,
+    parsed: ParsedJwt,
+    key: Any,
+    algorithms: Sequence[str],
+    *,
+    audiences: Collection[str],
+    issuer: str,
+    subject: str,
+    skew: float,
+) -> dict[str, Any]:
+    """``jwt.decode`` with everything explicit; PyJWT's errors become :class:`InvalidAssertion`."""
+    alg = _check_algorithm(parsed)
+    if not algorithms:
+        raise InvalidAssertion("bad_signature", "the signing key's type is not accepted")
+    public_key = key.key if isinstance(key, jwt.PyJWK) else key
+    if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < MIN_RSA_KEY_SIZE:
+        raise InvalidAssertion("weak_key", f"RSA keys must have at least {MIN_RSA_KEY_SIZE} bits")
+    _check_numeric_dates(parsed.claims)
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            assertion,
+            key,
+            algorithms=list(algorithms),
+            audience=_audience_variants(audiences),
+            issuer=issuer,
+            subject=subject,
+            leeway=skew,
+            options={"require": _REQUIRED, "verify_jti": False},
         )
-    check_audience(claims, audiences)
-    check_time_claims(claims, now)
+    except jwt.InvalidAlgorithmError as exc:  # allowed, but not for this key
+        raise InvalidAssertion("bad_signature", f"JWS algorithm {alg} does not fit the signing key") from exc
+    except (jwt.InvalidSignatureError, jwt.InvalidKeyError) as exc:
+        raise InvalidAssertion("bad_signature", "signature verification failed") from exc
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidAssertion("expired", "assertion has expired") from exc
+    except jwt.ImmatureSignatureError as exc:
+        which = "iat" if "(iat)" in str(exc) else "nbf"
+        raise InvalidAssertion("not_yet_valid", f"assertion {which} is in the future") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise _missing(exc.claim, parsed.claims) from exc
+    except jwt.InvalidAudienceError as exc:
+        raise _wrong_audience(parsed.claims) from exc
+    except (jwt.InvalidIssuerError, InvalidSubjectError) as exc:
+        raise _wrong_issuer(parsed.claims, issuer, subject) from exc
+    except jwt.PyJWTError as exc:
+        raise InvalidAssertion("malformed", "assertion could not be decoded") from exc
     return claims
+
+
+def _missing(claim: str, claims: Mapping[str, Any]) -> InvalidAssertion:
+    if claim == "aud":
+        return _wrong_audience(claims)
+    if claim in ("iss", "sub"):
+        return InvalidAssertion("wrong_issuer", f"assertion has no {claim} claim")
+    return InvalidAssertion("malformed", f"assertion has no {claim} claim")
+
+
+def _wrong_audience(claims: Mapping[str, Any]) -> InvalidAssertion:
+    return InvalidAssertion("wrong_audience", f"assertion audience {_shorten(claims.get('aud'))} is not accepted")
+
+
+def _wrong_issuer(claims: Mapping[str, Any], issuer: str, subject: str) -> InvalidAssertion:
+    if issuer == subject:  # a certificate assertion: both are the client id
+        return InvalidAssertion("wrong_issuer", "assertion iss and sub must both be the client id")
+    if claims.get("iss") != issuer:
+        return InvalidAssertion("wrong_issuer", f"assertion issuer {_shorten(claims.get('iss'))} is not accepted")
+    return InvalidAssertion("wrong_issuer", f"assertion subject {_shorten(claims.get('sub'))} is not accepted")
+
+
+def _audience_variants(accepted: Collection[str]) -> list[str]:
+    """The accepted ``aud`` values with and without one trailing ``/`` (clients differ on
+    ``.../oauth2/v2.0/token`` vs ``.../token/``); PyJWT then compares exactly."""
+    variants: set[str] = set()
+    for value in accepted:
+        variants.add(value)
+        variants.add(value[:-1] if value.endswith("/") else value + "/")
+    return sorted(variants)
+
+
+def _check_numeric_dates(claims: Mapping[str, Any]) -> None:
+    """``exp``, ``nbf`` and ``iat`` are JSON numbers when present (RFC 7519 section 2, NumericDate):
+    PyJWT would take ``"1000"`` or ``true`` through ``int()``.  Floats are fine (MSAL sends them)."""
+    for name in ("exp", "nbf", "iat"):
+        value = claims.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidAssertion("malformed", f"{name} claim is not a NumericDate")
+
+
+def _check_lifetime(claims: Mapping[str, Any], max_lifetime: float) -> None:
+    """``exp`` minus ``nbf`` (else ``iat``, else now) at most ``max_lifetime`` (Cielo's bound; PyJWT has none)."""
+    start = next((float(claims[name]) for name in ("nbf", "iat") if claims.get(name) is not None), time.time())
+    if float(claims["exp"]) - start > max_lifetime:
+        raise InvalidAssertion("lifetime_too_long", f"assertion lifetime exceeds {max_lifetime:g} seconds")
 
 
 def _shorten(value: Any) -> str:

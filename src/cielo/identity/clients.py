@@ -8,10 +8,11 @@ first-party Azure CLI, or apps marked public) must present none of these.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from jwt import PyJWK, PyJWKSet
 
 from cielo.core.resources import FIRST_PARTY_PUBLIC_CLIENTS
 from cielo.errors import InvalidClient, InvalidRequest, UnauthorizedClient
@@ -41,8 +42,10 @@ class ClientAuthenticator:
         keys: KeyRing,
         jwks: JwksFetcher,
         own_issuers: Collection[str],
+        skew_s: float = assertions.DEFAULT_SKEW,
     ) -> None:
         self._directory = directory
+        self._skew = skew_s
         self._keys = keys
         self._jwks = jwks
         self._own_issuers = {i.rstrip("/") for i in own_issuers}
@@ -118,6 +121,7 @@ class ClientAuthenticator:
     def _check_assertion(
         self, app: Application, assertion: str, audiences: Collection[str], now: float
     ) -> None:
+        """Blocking (a federated issuer's keys may be fetched): the token endpoint runs it on a worker thread."""
         try:
             parsed = assertions.parse_jwt(assertion)
         except assertions.InvalidAssertion as exc:
@@ -128,25 +132,19 @@ class ClientAuthenticator:
                 certs = [
                     x509.load_der_x509_certificate(k.cert_der)
                     for k in app.keys
-                    if k.start - 300 <= now <= k.end
+                    if k.start - self._skew <= now <= k.end
                 ]
+                # No jti replay check: MSAL reuses one assertion for about nine minutes across requests
+                # (its AutoRefresher), and Entra accepts that.
                 assertions.verify_certificate_assertion(
-                    assertion,
-                    client_id=app.app_id,
-                    audiences=audiences,
-                    certificates=certs,
-                    # No jti replay check: MSAL reuses one assertion for about nine minutes across
-                    # requests (its AutoRefresher), and Entra accepts that.
-                    now=now,
+                    assertion, client_id=app.app_id, audiences=audiences, certificates=certs, skew=self._skew
                 )
                 return
-            self._check_federated(app, parsed, assertion, now)
+            self._check_federated(app, parsed, assertion)
         except assertions.InvalidAssertion as exc:
             raise _assertion_error(app, exc) from exc
 
-    def _check_federated(
-        self, app: Application, parsed: assertions.ParsedJwt, assertion: str, now: float
-    ) -> None:
+    def _check_federated(self, app: Application, parsed: assertions.ParsedJwt, assertion: str) -> None:
         issuer = str(parsed.claims.get("iss", ""))
         subject = str(parsed.claims.get("sub", ""))
         matches = [f for f in app.federated if f.issuer == issuer and f.subject == subject]
@@ -157,13 +155,14 @@ class ClientAuthenticator:
                 aadsts=70021,
             )
         audiences = {a for f in matches for a in f.audiences}
+        keys: Sequence[PyJWK]
         if issuer.rstrip("/") in self._own_issuers:
-            keys = self._keys.jwks()["keys"]
+            keys = PyJWKSet.from_dict(self._keys.jwks()).keys
         else:
             try:
                 keys = self._jwks.keys(issuer)
                 kid = parsed.header.get("kid")
-                if kid and all(k.get("kid") != kid for k in keys):
+                if kid and all(k.key_id != kid for k in keys):
                     keys = self._jwks.keys(issuer, refresh=True)
             except FederationError as exc:
                 raise InvalidClient(
@@ -171,7 +170,7 @@ class ClientAuthenticator:
                     aadsts=700211,
                 ) from exc
         assertions.verify_federated_assertion(
-            assertion, jwks=keys, issuer=issuer, audiences=audiences, now=now
+            assertion, keys=keys, issuer=issuer, subject=subject, audiences=audiences, skew=self._skew
         )
 
 

@@ -4,6 +4,9 @@
 * azure-identity's ``AadClientBase._get_client_certificate_assertion`` (what azure.identity.aio uses);
 * both credentials end to end against a local HTTPS token endpoint trusted through Cielo's bundle;
 * hand-built tokens for the hostile cases (wrong key, tampering, ``alg: none``, HS256, ...).
+
+Verification is PyJWT's (``jwt.decode`` with explicit algorithms, audience, issuer, subject and leeway);
+these tests hold it to the reasons and the behaviour Cielo had with its own verifier.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -36,18 +40,14 @@ from cryptography.x509.oid import NameOID
 from msal.oauth2cli.assertion import JwtAssertionCreator  # type: ignore[import-untyped]
 
 from cielo.identity.assertions import (
+    DEFAULT_SKEW,
     InvalidAssertion,
-    ParsedJwt,
     b64url_decode,
-    check_audience,
-    check_time_claims,
-    jwk_to_public_key,
     parse_jwt,
     select_certificate,
     select_jwk,
     verify_certificate_assertion,
     verify_federated_assertion,
-    verify_signature,
 )
 from cielo.identity.pki import cert_thumbprints, ensure_tls
 
@@ -74,8 +74,8 @@ class ClientCert:
         return self.cert.fingerprint(hashes.SHA256()).hex()
 
 
-def _make_client_cert(common_name: str) -> ClientCert:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def _make_client_cert(common_name: str, key_size: int = 2048) -> ClientCert:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
@@ -92,6 +92,21 @@ def _make_client_cert(common_name: str) -> ClientCert:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return ClientCert(key, cert, key_pem.decode(), key_pem + cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _self_signed(key: Any, common_name: str) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +177,6 @@ def verify_client(token: str | bytes, client: ClientCert, **kwargs: Any) -> dict
         "client_id": CLIENT_ID,
         "audiences": [TOKEN_URL],
         "certificates": [client.cert],
-        "now": time.time(),
     }
     options.update(kwargs)
     return verify_certificate_assertion(text, **options)
@@ -230,12 +244,16 @@ def test_hand_built_padded_ps256_with_x5t_s256(client: ClientCert) -> None:
     verify_client(token, client)
 
 
-def test_pss_with_maximum_salt_length_is_accepted(client: ClientCert) -> None:
+def test_pss_with_maximum_salt_length_is_refused(client: ClientCert) -> None:
+    """RFC 7518 section 3.5: the salt is as long as the hash (PyJWT, azure-identity and MSAL sign so);
+    a maximum-length salt (OpenSSL's default) is not a PS256 signature."""
     header = {"alg": "PS256", "x5t": cert_thumbprints(client.cert)[0]}
     signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(client_claims()).encode())}"
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH)
     signature = client.key.sign(signing_input.encode(), pss, hashes.SHA256())
-    verify_client(f"{signing_input}.{_b64(signature)}", client)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(f"{signing_input}.{_b64(signature)}", client)
+    assert reason_of(excinfo) == "bad_signature"
 
 
 def test_unpadded_thumbprints_from_cert_thumbprints_match(client: ClientCert) -> None:
@@ -489,23 +507,79 @@ def test_hs256_with_public_key_as_secret(client: ClientCert) -> None:
     assert reason_of(excinfo) == "unsupported_alg"
 
 
-def test_rs256_header_with_ec_key_is_bad_signature() -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    token = make_token({"alg": "ES256"}, client_claims(), key)
-    parsed = parse_jwt(token)
-    verify_signature(parsed, key.public_key())
-    wrong_alg = ParsedJwt({"alg": "RS256"}, parsed.claims, parsed.signing_input, parsed.signature)
+def test_hs256_with_a_public_key_that_is_not_pem(client: ClientCert) -> None:
+    """The other classic confusion: the DER of the certificate as the HMAC secret."""
+    secret = client.cert.public_bytes(serialization.Encoding.DER)
+    token = make_token(x5t_header(client.cert, "HS256"), client_claims(), secret)
     with pytest.raises(InvalidAssertion) as excinfo:
-        verify_signature(wrong_alg, key.public_key())
+        verify_client(token, client)
+    assert reason_of(excinfo) == "unsupported_alg"
+
+
+@pytest.mark.parametrize("alg", ["HS384", "HS512", "EdDSA", "RS1", "", "NONE"])
+def test_algorithms_outside_the_allow_list(client: ClientCert, alg: str) -> None:
+    header = {"alg": alg, "x5t": cert_thumbprints(client.cert)[0]}
+    signing_input = f"{_segment(header)}.{_segment(client_claims())}"
+    signature = client.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(f"{signing_input}.{_b64(signature)}", client)
+    assert reason_of(excinfo) == "unsupported_alg"
+
+
+def test_missing_alg(client: ClientCert) -> None:
+    token = make_token(x5t_header(client.cert), client_claims(), client.key)
+    header = _segment({"x5t": cert_thumbprints(client.cert)[0]})
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(header + token[token.index("."):], client)
+    assert reason_of(excinfo) == "unsupported_alg"
+
+
+def test_ec_certificate_es256_and_an_rs256_header() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _self_signed(key, "ec-client")
+    header = {"alg": "ES256", "x5t": cert_thumbprints(cert)[0]}
+    options: dict[str, Any] = {"client_id": CLIENT_ID, "audiences": [TOKEN_URL], "certificates": [cert]}
+    assert verify_certificate_assertion(make_token(header, client_claims(), key), **options)["sub"] == CLIENT_ID
+    # An allowed algorithm that does not fit the registered key: never verified with it.
+    token = make_token(header, client_claims(), key)
+    forged = _segment(dict(header, alg="RS256")) + token[token.index("."):]
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_certificate_assertion(forged, **options)
+    assert reason_of(excinfo) == "bad_signature"
+    # ES384 names the wrong curve for a P-256 key.
+    forged = _segment(dict(header, alg="ES384")) + token[token.index("."):]
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_certificate_assertion(forged, **options)
     assert reason_of(excinfo) == "bad_signature"
 
 
 def test_small_rsa_key_is_weak() -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    token = make_token({"alg": "RS256"}, client_claims(), key)
+    small = _make_client_cert("small", key_size=1024)
+    token = make_token(x5t_header(small.cert), client_claims(), small.key)
     with pytest.raises(InvalidAssertion) as excinfo:
-        verify_signature(parse_jwt(token), key.public_key())
+        verify_client(token, small)
     assert reason_of(excinfo) == "weak_key"
+
+
+def test_wrong_thumbprints(client: ClientCert) -> None:
+    """Well-formed x5t / x5t#S256 values that name no registered certificate."""
+    for header in (
+        {"alg": "RS256", "x5t": _b64(b"\x00" * 20)},
+        {"alg": "PS256", "x5t#S256": _b64(b"\x00" * 32)},
+        {"alg": "RS256", "x5t": _b64(client.cert.fingerprint(hashes.SHA256())[:20])},
+    ):
+        token = make_token(header, client_claims(), client.key)
+        with pytest.raises(InvalidAssertion) as excinfo:
+            verify_client(token, client)
+        assert reason_of(excinfo) == "unknown_key"
+
+
+def test_x5t_matching_an_expired_certificate_left_out(client: ClientCert, attacker: ClientCert) -> None:
+    """The caller passes only the certificates valid now; an x5t naming another one is unknown_key."""
+    token = make_token(x5t_header(client.cert), client_claims(), client.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client, certificates=[attacker.cert])
+    assert reason_of(excinfo) == "unknown_key"
 
 
 def _segment(value: Any) -> str:
@@ -584,47 +658,102 @@ def test_malformed_thumbprint(client: ClientCert) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Time and audience helpers
+# Time and audience claims (PyJWT with DEFAULT_SKEW of leeway against the system clock)
 # --------------------------------------------------------------------------------------------------------
 
 
+def _now() -> int:
+    return int(time.time())
+
+
 @pytest.mark.parametrize(
-    ("claims", "reason"),
+    ("overrides", "reason"),
     [
-        ({}, "malformed"),
-        ({"exp": "1000"}, "malformed"),
+        ({"exp": None}, "malformed"),
+        ({"exp": "2000000000"}, "malformed"),
         ({"exp": True}, "malformed"),
-        ({"exp": 1000, "nbf": "x"}, "malformed"),
-        ({"exp": 699.0}, "expired"),
-        ({"exp": 2000, "nbf": 1301}, "not_yet_valid"),
-        ({"exp": 2000, "iat": 1301}, "not_yet_valid"),
+        ({"nbf": "x"}, "malformed"),
+        ({"iat": [1]}, "malformed"),
+        ({"exp": "past"}, "expired"),
+        ({"nbf": "future"}, "not_yet_valid"),
+        ({"iat": "future", "nbf": None}, "not_yet_valid"),
     ],
 )
-def test_time_claims_rejections(claims: dict[str, Any], reason: str) -> None:
+def test_time_claims_rejections(client: ClientCert, overrides: dict[str, Any], reason: str) -> None:
+    moments = {"past": _now() - DEFAULT_SKEW - 60, "future": _now() + DEFAULT_SKEW + 60}
+    claims = client_claims()
+    for name, value in overrides.items():
+        claims[name] = moments.get(value, value) if isinstance(value, str) else value
+    claims = {name: value for name, value in claims.items() if value is not None}
+    token = make_token(x5t_header(client.cert), claims, client.key)
     with pytest.raises(InvalidAssertion) as excinfo:
-        check_time_claims(claims, now=1000.0)
+        verify_client(token, client)
     assert reason_of(excinfo) == reason
 
 
-def test_time_claims_tolerate_skew() -> None:
-    check_time_claims({"exp": 700, "nbf": 1300, "iat": 1300.5 - 0.5}, now=1000.0)
-    check_time_claims({"exp": 1000.5}, now=1000.0, skew=0)
-    check_time_claims({"exp": 1600, "iat": 1000}, now=1000.0, max_lifetime=600)
+def test_an_infinite_exp_is_malformed(client: ClientCert) -> None:
+    """JSON's 1e400 parses as an infinite float: not a NumericDate (and never handed to int())."""
+    text = json.dumps(client_claims(exp=None))[:-1] + ', "exp": 1e400}'
+    signing_input = f"{_segment(x5t_header(client.cert))}.{_b64(text.encode())}"
+    signature = client.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
     with pytest.raises(InvalidAssertion) as excinfo:
-        check_time_claims({"exp": 1601, "iat": 1000}, now=1000.0, max_lifetime=600)
+        verify_client(f"{signing_input}.{_b64(signature)}", client)
+    assert reason_of(excinfo) == "malformed"
+
+
+def test_missing_exp_is_refused(client: ClientCert) -> None:
+    token = make_token(x5t_header(client.cert), client_claims(exp=None), client.key)
+    assert "exp" not in parse_jwt(token).claims
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "malformed" and "exp" in excinfo.value.message
+
+
+def test_future_nbf_alone_is_refused(client: ClientCert) -> None:
+    claims = client_claims(nbf=_now() + 3600, iat=_now())
+    claims["exp"] = claims["nbf"] + 600
+    token = make_token(x5t_header(client.cert), claims, client.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "not_yet_valid" and "nbf" in excinfo.value.message
+
+
+def test_time_claims_tolerate_skew(client: ClientCert) -> None:
+    inside = DEFAULT_SKEW - 60
+    for claims in (
+        client_claims(now=_now() - 600 - inside),  # expired `inside` seconds ago
+        client_claims(now=_now() + inside),  # nbf and iat `inside` seconds ahead
+        client_claims(exp=_now() + 60.5, iat=time.time(), nbf=None),  # floats, as MSAL sends them
+    ):
+        verify_client(make_token(x5t_header(client.cert), claims, client.key), client)
+
+
+def test_lifetime_of_a_day_is_the_bound(client: ClientCert) -> None:
+    claims = client_claims(nbf=None)
+    claims["exp"] = claims["iat"] + 86400
+    verify_client(make_token(x5t_header(client.cert), claims, client.key), client)
+    claims["exp"] += 1
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(make_token(x5t_header(client.cert), claims, client.key), client)
     assert reason_of(excinfo) == "lifetime_too_long"
 
 
-def test_check_audience() -> None:
-    check_audience({"aud": "https://a/token/"}, ["https://a/token"])
-    check_audience({"aud": "https://a/token"}, ["https://a/token/"])
-    check_audience({"aud": ["x", "https://a/token"]}, ["https://a/token"])
-    rejected: list[dict[str, Any]] = [{}, {"aud": None}, {"aud": 5}, {"aud": []}, {"aud": [1]}]
-    rejected.append({"aud": "https://a/token//"})
-    for claims in rejected:
+def test_audience(client: ClientCert) -> None:
+    def check(aud: Any, accepted: str) -> None:
+        token = make_token(x5t_header(client.cert), client_claims(aud=aud), client.key)
+        verify_client(token, client, audiences=[accepted])
+
+    check("https://a/token/", "https://a/token")
+    check("https://a/token", "https://a/token/")
+    check(["x", "https://a/token"], "https://a/token")
+    for aud in ([], 5, [1], ["x", 1], "https://a/token//", "https://a/TOKEN", "https://a/tok"):
         with pytest.raises(InvalidAssertion) as excinfo:
-            check_audience(claims, ["https://a/token"])
+            check(aud, "https://a/token")
         assert reason_of(excinfo) == "wrong_audience"
+    token = make_token(x5t_header(client.cert), client_claims(aud=None), client.key)
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_client(token, client)
+    assert reason_of(excinfo) == "wrong_audience"
 
 
 def test_b64url_decode_padding() -> None:
@@ -638,8 +767,10 @@ def test_b64url_decode_padding() -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Federated assertions
+# Federated assertions (keys as PyJWT PyJWKs, as identity/federation.py hands them over)
 # --------------------------------------------------------------------------------------------------------
+
+SUBJECT = "system:serviceaccount:default:workload"
 
 
 @dataclass(frozen=True)
@@ -647,6 +778,9 @@ class Issuer:
     rsa_keys: dict[str, rsa.RSAPrivateKey]
     ec_key: ec.EllipticCurvePrivateKey
     jwks: list[dict[str, Any]]
+
+    def keys(self, jwks: list[dict[str, Any]] | None = None) -> list[jwt.PyJWK]:
+        return jwt.PyJWKSet.from_dict({"keys": self.jwks if jwks is None else jwks}).keys
 
 
 def _public_jwk(key: Any, kid: str | None) -> dict[str, Any]:
@@ -673,80 +807,104 @@ def federated_claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": ISSUER,
-        "sub": "system:serviceaccount:default:workload",
+        "sub": SUBJECT,
         "aud": [EXCHANGE_AUDIENCE],
         "iat": now,
         "nbf": now,
         "exp": now + 3600,
     }
     claims.update(overrides)
-    return claims
+    return {name: value for name, value in claims.items() if value is not None}
 
 
-def verify_federated(token: str, jwks: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-    options: dict[str, Any] = {"issuer": ISSUER, "audiences": [EXCHANGE_AUDIENCE], "now": time.time()}
+def verify_federated(token: str, keys: list[jwt.PyJWK], **kwargs: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {"issuer": ISSUER, "subject": SUBJECT, "audiences": [EXCHANGE_AUDIENCE]}
     options.update(kwargs)
-    return verify_federated_assertion(token, jwks=jwks, **options)
+    return verify_federated_assertion(token, keys=keys, **options)
+
+
+def federated_reason(token: str, keys: list[jwt.PyJWK], **kwargs: Any) -> str:
+    with pytest.raises(InvalidAssertion) as excinfo:
+        verify_federated(token, keys, **kwargs)
+    return reason_of(excinfo)
 
 
 @pytest.mark.parametrize("kid", ["key-1", "key-2"])
 def test_federated_rs256_selects_key_by_kid(issuer: Issuer, kid: str) -> None:
     token = jwt.encode(federated_claims(), issuer.rsa_keys[kid], algorithm="RS256", headers={"kid": kid})
-    assert verify_federated(token, issuer.jwks)["sub"] == "system:serviceaccount:default:workload"
+    assert verify_federated(token, issuer.keys())["sub"] == SUBJECT
 
 
 def test_federated_es256(issuer: Issuer) -> None:
     token = jwt.encode(federated_claims(), issuer.ec_key, algorithm="ES256", headers={"kid": "ec-1"})
-    verify_federated(token, issuer.jwks)
+    verify_federated(token, issuer.keys())
 
 
 def test_federated_kid_pointing_at_other_key(issuer: Issuer) -> None:
     token = jwt.encode(
         federated_claims(), issuer.rsa_keys["key-1"], algorithm="RS256", headers={"kid": "key-2"}
     )
-    with pytest.raises(InvalidAssertion) as excinfo:
-        verify_federated(token, issuer.jwks)
-    assert reason_of(excinfo) == "bad_signature"
+    assert federated_reason(token, issuer.keys()) == "bad_signature"
 
 
 def test_federated_unknown_kid(issuer: Issuer) -> None:
     token = jwt.encode(
         federated_claims(), issuer.rsa_keys["key-1"], algorithm="RS256", headers={"kid": "nope"}
     )
-    with pytest.raises(InvalidAssertion) as excinfo:
-        verify_federated(token, issuer.jwks)
-    assert reason_of(excinfo) == "unknown_key"
+    assert federated_reason(token, issuer.keys()) == "unknown_key"
 
 
 def test_federated_without_kid_needs_a_single_key(issuer: Issuer) -> None:
     token = jwt.encode(federated_claims(), issuer.rsa_keys["key-1"], algorithm="RS256")
     assert "kid" not in jwt.get_unverified_header(token)
-    verify_federated(token, [issuer.jwks[0]])
-    with pytest.raises(InvalidAssertion) as excinfo:
-        verify_federated(token, issuer.jwks)
-    assert reason_of(excinfo) == "unknown_key"
+    verify_federated(token, issuer.keys([issuer.jwks[0]]))
+    assert federated_reason(token, issuer.keys(issuer.jwks[:2])) == "unknown_key"
 
 
 def test_federated_wrong_issuer(issuer: Issuer) -> None:
-    for wrong in ("https://evil.test/", ISSUER.rstrip("/"), None):
+    for wrong in ("https://evil.test/", ISSUER.rstrip("/"), None, 5):
         claims = federated_claims(iss=wrong)
         token = make_token({"alg": "RS256", "kid": "key-1"}, claims, issuer.rsa_keys["key-1"])
-        with pytest.raises(InvalidAssertion) as excinfo:
-            verify_federated(token, issuer.jwks)
-        assert reason_of(excinfo) == "wrong_issuer"
+        assert federated_reason(token, issuer.keys()) == "wrong_issuer"
 
 
-def test_federated_wrong_audience_and_expired(issuer: Issuer) -> None:
+def test_federated_wrong_or_missing_subject(issuer: Issuer) -> None:
+    for wrong in ("system:serviceaccount:default:other", None, 5):
+        claims = federated_claims(sub=wrong)
+        token = make_token({"alg": "RS256", "kid": "key-1"}, claims, issuer.rsa_keys["key-1"])
+        assert federated_reason(token, issuer.keys()) == "wrong_issuer"
+
+
+def test_federated_wrong_audience_expired_and_not_yet_valid(issuer: Issuer) -> None:
     key = issuer.rsa_keys["key-1"]
+    now = int(time.time())
     cases = {
         "wrong_audience": federated_claims(aud="api://other"),
-        "expired": federated_claims(exp=int(time.time()) - 3600),
+        "expired": federated_claims(exp=now - 3600),
+        "not_yet_valid": federated_claims(nbf=now + 3600, exp=now + 7200),
+        "malformed": federated_claims(exp=None),
     }
     for reason, claims in cases.items():
         token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "key-1"})
-        with pytest.raises(InvalidAssertion) as excinfo:
-            verify_federated(token, issuer.jwks)
-        assert reason_of(excinfo) == reason
+        assert federated_reason(token, issuer.keys()) == reason
+
+
+def test_federated_alg_none_and_hmac_are_refused(issuer: Issuer) -> None:
+    none = make_token({"alg": "none", "kid": "key-1"}, federated_claims(), None)
+    assert federated_reason(none, issuer.keys()) == "unsupported_alg"
+    public_pem = issuer.rsa_keys["key-1"].public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    hs = make_token({"alg": "HS256", "kid": "key-1"}, federated_claims(), public_pem)
+    assert federated_reason(hs, issuer.keys()) == "unsupported_alg"
+
+
+def test_an_hmac_key_in_the_issuers_set_is_never_used(issuer: Issuer) -> None:
+    """PyJWT parses an `oct` JWK as an HS256 key: a token naming it is refused by the allow-list."""
+    secret = b"s" * 32
+    oct_jwk = {"kty": "oct", "k": _b64(secret), "kid": "oct-1", "use": "sig"}
+    token = make_token({"alg": "HS256", "kid": "oct-1"}, federated_claims(), secret)
+    assert federated_reason(token, issuer.keys([*issuer.jwks, oct_jwk])) == "unsupported_alg"
 
 
 def test_select_jwk_honours_use_and_alg(issuer: Issuer) -> None:
@@ -754,32 +912,82 @@ def test_select_jwk_honours_use_and_alg(issuer: Issuer) -> None:
         federated_claims(), issuer.rsa_keys["key-1"], algorithm="RS256", headers={"kid": "key-1"}
     )
     parsed = parse_jwt(token)
-    encryption_key = dict(issuer.jwks[0], use="enc")
     with pytest.raises(InvalidAssertion):
-        select_jwk(parsed, [encryption_key])
+        select_jwk(parsed, issuer.keys([dict(issuer.jwks[0], use="enc")]))
     with pytest.raises(InvalidAssertion):
-        select_jwk(parsed, [dict(issuer.jwks[0], alg="PS256")])
-    assert select_jwk(parsed, [dict(issuer.jwks[0], alg="RS256")])["kid"] == "key-1"
+        select_jwk(parsed, issuer.keys([dict(issuer.jwks[0], alg="PS256")]))
+    assert select_jwk(parsed, issuer.keys([dict(issuer.jwks[0], alg="RS256")])).key_id == "key-1"
 
 
-@pytest.mark.parametrize(
-    "jwk",
-    [
-        {"kty": "oct", "k": "AAAA"},
-        {"kty": "RSA", "n": "AQAB"},
-        {"kty": "RSA", "n": "!!", "e": "AQAB"},
-        {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"},
-        {"kty": "EC", "crv": "secp256k1", "x": "AAAA", "y": "AAAA"},
-    ],
-)
-def test_invalid_jwks(jwk: dict[str, Any]) -> None:
+def test_federated_ps256_needs_a_jwk_that_says_so(issuer: Issuer) -> None:
+    """PyJWT verifies a JWK with its own algorithm: RS256 for an RSA key without `alg`."""
+    token = jwt.encode(federated_claims(), issuer.rsa_keys["key-1"], algorithm="PS256", headers={"kid": "key-1"})
+    assert federated_reason(token, issuer.keys()) == "unknown_key"
+    verify_federated(token, issuer.keys([dict(issuer.jwks[0], alg="PS256")]))
+
+
+def test_federated_weak_rsa_key() -> None:
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    token = make_token({"alg": "RS256", "kid": "small"}, federated_claims(), small)
+    jwks = [_public_jwk(small, "small")]
+    assert federated_reason(token, jwt.PyJWKSet.from_dict({"keys": jwks}).keys) == "weak_key"
+
+
+def test_the_configured_skew_is_the_leeway(client: ClientCert, issuer: Issuer) -> None:
+    """CIELO_CLOCK_SKEW_S reaches PyJWT's leeway for both kinds of assertion."""
+    expired = client_claims(now=_now() - 700)  # exp 100 s ago
+    token = make_token(x5t_header(client.cert), expired, client.key)
+    verify_client(token, client)
     with pytest.raises(InvalidAssertion) as excinfo:
-        jwk_to_public_key(jwk)
-    assert reason_of(excinfo) == "invalid_key"
+        verify_client(token, client, skew=30)
+    assert reason_of(excinfo) == "expired"
+    future = federated_claims(nbf=_now() + 100)
+    federated = jwt.encode(future, issuer.rsa_keys["key-1"], algorithm="RS256", headers={"kid": "key-1"})
+    verify_federated(federated, issuer.keys())
+    assert federated_reason(federated, issuer.keys(), skew=30) == "not_yet_valid"
 
 
-def test_jwk_round_trip(issuer: Issuer) -> None:
-    rsa_public = jwk_to_public_key(issuer.jwks[0])
-    assert rsa_public.public_numbers() == issuer.rsa_keys["key-1"].public_key().public_numbers()
-    ec_public = jwk_to_public_key(issuer.jwks[2])
-    assert ec_public.public_numbers() == issuer.ec_key.public_key().public_numbers()
+# --------------------------------------------------------------------------------------------------------
+# The issuer's keys (identity/federation.py: discovery, then PyJWKClient's cache)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _fetcher_answering(monkeypatch: pytest.MonkeyPatch, answers: dict[str, Any]) -> list[str]:
+    import httpx
+
+    from cielo.identity import federation
+
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json=answers[request.url.path])
+
+    def client(*, verify: Any, timeout: float) -> httpx.Client:
+        return httpx.Client(transport=httpx.MockTransport(handle), timeout=timeout)
+
+    monkeypatch.setattr(federation, "httpx", SimpleNamespace(Client=client, HTTPError=httpx.HTTPError))
+    return seen
+
+
+def test_a_plain_http_jwks_uri_is_refused(monkeypatch: pytest.MonkeyPatch, issuer: Issuer) -> None:
+    from cielo.identity.federation import FederationError, JwksFetcher
+
+    seen = _fetcher_answering(monkeypatch, {"/.well-known/openid-configuration": {"jwks_uri": "http://i.test/keys"}})
+    with pytest.raises(FederationError, match="could not read the issuer's signing keys"):
+        JwksFetcher(None).keys("https://i.test")
+    assert seen == ["https://i.test/.well-known/openid-configuration"]
+
+
+def test_unusable_keys_are_skipped_and_a_set_without_any_is_an_error(monkeypatch: pytest.MonkeyPatch,
+                                                                     issuer: Issuer) -> None:
+    from cielo.identity.federation import FederationError, JwksFetcher
+
+    broken = [{"kty": "RSA", "n": "AQAB", "kid": "no-e"}, {"kty": "EC", "crv": "secp999", "kid": "odd"}]
+    answers: dict[str, Any] = {"/.well-known/openid-configuration": {"jwks_uri": "https://i.test/keys"},
+                               "/keys": {"keys": [*broken, issuer.jwks[0]]}}
+    _fetcher_answering(monkeypatch, answers)
+    assert [key.key_id for key in JwksFetcher(None).keys("https://i.test")] == ["key-1"]
+    answers["/keys"] = {"keys": broken}
+    with pytest.raises(FederationError, match="PyJWKSetError"):
+        JwksFetcher(None).keys("https://i.test")
