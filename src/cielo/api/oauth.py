@@ -194,11 +194,12 @@ async def _token_request(request: Request, segment: str, version: int) -> TokenR
 
 
 async def _grant(request: Request, token_request: TokenRequest) -> dict[str, Any]:
-    """Run the grant. A password check costs ~0.2 s of argon2: it runs on a worker thread (argon2 releases
-    the GIL), never on the event loop, where it would stall every other request of this worker."""
+    """Run the grant. A password check costs ~0.2 s of argon2, and a client assertion may need a federated
+    issuer's keys fetched (up to 5 s a request): either runs on a worker thread (argon2 releases the GIL, the
+    fetch waits on a socket), never on the event loop, where it would stall every other request of this worker."""
     service = _service(request)
     try:
-        if token_request.form.get("grant_type") == "password":
+        if token_request.form.get("grant_type") == "password" or "client_assertion" in token_request.form:
             result = await run_in_threadpool(service.token, token_request)
         else:
             result = service.token(token_request)
@@ -221,15 +222,22 @@ async def token_v1(tenant: str, request: Request) -> Response:
     return _json(await _grant(request, token_request), headers=NO_STORE)
 
 
+async def _start_device_flow(request: Request, token_request: TokenRequest, uri: str) -> dict[str, Any]:
+    """A client assertion is checked on a worker thread, as in `_grant`."""
+    if "client_assertion" in token_request.form:
+        return await run_in_threadpool(_service(request).start_device_flow, token_request, uri)
+    return _service(request).start_device_flow(token_request, uri)
+
+
 @router.post("/{tenant}/oauth2/v2.0/devicecode")
 async def devicecode_v2(tenant: str, request: Request) -> Response:
     token_request = await _token_request(request, tenant, 2)
     uri = f"{request_base(request)}/devicelogin"
-    return _json(_service(request).start_device_flow(token_request, uri), headers=NO_STORE)
+    return _json(await _start_device_flow(request, token_request, uri), headers=NO_STORE)
 
 
 @router.post("/{tenant}/oauth2/devicecode")
 async def devicecode_v1(tenant: str, request: Request) -> Response:
     token_request = await _token_request(request, tenant, 1)
     uri = f"{request_base(request)}/devicelogin"
-    return _json(_service(request).start_device_flow(token_request, uri), headers=NO_STORE)
+    return _json(await _start_device_flow(request, token_request, uri), headers=NO_STORE)
