@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from inproc import ARM_RESOURCE, World, arm_call, arm_error, assign, bearer, new_principal, sp_token, unique
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+
+from cielo.store.db import open_engine
 
 WEB_API = "2025-05-01"
 STORAGE_API = "2025-08-01"
@@ -91,7 +93,7 @@ async def test_storage_account_lifecycle_and_keys(client: httpx.AsyncClient, wor
                          STORAGE_API))["keys"]
     assert rotated[0]["value"] == keys[0]["value"] and rotated[1]["value"] != keys[1]["value"]
     # The keys are stored sealed: neither appears in the database.
-    engine = create_engine(f"sqlite:///{world.services.settings.db_path}")
+    engine = open_engine(world.services.settings.database)  # SQLite, or PostgreSQL on its pass (docs/testing.md)
     with engine.connect() as conn:
         dump = "\n".join(str(row) for table in ("account_keys", "resources")
                          for row in conn.execute(text(f"SELECT * FROM {table}")))
@@ -152,7 +154,7 @@ async def test_plan_and_a_function_app_on_it(client: httpx.AsyncClient, world: W
     assert props["siteConfig"] == {"alwaysOn": True, "linuxFxVersion": "Python|3.12", "appSettings": None}
     settings = await _ok(client, world, "POST", f"{_site(world, group, 'fa1')}/config/appsettings/list")
     assert settings["properties"] == {"FUNCTIONS_WORKER_RUNTIME": "python", "AzureWebJobsStorage": secret}
-    engine = create_engine(f"sqlite:///{world.services.settings.db_path}")
+    engine = open_engine(world.services.settings.database)  # SQLite, or PostgreSQL on its pass (docs/testing.md)
     with engine.connect() as conn:
         dump = "\n".join(str(r) for r in conn.execute(text("SELECT * FROM resources")))
     assert "c2VjcmV0LWtleS12YWx1ZQ" not in dump  # the app settings are sealed
