@@ -27,6 +27,9 @@ def prepare_multiprocess(data_dir: Path) -> Path:
     directory = data_dir / "metrics"
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(mode=0o700, parents=True)
+    # prometheus-client opens the sample files with the process umask (no mode of its own): a private umask from
+    # here on, so they are 0600 like everything else in the data directory (tests/security/test_sec_host.py).
+    os.umask(0o077)
     os.environ[MULTIPROC_ENV] = str(directory)
     import prometheus_client.values as values
 
