@@ -34,7 +34,7 @@ def test_up_on_postgresql_needs_the_key_encryption_key(tmp_path: Path, url: str)
                            "--port", "0", "--database-url", url], capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert done.returncode == 1
-    assert done.stderr.startswith("ERROR: cannot start: --database-url needs a key-encryption key"), done.stderr
+    assert "\nERROR: cannot start: --database-url needs a key-encryption key" in done.stderr, done.stderr
     assert "CIELO_KEY_ENCRYPTION_KEY or --key-encryption-key-file" in done.stderr
 
 
@@ -105,3 +105,13 @@ def test_a_replica_serves_its_own_certificate(tmp_path: Path, url: str) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_up_on_postgresql_without_redis_warns_that_it_is_for_one_replica(tmp_path: Path, url: str) -> None:
+    (tmp_path / "kek").write_text(TEST_KEK)
+    server = start_server(tmp_path / "data", env={"CIELO_DATABASE_URL": url,
+                                                  "CIELO_KEY_ENCRYPTION_KEY_FILE": str(tmp_path / "kek")})
+    try:
+        assert "WARNING: --database-url without --redis-url: run one replica" in server.log_text()
+    finally:
+        server.stop()

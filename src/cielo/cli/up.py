@@ -352,6 +352,10 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
         raise CliError("give --tls-cert and --tls-key together")
     if settings.redis_url:
         _check_redis(settings.redis_url)
+    elif settings.database_url:
+        click.echo("WARNING: --database-url without --redis-url: run one replica on this database (its workers share "
+                   "this data directory's change markers); several replicas need --redis-url too, or a change made "
+                   "through one (a role revoked) would not reach the others' caches (docs/deployment.md).", err=True)
     try:
         from cielo.api.app import build_catalogue
 
