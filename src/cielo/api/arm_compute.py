@@ -128,6 +128,16 @@ async def revoke_host_credentials(call: ArmCall) -> Response:
     return JSONResponse({"revoked": call.manager.revoke_host_credentials(resource_id(call), _type_of(call))})
 
 
+async def slot_config_names(call: ArmCall) -> Response:
+    """`GET …/config/slotConfigNames` (az's `appsettings list` reads it after the settings): no slot settings, as a
+    site here has no deployment slots."""
+    site = call.manager.typed(resource_id(call), SITE_TYPE)
+    return JSONResponse({"id": f"{site.id}/config/slotConfigNames", "name": "slotConfigNames",
+                         "type": "Microsoft.Web/sites/config", "location": site.location,
+                         "properties": {"connectionStringNames": None, "appSettingNames": None,
+                                        "azureStorageConfigNames": None}})
+
+
 def routes(rg: str, in_subscription: Prepare) -> list[Route[ArmCall, Response]]:
     prepare = (*in_subscription, in_group)
     sub = rg.split("/resourceGroups/")[0]
@@ -157,6 +167,8 @@ def routes(rg: str, in_subscription: Prepare) -> list[Route[ArmCall, Response]]:
     site = f"{rg}/providers/{{namespace:Microsoft.Web}}/{{resourceType:sites}}/{{resourceName}}"
     out.append(Route("POST", f"{site}/config/appsettings/list", list_app_settings,
                      f"{SITE_TYPE}/config/list/action", resource_scope, prepare=prepare, other_methods_unserved=True))
+    out.append(Route("GET", f"{site}/config/slotConfigNames", slot_config_names, f"{SITE_TYPE}/config/read",
+                     resource_scope, prepare=prepare))
     return out
 
 
