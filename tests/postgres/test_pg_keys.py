@@ -110,3 +110,24 @@ def test_no_key_is_stored_in_plaintext(tmp_path: Path, url: str) -> None:
             assert shown[middle:middle + 32] not in raw  # from the middle: PEM and DER headers are alike for all keys
     assert b"PRIVATE KEY" not in raw
     engine.dispose()
+
+
+def test_the_key_encryption_key_is_rotated_by_sealing_every_key_again(tmp_path: Path, url: str) -> None:
+    from click.testing import CliRunner
+
+    from cielo.cli.main import cli
+
+    clock = FrozenClock()
+    kid = _replica(tmp_path, url, "before", clock).keys.signing_key().kid
+    new = base64.b64encode(os.urandom(32)).decode()
+    (tmp_path / "old").write_text(TEST_KEK)
+    (tmp_path / "new").write_text(new)
+    done = CliRunner().invoke(cli, ["keys", "rewrap", "--database-url", url, "--key-encryption-key-file",
+                                    str(tmp_path / "old"), "--new-key-encryption-key-file", str(tmp_path / "new"),
+                                    "-o", "json"])
+    assert done.exit_code == 0, done.output
+    assert '"resealed": 3' in done.output  # the KEK's check, the signing key, the sealing key
+    after = Settings(data_dir=tmp_path / "after", database_url=url, key_encryption_key=new)
+    assert build_services(after, clock).keys.signing_key().kid == kid
+    with pytest.raises(DataDirectoryError, match="another key-encryption key"):
+        _replica(tmp_path, url, "stale", clock)

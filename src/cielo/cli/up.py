@@ -628,6 +628,43 @@ def keys_rotate(data_dir: Path | None, database_url: str | None, key_encryption_
     return {"kid": new.kid, "keys": [{"kid": k.kid, "retireAt": k.retire_at} for k in ring.active_keys(now)]}
 
 
+@keys.command("rewrap")
+@click.option("--database-url", envvar="CIELO_DATABASE_URL", required=True, help=_KEYS_DATABASE_HELP)
+@click.option("--key-encryption-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="CIELO_KEY_ENCRYPTION_KEY_FILE", default=None,
+              help="The key-encryption key the keys are sealed with now (or env CIELO_KEY_ENCRYPTION_KEY).")
+@click.option("--new-key-encryption-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="The new key-encryption key (32 random bytes, base64).")
+@global_options
+def keys_rewrap(database_url: str, key_encryption_key_file: Path | None, new_key_encryption_key_file: Path
+                ) -> dict[str, Any]:
+    """Rotate the key-encryption key: seal every key in the shared database again under a new one, in one
+    transaction. Then restart each replica with the new key (running ones keep their keys in memory).
+
+    \b
+    Examples:
+      cielo keys rewrap --database-url postgresql+psycopg://cielo@db.example/cielo \\
+        --key-encryption-key-file ./kek --new-key-encryption-key-file ./kek.new"""
+    from cielo.core.sealing import KeyEncryptionKey
+    from cielo.identity.keys import shared_store
+    from cielo.store.datadir import open_server_database
+
+    settings = _settings(None, database_url=database_url, key_encryption_key_file=key_encryption_key_file)
+    try:
+        new = KeyEncryptionKey.parse(new_key_encryption_key_file.read_text(encoding="ascii"),
+                                     str(new_key_encryption_key_file))
+        engine, _ = open_server_database(database_url)
+        try:
+            store = shared_store(settings, engine, time.time())
+            assert store is not None
+            rows = store.rewrap(new)
+        finally:
+            engine.dispose()
+    except (ConfigError, DataDirectoryError, OSError, UnicodeDecodeError) as exc:
+        raise CliError(str(exc)) from exc
+    return {"database": engine.url.render_as_string(hide_password=True), "resealed": rows}
+
+
 @keys.command("list")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="CIELO_DATA_DIR", default=None,
               help=_DATA_DIR_HELP)

@@ -162,6 +162,19 @@ class KeyStore:
                 row = conn.execute(select(t).where(*condition)).one()
         return self._opened(row)
 
+    def rewrap(self, new: KeyEncryptionKey) -> int:
+        """Seal every key again under `new` (KEK rotation), in one transaction; the number of rows. Replicas still
+        running with the old KEK fail at their next start until given the new one (their keys are in memory)."""
+        t = shared_keys
+        with self._engine.begin() as conn:
+            rows = conn.execute(select(t).with_for_update()).all()
+            for row in rows:
+                secret = self._opened(row).secret
+                conn.execute(update(t).where(t.c.kind == row.kind, t.c.name == row.name).values(
+                    sealed=new.seal(secret, _context(row.kind, row.name))))
+        self._kek = new
+        return len(rows)
+
     @staticmethod
     def _bump(conn: Connection, kind: str) -> None:
         t = key_versions
