@@ -23,10 +23,10 @@ import httpx
 
 from support.server import ADMIN_PASSWORD, ADMIN_USER, CieloServer, free_port
 
-# Signing keys, the CA and the sealing key still live in the data directory (their move into the database under
-# CIELO_KEY_ENCRYPTION_KEY is another part of the scale-out work): until then the replicas share one data directory,
-# as replicas on several machines would share a volume, and everything else through PostgreSQL and Redis.
-SHARED_DATA_DIR = True
+# Each replica has a data directory of its own, as replicas on several machines would: the signing keys, the
+# sealing key and the CA come from the database (sealed under CIELO_KEY_ENCRYPTION_KEY), everything else through
+# PostgreSQL and Redis. True would make them share one (a shared volume).
+SHARED_DATA_DIR = False
 
 # A fixed key-encryption key for tests and benchmarks (32 url-safe base64 bytes): never one for a real server.
 TEST_KEK = "dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLWtleS0wMDA="
