@@ -59,7 +59,7 @@ def test_missing_things_have_arm_not_found_codes(arm: Arm) -> None:
         ("GET", arm.deployment_path(rg, account, "no-such-deployment"), "ResourceNotFound"),
         ("PATCH", arm.deployment_path(rg, account, "no-such-deployment"), "ResourceNotFound"),
         ("GET", arm.ra_path(arm.rg_path(rg), str(uuid.uuid4())), "RoleAssignmentNotFound"),
-        ("GET", f"{arm.rg_path(rg)}/providers/Microsoft.Storage/storageAccounts/s1", "InvalidResourceType"),
+        ("GET", f"{arm.rg_path(rg)}/providers/Microsoft.Sql/servers/s1", "InvalidResourceType"),
         ("GET", f"{arm.account_path(rg, account)}/commitmentPlans", "InvalidResourceType"),
         ("GET", f"{arm.sub_path}/providers/Microsoft.Compute/disks", "InvalidResourceType"),
         ("GET", "/providers/Microsoft.Compute/operations", "InvalidResourceNamespace"),

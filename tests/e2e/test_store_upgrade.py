@@ -81,7 +81,7 @@ def check_everything_is_there(server: CieloServer, manifest: dict[str, Any], dat
             assert found.get(name) == expected["principalId"], (name, found)
         # Both assignments grant (Reader; the custom role's resource group read), through the index loaded at start.
         for who in (alice, service):
-            groups = client.get(f"{sub}/resourcegroups", params=API, headers=who)
+            groups = client.get(f"{sub}/resourcegroups", params={"api-version": "2022-09-01"}, headers=who)
             assert groups.status_code == 200 and "cielo-rg" in {g["name"] for g in groups.json()["value"]}
         keys = client.post(f"{manifest['account']}/listKeys", params={"api-version": "2023-05-01"}, headers=admin)
         assert keys.status_code == 200 and keys.json() == manifest["accountKeys"]
