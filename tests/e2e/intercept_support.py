@@ -46,11 +46,11 @@ def intercept_env(data_dir: Path, *flags: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.stdout.splitlines())
 
 
-def run_python(code: str, env: dict[str, str], cwd: Path) -> Any:
-    """`code` in a fresh interpreter with `env` and nothing of this process's Azure, MSI or Cielo settings; the
-    JSON its last line prints."""
+def run_python(code: str, env: dict[str, str], cwd: Path, python: Path | None = None) -> Any:
+    """`code` in a fresh interpreter (this one's, or `python`) with `env` and nothing of this process's Azure, MSI or
+    Cielo settings; the JSON its last line prints."""
     base = {"PATH": os.environ.get("PATH", ""), "HOME": str(cwd)}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env={**base, **env}, cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([str(python or sys.executable), "-c", textwrap.dedent(code)], env={**base, **env}, cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

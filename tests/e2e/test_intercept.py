@@ -12,10 +12,12 @@ import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from conftest_dataplane import ACCOUNT, MOCK_DEPLOYMENT, DataPlane
+from frameworks_support import REQUIREMENTS, _tiktoken_cache, cached_venv
 from intercept_support import intercept_env, intercept_plane, run_python
 
 from support.server import ADMIN_PASSWORD, ADMIN_USER, CLI_CLIENT_ID
@@ -226,3 +228,26 @@ def test_msal_username_password_needs_no_port_443(plane: DataPlane, proxy_env: d
                           "again": again["access_token"] == first["access_token"]}}))
     """, proxy_env, plane.work_dir)
     assert result == {"first": True, "error": None, "again": True}
+
+
+def test_llama_index_with_default_azure_credential(plane: DataPlane, proxy_env: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    """llama-index's documented Entra setup, verbatim: `use_azure_ad=True` with a token provider over
+    `DefaultAzureCredential()` built with no arguments (EnvironmentCredential here, signing in at
+    login.microsoftonline.com through the proxy), on `https://{account}.openai.azure.com/`."""
+    python = cached_venv(REQUIREMENTS, "frameworks")
+    app = plane.app
+    env = {**proxy_env, "AZURE_CLIENT_ID": app["appId"], "AZURE_TENANT_ID": plane.server.tenant_id,
+           "AZURE_CLIENT_SECRET": app["secret"], "TIKTOKEN_CACHE_DIR": str(_tiktoken_cache(tmp_path / "tiktoken"))}
+    result = run_python(f"""
+        import json
+        from azure.identity import DefaultAzureCredential, get_bearer_token_provider
+        from llama_index.core.llms import ChatMessage
+        from llama_index.llms.azure_openai import AzureOpenAI
+        provider = get_bearer_token_provider(DefaultAzureCredential(), "https://cognitiveservices.azure.com/.default")
+        llm = AzureOpenAI(engine={MOCK_DEPLOYMENT!r}, model="gpt-4o-mini", azure_endpoint="https://{HOST}/",
+                          api_version="2024-10-21", use_azure_ad=True, azure_ad_token_provider=provider, max_retries=0)
+        answer = llm.chat([ChatMessage(role="user", content="Say hello.")])
+        print(json.dumps({{"content": answer.message.content}}))
+    """, env, tmp_path, python)
+    assert isinstance(result["content"], str) and result["content"]
