@@ -71,7 +71,11 @@ def _sign_in(world: World, password: str = PASSWORD) -> Callable[[str], str]:
 def _arrive(url: str) -> str:
     """The browser follows the redirect to the CLI's loopback listener."""
     assert urlparse(url).hostname == "localhost"
-    assert httpx.get(url.replace("localhost", "127.0.0.1")).status_code == 200
+    arrived = httpx.get(url.replace("localhost", "127.0.0.1"), follow_redirects=True)
+    assert arrived.status_code == 200 and not arrived.url.query  # the code leaves the address bar
+    failed = "error=" in url
+    assert arrived.url.path == ("/failed" if failed else "/done")
+    assert ("did not complete" if failed else "Authentication complete") in arrived.text
     return url
 
 

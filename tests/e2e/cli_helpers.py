@@ -201,9 +201,10 @@ def main(url):
                 query["state"] = CONFIG["state"]
                 location = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
             if location.startswith("http://localhost:") or location.startswith("http://127.0.0.1:"):
-                done = httpx.get(location, timeout=30)
+                done = httpx.get(location, timeout=30, follow_redirects=True)
                 report["loopback_status"] = done.status_code
                 report["loopback_page"] = done.text[:500]
+                report["loopback_final_url"] = str(done.url)
     finally:
         with open(CONFIG["report"], "w") as handle:
             json.dump(report, handle)

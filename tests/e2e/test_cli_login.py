@@ -113,6 +113,7 @@ def test_browser_login(cli: Cli, cielo_server: CieloServer, tmp_path: Path) -> N
     assert query["code_challenge_method"] == "S256" and len(query["code_challenge"]) == 43
     assert query["state"] and query["response_type"] == "code"
     assert seen["post_status"] == 302 and seen["loopback_status"] == 200
+    assert seen["loopback_final_url"].endswith("/done") and "code=" not in seen["loopback_final_url"]
     assert "web browser has been opened" in result.stderr
     assert result.json()[0]["user"] == {"name": ADMIN_USER, "type": "user"}
     assert cli.json("account", "show")["id"] == cielo_server.subscription_id

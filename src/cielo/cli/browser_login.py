@@ -14,24 +14,46 @@ from cielo.client.http import ApiError, CieloClient
 from cielo.core.ids import pkce_s256
 from cielo.core.resources import AZURE_CLI_CLIENT_ID
 
-_DONE_PAGE = (b"<!doctype html><title>Cielo</title><p>Authentication complete. "
-              b"You can close this window and return to the command line.</p>")
+_PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Cielo sign-in</title>"
+         "<style>body{{font-family:system-ui,sans-serif;background:#f3f2f1;margin:0}}main{{max-width:32rem;"
+         "margin:4rem auto;background:#fff;padding:2rem;border-radius:6px;box-shadow:0 1px 4px #0002}}"
+         "h1{{font-size:1.25rem;margin-top:0}}</style></head><body><main><h1>{title}</h1><p>{text}</p></main>"
+         "</body></html>")
+_DONE_PAGE = _PAGE.format(title="Authentication complete",
+                          text="You can close this window and return to the command line.").encode()
+_FAILED_PAGE = _PAGE.format(title="Sign-in did not complete",
+                            text="The command line shows why. You can close this window.").encode()
+# Where the browser is sent once the redirect has delivered the code: a page without it in its address (the code
+# does not stay in the address bar or the browser's history).
+_PAGES = {"/done": _DONE_PAGE, "/failed": _FAILED_PAGE}
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     result: dict[str, str] = {}
+    shown: list[str] = []  # the pages served after the redirect
 
     def do_GET(self) -> None:  # http.server's naming
-        query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        parts = urlsplit(self.path)
+        page = _PAGES.get(parts.path)
+        if page is not None and not parts.query:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(page)
+            type(self).shown.append(parts.path)
+            return
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if "code" not in query and "error" not in query:
             self.send_response(404)
             self.end_headers()
             return
         type(self).result.update(query)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
+        self.send_response(303)
+        self.send_header("Location", "/failed" if "error" in query else "/done")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Referrer-Policy", "no-referrer")
         self.end_headers()
-        self.wfile.write(_DONE_PAGE)
 
     def log_message(self, format: str, *args: Any) -> None:  # silenced: the URLs carry codes
         return
@@ -49,7 +71,7 @@ def browser_available() -> bool:
 
 
 def browser_login(client: CieloClient, tenant: str, scope: str, timeout_s: float = 300) -> dict[str, Any]:
-    handler: type[_Handler] = type("Handler", (_Handler,), {"result": {}})
+    handler: type[_Handler] = type("Handler", (_Handler,), {"result": {}, "shown": []})
     server = http.server.HTTPServer(("127.0.0.1", 0), handler)
     port = server.server_address[1]
     redirect_uri = f"http://localhost:{port}"
@@ -95,4 +117,9 @@ def _serve_until_result(server: http.server.HTTPServer, handler: type[_Handler],
     deadline = time.time() + timeout_s
     server.timeout = 0.5
     while not handler.result and time.time() < deadline:
+        server.handle_request()
+    # The browser follows the redirect to the page without the code: served for a moment more.
+    server.timeout = 0.2
+    after = time.time() + 2
+    while handler.result and not handler.shown and time.time() < after:
         server.handle_request()
