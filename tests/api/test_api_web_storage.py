@@ -163,6 +163,14 @@ async def test_plan_and_a_function_app_on_it(client: httpx.AsyncClient, world: W
     assert back["identity"]["principalId"] and back["properties"]["serverFarmId"] == plan["id"]
     assert (await _ok(client, world, "POST", f"{_site(world, group, 'fa1')}/config/appsettings/list"))[
         "properties"]["AzureWebJobsStorage"] == secret
+    # What az's `functionapp show` reads after the site: its configuration (no app settings in it) and a publishing
+    # profile that carries no credential (Cielo deploys no code).
+    web = await _ok(client, world, "GET", f"{_site(world, group, 'fa1')}/config/web")
+    assert web["properties"] == {"alwaysOn": True, "linuxFxVersion": "Python|3.12", "appSettings": None}
+    profile = await arm_call(client, world, "POST", f"{_site(world, group, 'fa1')}/publishxml", {"format": "WebDeploy"},
+                             api_version=WEB_API)
+    assert profile.status_code == 200 and profile.headers["content-type"].startswith("application/xml")
+    assert 'publishMethod="None"' in profile.text and 'userPWD=""' in profile.text and secret not in profile.text
     shown = await _ok(client, world, "GET", _plan(world, group, "plan1"))
     assert shown["properties"]["numberOfSites"] == 1
     busy = await arm_call(client, world, "DELETE", _plan(world, group, "plan1"), api_version=WEB_API)

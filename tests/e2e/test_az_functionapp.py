@@ -71,6 +71,9 @@ def test_az_functionapp_create_on_consumption_then_identity(az: Az, storage_key:
     identity = az.ok("functionapp", "identity", "assign", "-g", RG, "-n", "f1")
     assert identity["type"] == "SystemAssigned" and identity["principalId"], identity
     assert az.ok("functionapp", "identity", "show", "-g", RG, "-n", "f1")["principalId"] == identity["principalId"]
+    shown = az.ok("functionapp", "show", "-g", RG, "-n", "f1")  # reads the site, then its config/web
+    assert shown["name"] == "f1" and shown["identity"]["principalId"] == identity["principalId"]
+    assert shown["siteConfig"]["linuxFxVersion"] == created["siteConfig"]["linuxFxVersion"]
     listed = {a["name"]: a for a in az.ok("functionapp", "list", "-g", RG)}
     assert listed["f1"]["identity"]["principalId"] == identity["principalId"]
     # The identity assign PUT the site back: its settings are still there.

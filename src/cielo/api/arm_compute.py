@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from xml.sax.saxutils import escape
 
 from starlette.responses import JSONResponse, Response
 
@@ -128,6 +129,23 @@ async def revoke_host_credentials(call: ArmCall) -> Response:
     return JSONResponse({"revoked": call.manager.revoke_host_credentials(resource_id(call), _type_of(call))})
 
 
+async def web_config(call: ArmCall) -> Response:
+    """`GET …/sites/{name}/config/web` (az's `functionapp show` and `webapp show`)."""
+    return JSONResponse(_site_config(call).web_config(call.manager.typed(resource_id(call), SITE_TYPE)))
+
+
+async def publishing_profile(call: ArmCall) -> Response:
+    """`POST …/sites/{name}/publishxml` (az's `functionapp show` and `webapp show` read the FTP address from it).
+    Cielo serves no code deployment (FTP, Web Deploy, zip): one profile that says so, with no credential in it,
+    so az shows the site without an `ftpPublishingUrl`."""
+    site = call.manager.typed(resource_id(call), SITE_TYPE)
+    name = escape(site.name, {'"': "&quot;"})
+    body = (f'<publishData><publishProfile profileName="{name} - none" publishMethod="None" publishUrl="" '
+            f'msdeploySite="{name}" userName="" userPWD="" destinationAppUrl="" webSystem="WebSites" />'
+            '</publishData>')
+    return Response(body, media_type="application/xml")
+
+
 async def slot_config_names(call: ArmCall) -> Response:
     """`GET …/config/slotConfigNames` (az's `appsettings list` reads it after the settings): no slot settings, as a
     site here has no deployment slots."""
@@ -169,6 +187,10 @@ def routes(rg: str, in_subscription: Prepare) -> list[Route[ArmCall, Response]]:
                      f"{SITE_TYPE}/config/list/action", resource_scope, prepare=prepare, other_methods_unserved=True))
     out.append(Route("GET", f"{site}/config/slotConfigNames", slot_config_names, f"{SITE_TYPE}/config/read",
                      resource_scope, prepare=prepare))
+    out.append(Route("GET", f"{site}/config/web", web_config, f"{SITE_TYPE}/config/read", resource_scope,
+                     prepare=prepare))
+    out.append(Route("POST", f"{site}/publishxml", publishing_profile, f"{SITE_TYPE}/publishxml/action",
+                     resource_scope, prepare=prepare, other_methods_unserved=True))
     return out
 
 

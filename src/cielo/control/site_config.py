@@ -122,6 +122,15 @@ class SiteConfigService:
             props["siteConfig"] = {**web.properties["siteConfig"], "appSettings": None}
         return {**site_json, "properties": props}
 
+    def web_config(self, site: Resource) -> dict[str, Any]:
+        """`GET config/web` (az's `functionapp show` and `webapp show` read it): the site's configuration as kept
+        here, its app settings left out (they are listed by `config/appsettings/list` only, as Azure does)."""
+        web = self._get(site, "web")
+        config = dict((web.properties.get("siteConfig") or {}) if web else {})
+        config.pop("appSettings", None)
+        return {"id": f"{site.id}/config/web", "name": site.name, "type": CONFIG_TYPE, "location": site.location,
+                "properties": {**config, "appSettings": None}}
+
     def app_settings(self, site: Resource) -> dict[str, Any]:
         """`POST config/appsettings/list`: Azure's StringDictionary."""
         found = self._get(site, "appsettings")
