@@ -259,3 +259,35 @@ async def authorize_submit(tenant: str, request: Request) -> Response:
     )
     # session_state is opaque (OpenID Connect Session Management §2): never the user's object id.
     return _respond(request, checked.redirect, params, {"code": code, "session_state": str(uuid.uuid4())})
+
+
+@router.get("/{tenant}/oauth2/v2.0/logout")
+@router.get("/{tenant}/oauth2/logout")
+async def logout_page(tenant: str, request: Request) -> Response:
+    """The `end_session_endpoint` the discovery documents name (OpenID Connect RP-Initiated Logout 1.0): MSAL's
+    logout URL and the portal's sign-out land here. Cielo's sign-in pages keep no session in the browser (each
+    sign-in asks for the password), so there is no browser session to end; tokens already issued stay valid until
+    they expire or their grant is revoked. With `post_logout_redirect_uri` and `client_id` naming a URI that the
+    application may receive redirects at, the browser is sent there (with `state`); a URI it may not use is not
+    followed, and the page says so."""
+    service = _service(request)
+    try:
+        service.resolve_tenant(tenant)
+    except CieloError as exc:
+        return _message(request, "Sign out", exc.message, 400, 90002)
+    target = request.query_params.get("post_logout_redirect_uri", "")
+    if not target:
+        return _message(request, "You signed out of your account", "It's a good idea to close all browser windows.")
+    client_id = request.query_params.get("client_id", "").lower()
+    app = service.ctx.directory.application(client_id) if client_id else None
+    redirect = _portal_redirect(request, target) if client_id == PORTAL_CLIENT_ID else \
+        allowed_redirect(client_id, app.redirect_uris if app else None, target) if client_id else None
+    if redirect is None:
+        return _message(request, "You signed out of your account",
+                        "The post_logout_redirect_uri was not followed: it is not a redirect URI registered for the "
+                        "application named by client_id.", 400, 50011)
+    state = request.query_params.get("state")
+    url = redirect.url()
+    if state:
+        url += ("&" if redirect.query is not None else "?") + urlencode({"state": state})
+    return RedirectResponse(url, status_code=302)
