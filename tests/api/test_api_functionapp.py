@@ -167,14 +167,15 @@ async def test_a_kind_that_is_not_a_string_is_refused(client: httpx.AsyncClient,
     assert "kind" in arm_error(answer, 400, "InvalidRequestContent")["message"]
 
 
-async def test_what_az_functionapp_calls_that_cielo_does_not_serve(client: httpx.AsyncClient, world: World,
-                                                                   group: str) -> None:
-    """`az functionapp show` reads the site's `config/web` and `publishxml`: each is a 404 naming what is not
-    served, never an empty success. (Plans and storage accounts are served: tests/api/test_api_web_storage.py.)"""
+async def test_paths_under_a_site_that_cielo_does_not_serve(client: httpx.AsyncClient, world: World,
+                                                            group: str) -> None:
+    """A path under a site other than those az's `functionapp` commands read (`config/web`, `publishxml`,
+    `config/appsettings/list`, `config/slotConfigNames`: tests/api/test_api_web_storage.py) is a 404 naming it,
+    never an empty success."""
     await _ok(client, world, "PUT", _site(world, group, "func"), {"kind": "functionapp"}, 200)
     for method, path, code, named in [
-        ("GET", f"{_site(world, group, 'func')}/config/web", "InvalidResourceType", "'config/web' under 'func'"),
-        ("POST", f"{_site(world, group, 'func')}/publishxml", "InvalidResourceType", "'publishxml' under 'func'"),
+        ("GET", f"{_site(world, group, 'func')}/config/logs", "InvalidResourceType", "'config/logs' under 'func'"),
+        ("GET", f"{_site(world, group, 'func')}/slots", "InvalidResourceType", "'slots' under 'func'"),
     ]:
         answer = await arm_call(client, world, method, path, api_version=WEB_API)
         error = arm_error(answer, 404, code)

@@ -348,7 +348,9 @@ def start_agents(mi: MiServer, wanted: list[tuple[Path, str]], extra_env: dict[s
         while waiting and time.time() < deadline:
             for agent in list(waiting):
                 if agent.process.poll() is not None:
-                    if "is in use" in agent.output() and relaunched < 3:  # another process took the free port
+                    # Another process took the free port (Cielo's own check, or uvicorn's bind failing).
+                    taken = "is in use" in agent.output() or "address already in use" in agent.output()
+                    if taken and relaunched < 3:
                         relaunched += 1
                         credential, name = wanted[agents.index(agent)]
                         process, config_dir, log, port = launch_agent(mi, credential, f"{name}-{relaunched}",

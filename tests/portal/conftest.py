@@ -31,8 +31,10 @@ def portal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CieloSer
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module, not per session: while Playwright's sync API is open, its event loop counts as running in this
+    thread, and every later test that calls asyncio.run() (the rest of the suite) would fail."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: install it with 'apt-get install -y chromium' "
                     "(scripts/setup --dev does so as root)")

@@ -39,8 +39,7 @@ from cielo.logging_setup import install_redaction
 from cielo.observability import routes as observability_routes
 from cielo.observability.health import readiness_checks
 from cielo.observability.http import Observe
-from cielo.observability.metrics import Metrics
-from cielo.observability.metrics import install as install_metrics
+from cielo.observability.metrics import process_metrics
 from cielo.observability.routes import expected_digest
 from cielo.settings import Settings
 from cielo.shared.state import SharedState
@@ -204,8 +203,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(graph.router)
     app.include_router(arm.router)
     app.include_router(observability_routes.router)  # /metrics, /readyz (docs/monitoring.md)
-    app.state.metrics = Metrics()
-    install_metrics(app.state.metrics)
+    app.state.metrics = process_metrics()
     app.state.metrics_digest = expected_digest(settings.metrics_token, settings.metrics_token_sha256)
     app.state.readiness = readiness_checks(app.state.activity, services.keys, services.resources.catalogue)
     app.add_middleware(Observe, metrics=app.state.metrics, access=settings.access_log)  # inside the path rewrites

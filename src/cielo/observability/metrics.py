@@ -107,6 +107,16 @@ class Metrics:
 _current: Metrics | None = None
 
 
+def process_metrics() -> Metrics:
+    """The process's one set of metrics, as prometheus-client's own default registry is one per process: every app
+    the process builds counts into it (a server builds one; tests build several, and a second app must not take
+    the data plane's hooks, `current()`, away from the first)."""
+    global _current
+    if _current is None:
+        _current = Metrics()
+    return _current
+
+
 def current() -> Metrics | None:
     """The metrics of the app this process serves (the data plane's hooks reach them here)."""
     return _current
