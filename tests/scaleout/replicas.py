@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from support.server import ADMIN_PASSWORD, ADMIN_USER, CieloServer, free_port
+from support.server import CieloServer, free_port, start_server
 
 # Each replica has a data directory of its own, as replicas on several machines would: the signing keys, the
 # sealing key and the CA come from the database (sealed under CIELO_KEY_ENCRYPTION_KEY), everything else through
@@ -55,37 +50,10 @@ class Cluster:
 
 def start_replica(data_dir: Path, port: int, public_url: str, env: dict[str, str], extra_args: tuple[str, ...] = (),
                   timeout_s: float = 60) -> CieloServer:
+    """One replica: `cielo up --workers 1` on `port`, naming the cluster's public URL."""
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"{data_dir.name}-server.log"
-    args = [sys.executable, "-m", "cielo.cli.main", "up", "--data-dir", str(data_dir), "--port", str(port),
-            "--public-url", public_url, "--admin-user", ADMIN_USER, "--workers", "1", *extra_args]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "CIELO_ADMIN_PASSWORD": ADMIN_PASSWORD, **env})
-    server = CieloServer(data_dir, port, process, log_path)
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"cielo up exited early:\n{server.log_text()}")
-        bundle = Path(server.bundle)
-        if bundle.exists():
-            try:
-                with httpx.Client(verify=str(bundle), timeout=2) as client:
-                    if client.get(f"{server.base_url}/healthz").status_code == 200:
-                        break
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.2)
-    else:
-        server.stop()
-        raise RuntimeError(f"cielo up did not start:\n{server.log_text()}")
-    for line in server.log_text().splitlines():
-        parts = line.split()
-        if parts[:1] == ["tenant"]:
-            server.tenant_id = parts[1]
-        if parts[:1] == ["subscription"]:
-            server.subscription_id = parts[1]
-    return server
+    return start_server(data_dir, port=port, timeout_s=timeout_s, env=env,
+                        extra_args=("--public-url", public_url, "--workers", "1", *extra_args))
 
 
 @contextmanager

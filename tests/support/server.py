@@ -110,8 +110,9 @@ class CieloServer:
 
 
 def start_server(data_dir: Path, *, listen_443: bool = False, extra_args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None) -> CieloServer:
-    port = free_port()
+                 env: dict[str, str] | None = None, port: int | None = None, timeout_s: float = 30) -> CieloServer:
+    """`cielo up` on `port` (else a free one), waited for until /healthz answers (the caller stops it)."""
+    port = port or free_port()
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     args = [sys.executable, "-m", "cielo.cli.main", "up", "--data-dir", str(data_dir), "--port", str(port),
             "--admin-user", ADMIN_USER, *extra_args]
@@ -126,7 +127,7 @@ def start_server(data_dir: Path, *, listen_443: bool = False, extra_args: tuple[
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=process_env)
     server = CieloServer(data_dir, port, process, log_path)
-    deadline = time.time() + 30
+    deadline = time.time() + timeout_s
     while time.time() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"cielo up exited early:\n{server.log_text()}")
