@@ -21,7 +21,6 @@ from fastapi import FastAPI
 from inproc import BASE_URL, CLI_CLIENT_ID, World, unique
 
 from cielo.api.app import build_services, create_app
-from cielo.observability.metrics import install as install_metrics
 
 MESSAGE = "cannot reach the Redis server its replicas share"
 
@@ -66,7 +65,6 @@ def cut_off(world: World, redis_server: tuple[subprocess.Popen[bytes], str]) -> 
     settings = world.services.settings.model_copy(update={"redis_url": url, "redis_prefix": unique("cielo-503")})
     services = build_services(settings, world.clock)
     app = create_app(settings, services)
-    install_metrics(world.app.state.metrics)  # the session's app keeps its metrics (create_app installed these)
     process.terminate()
     process.wait(5)
     try:

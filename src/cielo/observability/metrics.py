@@ -122,10 +122,6 @@ def current() -> Metrics | None:
     return _current
 
 
-def install(metrics: Metrics) -> None:
-    global _current
-    _current = metrics
-
 
 def generation(deployment: str, usage: dict[str, Any] | None, seconds: float, *, first_token: bool = False) -> None:
     """The data plane's hook: a non-streamed answer's usage and duration, or a stream's first token (a stream's

@@ -25,7 +25,7 @@ from cielo.identity.redirects import RedirectUri, allowed_redirect, parse_redire
 from cielo.identity.service import TokenService
 from cielo.identity.signin import check_credentials
 from cielo.settings import Settings
-from cielo.store.models import DeviceCode, User
+from cielo.store.models import Application, DeviceCode, User
 from cielo.web import aadsts, csrf
 
 router = APIRouter()
@@ -159,8 +159,7 @@ def _check_authorize(request: Request, tenant_segment: str, params: dict[str, st
     if client_id not in FIRST_PARTY_PUBLIC_CLIENTS and (app is None or (tenant and app.tenant_id != tenant.id)):
         return _authorize_error(request, f"Application with identifier '{client_id}' was not found in the "
                                 "directory.", 700016)
-    redirect = _portal_redirect(request, params.get("redirect_uri", "")) if client_id == PORTAL_CLIENT_ID else \
-        allowed_redirect(client_id, app.redirect_uris if app else None, params.get("redirect_uri", ""))
+    redirect = _client_redirect(request, client_id, app, params.get("redirect_uri", ""))
     if redirect is None:
         return _authorize_error(request, "The redirect URI specified in the request does not match the "
                                 "redirect URIs configured for the application.", 50011)
@@ -175,6 +174,15 @@ def _check_authorize(request: Request, tenant_segment: str, params: dict[str, st
         return _redirect_error(redirect, params, "login_required",
                                "AADSTS50058: A silent sign-in request was sent but no user is signed in.", request)
     return _Checked(_app_name(request, client_id), redirect)
+
+
+def _client_redirect(request: Request, client_id: str, app: Application | None,
+                     redirect_uri: str) -> RedirectUri | None:
+    """Where this application (`app`, as the directory has it) may be sent (authorization answers, logout): the
+    portal's one page, or its registered URIs (loopback for first-party public clients); None for anything else."""
+    if client_id == PORTAL_CLIENT_ID:
+        return _portal_redirect(request, redirect_uri)
+    return allowed_redirect(client_id, app.redirect_uris if app else None, redirect_uri)
 
 
 def _portal_redirect(request: Request, redirect_uri: str) -> RedirectUri | None:
@@ -280,8 +288,7 @@ async def logout_page(tenant: str, request: Request) -> Response:
         return _message(request, "You signed out of your account", "It's a good idea to close all browser windows.")
     client_id = request.query_params.get("client_id", "").lower()
     app = service.ctx.directory.application(client_id) if client_id else None
-    redirect = _portal_redirect(request, target) if client_id == PORTAL_CLIENT_ID else \
-        allowed_redirect(client_id, app.redirect_uris if app else None, target) if client_id else None
+    redirect = _client_redirect(request, client_id, app, target) if client_id else None
     if redirect is None:
         return _message(request, "You signed out of your account",
                         "The post_logout_redirect_uri was not followed: it is not a redirect URI registered for the "
