@@ -299,8 +299,7 @@ def sub_delete(subscription: str | None, name: str, no_wait: bool) -> Any:
 def sub_validate(subscription: str | None, name: str | None, location: str, template_file: str,
                  values: tuple[str, ...]) -> Any:
     """Check a subscription template, its parameters and the caller's rights without deploying it."""
-    path = _sub_path(name or Path(template_file).stem, subscription)
-    return arm("POST", path + "/validate", _body(template_file, values, "Incremental", location))
+    return _sub_action("validate", subscription, name, location, template_file, values)
 
 
 @sub.command("what-if", cls=_ParametersCommand)
@@ -309,5 +308,11 @@ def sub_validate(subscription: str | None, name: str | None, location: str, temp
 def sub_what_if(subscription: str | None, name: str | None, location: str, template_file: str,
                 values: tuple[str, ...]) -> Any:
     """Show what a subscription deployment would create or change (as JSON: az's --no-pretty-print form)."""
+    return _sub_action("whatIf", subscription, name, location, template_file, values)
+
+
+def _sub_action(action: str, subscription: str | None, name: str | None, location: str, template_file: str,
+                values: tuple[str, ...]) -> Any:
+    """`POST …/deployments/{name}/{action}` with the template (named after its file unless -n names it)."""
     path = _sub_path(name or Path(template_file).stem, subscription)
-    return arm("POST", path + "/whatIf", _body(template_file, values, "Incremental", location))
+    return arm("POST", f"{path}/{action}", _body(template_file, values, "Incremental", location))
