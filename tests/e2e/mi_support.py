@@ -337,10 +337,14 @@ def start_agent(mi: MiServer, credential: Path, name: str, extra_env: dict[str, 
 def start_agents(mi: MiServer, wanted: list[tuple[Path, str]], extra_env: dict[str, str] | None = None,
                  port: int | None = None) -> list[Agent]:
     """Start several agents at once and wait until all answer (the caller stops them)."""
-    agents = []
+    agents: list[Agent] = []
     for credential, name in wanted:
-        process, config_dir, log, port = launch_agent(mi, credential, name, extra_env, port)
-        agents.append(Agent(mi, port, config_dir, process, log))
+        # `port` is for a single agent; several each get their own free port, never one already handed out.
+        chosen = port if len(wanted) == 1 else None
+        while chosen is None or any(a.port == chosen for a in agents):
+            chosen = free_port()
+        process, config_dir, log, chosen = launch_agent(mi, credential, name, extra_env, chosen)
+        agents.append(Agent(mi, chosen, config_dir, process, log))
     waiting = list(agents)
     relaunched = 0
     deadline = time.time() + 30
@@ -363,8 +367,8 @@ def start_agents(mi: MiServer, wanted: list[tuple[Path, str]], extra_env: dict[s
                                       headers={"Metadata": "true"}, timeout=2)
                 except httpx.HTTPError:
                     continue
-                if ready.status_code == 200 and (agent.config_dir / "agent" / f"agent-{agent.port}.json").exists():
-                    waiting.remove(agent)
+                if ready.status_code == 200 and _state_pid(agent) == agent.process.pid:
+                    waiting.remove(agent)  # this agent's own process answers, not another one on the same port
             time.sleep(0.05)
         if waiting:
             raise RuntimeError(f"cielo agent did not start:\n{waiting[0].output()}")
@@ -373,6 +377,14 @@ def start_agents(mi: MiServer, wanted: list[tuple[Path, str]], extra_env: dict[s
             agent.stop()
         raise
     return agents
+
+
+def _state_pid(agent: Agent) -> int | None:
+    """The pid in the agent's state file (written once it serves), or None before that."""
+    try:
+        return int(json.loads((agent.config_dir / "agent" / f"agent-{agent.port}.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def use_env(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
