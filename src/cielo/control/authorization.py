@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from cielo.control import provider_operations
+from cielo.control import arm_bodies, provider_operations
 from cielo.control.access import AccessService, ArmCaller
 from cielo.control.naming import check_case_unambiguous
 from cielo.core.arm_ids import InvalidResourceId, parse
@@ -15,12 +15,9 @@ from cielo.core.clock import Clock
 from cielo.core.ids import is_guid
 from cielo.errors import (
     BadRequest,
-    ConditionsNotSupported,
     DuplicateKey,
     InvalidAssignmentScope,
     InvalidFilterInQueryString,
-    InvalidPrincipalId,
-    InvalidRequestContent,
     InvalidRoleAssignmentId,
     InvalidRoleDefinitionContent,
     InvalidRoleDefinitionId,
@@ -166,31 +163,19 @@ class AuthorizationService:
         if not is_guid(name.lower()):
             raise InvalidRoleAssignmentId(
                 f"The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID.")
-        props = body.get("properties")
-        if not isinstance(props, dict):
-            raise InvalidRequestContent("The request body must contain 'properties'.")
-        if props.get("condition") or props.get("conditionVersion"):
-            raise ConditionsNotSupported(
-                "Role assignment conditions (ABAC) are not supported by this Cielo; create the assignment without "
-                "'condition'.")
-        role_ref, principal_id = props.get("roleDefinitionId"), props.get("principalId")
-        if not isinstance(role_ref, str) or not role_ref:
-            raise InvalidRequestContent("properties.roleDefinitionId is required.")
-        if not isinstance(principal_id, str) or not is_guid(principal_id.lower()):
-            raise InvalidPrincipalId("properties.principalId must be an object id (GUID).")
-        principal_id = principal_id.lower()
+        props = arm_bodies.parse(arm_bodies.RoleAssignmentBody, body).properties
+        role_ref, principal_id = props.role_definition_id, props.principal_id.lower()
         role = self.access.index.get_role_definition(role_ref)
         if role is None:
             raise RoleDefinitionNotFound(
                 f"The specified role definition with ID '{role_ref.rsplit('/', 1)[-1]}' does not exist.")
         canonical = self.check_scope_exists(scope, caller.tenant_id)
         actual = self.principal_type(principal_id, caller.tenant_id)
-        given = props.get("principalType")
+        given = props.principal_type
         if given is not None and given != actual and not (given == "ForeignGroup" and actual == "Group"):
             raise UnmatchedPrincipalType(
                 f"The principal type '{given}' does not match the principal's type '{actual}'.")
-        description = props.get("description")
-        description = description if isinstance(description, str) else None
+        description = props.description
         existing = self.access.index.get_assignment(name)
         if existing is None:
             now = self._clock.now()
@@ -367,39 +352,20 @@ class AuthorizationService:
                 # Another tenant's role: its GUID is taken, and nothing about it may show.
                 raise guard.denied(RD_WRITE, f"{'' if scope == '/' else scope}{existing.resource_id}")
             self._require_at_current_scopes(guard, RD_WRITE, scope, existing)
-        props = body.get("properties")
-        if not isinstance(props, dict):
-            raise InvalidRequestContent("The request body must contain 'properties'.")
-        perms = props.get("permissions") or []
-        scopes = props.get("assignableScopes") or []
-        if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
-            raise InvalidRoleDefinitionContent("assignableScopes must list at least one scope.")
+        # The assignable scopes first: the right to write the role there is checked before the rest of the body.
+        scopes = arm_bodies.parse(arm_bodies.RoleDefinitionScopes, body).properties.assignable_scopes
         for target in scopes:
             # Before checking that the scope exists: a caller without the right learns nothing from a 404.
             if not guard.allowed(RD_WRITE, target):
                 raise guard.denied(RD_WRITE, target)
-        if not isinstance(perms, list) or not all(isinstance(p, dict) for p in perms):
-            raise InvalidRoleDefinitionContent("permissions must be a list of objects.")
-        for perm in perms:
-            if perm.get("condition") or perm.get("conditionVersion"):
-                raise ConditionsNotSupported(
-                    "Conditions in a custom role's permissions are not supported by this Cielo (built-in roles keep "
-                    "Azure's, which fail closed); remove 'condition'.")
-            for field in ("actions", "notActions", "dataActions", "notDataActions"):
-                values = perm.get(field, [])
-                if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                    raise InvalidRoleDefinitionContent(f"permissions.{field} must be a list of strings.")
+        props = arm_bodies.parse(arm_bodies.RoleDefinitionBody, body).properties
         for target in scopes:
             self.check_scope_exists(target, caller.tenant_id)
-        name = props.get("roleName")
-        description = props.get("description")
         now = self._clock.now()
         stored = StoredRole(
-            name=guid.lower(), tenant_id=caller.tenant_id, role_name=name if isinstance(name, str) else "",
-            description=description if isinstance(description, str) else None,
-            permissions=[{k: list(p.get(k, [])) for k in ("actions", "notActions", "dataActions", "notDataActions")}
-                         for p in perms],
-            assignable_scopes=list(scopes), created_on=now, updated_on=now, created_by=caller.object_id,
+            name=guid.lower(), tenant_id=caller.tenant_id, role_name=props.role_name, description=props.description,
+            permissions=[p.to_stored() for p in props.permissions], assignable_scopes=list(scopes), created_on=now,
+            updated_on=now, created_by=caller.object_id,
         )
         return self.access.put_role(stored), existing is None
 
