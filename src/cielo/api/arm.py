@@ -30,11 +30,12 @@ from cielo.api.arm_context import (
 from cielo.api.arm_routes import Route, RouteTable, Unserved
 from cielo.api.arm_versions import COGNITIVE_SERVICES, RESOURCES
 from cielo.api.errors import arm_response
+from cielo.control import arm_bodies
 from cielo.control import authorization as authz
 from cielo.control.naming import check_case_unambiguous
 from cielo.control.resources import resource_json
 from cielo.core.arm_ids import ResourceId
-from cielo.errors import ArmError, InvalidRequestContent, MethodNotAllowed, NotFound
+from cielo.errors import ArmError, MethodNotAllowed, NotFound
 from cielo.store.models import Subscription
 
 router = APIRouter()
@@ -228,7 +229,7 @@ async def list_keys(call: ArmCall) -> Response:
 async def regenerate_key(call: ArmCall) -> Response:
     account = call.manager.account(account_id(call))  # a missing account is named before the body is read
     body = await read_json_body(call.request)
-    return _ok(call.manager.regenerate_key(account, body.get("keyName")))
+    return _ok(call.manager.regenerate_key(account, body))
 
 
 async def list_deployments(call: ArmCall) -> Response:
@@ -317,17 +318,14 @@ async def check_access(call: ArmCall) -> Response:
     ctx, scope = call.ctx, call.params["scope"]
     may_ask_about_others = ctx.allowed(f"{RA}/read", scope)
     body = await read_json_body(call.request, CHECK_ACCESS_MAX_BODY)
-    principal_id = body.get("principalId") or ctx.caller.object_id
-    if not isinstance(principal_id, str):
-        raise InvalidRequestContent("'principalId' must be a string.")
+    # Whom it is about first: asking about someone else is refused before the rest of the body is looked at.
+    principal_id = arm_bodies.parse(arm_bodies.CheckAccessSubject, body).principal_id or ctx.caller.object_id
     if principal_id.lower() != ctx.caller.object_id.lower() and not may_ask_about_others:
         raise authorization_failed(ctx.caller, f"{RA}/read", scope,
                                    ctx.access.authorize(ctx.caller, f"{RA}/read", scope).reason)
-    action = body.get("action")
-    if not isinstance(action, str) or not action:
-        raise InvalidRequestContent("'action' is required.")
-    data_action = bool(body.get("isDataAction", False))
-    return _ok(_authz(call).check_access(principal_id, action, scope, data_action, ctx.principal.tenant_id))
+    question = arm_bodies.parse(arm_bodies.CheckAccessBody, body)
+    return _ok(_authz(call).check_access(principal_id, question.action, scope, question.is_data_action,
+                                         ctx.principal.tenant_id))
 
 
 # ----------------------------------------------------------------------------- the table

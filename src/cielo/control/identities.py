@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from cielo.control import arm_bodies
 from cielo.control.access import AccessService
 from cielo.control.resources import ACCOUNT_TYPE, ResourceService, ResourceWriter, resource_json
 from cielo.core.arm_ids import InvalidResourceId, ResourceId, parse
@@ -25,7 +26,6 @@ from cielo.core.ids import new_guid, sha256_hex
 from cielo.errors import (
     FailedIdentityOperation,
     InvalidIdentity,
-    InvalidIdentityType,
     InvalidRequestContent,
     InvalidTag,
     InvalidUserAssignedIdentity,
@@ -71,23 +71,6 @@ class IdentityError(Exception):
         self.status = status
         self.error = error
         self.description = description
-
-
-def _parse_type(value: object) -> tuple[bool, bool]:
-    # A missing type is not "None": read so, an identity block without it would delete the system-assigned
-    # identity's principal and its role assignments.
-    if value is None:
-        raise InvalidIdentityType("identity.type is required: None, SystemAssigned, UserAssigned or "
-                         "'SystemAssigned, UserAssigned'.")
-    if not isinstance(value, str):
-        raise InvalidIdentityType("identity.type must be a string.")
-    parts = {p.strip().lower() for p in value.split(",") if p.strip()}
-    if parts <= {"none"}:
-        return False, False
-    if not parts <= {"systemassigned", "userassigned"}:
-        raise InvalidIdentityType(f"The identity type '{value}' is invalid; use None, SystemAssigned, UserAssigned or "
-                         "'SystemAssigned, UserAssigned'.")
-    return "systemassigned" in parts, "userassigned" in parts
 
 
 def _kind(value: object, type_: str) -> str | None:
@@ -208,14 +191,10 @@ class IdentityService:
         old_users: dict[str, Any] = dict(old.get("userAssignedIdentities") or {})
         if body_identity is None:
             return old or None if existing else None
-        if not isinstance(body_identity, dict):
-            raise InvalidIdentity("identity must be an object.")
-        system, user = _parse_type(body_identity.get("type"))
-        wanted = body_identity.get("userAssignedIdentities")
-        if wanted is not None and not isinstance(wanted, dict):
-            raise InvalidIdentity("identity.userAssignedIdentities must be an object.")
+        sent = arm_bodies.parse(arm_bodies.IdentityBlock, body_identity, at="identity")
+        system, user = sent.system_assigned, sent.user_assigned
         users: dict[str, Any] = dict(old_users) if patch else {}
-        for key, value in (wanted or {}).items():
+        for key, value in (sent.user_assigned_identities or {}).items():
             if value is None:
                 users = {k: v for k, v in users.items() if k.lower() != key.lower()}
                 continue

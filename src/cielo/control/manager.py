@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cielo.control import arm_bodies
 from cielo.control.access import AccessService, ArmCaller
 from cielo.control.authorization import Guard, subscription_of
 from cielo.control.identities import UAMI_TYPE, IdentityService
@@ -81,7 +82,8 @@ class ResourceManager:
         if patch:
             # A PATCH changes the tags only; the location stays (ARM's resource group PATCH).
             current = self._resources.get_group(subscription_id, name)
-            body = {"location": current.location, "tags": body.get("tags", current.tags)}
+            sent = arm_bodies.parse(arm_bodies.ResourceGroupPatch, body)
+            body = {"location": current.location, "tags": sent.tags if sent.sent("tags") else current.tags}
         return self._resources.put_group(subscription_id, name, body, writer)
 
     def delete_group(self, subscription_id: str, name: str) -> None:
@@ -116,6 +118,7 @@ class ResourceManager:
         _check_assign(sent, guard)
         if patch:
             current = resource_json(self._resources.get_account(rid))
+            arm_bodies.parse(arm_bodies.AccountBody, body)  # `properties`, merged below, is an object or null
             merged_props = {**current["properties"], **(body.get("properties") or {})}
             body = {**current, **body, "properties": merged_props}
         tenant_id = self._tenant_of(rid.subscription)
@@ -154,8 +157,8 @@ class ResourceManager:
     def list_keys(self, rid: ResourceId) -> dict[str, str]:
         return self._resources.list_keys(self._resources.get_account(rid))
 
-    def regenerate_key(self, account: Resource, key_name: object) -> dict[str, str]:
-        return self._resources.regenerate_key(account, key_name)
+    def regenerate_key(self, account: Resource, body: dict[str, Any]) -> dict[str, str]:
+        return self._resources.regenerate_key(account, body)
 
     # ----------------------------------------------------------------- deployments
     def list_deployments(self, account_rid: ResourceId) -> list[Resource]:

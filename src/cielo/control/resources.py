@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from cielo.control import arm_bodies
 from cielo.control.naming import check_account, check_deployment, check_resource_group, normalize_location
 from cielo.core.arm_ids import RG_TYPE, ResourceId
 from cielo.core.clock import Clock
@@ -25,13 +26,11 @@ from cielo.errors import (
     DeploymentModelNotSupported,
     DuplicateKey,
     InsufficientQuota,
-    InvalidCapacity,
     InvalidKind,
     InvalidRequestContent,
     InvalidResourceGroupLocation,
     InvalidResourceLocation,
     InvalidSkuName,
-    InvalidTag,
     KindRequired,
     NotFound,
     ResourceGroupNotFound,
@@ -48,24 +47,6 @@ QUOTA_CAPACITY_PER_MODEL = 1000  # thousands of TPM per subscription, region and
 
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _obj(body: dict[str, Any], name: str) -> dict[str, Any]:
-    value = body.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidRequestContent(f"The property '{name}' must be an object.")
-    return value
-
-
-def _tags(body: dict[str, Any]) -> dict[str, str] | None:
-    tags = body.get("tags")
-    if tags is None:
-        return None
-    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
-        raise InvalidTag("Tags must be an object of string values.")
-    return dict(tags)
 
 
 class ResourceWriter:
@@ -133,9 +114,10 @@ class ResourceService:
     def put_group(self, subscription: str, name: str, body: dict[str, Any],
                   writer: ResourceWriter) -> tuple[Resource, bool]:
         check_resource_group(name)
+        sent = arm_bodies.parse(arm_bodies.ResourceGroupBody, body)
         rid = ResourceId(subscription, name)
         existing = self.repo.get(rid.key)
-        location = normalize_location(body.get("location"))
+        location = normalize_location(sent.location)
         if existing and existing.location != location:
             raise InvalidResourceGroupLocation(
                 f"Invalid resource group location '{location}'. The Resource group already exists in location "
@@ -143,7 +125,7 @@ class ResourceService:
         resource = Resource(
             id=existing.id if existing else rid.id, subscription_id=subscription, resource_group=name,
             parent_key=None, type=RG_TYPE, name=existing.name if existing else name, location=location, kind=None,
-            sku=None, tags=_tags(body), properties={"provisioningState": "Succeeded"}, identity=None,
+            sku=None, tags=sent.tags, properties={"provisioningState": "Succeeded"}, identity=None,
             system_data=self._system_data(writer, existing), etag=uuid.uuid4().hex,
         )
         created = self.repo.put(resource)  # False when another request created it a moment ago
@@ -186,39 +168,39 @@ class ResourceService:
         check_account(rid.name)
         assert rid.resource_group is not None
         self.get_group(rid.subscription, rid.resource_group)
+        sent = arm_bodies.parse(arm_bodies.AccountBody, body)
         existing = self.repo.get(rid.key)
-        kind_text = body.get("kind") or (existing.kind if existing else None)
+        kind_text = sent.kind or (existing.kind if existing else None)
         kind = ACCOUNT_KINDS.get(str(kind_text).lower()) if kind_text else None
         if kind is None:
             refusal = InvalidKind if kind_text else KindRequired
             raise refusal(f"The kind '{kind_text}' is not supported; use OpenAI, AIServices or CognitiveServices.")
         old_sku = (existing.sku or {}) if existing else {}
-        sku_name = str(_obj(body, "sku").get("name") or old_sku.get("name") or "")
+        sku_name = str((sent.sku.name if sent.sku else None) or old_sku.get("name") or "")
         sku = ACCOUNT_SKUS.get(sku_name.lower())
         if sku is None:
             raise InvalidSkuName(f"The SKU '{sku_name}' is not supported; use S0.")
-        location = normalize_location(body.get("location") or (existing.location if existing else None))
+        location = normalize_location(sent.location or (existing.location if existing else None))
         if existing and existing.location != location:
             # Its deployments (and their quota) stay in the account's location: ARM refuses a move by PUT.
             raise InvalidResourceLocation(
                 f"The resource '{existing.name}' already exists in location '{existing.location}' in resource group "
                 f"'{rid.resource_group}'. A resource with the same name cannot be created in location '{location}'. "
                 "Please select a new resource name.")
-        props_in = _obj(body, "properties")
+        props_in = sent.properties or arm_bodies.AccountProperties()
         old = existing.properties if existing else {}
-        subdomain = str(props_in.get("customSubDomainName") or old.get("customSubDomainName") or rid.name)
+        subdomain = str(props_in.custom_sub_domain_name or old.get("customSubDomainName") or rid.name)
         if existing and old.get("customSubDomainName") and subdomain.lower() != str(old["customSubDomainName"]).lower():
             raise CustomSubDomainNameCannotBeChanged("The customSubDomainName of an account cannot be changed.")
         holder = self.find_account_by_subdomain(subdomain)
         if holder is not None and holder.key != rid.key:
             raise CustomDomainInUse(f"The subdomain name '{subdomain}' is not available as it's already used by a "
                            "resource.")
-        disable_local = props_in.get("disableLocalAuth", old.get("disableLocalAuth", False))
-        if not isinstance(disable_local, bool):
-            raise InvalidRequestContent("disableLocalAuth must be a boolean.")
-        network = props_in.get("publicNetworkAccess", old.get("publicNetworkAccess", "Enabled"))
-        if network not in ("Enabled", "Disabled"):
-            raise InvalidRequestContent("publicNetworkAccess must be Enabled or Disabled.")
+        # Left out: the account keeps its value.
+        disable_local = (props_in.disable_local_auth if props_in.sent("disable_local_auth")
+                         else bool(old.get("disableLocalAuth", False)))
+        network = (props_in.public_network_access if props_in.sent("public_network_access")
+                   else old.get("publicNetworkAccess", "Enabled"))
         created = old.get("dateCreated") or _iso(self._clock.now())
         properties = {
             "endpoint": self.endpoint_for(subdomain),
@@ -233,14 +215,14 @@ class ResourceService:
             "networkAcls": {"defaultAction": "Allow", "ipRules": [], "virtualNetworkRules": []},
             "privateEndpointConnections": [],
         }
-        if identity is None and body.get("identity") is not None:
+        if identity is None and sent.identity is not None:
             raise InvalidRequestContent("The property 'identity' is not served on this path.")
         block = identity(existing) if identity is not None else (existing.identity if existing else None)
         resource = Resource(
             id=existing.id if existing else rid.id, subscription_id=rid.subscription,
             resource_group=rid.resource_group, parent_key=None, type=ACCOUNT_TYPE,
             name=existing.name if existing else rid.name, location=location, kind=kind, sku={"name": sku},
-            tags=_tags(body), properties=properties, identity=block,
+            tags=sent.tags, properties=properties, identity=block,
             system_data=self._system_data(writer, existing), etag=f'"{uuid.uuid4()}"',
         )
         try:
@@ -280,9 +262,9 @@ class ResourceService:
             raise NotFound("The account has no keys.")
         return {"key1": self._sealer.open(keys.key1_encrypted), "key2": self._sealer.open(keys.key2_encrypted)}
 
-    def regenerate_key(self, account: Resource, key_name: object) -> dict[str, str]:
-        if not isinstance(key_name, str) or key_name.lower() not in ("key1", "key2"):
-            raise InvalidRequestContent("keyName must be Key1 or Key2.")
+    def regenerate_key(self, account: Resource, body: dict[str, Any]) -> dict[str, str]:
+        """`body` is regenerateKey's (`{"keyName": "Key1"}`)."""
+        key_name = arm_bodies.parse(arm_bodies.RegenerateKeyBody, body).key_name
         if account.properties.get("disableLocalAuth"):
             raise BadRequest("Failed to regenerate key. disableLocalAuth is set to be true")
         self._new_keys(account.key, which=(key_name.lower(),))
@@ -311,28 +293,24 @@ class ResourceService:
         parent = rid.parent
         assert parent is not None
         account = self.get_account(parent)
+        sent = arm_bodies.parse(arm_bodies.DeploymentBody, body)
         existing = self.repo.get(rid.key)
-        props_in = _obj(body, "properties")
-        model_in = _obj(props_in, "model") or ((existing.properties.get("model") or {}) if existing else {})
-        name = model_in.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidRequestContent("properties.model.name is required.")
-        fmt = model_in.get("format")
-        version = model_in.get("version")
-        entry = self.catalogue.find(fmt if isinstance(fmt, str) else None, name,
-                                    version if isinstance(version, str) else None)
+        props_in = sent.properties or arm_bodies.DeploymentProperties()
+        model_in = props_in.model or (_current_model(existing) if existing else None)
+        if model_in is None:
+            raise InvalidRequestContent("The property 'properties.model.name' is required.")
+        fmt, name, version = model_in.format, model_in.name, model_in.version
+        entry = self.catalogue.find(fmt, name, version)
         if entry is None:
-            asked = " ".join(str(p) for p in (fmt, name, version) if p)
+            asked = " ".join(p for p in (fmt, name, version) if p)
             raise DeploymentModelNotSupported(
                 f"The model '{asked}' is not supported by this Cielo. Supported: "
                 + ", ".join(f"{m.format} {m.name} {m.version}" for m in self.catalogue.entries))
-        sku_in = _obj(body, "sku") or ((existing.sku or {}) if existing else {})
-        sku_name = DEPLOYMENT_SKUS.get(str(sku_in.get("name", "Standard")).lower())
-        capacity = sku_in.get("capacity", 1)
+        sku_in = sent.sku or (_current_sku(existing) if existing else arm_bodies.DeploymentSku())
+        sku_name = DEPLOYMENT_SKUS.get(sku_in.name.lower())
+        capacity = sku_in.capacity
         if sku_name is None:
-            raise InvalidSkuName(f"The SKU '{sku_in.get('name')}' is not supported; use Standard or GlobalStandard.")
-        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
-            raise InvalidCapacity("sku.capacity must be a positive integer (thousands of tokens per minute).")
+            raise InvalidSkuName(f"The SKU '{sku_in.name}' is not supported; use Standard or GlobalStandard.")
         used = self.capacity_used(rid.subscription, account.location or "", exclude_key=rid.key).get(
             entry.name.lower(), 0)
         if used + capacity > QUOTA_CAPACITY_PER_MODEL:
@@ -343,9 +321,9 @@ class ResourceService:
                 f"{QUOTA_CAPACITY_PER_MODEL} for quota Tokens Per Minute (thousands) - {entry.name}.")
         properties = {
             "model": {"format": entry.format, "name": entry.name, "version": entry.version},
-            "versionUpgradeOption": props_in.get("versionUpgradeOption", "OnceCurrentVersionExpired"),
+            "versionUpgradeOption": props_in.version_upgrade_option,
             "capabilities": dict(entry.capabilities),
-            "raiPolicyName": props_in.get("raiPolicyName", "Microsoft.Default"),
+            "raiPolicyName": props_in.rai_policy_name,
             "provisioningState": "Succeeded",
             "rateLimits": rate_limits(capacity),
         }
@@ -353,7 +331,7 @@ class ResourceService:
             id=existing.id if existing else rid.id, subscription_id=rid.subscription,
             resource_group=rid.resource_group, parent_key=account.key, type=DEPLOYMENT_TYPE,
             name=existing.name if existing else rid.name, location=account.location, kind=None,
-            sku={"name": sku_name, "capacity": capacity}, tags=_tags(body), properties=properties, identity=None,
+            sku={"name": sku_name, "capacity": capacity}, tags=sent.tags, properties=properties, identity=None,
             system_data=self._system_data(writer, existing), etag=f'"{uuid.uuid4()}"',
         )
         created = self.repo.put(resource)  # False when another request created it a moment ago
@@ -376,6 +354,16 @@ class ResourceService:
             return False
         self.repo.delete_tree(rid.key)
         return True
+
+
+def _current_model(deployment: Resource) -> arm_bodies.DeploymentModel | None:
+    """The model a deployment holds, for an update that does not name one."""
+    held = deployment.properties.get("model")
+    return arm_bodies.DeploymentModel.model_validate(held) if held else None
+
+
+def _current_sku(deployment: Resource) -> arm_bodies.DeploymentSku:
+    return arm_bodies.DeploymentSku.model_validate(deployment.sku or {})
 
 
 def rate_limits(capacity: int) -> list[dict[str, int | str]]:
