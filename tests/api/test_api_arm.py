@@ -204,6 +204,9 @@ async def test_account_lifecycle_and_keys(client: httpx.AsyncClient, world: Worl
                              {"keyName": "Key3"}), 400, "InvalidRequestContent")
     wrong_method = await arm_call(client, world, "GET", world.account_path(name, rg) + "/listKeys")
     assert wrong_method.json()["error"]["code"] == "MethodNotAllowed", wrong_method.text
+    not_an_object = arm_error(await arm_call(client, world, "PATCH", world.account_path(name, rg),
+                                             {"properties": "x"}), 400, "InvalidRequestContent")
+    assert "'properties'" in not_an_object["message"]  # was a 500 while merging
     patched = await arm_call(client, world, "PATCH", world.account_path(name, rg),
                              {"properties": {"disableLocalAuth": True}})
     assert patched.status_code == 200 and patched.json()["properties"]["disableLocalAuth"] is True
