@@ -19,7 +19,6 @@ from cielo.cli.auth import (
     resource_scope,
     user_login_form,
 )
-from cielo.cli.browser_login import browser_available, browser_login
 from cielo.cli.common import CliError, global_options, table_layout
 from cielo.cli.profile import CliConfig, Profile, TokenCache, token_lock
 from cielo.client.http import ApiError, CieloClient
@@ -149,10 +148,14 @@ def login(username: str | None, password: str | None, service_principal: bool, i
                     body = client.token(login_tenant, user_login_form(username, secret, arm_scope))
                 except ApiError as exc:
                     raise CliError(exc.message) from exc
-            elif use_device_code or not browser_available():
-                body = _device_login(client, login_tenant, arm_scope)
             else:
-                body = browser_login(client, login_tenant, arm_scope)
+                # http.server and webbrowser: imported only by the login that may open a browser
+                from cielo.cli.browser_login import browser_available, browser_login
+
+                if use_device_code or not browser_available():
+                    body = _device_login(client, login_tenant, arm_scope)
+                else:
+                    body = browser_login(client, login_tenant, arm_scope)
             claims = jwt_claims(body["access_token"])
             tenant_id = claims["tid"]
             name = claims.get("upn") or claims.get("unique_name") or claims.get("preferred_username")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from cielo.cli.common import CliError
+from cielo.cli.common import prog_name as prog_name  # its home is common, which `cielo` itself loads first
 from cielo.cli.profile import CliConfig, Profile, TokenCache, token_lock
 from cielo.client.http import ApiError, CieloClient, default_verify
 from cielo.core.ids import b64url, b64url_decode, b64url_json
@@ -24,10 +24,6 @@ from cielo.core.resources import AZURE_CLI_CLIENT_ID
 
 ARM_RESOURCE = "https://management.core.windows.net/"
 RENEW_BEFORE_S = 300
-
-
-def prog_name() -> str:
-    return "az" if Path(sys.argv[0]).name == "az" else "cielo"
 
 
 def open_client(config: CliConfig | None = None) -> CieloClient:

@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import httpx
 
 from cielo.cli.output import OUTPUT_FORMATS, OutputError, TableTransformer, compile_query, emit
 
+if TYPE_CHECKING:
+    import httpx
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def prog_name() -> str:
+    return "az" if Path(sys.argv[0]).name == "az" else "cielo"
 
 
 class CliError(click.ClickException):
@@ -117,6 +123,8 @@ def global_options(func: F) -> F:
     def wrapper(*args: Any, output: str | None, query: str | None, debug: bool, only_show_errors: bool,
                 **kwargs: Any) -> None:
         if debug:
+            import logging
+
             from cielo.logging_setup import install_redaction
 
             logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
@@ -130,8 +138,13 @@ def global_options(func: F) -> F:
         ctx.meta["only_show_errors"] = only_show_errors
         try:
             result = func(*args, **kwargs)
-        except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
+        except Exception as exc:
+            # httpx is imported by the commands that talk to a server, not here: a process that has not
+            # imported it cannot have raised one of its errors.
+            loaded = sys.modules.get("httpx")
+            if loaded is not None and isinstance(exc, loaded.HTTPError):
+                raise _unreachable(exc) from exc
+            raise
         fmt = (output or _default_output()).lower()
         try:
             emit(result, fmt, query, table_transformer=func.__dict__.get("cielo_table_transformer"))

@@ -27,9 +27,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-import jmespath
-import jmespath.exceptions
-import yaml
+# jmespath (--query) and yaml (-o yaml) are imported by the functions that use them: every `cielo` command is a
+# new process, and most never need either (tests/unit/test_cli_lazy_imports.py keeps it so).
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -69,6 +68,9 @@ class OutputError(ValueError):
 
 def compile_query(query: str) -> Any:
     """The parsed JMESPath ``query``; commands check it before they run, as az's argument parser does."""
+    import jmespath
+    import jmespath.exceptions
+
     try:
         return jmespath.compile(query)
     except jmespath.exceptions.JMESPathError as exc:  # ParseError, LexerError, EmptyExpressionError
@@ -79,6 +81,9 @@ def apply_query(result: Any, query: str | None) -> Any:
     """Apply the JMESPath ``query`` to ``result``; ``None`` means no query (result returned as is)."""
     if query is None:
         return result
+    import jmespath
+    import jmespath.exceptions
+
     expression = compile_query(query)
     try:
         # As knack: a multiselect hash keeps the order the query names its keys in (tsv and table follow it).
@@ -148,6 +153,9 @@ def _colorize_json(text: str) -> str:
 
 
 def _format_yaml(result: Any) -> str:
+    import yaml
+    import yaml.representer
+
     def dump(data: Any) -> str:
         return yaml.safe_dump(data, default_flow_style=False, allow_unicode=True, sort_keys=True)
 

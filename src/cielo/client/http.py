@@ -11,9 +11,10 @@ import contextvars
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:  # imported by CieloClient: `cielo` commands that never make a client never pay for httpx
+    import httpx
 
 
 class ApiError(Exception):
@@ -87,6 +88,8 @@ def use_transport(transport: httpx.BaseTransport) -> Iterator[None]:
 class CieloClient:
     def __init__(self, endpoint: str, verify: str | bool = True, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None) -> None:
+        import httpx
+
         self.endpoint = endpoint.rstrip("/")
         self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False,
                                   transport=transport or _transport.get())
