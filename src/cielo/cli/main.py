@@ -2,30 +2,93 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 import click
 
-from cielo.cli import (
-    account,
-    ad,
-    ad_sp,
-    agent,
-    cognitiveservices,
-    compute,
-    deployment,
-    functionapp,
-    group,
-    monitor,
-    role,
-    shim,
-)
-from cielo.cli.auth import prog_name
-from cielo.cli.migrate import migrate
-from cielo.cli.transfer import export, import_
-from cielo.cli.up import admin, env, keys, up
+from cielo.cli.common import prog_name
+
+# Where each top-level command is defined: "module:attribute" under cielo.cli. Every `cielo` command is a new
+# process, so a command's module (and what it imports: httpx, yaml, pydantic, ...) is imported only when that
+# command is looked up: when it runs, when the root help lists it, or for shell completion.
+_COMMANDS: dict[str, str] = {
+    "up": "up:up",
+    "env": "up:env",
+    "keys": "up:keys",
+    "admin": "up:admin",
+    "migrate": "migrate:migrate",
+    "export": "transfer:export",
+    "import": "transfer:import_",
+    "login": "account:login",
+    "logout": "account:logout",
+    "account": "account:account",
+    "cloud": "account:cloud",
+    "ad": "ad:ad",
+    "az-shim": "shim:az_shim",
+    "group": "group:group",
+    "deployment": "deployment:deployment",
+    "role": "role:role",
+    "cognitiveservices": "cognitiveservices:cognitiveservices",
+    "vm": "compute:vm",
+    "vmss": "compute:vmss",
+    "webapp": "compute:webapp",
+    "functionapp": "functionapp:functionapp",
+    "identity": "compute:identity",
+    "agent": "agent:agent",
+    "monitor": "monitor:monitor",
+}
+
+
+def _load(name: str) -> click.Command:
+    module, _, attribute = _COMMANDS[name].partition(":")
+    command: click.Command = getattr(importlib.import_module(f"cielo.cli.{module}"), attribute)
+    if name == "ad":
+        from cielo.cli.ad_sp import sp
+
+        if isinstance(command, click.Group) and "sp" not in command.commands:
+            command.add_command(sp)
+    return command
+
+
+class _LazyCommands(MutableMapping[str, click.Command]):
+    """A group's commands by name, each imported by `load` the first time it is looked up (`get`, `[]`,
+    `items()`); the names (what `list_commands` and click's "no such command" need) cost nothing."""
+
+    def __init__(self, names: Iterable[str], load: Callable[[str], click.Command]) -> None:
+        self._lazy = dict.fromkeys(names)
+        self._load = load
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            if name not in self._lazy:
+                raise KeyError(name)
+            self._loaded[name] = self._load(name)
+            del self._lazy[name]
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._lazy.pop(name, None)
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if name in self._loaded:
+            del self._loaded[name]
+        else:
+            del self._lazy[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._loaded or name in self._lazy
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._loaded, *self._lazy])
+
+    def __len__(self) -> int:
+        return len(self._loaded) + len(self._lazy)
 
 
 class AzUsageError(click.UsageError):
@@ -112,31 +175,7 @@ def completion(shell: str) -> None:
     click.echo(completer(cli, {}, name, variable).source())
 
 
-cli.add_command(up)
-cli.add_command(env)
-cli.add_command(keys)
-cli.add_command(admin)
-cli.add_command(migrate)
-cli.add_command(export)
-cli.add_command(import_)
-cli.add_command(account.login)
-cli.add_command(account.logout)
-cli.add_command(account.account)
-cli.add_command(account.cloud)
-cli.add_command(ad.ad)
-ad.ad.add_command(ad_sp.sp)
-cli.add_command(shim.az_shim)
-cli.add_command(group.group)
-cli.add_command(deployment.deployment)
-cli.add_command(role.role)
-cli.add_command(cognitiveservices.cognitiveservices)
-cli.add_command(compute.vm)
-cli.add_command(compute.vmss)
-cli.add_command(compute.webapp)
-cli.add_command(functionapp.functionapp)
-cli.add_command(compute.identity)
-cli.add_command(agent.agent)
-cli.add_command(monitor.monitor)
+cli.commands = _LazyCommands(_COMMANDS, _load)
 cli.add_command(completion)
 
 
