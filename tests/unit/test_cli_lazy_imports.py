@@ -5,6 +5,7 @@ it imported, so that a top-level import added later cannot silently make every c
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,20 +21,24 @@ HEAVY = ("httpx", "yaml", "rich", "jmespath", "pygments", "sqlalchemy", "cryptog
 
 _PROBE = """
 import json, sys
-from cielo.cli.main import cli
+sys.argv = ["cielo", *sys.argv[1:]]
+from cielo.cli.main import main
 try:
-    cli.main(sys.argv[1:], prog_name="cielo")
+    main()
 except SystemExit as exc:
     code = exc.code
 else:
     code = 0
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+print(json.dumps({"code": code, "modules": sorted(k for k, v in sys.modules.items() if v is not None)}),
+      file=sys.stderr)
 """
 
 
-def _imported(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
+def _imported(tmp_path: Path, *args: str, endpoint: str | None = None) -> tuple[int, set[str]]:
     """Run `cielo ARGS` in a new interpreter with an empty config directory: (exit code, modules it imported)."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CIELO_CONFIG_DIR": str(tmp_path / "config")}
+    if endpoint:
+        env["CIELO_ENDPOINT"] = endpoint
     done = subprocess.run([sys.executable, "-c", _PROBE, *args], env=env, capture_output=True, text=True,
                           timeout=60, check=False)
     report = json.loads(done.stderr.strip().splitlines()[-1])
@@ -72,6 +77,16 @@ def test_an_output_format_imports_its_library(tmp_path: Path) -> None:
     assert code == 0
     assert {"yaml", "jmespath"} <= modules
     assert "httpx" not in modules
+
+
+def test_a_command_that_talks_to_a_server_imports_httpx_but_not_its_command_line_tool(tmp_path: Path) -> None:
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: the login fails at once with az's "cannot reach"
+    code, modules = _imported(tmp_path, "login", "-u", "someone", "-p", "secret", endpoint=f"https://127.0.0.1:{port}")
+    assert code == 1
+    assert "httpx" in modules
+    assert [m for m in _heavy(modules) if m.split(".")[0] != "httpx"] == []  # no rich, pygments, yaml, ...
 
 
 def test_every_command_is_found_by_its_own_name() -> None:

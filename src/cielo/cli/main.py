@@ -180,6 +180,12 @@ cli.add_command(completion)
 
 
 def main() -> None:
+    # `import httpx` also imports httpx's own command-line tool (httpx._main: click's and rich's consoles, pygments),
+    # about half of what importing httpx costs, and a `cielo` process never runs it. A None in sys.modules makes
+    # that one import fail, which httpx expects (without its `cli` extra) and answers with a stub `httpx.main`.
+    # Only here, in the `cielo` process itself: importing cielo.cli or cielo.client elsewhere changes nothing.
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     cli(prog_name=prog_name())
 
 
