@@ -11,6 +11,25 @@ from support.server import CieloServer, can_bind_443, start_server
 
 
 @pytest.fixture(scope="session")
+def cheap_password_hashes() -> Iterator[object]:
+    """argon2id at its lowest cost (t=1, m=8 KiB, p=1) for passwords hashed in this process, and a dummy hash of
+    the same cost for `burn_password_time`: a production hash costs ~0.15 s, and the in-process tiers (tests/unit,
+    tests/api) hash and verify passwords hundreds of times without being about that cost. Verification reads the
+    cost from the hash, so what is checked is unchanged. tests/unit/identity/test_secrets.py checks the production
+    hasher (this fixture's value); a real server process (e2e, security) never sees this."""
+    from argon2 import PasswordHasher
+
+    from cielo.identity import secrets
+
+    production = secrets._hasher
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(secrets, "_hasher", cheap)
+        patch.setattr(secrets, "_DUMMY_HASH", cheap.hash("cielo-dummy-password-for-timing"))
+        yield production
+
+
+@pytest.fixture(scope="session")
 def cielo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CieloServer]:
     data_dir = tmp_path_factory.mktemp("cielo") / "data"
     server = start_server(data_dir, listen_443=can_bind_443(),

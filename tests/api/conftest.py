@@ -37,6 +37,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.inproc)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes(cheap_password_hashes: object) -> None:
+    """Passwords hashed in-process cost argon2's minimum here (tests/conftest.py says why)."""
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str | None]:
     """None: SQLite in the data directory. `CIELO_TEST_DATABASE=postgresql`: a new PostgreSQL database for the
@@ -57,7 +62,7 @@ def _database_url_env(database_url: str | None, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -> World:
+def world(tmp_path_factory: pytest.TempPathFactory, database_url: str | None, _cheap_password_hashes: None) -> World:
     data_dir = tmp_path_factory.mktemp("inproc") / "data"
     # The embedded models (SmolLM2, e5) are never loaded here: every data-plane call names the mock deployment.
     settings = Settings(data_dir=data_dir, enable_mock_model=True, signin_throttle_failures=10_000,

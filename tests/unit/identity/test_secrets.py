@@ -1,7 +1,16 @@
 from __future__ import annotations
 
+import pytest
+
 from cielo.core.ids import new_client_secret, new_password
+from cielo.identity import secrets
 from cielo.identity.secrets import hash_password, hash_secret, secret_matches, verify_password
+
+
+@pytest.fixture(autouse=True)
+def _production_hasher(cheap_password_hashes: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This module is about the hashing itself: it runs with the production hasher, not the cheap one."""
+    monkeypatch.setattr(secrets, "_hasher", cheap_password_hashes)
 
 
 def test_password_hash_is_argon2id_and_verifies() -> None:
