@@ -277,7 +277,7 @@ def _tls_server(cert: Path, key: Path) -> Iterator[int]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
+    listener.settimeout(0.01)  # how often the loop looks at `stop`: a stopped server is closed at once
     stop = threading.Event()
 
     def serve() -> None:
