@@ -274,8 +274,9 @@ class HostCredentialRepo:
     def revoke_for(self, resource_key: str) -> int:
         t = db.host_credentials
         with self._engine.begin() as conn:
-            return int(conn.execute(update(t).where(t.c.resource_key == resource_key.lower()).values(revoked=True))
-                       .rowcount)
+            # Only those still valid: the count answered is how many this call revoked.
+            return int(conn.execute(update(t).where(t.c.resource_key == resource_key.lower(), t.c.revoked.is_(False))
+                                    .values(revoked=True)).rowcount)
 
     def delete_for(self, resource_key: str) -> None:
         t = db.host_credentials
