@@ -77,12 +77,12 @@ async def test_a_500_fails_over(pool: PoolBackend, fresh: tuple[FakeEngine, Fake
 async def test_a_429_fails_over_and_its_retry_after_is_honoured(pool: PoolBackend,
                                                                 fresh: tuple[FakeEngine, FakeEngine]) -> None:
     a = fresh[0]
-    a.mode, a.retry_after_ms = "429", 1200
+    a.mode, a.retry_after_ms = "429", 400
     assert text(await pool.complete("chat", CHAT)) == "from b"
     a.mode = "ok"
-    assert text(await pool.complete("chat", CHAT)) == "from b"  # a is out for its 1.2 s
+    assert text(await pool.complete("chat", CHAT)) == "from b"  # a is out for its 0.4 s
     assert a.requests == 1
-    await asyncio.sleep(1.3)
+    await asyncio.sleep(0.45)
     assert text(await pool.complete("chat", CHAT)) == "from a"
 
 
@@ -101,7 +101,7 @@ async def test_every_engine_at_429_is_a_429_with_the_soonest_retry_after(
 async def test_a_slow_first_byte_fails_over_after_the_first_byte_timeout(fresh: tuple[FakeEngine, FakeEngine]) -> None:
     a, b = fresh
     a.mode, a.delay_s = "slow", 3.0
-    async for p in make_pool(f"m={a.url},priority=0", f"m={b.url},priority=1", first_byte_s=0.5):
+    async for p in make_pool(f"m={a.url},priority=0", f"m={b.url},priority=1", first_byte_s=0.3):
         started = time.monotonic()
         assert text(await p.complete("chat", CHAT)) == "from b"
         chunks = [c async for c in p.stream("chat", CHAT)]
