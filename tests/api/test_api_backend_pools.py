@@ -50,7 +50,7 @@ models:
         priority: 1
 """)
     settings = Settings(data_dir=root / "data", upstreams=[f"pool={a.url},priority=0", f"pool={b.url},priority=1"],
-                        backends_file=pools, upstream_first_byte_timeout_s=1.0, upstream_connect_timeout_s=2.0,
+                        backends_file=pools, upstream_first_byte_timeout_s=0.3, upstream_connect_timeout_s=2.0,
                         signin_throttle_failures=10_000)
     services = build_services(settings)
     result = bootstrap(services, ADMIN, PASSWORD)
@@ -116,7 +116,7 @@ async def test_a_backends_file_pool_serves(client: httpx.AsyncClient, front: Fro
     assert response.json()["choices"][0]["message"]["content"] == "from c"
     front.c.mode = "slow"
     front.c.delay_s = 3.0
-    response = await chat(client, front, "filepool")  # the first-byte timeout (1 s), then b
+    response = await chat(client, front, "filepool")  # the first-byte timeout (0.3 s), then b
     assert response.json()["choices"][0]["message"]["content"] == "from b"
 
 
