@@ -311,14 +311,6 @@ class ResourceService:
         capacity = sku_in.capacity
         if sku_name is None:
             raise InvalidSkuName(f"The SKU '{sku_in.name}' is not supported; use Standard or GlobalStandard.")
-        used = self.capacity_used(rid.subscription, account.location or "", exclude_key=rid.key).get(
-            entry.name.lower(), 0)
-        if used + capacity > QUOTA_CAPACITY_PER_MODEL:
-            raise InsufficientQuota(
-                f"This operation require {capacity} new capacity in quota Tokens Per Minute (thousands) - "
-                f"{entry.name}, which is bigger than the current available capacity "
-                f"{QUOTA_CAPACITY_PER_MODEL - used}. The current quota usage is {used} and the quota limit is "
-                f"{QUOTA_CAPACITY_PER_MODEL} for quota Tokens Per Minute (thousands) - {entry.name}.")
         properties = {
             "model": {"format": entry.format, "name": entry.name, "version": entry.version},
             "versionUpgradeOption": props_in.version_upgrade_option,
@@ -334,7 +326,18 @@ class ResourceService:
             sku={"name": sku_name, "capacity": capacity}, tags=sent.tags, properties=properties, identity=None,
             system_data=self._system_data(writer, existing), etag=f'"{uuid.uuid4()}"',
         )
-        created = self.repo.put(resource)  # False when another request created it a moment ago
+        # The quota check and the write under one lock per subscription and location (threads, workers,
+        # replicas): two PUTs racing would otherwise both pass the check and together exceed the quota.
+        with self.repo.capacity_lock(rid.subscription, account.location or ""):
+            used = self.capacity_used(rid.subscription, account.location or "", exclude_key=rid.key).get(
+                entry.name.lower(), 0)
+            if used + capacity > QUOTA_CAPACITY_PER_MODEL:
+                raise InsufficientQuota(
+                    f"This operation require {capacity} new capacity in quota Tokens Per Minute (thousands) - "
+                    f"{entry.name}, which is bigger than the current available capacity "
+                    f"{QUOTA_CAPACITY_PER_MODEL - used}. The current quota usage is {used} and the quota limit is "
+                    f"{QUOTA_CAPACITY_PER_MODEL} for quota Tokens Per Minute (thousands) - {entry.name}.")
+            created = self.repo.put(resource)  # False when another request created it a moment ago
         return resource, created
 
     def capacity_used(self, subscription: str, location: str, exclude_key: str | None = None) -> dict[str, int]:

@@ -3,11 +3,18 @@ assignments and custom role definitions."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import threading
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Row, Table, and_, delete, insert, or_, select, update
+from sqlalchemy import Engine, Row, Table, and_, delete, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from cielo.errors import DuplicateKey
@@ -93,8 +100,65 @@ def _resource(row: Row[Any]) -> Resource:
     )
 
 
+# The capacity locks of this process's threads, per engine and lock name: taken before the lock other processes see,
+# so the threads sharing an engine hold at most one connection (or lock file descriptor) per name at a time.
+_THREAD_LOCKS: weakref.WeakKeyDictionary[Engine, dict[str, threading.Lock]] = weakref.WeakKeyDictionary()
+_THREAD_LOCKS_GUARD = threading.Lock()
+# How long a PUT waits for another replica's capacity check and write before it fails (it writes nothing then).
+CAPACITY_LOCK_TIMEOUT_MS = 30_000
+
+
+def _thread_lock(engine: Engine, name: str) -> threading.Lock:
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(engine, {}).setdefault(name, threading.Lock())
+
+
+def sqlite_lock_path(engine: Engine) -> Path | None:
+    """The file whose exclusive flock serializes capacity checks between the processes on one SQLite database (the
+    workers of a server): beside the database file. None for an in-memory database (one process only)."""
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):  # a URI filename (`?uri=true`)
+        if "mode=memory" in str(engine.url) or database.startswith("file::memory:"):
+            return None
+        database = database[len("file:"):].split("?", 1)[0]
+    path = Path(database)
+    return path.with_name(f"{path.name}-capacity.lock")
+
+
 class ResourceRepo(Repo):
     """Resources, account keys, role assignments and custom roles. Each write calls `on_change`."""
+
+    # ----------------------------------------------------------------- capacity
+    @contextlib.contextmanager
+    def capacity_lock(self, subscription: str, location: str) -> Iterator[None]:
+        """Held while a deployment's capacity is checked against the quota and written: one holder at a time per
+        subscription and location, across this process's threads, the workers on one SQLite file (an exclusive
+        flock on a lock file beside it, one for the whole database: SQLite writes one transaction at a time anyway)
+        and the replicas on one PostgreSQL database (a transaction-level advisory lock on a connection of its own,
+        released when that transaction ends, however it ends; waiting at most CAPACITY_LOCK_TIMEOUT_MS). Fails
+        closed: a lock that cannot be taken raises, and the caller writes nothing."""
+        name = f"cielo.capacity:{subscription.lower()}:{location.lower()}"
+        with _thread_lock(self._engine, name):
+            if self._engine.dialect.name == "postgresql":
+                with self._engine.begin() as conn:
+                    conn.execute(text(f"SET LOCAL lock_timeout = {int(CAPACITY_LOCK_TIMEOUT_MS)}"))
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+                    yield
+            elif self._engine.dialect.name == "sqlite":
+                path = sqlite_lock_path(self._engine)
+                if path is None:
+                    yield
+                    return
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel drops it if this process dies
+                    yield
+                finally:
+                    os.close(fd)  # closing the descriptor releases the flock
+            else:
+                raise NotImplementedError(f"no capacity lock for {self._engine.dialect.name}")
 
     # ----------------------------------------------------------------- resources
     def get(self, key: str) -> Resource | None:
