@@ -571,6 +571,14 @@ class DeploymentActive(Conflict):
     code = "DeploymentActive"
 
 
+class AnotherOperationInProgress(Conflict):
+    """409: another request is changing what this one needs (the deployments' capacity quota in a location, held by
+    another replica for longer than Cielo waits); retrying later succeeds (ARM's AnotherOperationInProgress,
+    learn.microsoft.com/azure/azure-resource-manager/troubleshooting/common-deployment-errors)."""
+
+    code = "AnotherOperationInProgress"
+
+
 class TemplateDeploymentNotFound(NotFound):
     """404 DeploymentNotFound: no template deployment of that name in the resource group (ARM's DeploymentNotFound,
     learn.microsoft.com/rest/api/resources/deployments/get). Not the data plane's `DeploymentNotFound`."""

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 
 from cielo.control.resources import QUOTA_CAPACITY_PER_MODEL
+from cielo.errors import AnotherOperationInProgress
 from cielo.store import resources as resource_store
 from cielo.store.datadir import open_server_database
 from cielo.store.db import open_engine
@@ -84,8 +84,10 @@ def test_a_lock_not_had_in_time_fails_the_put_and_writes_nothing(database: tuple
     replica = open_engine(url)
     try:
         # Another replica is checking this location (the names compare case-insensitively).
-        with ResourceRepo(engine).capacity_lock(SUB, "EastUS"), pytest.raises(OperationalError, match="lock timeout"):
+        with ResourceRepo(engine).capacity_lock(SUB, "EastUS"), \
+                pytest.raises(AnotherOperationInProgress, match="retry in a few seconds") as refused:
             put(service(replica), "waits")
+        assert (refused.value.status, refused.value.code) == (409, "AnotherOperationInProgress")
         assert stored_capacity(engine) == 0
         assert put(service(replica), "waits") == "ok"  # released with its transaction
         assert stored_capacity(engine) == CAPACITY

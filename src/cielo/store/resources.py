@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Row, Table, and_, delete, insert, or_, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from cielo.errors import DuplicateKey
+from cielo.errors import AnotherOperationInProgress, DuplicateKey
 from cielo.store import db
 from cielo.store.base import Repo
 from cielo.store.integrity import translated
@@ -144,7 +144,14 @@ class ResourceRepo(Repo):
             if self._engine.dialect.name == "postgresql":
                 with self._engine.begin() as conn:
                     conn.execute(text(f"SET LOCAL lock_timeout = {int(CAPACITY_LOCK_TIMEOUT_MS)}"))
-                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+                    try:
+                        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+                    except OperationalError as exc:
+                        if "lock timeout" not in str(exc):
+                            raise
+                        raise AnotherOperationInProgress(
+                            "Another operation is changing the deployments' capacity in this subscription and "
+                            f"location ({location}); retry in a few seconds.") from exc
                     yield
             elif self._engine.dialect.name == "sqlite":
                 path = sqlite_lock_path(self._engine)
