@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,19 @@ def clock() -> FrozenClock:
     return FrozenClock(1_800_000_000.0)
 
 
+@pytest.fixture(scope="module")
+def made_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One keys directory as `ensure_key` made it (an RSA key is ~0.1 s to make): each test gets its own copy."""
+    keys_dir = tmp_path_factory.mktemp("made") / "keys"
+    KeyRing(keys_dir, 5400).ensure_key(FrozenClock(1_800_000_000.0).now())
+    return keys_dir
+
+
 @pytest.fixture()
-def ring(tmp_path: Path, clock: FrozenClock) -> KeyRing:
+def ring(tmp_path: Path, clock: FrozenClock, made_keys: Path) -> KeyRing:
+    shutil.copytree(made_keys, tmp_path / "keys")
     keys = KeyRing(tmp_path / "keys", 5400)
-    keys.ensure_key(clock.now())
+    keys.ensure_key(clock.now())  # the copied key is current: nothing is made
     return keys
 
 
@@ -168,7 +178,8 @@ def test_rotation_keeps_old_key_until_its_tokens_expire(ring: KeyRing, clock: Fr
     assert [k["kid"] for k in ring.jwks()["keys"]] == [new.kid]
 
 
-def test_key_files_are_private(ring: KeyRing, tmp_path: Path) -> None:
+def test_key_files_are_private(clock: FrozenClock, tmp_path: Path) -> None:
+    KeyRing(tmp_path / "keys", 5400).ensure_key(clock.now())  # a key made here, not a copy
     key_files = list((tmp_path / "keys").glob("*.key"))
     assert key_files and all(f.stat().st_mode & 0o077 == 0 for f in key_files)
     assert (tmp_path / "keys").stat().st_mode & 0o077 == 0
