@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import ctypes
 import errno
 import ipaddress
 import logging
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
 import os
 import signal
 import socket
@@ -222,6 +226,10 @@ def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) 
 
 
 def _worker(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket], parent: int) -> None:
+    # A replacement is forked from the supervisor after it took SIGTERM and SIGINT: a worker answers them as the
+    # first workers did (uvicorn installs its own handlers when it starts serving).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _die_with_parent(parent)
     _serve(settings, tls, sockets)
 
@@ -250,34 +258,147 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
+RESTART_LIMIT = 5  # workers replaced within RESTART_WINDOW_S, at most: more means they die as they start
+RESTART_WINDOW_S = 60.0
+
+
+class RestartBudget:
+    """Whether a worker that died may be replaced: at most `limit` replacements within any `window_s` seconds.
+    Workers dying faster than that die as they start (a broken model library, a data directory they cannot open),
+    and forking more would loop for ever."""
+
+    def __init__(self, limit: int = RESTART_LIMIT, window_s: float = RESTART_WINDOW_S) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._restarts: collections.deque[float] = collections.deque()
+
+    def allow(self, now: float) -> bool:
+        """Whether to replace a worker that died at `now` (a monotonic clock); an allowed one is counted."""
+        while self._restarts and self._restarts[0] <= now - self.window_s:
+            self._restarts.popleft()
+        if len(self._restarts) >= self.limit:
+            return False
+        self._restarts.append(now)
+        return True
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """A process's end in words, from `multiprocessing.Process.exitcode` (minus the signal that killed it)."""
+    if exitcode is None:
+        return "an unknown status"
+    if exitcode < 0:
+        try:
+            return f"signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class _Supervisor:
+    """The parent of the workers: it serves nothing, replaces a worker that dies (each replacement listens on its
+    own new SO_REUSEPORT sockets), and forwards SIGTERM/SIGINT to the workers, then waits for them."""
+
+    def __init__(self, settings: Settings, tls: TlsFiles, addresses: Sequence[tuple[str, int]]) -> None:
+        self.settings = settings
+        self.tls = tls
+        self.addresses = list(addresses)
+        self.parent = os.getpid()
+        self.ctx = multiprocessing.get_context("fork")
+        self.workers: dict[int, multiprocessing.process.BaseProcess] = {}
+        self.stopping = False
+        self.failed = False
+        self.budget = RestartBudget()
+
+    def start(self, number: int, own: Sequence[socket.socket]) -> None:
+        """Fork worker `number` serving `own`, which this process closes then: each worker must hold only its own
+        listening sockets, or a dead worker's would stay open in its siblings and take connections nobody accepts."""
+        child = self.ctx.Process(target=_worker, args=(self.settings, self.tls, own, self.parent),
+                                 name=f"cielo-worker-{number}", daemon=False)
+        try:
+            child.start()
+        finally:
+            for sock in own:
+                sock.close()
+        self.workers[number] = child
+        if self.stopping:  # the stop signal came while it was forked
+            self._terminate(child)
+
+    def stop(self, signum: int, _frame: object) -> None:
+        if os.getpid() != self.parent:  # a worker forked a moment ago, its own handlers not set yet
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.stopping = True
+        for child in list(self.workers.values()):
+            self._terminate(child)
+
+    @staticmethod
+    def _terminate(child: multiprocessing.process.BaseProcess) -> None:
+        if child.pid and child.exitcode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGTERM)
+
+    def supervise(self) -> None:
+        """Until every worker has ended: wait for one to end, and replace it unless the server is stopping."""
+        from cielo.observability.metrics import worker_exited
+
+        while self.workers:
+            ready = set(multiprocessing.connection.wait([child.sentinel for child in self.workers.values()]))
+            for number, child in list(self.workers.items()):
+                if child.sentinel not in ready:
+                    continue
+                child.join()
+                del self.workers[number]
+                if child.pid:
+                    worker_exited(child.pid)
+                if not self.stopping:
+                    self._replace(number, child)
+        if self.failed or not self.stopping:
+            raise SystemExit(1)
+
+    def _replace(self, number: int, dead: multiprocessing.process.BaseProcess) -> None:
+        ended = f"worker {number} (pid {dead.pid}) exited with {describe_exit(dead.exitcode)}"
+        if not self.budget.allow(time.monotonic()):
+            log.error("%s, more than %d worker restarts within %g s: workers die as they start; not starting "
+                      "another, stopping the server", ended, self.budget.limit, self.budget.window_s)
+            self.failed = True
+            self.stop(signal.SIGTERM, None)
+            return
+        try:
+            own = [bind(host, port, reuse_port=True) for host, port in self.addresses]
+        except OSError as exc:
+            log.error("%s; cannot replace it: cannot listen on %s: %s (%d workers left)", ended,
+                      ", ".join(f"{host}:{port}" for host, port in self.addresses), exc, len(self.workers))
+            return
+        log.warning("%s; starting a replacement", ended)
+        self.start(number, own)
+
+
 def run(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) -> None:
     """Serve until SIGINT/SIGTERM.
 
     With workers > 1 each worker gets its own listening sockets bound with SO_REUSEPORT (the caller
     binds the first set that way), so the kernel spreads connections across workers. With one shared
     socket, the first event loop to wake accepts a whole burst of connections and the other workers idle.
+    The parent supervises them: a worker that dies (kill -9, the OOM killer, a crash in a model library) is
+    replaced, unless they die faster than `RestartBudget` allows: then the server stops, exiting 1.
     """
     if settings.workers <= 1:
         _serve(settings, tls, sockets)
         return
-    socket_sets = [list(sockets)]
-    for _ in range(settings.workers - 1):
-        socket_sets.append([bind(*s.getsockname()[:2], reuse_port=True) for s in sockets])
-    ctx = multiprocessing.get_context("fork")
-    parent = os.getpid()
-    children = [ctx.Process(target=_worker, args=(settings, tls, own, parent), daemon=False) for own in socket_sets]
-    for child in children:
-        child.start()
-    for own in socket_sets:
-        for sock in own:
-            sock.close()
-
-    def _stop(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.pid:
-                os.kill(child.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    for child in children:
-        child.join()
+    addresses = [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in sockets]
+    supervisor = _Supervisor(settings, tls, addresses)
+    # Each set is bound just before its worker is forked and closed here just after, so no worker inherits
+    # another's sockets.
+    try:
+        supervisor.start(1, list(sockets))
+        for number in range(2, settings.workers + 1):
+            supervisor.start(number, [bind(host, port, reuse_port=True) for host, port in addresses])
+    except BaseException:
+        supervisor.stop(signal.SIGTERM, None)  # the workers started already must not serve on alone
+        for child in supervisor.workers.values():
+            child.join()
+        raise
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    supervisor.supervise()

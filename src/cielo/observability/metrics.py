@@ -149,3 +149,12 @@ def stream_finished(deployment: str, usage: dict[str, Any] | None, completion: i
     prompt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
     metrics.observe_generation(deployment, prompt if isinstance(prompt, int) else prompt_estimate(), completion,
                                seconds, None)
+
+
+def worker_exited(pid: int) -> None:
+    """A worker process of `cielo up` ended (its replacement has another pid): in multiprocess mode its live gauges
+    leave /metrics (prometheus-client's `mark_process_dead`); its counters and histograms stay in the sums."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
