@@ -80,7 +80,7 @@ def test_a_lost_message_is_made_up_by_the_comparison(redis_url: str, prefix: str
 
 def test_unreachable_at_start_refuses() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
-    marker = feed(url, "cielo", first_wait_s=0.3).marker("rbac")
+    marker = feed(url, "cielo", first_wait_s=0.05).marker("rbac")
     with pytest.raises(SharedStateUnavailable):
         marker.token()
     with pytest.raises(SharedStateUnavailable):
