@@ -343,6 +343,8 @@ async def test_a_cached_token_is_served_only_while_its_host_and_identity_hold(wo
     # The host credential is revoked: nothing more, cached or not.
     revoked = await arm_call(client, world, "POST", f"{host.vm_id}/revokeHostCredentials")
     assert revoked.json() == {"revoked": 1}
+    again = await arm_call(client, world, "POST", f"{host.vm_id}/revokeHostCredentials")
+    assert again.json() == {"revoked": 0}  # how many this call revoked: none were left
     for params in (IMDS_Q, {**IMDS_Q, "resource": "https://management.azure.com/"}):
         refused = await host.agent.get(IMDS, params=params, headers=META)
         assert (refused.status_code, refused.json()) == _imds(
