@@ -19,44 +19,16 @@ from pathlib import Path
 import pytest
 
 from cielo.api import server as server_module
+from support.processes import alive, children, listening
 from support.server import ADMIN_PASSWORD, CieloServer, free_port, start_server
 
 pytestmark = pytest.mark.e2e
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")  # a zombie serves nothing; its reaper is not us
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture()
 def two_workers(tmp_path: Path) -> Iterator[CieloServer]:
     server = start_server(tmp_path / "data", extra_args=("--workers", "2"))
-    workers = _children(server.process.pid)
+    workers = children(server.process.pid)
     yield server
     server.stop()
     for pid in workers:  # should a test fail with the workers orphaned, they must not outlive it
@@ -79,7 +51,7 @@ def _up_again(tmp_path: Path, port: int, *args: str) -> subprocess.CompletedProc
     try:
         process.wait(timeout=60)
     except subprocess.TimeoutExpired:
-        for pid in [*_children(process.pid), process.pid]:
+        for pid in [*children(process.pid), process.pid]:
             os.kill(pid, signal.SIGKILL)
         process.wait()
         pytest.fail(f"a second cielo up started on a held port:\n{out_path.read_text()}\n{err_path.read_text()}")
@@ -87,17 +59,17 @@ def _up_again(tmp_path: Path, port: int, *args: str) -> subprocess.CompletedProc
 
 
 def test_kill_9_of_the_parent_takes_the_workers_down(two_workers: CieloServer) -> None:
-    workers = _children(two_workers.process.pid)
+    workers = children(two_workers.process.pid)
     assert len(workers) == 2, workers
-    assert _listening(two_workers.port)
+    assert listening(two_workers.port)
     two_workers.process.send_signal(signal.SIGKILL)
     two_workers.process.wait(10)
     deadline = time.monotonic() + 2.5
     # A worker's sockets close a moment after its main thread is a zombie: wait for both.
-    while time.monotonic() < deadline and (any(_alive(pid) for pid in workers) or _listening(two_workers.port)):
+    while time.monotonic() < deadline and (any(alive(pid) for pid in workers) or listening(two_workers.port)):
         time.sleep(0.05)
-    assert not [pid for pid in workers if _alive(pid)], "workers outlived their parent"
-    assert not _listening(two_workers.port), "the port is still served after the server was killed"
+    assert not [pid for pid in workers if alive(pid)], "workers outlived their parent"
+    assert not listening(two_workers.port), "the port is still served after the server was killed"
 
 
 def test_a_second_server_on_a_held_port_names_the_holder(two_workers: CieloServer, tmp_path: Path) -> None:
@@ -106,7 +78,7 @@ def test_a_second_server_on_a_held_port_names_the_holder(two_workers: CieloServe
     assert "Cielo is running" not in result.stdout
     # The listening sockets belong to the workers (the parent closed its copies after forking them).
     named = {int(pid) for pid in re.findall(r"pid (\d+)", result.stderr)}
-    assert named and named <= {two_workers.process.pid, *_children(two_workers.process.pid)}, result.stderr
+    assert named and named <= {two_workers.process.pid, *children(two_workers.process.pid)}, result.stderr
     assert f"127.0.0.1:{two_workers.port}" in result.stderr and "cielo.cli.main up" in result.stderr, result.stderr
     # The first server still serves, alone.
     with two_workers.http() as client:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,23 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support.processes import children, listening
 from support.server import CieloServer, start_server
 
 pytestmark = pytest.mark.e2e
 
 
 def _live_children(pid: int) -> set[int]:
-    """The processes whose parent is `pid`, less zombies (a dead worker not reaped yet serves nothing)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-                found.add(int(entry.name))
-    return found
+    return set(children(pid, live_only=True))
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -43,14 +33,6 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> Non
             return
         time.sleep(0.1)
     pytest.fail(f"{what} within {timeout_s} s")
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture()
@@ -120,4 +102,4 @@ def test_workers_dying_as_they_start_stop_the_server(two_workers: CieloServer) -
     assert "Cielo stopped." not in log
     _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 10,
               "the surviving worker outlived the server")
-    assert not _listening(two_workers.port)
+    assert not listening(two_workers.port)
