@@ -25,6 +25,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from cielo.core.wire_paths import TYPE_REASONS, property_path
 from cielo.errors import GraphBadRequest
 
 # learn.microsoft.com/graph/api/directoryobject-getbyids: "up to 1000 ids".
@@ -315,17 +316,6 @@ class NewServicePrincipal(GraphObject):
 # ----------------------------------------------------------------------------- parsing
 Body = TypeVar("Body", bound=GraphBody)
 
-_REASONS = {
-    "missing": "it is required",
-    "string_type": "a string is expected",
-    "bool_type": "true or false is expected",
-    "int_type": "an integer is expected",
-    "list_type": "a list is expected",
-    "model_type": "an object is expected",
-    "model_attributes_type": "an object is expected",
-    "dict_type": "an object is expected",
-    "bytes_type": "a base64 string is expected",
-}
 
 
 def parse(model: type[Body], body: Mapping[str, Any]) -> Body:
@@ -339,9 +329,9 @@ def parse(model: type[Body], body: Mapping[str, Any]) -> Body:
 def message_for(model: type[GraphBody], errors: list[ErrorDetails]) -> str:
     """The message for a body's validation errors: a property the model does not define first (the first by name),
     else the first error in the model's field order."""
-    unknown = sorted((e for e in errors if e["type"] == "extra_forbidden"), key=lambda e: _path(e["loc"]))
+    unknown = sorted((e for e in errors if e["type"] == "extra_forbidden"), key=lambda e: property_path(e["loc"]))
     if unknown:
-        name = _path(unknown[0]["loc"])
+        name = property_path(unknown[0]["loc"])
         if model.resource:
             return f"Updating property '{name}' of resource '{model.resource}' is not supported by Cielo."
         return f"Property '{name}' is not a parameter of '{model.action}'; Cielo does not support it."
@@ -353,16 +343,6 @@ def message_for(model: type[GraphBody], errors: list[ErrorDetails]) -> str:
     elif first["type"] == "too_long":
         reason = f"at most {(first.get('ctx') or {}).get('max_length')} items are allowed"
     else:
-        reason = _REASONS.get(first["type"], first["msg"])
+        reason = TYPE_REASONS.get(first["type"], first["msg"])
     of = f" of resource '{model.resource}'" if model.resource else ""
-    return f"Invalid value specified for property '{_path(first['loc'])}'{of}: {reason}."
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not part.endswith("]") and not part.startswith(("function-", "nullable")):
-            out += f".{part}" if out else part
-    return out
+    return f"Invalid value specified for property '{property_path(first['loc'])}'{of}: {reason}."

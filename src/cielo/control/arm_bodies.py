@@ -27,6 +27,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from cielo.core.ids import is_guid
+from cielo.core.wire_paths import TYPE_REASONS, property_path
 from cielo.errors import (
     ArmError,
     ConditionsNotSupported,
@@ -332,16 +333,6 @@ class RegenerateKeyBody(ArmBody):
 # ----------------------------------------------------------------------------- parsing
 Body = TypeVar("Body", bound=ArmBody)
 
-_REASONS = {
-    "string_type": "a string is expected",
-    "bool_type": "true or false is expected",
-    "int_type": "an integer is expected",
-    "list_type": "a list is expected",
-    "model_type": "an object is expected",
-    "model_attributes_type": "an object is expected",
-    "dict_type": "an object is expected",
-    "string_too_short": "it must not be empty",
-}
 
 
 def parse(model: type[Body], body: Any, *, at: str = "") -> Body:
@@ -355,11 +346,11 @@ def parse(model: type[Body], body: Any, *, at: str = "") -> Body:
 
 def refusal_for(model: type[ArmBody], errors: list[ErrorDetails], at: str = "") -> ArmError:
     first = errors[0]
-    relative = _path(first["loc"], indices=False)
+    relative = property_path(first["loc"], indices=False)
     error_class = _refusal_class(model, relative)
     if first["type"] == _VERBATIM:
         return error_class(first["msg"])
-    name = _join(at, _path(first["loc"], indices=True))
+    name = _join(at, property_path(first["loc"]))
     if first["type"] == "missing":
         return error_class(f"The property '{name}' is required.")
     ctx = first.get("ctx") or {}
@@ -373,7 +364,7 @@ def refusal_for(model: type[ArmBody], errors: list[ErrorDetails], at: str = "") 
     elif first["type"] == "literal_error":
         reason = f"{ctx.get('expected')} is expected"
     else:
-        reason = _REASONS.get(first["type"], first["msg"])
+        reason = TYPE_REASONS.get(first["type"], first["msg"])
     return error_class(f"The property '{name}' is invalid: {reason}.")
 
 
@@ -384,22 +375,6 @@ def _refusal_class(model: type[ArmBody], path: str) -> type[ArmError]:
         if found is not None:
             return found
     return InvalidRequestContent
-
-
-def _path(loc: tuple[int | str, ...], *, indices: bool) -> str:
-    """`('properties', 'permissions', 0, 'actions')` as `properties.permissions[0].actions` (with the indices) or
-    `properties.permissions.actions`; pydantic's own steps (`function-after[...]`, `str`, `int`) are left out."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]" if indices else ""
-        elif not _is_step(part):
-            out += f".{part}" if out else part
-    return out
-
-
-def _is_step(part: str) -> bool:
-    return part.endswith("]") or part.startswith(("function-", "nullable"))
 
 
 def _join(at: str, path: str) -> str:
