@@ -22,16 +22,16 @@ from postgres.database import temporary_database
 from support.capacity_race import (
     CAPACITY,
     FIT,
+    RACERS,
     SUB,
     make_account,
     put,
     race,
+    race_engines,
     race_processes,
     service,
     stored_capacity,
 )
-
-RACERS = FIT + 3
 
 
 @pytest.fixture()
@@ -56,15 +56,7 @@ def test_threads_racing_get_exactly_what_the_quota_holds(database: tuple[str, En
 def test_replicas_racing_get_exactly_what_the_quota_holds(database: tuple[str, Engine]) -> None:
     """Three engines (as three replicas): only the advisory lock is shared between them."""
     url, engine = database
-    others = [open_engine(url) for _ in range(2)]
-    try:
-        services = [service(e) for e in (engine, *others)]
-        actions: list[Callable[[], str]] = [
-            lambda i=i: put(services[i % 3], f"d{i}") for i in range(RACERS)]  # type: ignore[misc]
-        results = race(actions)
-    finally:
-        for e in others:
-            e.dispose()
+    results = race_engines(engine, lambda: open_engine(url))
     assert results.count("ok") == FIT
     assert stored_capacity(engine) == QUOTA_CAPACITY_PER_MODEL
 

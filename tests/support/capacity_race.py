@@ -36,6 +36,7 @@ LOCATION = "eastus"
 MODEL = {"format": "HuggingFace", "name": "SmolLM2-135M-Instruct", "version": "1"}
 CAPACITY = 200
 FIT = QUOTA_CAPACITY_PER_MODEL // CAPACITY  # how many of the racers' deployments the quota holds
+RACERS = FIT + 3  # more than the quota holds
 WRITER = ResourceWriter("tester", "User")
 WINDOW_S = 0.02  # the sleep between reading the capacity in use and checking it: a race's window, held open
 SEALING_KEY = base64.urlsafe_b64encode(bytes(range(32)))  # a Fernet key, for the tests only
@@ -98,6 +99,18 @@ def race(actions: list[Callable[[], str]]) -> list[str]:
         if isinstance(r, BaseException):
             raise r
     return results
+
+
+def race_engines(engine: Engine, open_other: Callable[[], Engine], count: int = 3) -> list[str]:
+    """RACERS PUTs spread over `engine` and `count - 1` more engines from `open_other` (as the workers of one server,
+    or as replicas): the engines share no process-local lock, only the database's."""
+    others = [open_other() for _ in range(count - 1)]
+    try:
+        services = [service(e) for e in (engine, *others)]
+        return race([lambda i=i: put(services[i % count], f"d{i}") for i in range(RACERS)])  # type: ignore[misc]
+    finally:
+        for other in others:
+            other.dispose()
 
 
 def stored_capacity(engine: Engine, location: str = LOCATION) -> int:

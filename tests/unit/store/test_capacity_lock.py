@@ -22,16 +22,16 @@ from cielo.store.resources import ResourceRepo, sqlite_lock_path
 from support.capacity_race import (
     CAPACITY,
     FIT,
+    RACERS,
     SUB,
     make_account,
     put,
     race,
+    race_engines,
     race_processes,
     service,
     stored_capacity,
 )
-
-RACERS = FIT + 3  # more than the quota holds
 
 
 @pytest.fixture()
@@ -73,15 +73,7 @@ def test_updates_racing_new_deployments_never_exceed_the_quota(engine: Engine) -
 def test_engines_on_one_file_racing_get_exactly_what_the_quota_holds(engine: Engine, tmp_path: Path) -> None:
     """Several engines on one database file (as the workers of one server): their threads do not share a
     process-local lock, only the lock file beside the database."""
-    others = [open_engine(tmp_path / "cielo.db") for _ in range(2)]
-    try:
-        services = [service(e) for e in (engine, *others)]
-        actions: list[Callable[[], str]] = [
-            lambda i=i: put(services[i % 3], f"d{i}") for i in range(RACERS)]  # type: ignore[misc]
-        results = race(actions)
-    finally:
-        for e in others:
-            e.dispose()
+    results = race_engines(engine, lambda: open_engine(tmp_path / "cielo.db"))
     assert results.count("ok") == FIT
     assert stored_capacity(engine) == QUOTA_CAPACITY_PER_MODEL
 
