@@ -113,3 +113,22 @@ def test_a_holder_is_named_by_its_command_line(tmp_path: Path, cmdline: bytes, c
     (tmp_path / "comm").write_text(comm)
     assert server._command(tmp_path) == shown
     assert server._command(tmp_path / "gone") == "?"
+
+
+def test_a_descriptor_closed_during_the_scan_does_not_hide_its_process(held: tuple[socket.socket, int],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy process opens and closes descriptors while /proc is read: one that is gone by its readlink must not
+    hide the process's other descriptors (it made `cielo up` say "another process" for a port this process held)."""
+    _, port = held
+    real_readlink = os.readlink
+    gone: list[str] = []
+
+    def readlink(path: str | os.PathLike[str]) -> str:
+        if not gone and str(path).startswith(f"/proc/{os.getpid()}/fd/"):
+            gone.append(str(path))  # this process's first descriptor closes as it is read
+            raise FileNotFoundError(path)
+        return real_readlink(path)
+
+    monkeypatch.setattr(server.os, "readlink", readlink)
+    assert (server.port_holder("127.0.0.1", port) or "").startswith(f"pid {os.getpid()} (")
+    assert gone

@@ -135,12 +135,17 @@ def _processes_holding(inodes: set[int]) -> dict[int, str]:
         if not entry.name.isdigit():
             continue
         try:
-            for fd in (entry / "fd").iterdir():
-                if os.readlink(fd) in wanted:
-                    holders[int(entry.name)] = _command(entry)
-                    break
+            fds = list((entry / "fd").iterdir())
         except OSError:
             continue  # another user's process, or gone meanwhile
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue  # this descriptor was closed meanwhile: the process's others still count
+            if target in wanted:
+                holders[int(entry.name)] = _command(entry)
+                break
     return holders
 
 
