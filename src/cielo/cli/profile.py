@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cielo.core.file_lock import exclusive_file_lock
 
 DEFAULT_ENDPOINT = "https://127.0.0.1:8443"
 
@@ -108,15 +109,8 @@ def token_lock() -> Iterator[None]:
     directory = config_dir()
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
-    fd = os.open(directory / ".tokens.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if sys.platform != "win32":
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_file_lock(directory / ".tokens.lock"):
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 class TokenCache:

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from cielo.core.certs import leaf_certificate
+from cielo.core.file_lock import exclusive_file_lock
 from cielo.core.ids import b64url
 
 __all__ = [
@@ -447,17 +448,8 @@ def _make_private_dir(path: Path) -> None:
 @contextlib.contextmanager
 def _dir_lock(tls_dir: Path) -> Iterator[None]:
     """Serialise CA creation and certificate issuance between processes (e.g. several workers)."""
-    try:
-        import fcntl  # POSIX only
-    except ImportError:  # pragma: no cover - Windows
+    with exclusive_file_lock(tls_dir / ".lock"):
         yield
-        return
-    fd = os.open(tls_dir / ".lock", os.O_RDWR | os.O_CREAT, _KEY_MODE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _write_file(path: Path, data: bytes, mode: int) -> None:

@@ -4,9 +4,7 @@ assignments and custom role definitions."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -17,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, Table, and_, delete, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from cielo.core.file_lock import exclusive_file_lock
 from cielo.errors import AnotherOperationInProgress, DuplicateKey
 from cielo.store import db
 from cielo.store.base import Repo
@@ -158,12 +157,8 @@ class ResourceRepo(Repo):
                 if path is None:
                     yield
                     return
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel drops it if this process dies
+                with exclusive_file_lock(path):  # the kernel drops it if this process dies
                     yield
-                finally:
-                    os.close(fd)  # closing the descriptor releases the flock
             else:
                 raise NotImplementedError(f"no capacity lock for {self._engine.dialect.name}")
 
