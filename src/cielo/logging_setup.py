@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import threading
 import time
+import weakref
+from typing import TextIO
 
 _PATTERNS = [
     # JWTs and other bearer tokens
@@ -106,12 +110,100 @@ class PlainLines(logging.Formatter):
         return f"{self._text},{int(record.msecs):03d}"
 
 
+class BatchedLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stderr handler that writes its lines in batches rather than one `write` system call per line: the access
+    log writes a line per request, and with a log file behind stderr a call per line cost the request path more
+    than making the line. Lines below WARNING wait in memory until FLUSH_BYTES are pending, a line at WARNING or
+    above arrives, or at most FLUSH_S (one daemon thread per process flushes every handler that often);
+    `flush()` (at exit, and before the process forks) writes them all. Every write happens under the handler's
+    lock. A process killed with SIGKILL loses at most FLUSH_S of info lines."""
+
+    FLUSH_S = 0.2
+    FLUSH_BYTES = 64 * 1024
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._size = 0
+        _batched.add(self)
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held (Handler.handle)
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        self._size += len(line)
+        if record.levelno >= logging.WARNING or self._size >= self.FLUSH_BYTES:
+            self._write_pending()
+        elif not _flusher["running"]:
+            _start_flusher()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        try:
+            if self._pending:
+                text = "".join(self._pending)
+                self._pending.clear()
+                self._size = 0
+                self.stream.write(text)
+            if hasattr(self.stream, "flush"):
+                self.stream.flush()
+        except Exception:  # a closed or broken stderr: logging must not take the request down
+            self._pending.clear()
+            self._size = 0
+
+    def _forget(self) -> None:
+        self._pending.clear()  # the parent flushed them before the fork
+        self._size = 0
+
+
+_batched: weakref.WeakSet[BatchedLines] = weakref.WeakSet()
+_flusher: dict[str, bool] = {"running": False}
+_flusher_lock = [threading.Lock()]  # remade in a forked child (another thread may have held it at the fork)
+
+
+def flush_batched() -> None:
+    """Write every BatchedLines handler's pending lines (a worker calls it as it ends: forked workers leave by
+    `os._exit`, which runs no atexit hook)."""
+    for handler in list(_batched):
+        handler.flush()
+
+
+def _start_flusher() -> None:
+    with _flusher_lock[0]:
+        if not _flusher["running"]:
+            _flusher["running"] = True
+            threading.Thread(target=_flush_forever, name="cielo-log-flush", daemon=True).start()
+
+
+def _flush_forever() -> None:
+    pause = threading.Event()  # never set: its wait is the pause (a test may have replaced time.sleep)
+    while True:
+        pause.wait(BatchedLines.FLUSH_S)
+        flush_batched()
+
+
+def _forget_batched() -> None:  # in a forked child: no flusher thread yet, and nothing of the parent's pending
+    _flusher["running"] = False
+    _flusher_lock[0] = threading.Lock()
+    for handler in list(_batched):
+        handler._forget()
+
+
+os.register_at_fork(before=flush_batched, after_in_child=_forget_batched)
+
+
 def configure(level: str = "info", fmt: str = "plain") -> None:
     """`cielo up`'s logging for Cielo's own loggers (`cielo.*`: the access log, model loading, failures): one stderr
     handler on the root logger, plain text or JSON lines, redacted. uvicorn keeps its own handlers."""
     if fmt not in ("plain", "json"):
         raise ValueError(f"log format '{fmt}' is not plain or json")
-    handler = logging.StreamHandler()
+    handler = BatchedLines()
     handler.setFormatter(JsonLines() if fmt == "json" else PlainLines())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()

@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from cielo.logging_setup import BatchedLines
+
 ADMIN_USER = "admin@cielo.local"
 ADMIN_PASSWORD = "Adm1n-Passw0rd!"
 CLI_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
@@ -66,6 +68,10 @@ class CieloServer:
         return httpx.Client(base_url=self.base_url, verify=self.bundle, timeout=30)
 
     def log_text(self) -> str:
+        """The server's output so far. Info lines (the access log) reach it in batches, at most
+        `BatchedLines.FLUSH_S` after they were logged (logging_setup.py): wait that long first, so every line of
+        what the test already did is there."""
+        time.sleep(BatchedLines.FLUSH_S + 0.15)
         return self.log_path.read_text(errors="replace")
 
     def token(self, form: dict[str, str], tenant: str | None = None) -> dict[str, Any]:

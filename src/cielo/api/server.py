@@ -29,6 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from cielo.api.app import create_app
 from cielo.errors import PortInUse
 from cielo.identity.pki import TlsFiles
+from cielo.logging_setup import flush_batched
 from cielo.settings import Settings
 
 log = logging.getLogger("cielo")
@@ -236,7 +237,10 @@ def _worker(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket],
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     _die_with_parent(parent)
-    _serve(settings, tls, sockets)
+    try:
+        _serve(settings, tls, sockets)
+    finally:
+        flush_batched()  # the access log's last lines: a forked worker ends without atexit hooks
 
 
 def _die_with_parent(parent: int) -> None:
