@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import random
 import re
 import time
@@ -23,6 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cielo.api import errors, insights
+from cielo.core import fast_json
 from cielo.dataplane import auth, wire
 from cielo.dataplane.index import Account
 from cielo.dataplane.service import ACTIONS, ROUTES, Answer, DataPlane, Stream
@@ -117,7 +117,7 @@ def _respond(request: Request, result: Answer | Stream) -> Response:
 
 
 class JsonAnswer(Response):
-    """A 200 JSON answer as Starlette's JSONResponse renders it (the same bytes and headers), with its header
+    """A 200 JSON answer with JSONResponse's headers and the same compact JSON (written by orjson), its header
     list built directly: JSONResponse's MutableHeaders lower-case and re-encode every header, which cost more
     than rendering the JSON of a small answer."""
 
@@ -132,8 +132,7 @@ class JsonAnswer(Response):
                              (b"content-type", b"application/json")]
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
-                          separators=(",", ":")).encode("utf-8")
+        return fast_json.dumps(content)  # JSONResponse's bytes, written by orjson (core/fast_json.py)
 
 
 class IndexedHeaders(Headers):

@@ -43,6 +43,7 @@ from cielo.backends.base import (
     UpstreamUnreachable,
 )
 from cielo.backends.http1 import ConnectFailed, Http1Pool
+from cielo.core import fast_json
 
 TokenProvider = Callable[[], Awaitable[str]]
 log = logging.getLogger("cielo.upstream")
@@ -97,7 +98,7 @@ class OpenAICompatBackend:
         return await self._http().post(self._url(kind), json=payload, headers=headers, allow_redirects=False)
 
     async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        payload = json.dumps({**body, "model": self._model, "stream": False}, separators=(",", ":")).encode()
+        payload = fast_json.dumps({**body, "model": self._model, "stream": False})
         try:
             async with asyncio.timeout(self._timeouts.first_byte_s):
                 answer = await self._http1().post(_path(kind), payload, await self._headers(), limit=ANSWER_LIMIT,
@@ -220,7 +221,7 @@ def _json_object(raw: bytes, content_type: str) -> dict[str, Any]:
         _log_body("an HTML page", raw)
         raise BadUpstreamAnswer("The upstream model server answered with an HTML page, not JSON.")
     try:
-        data = json.loads(text)
+        data = fast_json.loads(text)
     except (ValueError, RecursionError) as exc:
         _log_body("invalid JSON", raw)
         reason = f" ({exc.msg} at line {exc.lineno} column {exc.colno})" if isinstance(
