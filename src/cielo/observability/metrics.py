@@ -68,6 +68,7 @@ class Metrics:
         self.upstream_errors = Counter("cielo_upstream_errors", "Model backend failures answered to clients, by "
                                        "kind (the error code).", ["kind"], registry=r)
         self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+        self._generation_children: dict[str, list[Any]] = {}
 
     def observe_request(self, surface: str, route: str, method: str, status: int, seconds: float) -> None:
         """The hot path's one call: the labelled children are looked up once per (route, method, status)."""
@@ -83,14 +84,29 @@ class Metrics:
 
     def observe_generation(self, deployment: str, prompt: int, completion: int, seconds: float,
                            first_token_s: float | None) -> None:
+        """A generation's tokens and timings. Each labelled child is looked up once per deployment, and made only
+        when first used (a series appears in /metrics once it has a value)."""
+        children = self._generation_children.get(deployment)
+        if children is None:
+            children = [None, None, None, None]
+            if len(self._generation_children) < 10_000:  # deployments; a bound all the same
+                self._generation_children[deployment] = children
         if prompt:
-            self.dataplane_tokens.labels(deployment, "prompt").inc(prompt)
+            if children[0] is None:
+                children[0] = self.dataplane_tokens.labels(deployment, "prompt")
+            children[0].inc(prompt)
         if completion:
-            self.dataplane_tokens.labels(deployment, "completion").inc(completion)
+            if children[1] is None:
+                children[1] = self.dataplane_tokens.labels(deployment, "completion")
+            children[1].inc(completion)
             if seconds > 0:
-                self.tokens_per_second.labels(deployment).observe(completion / seconds)
+                if children[2] is None:
+                    children[2] = self.tokens_per_second.labels(deployment)
+                children[2].observe(completion / seconds)
         if first_token_s is not None:
-            self.ttft.labels(deployment).observe(first_token_s)
+            if children[3] is None:
+                children[3] = self.ttft.labels(deployment)
+            children[3].observe(first_token_s)
 
     def render(self) -> bytes:
         from prometheus_client import CollectorRegistry, generate_latest
