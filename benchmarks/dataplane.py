@@ -162,6 +162,9 @@ def _gateway_rows(args: argparse.Namespace, driver: Driver, rig: Gateway, target
             print(f"  {label:<40} c={concurrency:<3} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} "
                   f"p99 {result['p99_ms']:.2f} ms  CPU {result.get('target_cpu_ms_per_req', 0):.3f} ms/req  "
                   f"{result['statuses']}", flush=True)
+            if set(result["statuses"]) != {"200"}:
+                print(f"  WARNING: not every answer was 200 ({result['statuses']}): the CPU per request mixes in "
+                      "cheaper refusals; with 429s, raise --deployments", flush=True)
     if args.quota_run:
         result = driver.run(rig.url, rig.paths[:1], rig.headers, rig.body, 32, [rig.server.process.pid])
         result.update(target="Cielo, ONE deployment (quota check)", concurrency=32, deployments=1)
@@ -411,7 +414,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="cielo worker processes")
     parser.add_argument("--engine", choices=("auto", "wrk", "python"), default="auto",
                         help="load generator engine (auto: wrk when installed)")
-    parser.add_argument("--deployments", type=int, default=40,
+    parser.add_argument("--deployments", type=int, default=100,
                         help="null-upstream deployments the load rotates over (each admits 100 req/s)")
     parser.add_argument("--no-quota-run", dest="quota_run", action="store_false",
                         help="skip the run against a single deployment")

@@ -2,7 +2,7 @@
 """A/B of the data plane's CPU per request: several source trees served side by side, measured alternately.
 
 Each tree (a git worktree, say `git worktree add /tmp/wt-base <commit>`) gets its own real `cielo up --workers N`
-through benchmarks/gateway_rig.py (null upstream, 40 capacity-1,000 deployments, a service principal's bearer
+through benchmarks/gateway_rig.py (null upstream, 100 capacity-1,000 deployments, a service principal's bearer
 token), started with `PYTHONPATH=TREE/src:TREE/tests`. benchmarks/loadgen.py (wrk when installed) then drives
 the same authenticated chat completions against each in turn, `--rounds` times (the order reversed every other
 round), and prints each run's req/s and Cielo's CPU milliseconds per request, then the medians. On a machine
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per run")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--deployments", type=int, default=40)
+    parser.add_argument("--deployments", type=int, default=100)
     args = parser.parse_args()
     cpu: dict[str, list[float]] = {t: [] for t in args.trees}
     rps: dict[str, list[float]] = {t: [] for t in args.trees}

@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="length of the soak (at most 600)")
     parser.add_argument("--workers", type=int, default=2, help="cielo worker processes")
     parser.add_argument("--warmup", type=float, default=10, help="seconds of the same load before memory is read")
-    parser.add_argument("--deployments", type=int, default=40,
+    parser.add_argument("--deployments", type=int, default=100,
                         help="upstream deployments the clients cycle over (each admits 100 req/s)")
     parser.add_argument("--engine", choices=("auto", "wrk", "python"), default="auto",
                         help="load generator (auto: wrk when installed)")
