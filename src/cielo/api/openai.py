@@ -35,6 +35,7 @@ from cielo.errors import (
     UnsupportedApiVersion,
 )
 from cielo.http.bodies import MAX_JSON_DEPTH, nested_deeper_than, read_limited
+from cielo.http.client_gone import WATCH_KEY, Watch
 from cielo.http.failures import log_denial, log_failure, run_guarded
 
 router = APIRouter(prefix="/accounts/{account_name}/openai")
@@ -218,32 +219,43 @@ async def _unless_client_leaves(request: Request, work: Awaitable[Answer | Strea
     the body is read by now, so that is the one message left to wait for. (Once a stream has started,
     Starlette's StreamingResponse watches for the disconnect itself.)
 
-    `work` runs in this task; one watcher task waits for the disconnect and cancels this task when it comes,
-    so the generation's cleanup has run (the cancellation went through it) before this returns."""
+    `work` runs in this task. `cielo up`'s server says when the connection is lost (http/client_gone.py);
+    elsewhere one watcher task waits for the disconnect. Either cancels this task, so the generation's cleanup
+    has run (the cancellation went through it) before this returns."""
     handler = asyncio.current_task()
     assert handler is not None
     left = finished = False
 
-    def on_disconnect(watcher: asyncio.Task[None]) -> None:
+    def client_gone() -> None:
         nonlocal left
-        # receive() failed or was cancelled: a disconnect cannot be seen, so the work goes on. A callback
-        # scheduled just before `work` returned must not cancel the handler while it sends the answer.
-        if not finished and not watcher.cancelled() and watcher.exception() is None:
+        if not finished:  # a call just after `work` returned must not cancel the handler while it answers
             left = True
             handler.cancel()
 
-    watcher = asyncio.ensure_future(_disconnected(request))
-    watcher.add_done_callback(on_disconnect)
+    stop_watching: Callable[[], object]
+    watch: Watch | None = request.scope.get(WATCH_KEY)
+    if watch is not None:
+        stop_watching = watch(client_gone)
+    else:
+        watcher = asyncio.ensure_future(_disconnected(request))
+
+        def on_disconnect(done: asyncio.Task[None]) -> None:
+            # receive() failed or was cancelled: a disconnect cannot be seen, so the work goes on.
+            if not done.cancelled() and done.exception() is None:
+                client_gone()
+
+        watcher.add_done_callback(on_disconnect)
+        stop_watching = watcher.cancel
     try:
         return await work
     except asyncio.CancelledError:
-        # Only this watcher's cancellation means "the client left"; the server stopping cancels too.
+        # Only the client's leaving means "the client left"; the server stopping cancels too.
         if left and handler.uncancel() == 0:
             return None
         raise
     finally:
         finished = True
-        watcher.cancel()
+        stop_watching()
 
 
 async def _disconnected(request: Request) -> None:

@@ -19,7 +19,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cielo.api.app import create_app
 from cielo.errors import PortInUse
+from cielo.http.client_gone import WATCH_KEY
 from cielo.identity.pki import TlsFiles
 from cielo.logging_setup import flush_batched
 from cielo.settings import Settings
@@ -203,11 +204,37 @@ class CoalescedWrites:
 
 
 class CoalescingHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol writing through `CoalescedWrites`."""
+    """uvicorn's httptools protocol writing through `CoalescedWrites`, and telling the handlers that watch for it
+    when their connection is lost (http/client_gone.py)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # type: ignore[arg-type]
         self.transport = CoalescedWrites(transport, self.loop)  # type: ignore[arg-type, assignment]
+        self._gone_watchers: set[Callable[[], None]] = set()
+        self._lost = False
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self.scope[WATCH_KEY] = self._watch  # type: ignore[literal-required]  # the request just parsed
+
+    def _watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        if self._lost:
+            self.loop.call_soon(callback)
+            return _nothing
+        watchers = self._gone_watchers
+        watchers.add(callback)
+        return lambda: watchers.discard(callback)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._lost = True
+        watchers, self._gone_watchers = self._gone_watchers, set()
+        for callback in watchers:
+            callback()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) -> None:

@@ -10,6 +10,7 @@ import pytest
 import uvicorn
 
 from cielo.api.server import CoalescedWrites, CoalescingHttpTools
+from cielo.http.client_gone import WATCH_KEY
 
 
 class RecordingTransport(asyncio.Transport):
@@ -104,6 +105,55 @@ async def test_uvicorn_serves_whole_answers_and_streams_through_it(close: bool) 
                                    b"0\r\n\r\n")
         assert b"transfer-encoding: chunked" in streamed
         assert streamed.endswith(b"4\r\none \r\n4\r\ntwo \r\n5\r\nthree\r\n0\r\n\r\n")
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def test_a_handler_that_watches_hears_its_client_leave() -> None:
+    """http/client_gone.py: the scope's watch calls back when the connection is lost mid-request, at once for a
+    connection already lost, and never after the handler stopped watching."""
+    heard: list[str] = []
+    registered = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()
+        watch = scope[WATCH_KEY]
+        if scope["path"] == "/answered":  # stops watching before it answers; the client leaves afterwards
+            watch(lambda: heard.append("answered"))()
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
+        gone = asyncio.Event()
+        watch(gone.set)
+        registered.set()
+        await asyncio.wait_for(gone.wait(), 5)
+        heard.append("left")
+        watch(lambda: heard.append("late"))  # the connection is gone already: called soon
+        await asyncio.sleep(0.05)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, http=CoalescingHttpTools, lifespan="off", log_level="warning",
+                                           access_log=False))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        assert (await _exchange(port, b"GET /answered HTTP/1.1\r\nHost: x\r\n\r\n", b"ok")).endswith(b"ok")
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(registered.wait(), 5)
+        writer.close()
+        for _ in range(100):
+            if "late" in heard:
+                break
+            await asyncio.sleep(0.02)
+        assert heard == ["left", "late"]
     finally:
         server.should_exit = True
         await serving
