@@ -148,12 +148,17 @@ _FREE = bytes(_DIGEST)
 class SharedQuotaCounter:
     """The windows in a memory-mapped file that every worker of a server maps: exact across processes.
 
-    Each charge takes an exclusive flock on the file (the kernel drops it if the holder dies, so a killed
-    worker cannot wedge the others), reads and rewrites one 64-byte slot, and unlocks. Slots form an
-    open-addressing table keyed by a BLAKE2b digest of the deployment key; a slot whose windows have both
-    ended is reused by a new key, so deleted deployments do not fill the table. Each process opens the file
-    itself (after a fork too): flock excludes open files, not processes.
+    Slots form an open-addressing table keyed by a BLAKE2b digest of the deployment key; a slot whose windows
+    have both ended is reused by a new key, so deleted deployments do not fill the table. Locks are POSIX record
+    locks on byte ranges of the file (the kernel drops them if the holder dies, so a killed worker cannot wedge
+    the others): a charge locks only its key's 64-byte slot, so workers charging different deployments do not
+    wait for each other (one lock for the whole file made them queue; docs/benchmarks.md). Finding or claiming
+    a slot for a key a process has not used yet also takes the table lock (the header's bytes) first. Record
+    locks belong to processes, so each process opens the file itself (after a fork too) and a thread lock
+    orders the threads of one process.
     """
+
+    _RETRIES = 3  # claims of a slot that came back to life while it was being claimed, before giving up
 
     def __init__(self, path: Path, slots: int = 16384) -> None:
         self._path = path
@@ -170,7 +175,7 @@ class SharedQuotaCounter:
     def _open(self) -> None:
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         header = _MAGIC + self._slots.to_bytes(4, "little")
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0)  # the whole file, however long it grows
         try:
             if os.fstat(fd).st_size < self._size:
                 os.ftruncate(fd, self._size)  # grows with zeros: an empty table
@@ -178,7 +183,7 @@ class SharedQuotaCounter:
                 os.pwrite(fd, bytes(self._size), 0)
                 os.pwrite(fd, header, 0)
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            fcntl.lockf(fd, fcntl.LOCK_UN, 0, 0)
         self._map = mmap.mmap(fd, self._size)
         self._fd = fd
         self._pid = os.getpid()
@@ -186,22 +191,38 @@ class SharedQuotaCounter:
 
     def charge(self, key: str, limits: Limits, tokens: int, now: float) -> Admission:
         with self._lock:
-            if self._pid != os.getpid():  # a forked child: the parent's open file would share its locks
+            if self._pid != os.getpid():  # a forked child: record locks are the process's, not its parent's
                 self._open()
             assert self._map is not None
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            cached = self._where.get(key)
+            if cached is not None:
+                digest, offset = cached
+                fcntl.lockf(self._fd, fcntl.LOCK_EX, _SLOT_SIZE, offset)
+                try:
+                    if self._map[offset:offset + _DIGEST] == digest:
+                        return self._charge_at(offset, limits, tokens, now)
+                finally:
+                    fcntl.lockf(self._fd, fcntl.LOCK_UN, _SLOT_SIZE, offset)
+            fcntl.lockf(self._fd, fcntl.LOCK_EX, _HEADER, 0)
             try:
-                offset = self._slot(key, now)
-                if offset is None:
+                found = self._slot(key, now)  # its slot lock is held
+                if found is None:
                     return self._table_full(limits)
-                req_start, req_used, tok_start, tok_used, _ = _STATE.unpack_from(self._map, offset + _DIGEST)
-                new, admission = decide((req_start, req_used, tok_start, tok_used), limits, tokens, now)
-                if new is not None:
-                    expires = max(new[0] + limits.request_period, new[2] + limits.token_period)
-                    _STATE.pack_into(self._map, offset + _DIGEST, *new, expires)
-                return admission
+                try:
+                    return self._charge_at(found, limits, tokens, now)
+                finally:
+                    fcntl.lockf(self._fd, fcntl.LOCK_UN, _SLOT_SIZE, found)
             finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, _HEADER, 0)
+
+    def _charge_at(self, offset: int, limits: Limits, tokens: int, now: float) -> Admission:
+        assert self._map is not None
+        req_start, req_used, tok_start, tok_used, _ = _STATE.unpack_from(self._map, offset + _DIGEST)
+        new, admission = decide((req_start, req_used, tok_start, tok_used), limits, tokens, now)
+        if new is not None:
+            expires = max(new[0] + limits.request_period, new[2] + limits.token_period)
+            _STATE.pack_into(self._map, offset + _DIGEST, *new, expires)
+        return admission
 
     def refund(self, key: str, token_window: float, tokens: int) -> None:
         with self._lock:
@@ -212,7 +233,7 @@ class SharedQuotaCounter:
             if cached is None:  # this process never charged it: nothing of its own to give back
                 return
             digest, offset = cached
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            fcntl.lockf(self._fd, fcntl.LOCK_EX, _SLOT_SIZE, offset)
             try:
                 if self._map[offset:offset + _DIGEST] != digest:
                     return  # the slot went to another key: its window ended long ago
@@ -221,41 +242,49 @@ class SharedQuotaCounter:
                 if new is not None:
                     _STATE.pack_into(self._map, offset + _DIGEST, *new, expires)
             finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, _SLOT_SIZE, offset)
 
     def _slot(self, key: str, now: float) -> int | None:
-        """The offset of `key`'s slot (claimed if it has none), under the file lock; None if the table is full."""
+        """The offset of `key`'s slot (claimed if it has none), with the slot's lock taken; None if the table is
+        full. Called with the table lock held: only a holder of it writes a slot's digest."""
         assert self._map is not None
-        cached = self._where.get(key)
-        if cached is not None:
-            digest, offset = cached
-            if self._map[offset:offset + _DIGEST] == digest:
-                return offset
-        else:
-            digest = hashlib.blake2b(key.encode(), digest_size=_DIGEST).digest()
-            if digest == _FREE:
-                digest = b"\1" + digest[1:]
+        digest = hashlib.blake2b(key.encode(), digest_size=_DIGEST).digest()
+        if digest == _FREE:
+            digest = b"\1" + digest[1:]
         first = int.from_bytes(digest[:8], "little") % self._slots
-        reusable: int | None = None
-        target: int | None = None
-        for step in range(self._slots):
-            offset = _HEADER + (first + step) % self._slots * _SLOT_SIZE
-            found = self._map[offset:offset + _DIGEST]
-            if found == digest:
-                self._where[key] = (digest, offset)
-                return offset
-            if found == _FREE:
-                target = offset if reusable is None else reusable
-                break
-            if reusable is None and _STATE.unpack_from(self._map, offset + _DIGEST)[4] <= now:
-                reusable = offset
-        target = target if target is not None else reusable
-        if target is None:
-            return None
-        self._map[target:target + _DIGEST] = digest
-        _STATE.pack_into(self._map, target + _DIGEST, *EMPTY_STATE, 0.0)
-        self._where[key] = (digest, target)
-        return target
+        for _ in range(self._RETRIES):
+            reusable: int | None = None
+            target: int | None = None
+            for step in range(self._slots):
+                offset = _HEADER + (first + step) % self._slots * _SLOT_SIZE
+                found = self._map[offset:offset + _DIGEST]
+                if found == digest:
+                    fcntl.lockf(self._fd, fcntl.LOCK_EX, _SLOT_SIZE, offset)
+                    self._where[key] = (digest, offset)
+                    return offset
+                if found == _FREE:
+                    target = offset if reusable is None else reusable
+                    break
+                if reusable is None and self._expires(offset) <= now:
+                    reusable = offset
+            target = target if target is not None else reusable
+            if target is None:
+                return None
+            fcntl.lockf(self._fd, fcntl.LOCK_EX, _SLOT_SIZE, target)
+            if self._map[target:target + _DIGEST] != _FREE and self._expires(target) > now:
+                # its key charged it again between the look and the lock: look again
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, _SLOT_SIZE, target)
+                continue
+            self._map[target:target + _DIGEST] = digest
+            _STATE.pack_into(self._map, target + _DIGEST, *EMPTY_STATE, 0.0)
+            self._where[key] = (digest, target)
+            return target
+        return None
+
+    def _expires(self, offset: int) -> float:
+        assert self._map is not None
+        expires: float = _STATE.unpack_from(self._map, offset + _DIGEST)[4]
+        return expires
 
     def _table_full(self, limits: Limits) -> Admission:
         # More deployments active within one minute than slots: admit rather than refuse everyone.

@@ -70,17 +70,19 @@ def test_a_window_is_never_moved_back(make_counter: Callable[[], QuotaCounter]) 
 
 
 def _hammer(path: Path, limits: Limits, tokens: int, attempts: int, start: Barrier, admitted: list[int],
-            index: int, shared: SharedQuotaCounter | None) -> None:
+            index: int, shared: SharedQuotaCounter | None, keys: int = 1) -> None:
     counter = shared or SharedQuotaCounter(path)
     start.wait()
-    admitted[index] = sum(counter.charge("deployment", limits, tokens, NOW).allowed for _ in range(attempts))
+    admitted[index] = sum(counter.charge("deployment" if keys == 1 else f"deployment-{n % keys}", limits, tokens,
+                                         NOW).allowed for n in range(attempts))
 
 
 def _race(path: Path, limits: Limits, tokens: int, *, processes: int = 4, attempts: int = 1500,
-          inherited: SharedQuotaCounter | None = None) -> list[int]:
+          inherited: SharedQuotaCounter | None = None, keys: int = 1) -> list[int]:
     admitted = FORK.Array("i", processes)
     start = FORK.Barrier(processes)
-    workers = [FORK.Process(target=_hammer, args=(path, limits, tokens, attempts, start, admitted, i, inherited))
+    workers = [FORK.Process(target=_hammer, args=(path, limits, tokens, attempts, start, admitted, i, inherited,
+                                                   keys))
                for i in range(processes)]
     for worker in workers:
         worker.start()
@@ -102,9 +104,19 @@ def test_tokens_are_exact_across_processes(tmp_path: Path) -> None:
     assert last.allowed and last.remaining_tokens == 0 and last.remaining_requests == 10**6 - 4001
 
 
+def test_many_deployments_are_each_exact_across_processes(tmp_path: Path) -> None:
+    """Each charge locks its own slot, and keys new to a process are claimed under the table lock: four processes
+    charging 25 deployments at once admit exactly each one's limit."""
+    admitted = _race(tmp_path / "quota.bin", Limits(100, 10, 10**9, 60), 1, attempts=2000, keys=25)
+    assert sum(admitted) == 25 * 100, admitted
+    counter = SharedQuotaCounter(tmp_path / "quota.bin")
+    for n in range(25):
+        assert not counter.charge(f"deployment-{n}", Limits(100, 10, 10**9, 60), 1, NOW).allowed
+
+
 def test_a_counter_opened_before_fork_is_exact_in_the_children(tmp_path: Path) -> None:
-    """Workers fork from a parent that opened the counter: each must lock its own open file (flock excludes
-    open files, so a shared one would let every child in at once)."""
+    """Workers fork from a parent that opened the counter: each must take its own locks (record locks belong to
+    the process that took them, so the parent's would let every child in at once)."""
     inherited = SharedQuotaCounter(tmp_path / "quota.bin")
     admitted = _race(tmp_path / "quota.bin", Limits(4000, 10, 10**9, 60), 1, inherited=inherited)
     assert sum(admitted) == 4000, admitted
