@@ -56,6 +56,8 @@ SMOLLM2 = "smollm2"
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 TARGET_RPS, TARGET_ADDED_P50_MS = 2000.0, 1.0
 TARGET_CPU_MS = 0.40  # per authenticated request, all checks on: at most what the bare gateway spends
+TARGET_CPU_CONNECTIONS = 32  # where the issue set it (0.548 ms then): with one connection every request pays the
+# event loop's wake-ups alone (the bare gateway too), so there only the comparison with the bare gateway counts
 TARGET_TOKENS_PCT, TARGET_ADDED_TTFT_MS = 95.0, 10.0
 
 
@@ -172,6 +174,14 @@ def _gateway_rows(args: argparse.Namespace, driver: Driver, rig: Gateway, target
         print(f"  one deployment c=32 {result['rps']:8.0f} req/s  {result['statuses']}", flush=True)
 
 
+def _cpu_verdict(concurrency: int, cielo_ms: float, bare_ms: float) -> str:
+    if concurrency >= TARGET_CPU_CONNECTIONS:
+        met = cielo_ms <= TARGET_CPU_MS and cielo_ms <= bare_ms
+        return f"target: <= {TARGET_CPU_MS:.2f} ms and <= 1.00x: {'met' if met else 'MISSED'}"
+    return (f"target at {concurrency} connection(s): <= 1.00x: {'met' if cielo_ms <= bare_ms else 'MISSED'}; "
+            f"the {TARGET_CPU_MS:.2f} ms target is set at {TARGET_CPU_CONNECTIONS} connections")
+
+
 def print_gateway(rows: list[dict[str, Any]], workers: int) -> dict[str, Any]:
     print()
     print("| target | deployments | connections | req/s | p50 ms | p99 ms | target CPU ms/req | target CPU | "
@@ -192,8 +202,7 @@ def print_gateway(rows: list[dict[str, Any]], workers: int) -> dict[str, Any]:
                                                            "cielo_rps": cielo_row["rps"], "bare_rps": r["rps"]}
                 print(f"\nc={r['concurrency']}: Cielo {c_ms:.3f} CPU ms/req, {cielo_row['rps']:,.0f} req/s; "
                       f"bare gateway {b_ms:.3f} CPU ms/req, {r['rps']:,.0f} req/s: Cielo costs {c_ms / b_ms:.2f}x "
-                      f"the bare gateway's CPU per request (target: <= {TARGET_CPU_MS:.2f} ms and <= 1.00x: "
-                      f"{'met' if c_ms <= TARGET_CPU_MS and c_ms <= b_ms else 'MISSED'})")
+                      f"the bare gateway's CPU per request ({_cpu_verdict(r['concurrency'], c_ms, b_ms)})")
     by = {(r["target"] == CIELO, r["concurrency"]): r for r in rows
           if r["deployments"] > 1 and r["target"] in (CIELO, DIRECT)}
     if (True, 1) in by and (False, 1) in by:
