@@ -151,7 +151,7 @@ def test_one_worker_serves_tls_on_the_given_sockets(started: dict[str, Any], mon
         def run(self, sockets: list[socket.socket]) -> None:
             runs.append((self.config, sockets))
 
-    monkeypatch.setattr("cielo.api.server.uvicorn.Server", Recorder)
+    monkeypatch.setattr("cielo.api.server.FlushingServer", Recorder)
     settings = Settings.model_validate({"data_dir": started["data_dir"], "log_level": log_level, "workers": 1})
     tls = ensure_tls(settings.tls_dir)
     with socket.socket() as sock:

@@ -237,6 +237,18 @@ def _nothing() -> None:
     pass
 
 
+class FlushingServer(uvicorn.Server):
+    """uvicorn's server, writing the batched log lines (logging_setup.BatchedLines) once it has shut down: uvicorn
+    re-raises the SIGTERM or SIGINT it caught as `run()` returns, which ends the process before any code after
+    `run()` or an atexit hook could write them."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        finally:
+            flush_batched()
+
+
 def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) -> None:
     app = create_app(settings)
     config = uvicorn.Config(
@@ -252,9 +264,10 @@ def _serve(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket]) 
         timeout_graceful_shutdown=3,
         lifespan="off",
     )
-    server = uvicorn.Server(config)
+    server = FlushingServer(config)
     server.run(sockets=list(sockets))  # uvicorn picks uvloop when it is installed
     if multiprocessing.parent_process() is not None:
+        flush_batched()  # the last access lines: os._exit runs no atexit hook
         os._exit(0)  # a worker: do not wait for model threads still generating (see cli/up.py)
 
 
@@ -267,7 +280,7 @@ def _worker(settings: Settings, tls: TlsFiles, sockets: Sequence[socket.socket],
     try:
         _serve(settings, tls, sockets)
     finally:
-        flush_batched()  # the access log's last lines: a forked worker ends without atexit hooks
+        flush_batched()  # the access log's last lines, if serving failed: a forked worker ends without atexit hooks
 
 
 def _die_with_parent(parent: int) -> None:
@@ -291,6 +304,7 @@ def _watch_parent(parent: int) -> None:
         time.sleep(1.0)
     os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown, as for the death signal
     time.sleep(5.0)
+    flush_batched()
     os._exit(1)
 
 

@@ -439,6 +439,7 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
     if proxy_socket is not None:
         _start_intercept(settings, tls.ca_cert, tls.ca_key, proxy_socket, imds_agent)
     from cielo.logging_setup import configure as configure_logging
+    from cielo.logging_setup import flush_batched
     from cielo.observability.metrics import prepare_multiprocess
 
     configure_logging(settings.log_level, settings.log_format)  # the access log, model loading
@@ -448,7 +449,8 @@ def up(data_dir: Path | None, redis_url: str | None, host: str | None, port: int
     out.write("Cielo stopped.\n")
     out.flush()
     # A generation running on llama.cpp's threads cannot be interrupted and would hold the interpreter's exit:
-    # everything is stored already (SQLite commits per write), so leave now.
+    # everything is stored already (SQLite commits per write), so leave now, with the last log lines written.
+    flush_batched()
     os._exit(0)
 
 

@@ -108,7 +108,7 @@ def test_uvicorn_access_log_is_off_even_when_debugging(tmp_path: Path, monkeypat
         def run(self, sockets: list[socket.socket]) -> None:
             return None
 
-    monkeypatch.setattr("cielo.api.server.uvicorn.Server", Recorder)
+    monkeypatch.setattr("cielo.api.server.FlushingServer", Recorder)
     monkeypatch.setattr("cielo.api.server.create_app", lambda settings: None)
     settings = Settings.model_validate({"data_dir": tmp_path / "data", "log_level": "debug"})
     tls = ensure_tls(settings.tls_dir)
