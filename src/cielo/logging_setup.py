@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import select
 import threading
 import time
 import weakref
@@ -150,16 +151,54 @@ class BatchedLines(logging.StreamHandler):  # type: ignore[type-arg]
                 text = "".join(self._pending)
                 self._pending.clear()
                 self._size = 0
-                self.stream.write(text)
+                self._write(text)
             if hasattr(self.stream, "flush"):
                 self.stream.flush()
         except Exception:  # a closed or broken stderr: logging must not take the request down
             self._pending.clear()
             self._size = 0
 
+    def _write(self, text: str) -> None:
+        """Whole lines, at most PIPE_BUF bytes per write where the stream has a byte buffer below it: the workers of
+        a server share one stderr, and a pipe (docker, journald, `| tee`) keeps a write of up to PIPE_BUF bytes in
+        one piece, where longer ones from two processes may interleave mid-line (a line per write never did)."""
+        raw = getattr(self.stream, "buffer", None)
+        if raw is None:
+            self.stream.write(text)
+            return
+        self.stream.flush()  # whatever went through the text layer before goes first
+        data = text.encode(getattr(self.stream, "encoding", None) or "utf-8",
+                           getattr(self.stream, "errors", None) or "backslashreplace")
+        for chunk in line_chunks(data, PIPE_BUF):
+            raw.write(chunk)
+            raw.flush()
+
     def _forget(self) -> None:
         self._pending.clear()  # the parent flushed them before the fork
         self._size = 0
+
+
+PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)  # 4096 on Linux and macOS; POSIX's least is 512
+
+
+def line_chunks(data: bytes, limit: int) -> list[bytes]:
+    """`data` (lines ending in newlines) cut into runs of whole lines of at most `limit` bytes each; a line longer
+    than `limit` is a run of its own."""
+    chunks = []
+    start = 0
+    while start < len(data):
+        end = start + limit
+        if end >= len(data):
+            chunks.append(data[start:])
+            break
+        cut = data.rfind(b"\n", start, end)
+        if cut < 0:  # one line longer than the limit: all of it
+            cut = data.find(b"\n", end)
+            if cut < 0:
+                cut = len(data) - 1
+        chunks.append(data[start:cut + 1])
+        start = cut + 1
+    return chunks
 
 
 _batched: weakref.WeakSet[BatchedLines] = weakref.WeakSet()

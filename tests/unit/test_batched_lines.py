@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cielo.logging_setup import BatchedLines, flush_batched
+from cielo.logging_setup import BatchedLines, flush_batched, line_chunks
 
 
 def _logger(stream: io.StringIO) -> tuple[logging.Logger, BatchedLines]:
@@ -97,3 +100,47 @@ def test_a_forked_child_writes_its_own_lines_once(tmp_path) -> None:  # type: ig
     lines = path.read_text().splitlines()
     assert sorted(lines) == ["INFO child", "INFO parent after fork", "INFO parent before fork"]
     assert lines[0] == "INFO parent before fork"  # written before the fork, so the child could not repeat it
+
+
+@given(st.lists(st.text(st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=300),
+                max_size=60),
+       st.sampled_from([16, 100, 4096]))
+def test_line_chunks_are_whole_lines_within_the_limit(lines: list[str], limit: int) -> None:
+    data = "".join(f"{line}\n" for line in lines).encode()
+    chunks = line_chunks(data, limit)
+    assert b"".join(chunks) == data
+    for chunk in chunks:
+        assert chunk.endswith(b"\n")
+        assert len(chunk) <= limit or chunk.count(b"\n") == 1  # only a line longer than the limit goes alone
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_two_processes_batching_into_one_pipe_never_tear_a_line() -> None:
+    """Workers share stderr; when it is a pipe, batches longer than PIPE_BUF from two processes could interleave
+    mid-line. Each write is whole lines of at most PIPE_BUF bytes, which a pipe keeps in one piece."""
+    read_end, write_end = os.pipe()
+    lines_each, line = 3000, "x" * 180
+    writers = []
+    for name in ("a", "b"):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(read_end)
+                stream = io.TextIOWrapper(io.FileIO(write_end, "w", closefd=False), write_through=False)
+                logger, handler = _logger(stream)  # type: ignore[arg-type]
+                for n in range(lines_each):
+                    logger.info("%s %d %s", name, n, line)
+                handler.flush()
+            finally:
+                os._exit(0)
+        writers.append(pid)
+    os.close(write_end)
+    received = b""
+    while chunk := os.read(read_end, 65536):
+        received += chunk
+    os.close(read_end)
+    for pid in writers:
+        os.waitpid(pid, 0)
+    got = received.decode().splitlines()
+    assert len(got) == 2 * lines_each
+    assert all(re.fullmatch(rf"INFO [ab] \d+ {line}", entry) for entry in got)
