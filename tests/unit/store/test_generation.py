@@ -50,3 +50,27 @@ def test_an_old_marker_file_is_converted_in_place(tmp_path: Path) -> None:
     first.bump()
     assert second.token() != before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rbac.generation"]  # no temporary or lock files
+
+
+def test_a_marker_replaced_by_a_rename_is_followed(tmp_path: Path) -> None:
+    """An older Cielo bumps by writing a new file and renaming it over the marker (so does restoring a backup):
+    a process mapping the old file looks at the path once a RECHECK_S and maps the new one."""
+    path = tmp_path / "rbac.generation"
+    marker = Generation(path)
+    marker.RECHECK_S = 0.0  # look on every check
+    before = marker.token()
+    (tmp_path / "new").write_text("fedcba9876543210")
+    os.replace(tmp_path / "new", path)
+    after = marker.token()
+    assert after != before
+    Generation(path).bump()  # and bumps through the new file reach it
+    assert marker.token() != after
+
+
+def test_a_removed_marker_is_made_again(tmp_path: Path) -> None:
+    path = tmp_path / "generation"
+    marker = Generation(path)
+    marker.RECHECK_S = 0.0
+    before = marker.token()
+    path.unlink()
+    assert marker.token() != before and path.stat().st_size == 16
