@@ -41,3 +41,10 @@ def test_loads_is_strict_where_json_loads_is_lenient() -> None:
             fast_json.loads(text)
         assert raised.value.lineno == 1 and raised.value.msg
     assert fast_json.loads(b'{"a": [1, 2.5, "\\u00e9", null]}') == {"a": [1, 2.5, "é", None]}
+
+
+def test_loads_reads_a_byte_order_mark_and_utf_16_as_json_loads_does() -> None:
+    value = {"choices": [{"text": "é"}]}
+    for raw in (b"\xef\xbb\xbf" + json.dumps(value).encode(), json.dumps(value).encode("utf-16"),
+                json.dumps(value).encode("utf-32-le")):
+        assert fast_json.loads(raw) == json.loads(raw) == value

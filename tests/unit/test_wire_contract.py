@@ -4,6 +4,7 @@ Cielo does not honour are refused with `unsupported_parameter`/`unsupported_valu
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -210,3 +211,17 @@ def test_dimensions_other_than_the_models_own_get_azures_message() -> None:
 
 def test_token_arrays_without_a_decoder_are_refused() -> None:
     assert refused(wire.validate_embeddings, {"input": [1, 2]}, 384).param == "input"
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_json_has_no_nan_or_infinity(constant: str) -> None:
+    """json.loads accepts them; JSON does not, and passed on to an upstream they would become null."""
+    raw = b'{"messages": [{"role": "user", "content": "x"}], "temperature": 1, "extra": [' + constant.encode() + b"]}"
+    with pytest.raises(DataPlaneError) as raised:
+        wire.parse_body(raw)
+    assert raised.value.status == 400 and f"{constant} is not a JSON number" in raised.value.message
+
+
+def test_parse_body_reads_what_json_loads_reads() -> None:
+    for raw in (b'{"a": 1}', b'\xef\xbb\xbf{"a": 1}', '{"a": 1}'.encode("utf-16"), b' {"a": [1.5, "\\u00e9"]} '):
+        assert wire.parse_body(raw) == json.loads(raw)

@@ -8,7 +8,8 @@ where orjson differs:
   standard library with `allow_nan=False` would fail the whole answer with a 500; JSON has no such numbers).
 - `loads` parses text from an upstream server. orjson is strict where `json.loads` is lenient: it
   refuses NaN and Infinity, and a lone UTF-16 surrogate (which the standard library would accept and then fail to
-  encode on the way out); an integer beyond 64 bits becomes a float. Its errors are `json.JSONDecodeError`s with
+  encode on the way out); an integer beyond 64 bits becomes a float. Text with a byte order mark, or in UTF-16
+  or UTF-32, is read as `json.loads` reads it. Its errors are `json.JSONDecodeError`s with
   `msg`, `lineno` and `colno`.
 
 Request bodies from clients are still parsed by `json.loads` (dataplane/wire.py): their error messages and the
@@ -33,5 +34,9 @@ def dumps(value: Any) -> bytes:
 
 
 def loads(text: bytes | str) -> Any:
+    if isinstance(text, bytes) and (b"\x00" in text[:4] or text[:1] in (b"\xef", b"\xfe", b"\xff")):
+        encoding = json.detect_encoding(text)  # a byte order mark, UTF-16 or UTF-32, as json.loads reads them
+        if encoding != "utf-8":
+            text = text.decode(encoding)
     return orjson.loads(text)
 

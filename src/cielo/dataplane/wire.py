@@ -68,14 +68,29 @@ def too_deep(max_depth: int) -> DataPlaneError:
     return bad(f"The request body nests arrays and objects deeper than {max_depth} levels.")
 
 
+class NotJsonNumber(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise NotJsonNumber(name)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # json.loads(raw) with it, less a decoder per call
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     """A JSON object. The caller has bounded `raw` (size, and nesting with a byte scan); RecursionError is
     still answered as a 400 rather than a 500, should text nested past Python's limit ever get here.
 
     Text that is not Unicode (a UTF-16 surrogate without its pair: `json.loads` makes one of an unpaired
-    `\\ud800` escape, or of the bytes ED A0 80) is refused: no tokenizer, upstream or echo could encode it."""
+    `\\ud800` escape, or of the bytes ED A0 80) is refused: no tokenizer, upstream or echo could encode it. So are
+    `NaN`, `Infinity` and `-Infinity`, which `json.loads` accepts but JSON (RFC 8259) does not have: passed on
+    to an upstream they would be written as `null` (core/fast_json.py)."""
     try:
-        body = json.loads(raw) if raw.strip() else None
+        body = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass")) if raw.strip() else None
+    except NotJsonNumber as exc:
+        raise bad(f"The request body is not valid JSON: {exc} is not a JSON number.") from exc
     except json.JSONDecodeError as exc:
         raise bad(f"The request body is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno}).") from exc
     except ValueError as exc:  # e.g. bytes that are not UTF-8
