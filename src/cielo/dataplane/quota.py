@@ -14,8 +14,9 @@ max_tokens is charged its estimate for the window, as the quota page documents.
 
 The windows live behind `QuotaCounter`, one atomic check-and-charge per request, so that every worker of a
 server admits against the same numbers: `LocalQuotaCounter` for one process, `SharedQuotaCounter` (a
-memory-mapped file locked with flock) for the workers of one server, and `cielo.shared.quota.RedisQuotaCounter`
-(`--redis-url`) for replicas on several hosts: one Lua script over the same four numbers per deployment.
+memory-mapped file, each deployment's slot under its own record lock) for the workers of one server, and
+`cielo.shared.quota.RedisQuotaCounter` (`--redis-url`) for replicas on several hosts: one Lua script over the
+same four numbers per deployment.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ class SharedQuotaCounter:
     orders the threads of one process.
     """
 
-    _RETRIES = 3  # claims of a slot that came back to life while it was being claimed, before giving up
+    _RETRIES = 16  # claims of a slot that came back to life while it was being claimed, before giving up
 
     def __init__(self, path: Path, slots: int = 16384) -> None:
         self._path = path
