@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -86,18 +88,27 @@ async def _exchange(port: int, request: bytes, until: bytes) -> bytes:
     return data
 
 
-@pytest.mark.parametrize("close", [False, True])
-async def test_uvicorn_serves_whole_answers_and_streams_through_it(close: bool) -> None:
+@contextlib.asynccontextmanager
+async def _serving(app: Any) -> AsyncIterator[int]:
+    """uvicorn with Cielo's protocol serving `app` on a free loopback port, for the block."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(_app, http=CoalescingHttpTools, lifespan="off", log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(app, http=CoalescingHttpTools, lifespan="off", log_level="warning",
                                            access_log=False))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
             await asyncio.sleep(0.01)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@pytest.mark.parametrize("close", [False, True])
+async def test_uvicorn_serves_whole_answers_and_streams_through_it(close: bool) -> None:
+    async with _serving(_app) as port:
         connection = b"Connection: close\r\n" if close else b""
         answer = await _exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n" + connection + b"\r\n", b"hello")
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\nhello")
@@ -105,9 +116,6 @@ async def test_uvicorn_serves_whole_answers_and_streams_through_it(close: bool) 
                                    b"0\r\n\r\n")
         assert b"transfer-encoding: chunked" in streamed
         assert streamed.endswith(b"4\r\none \r\n4\r\ntwo \r\n5\r\nthree\r\n0\r\n\r\n")
-    finally:
-        server.should_exit = True
-        await serving
 
 
 async def test_a_handler_that_watches_hears_its_client_leave() -> None:
@@ -134,16 +142,7 @@ async def test_a_handler_that_watches_hears_its_client_leave() -> None:
         watch(lambda: heard.append("late"))  # the connection is gone already: called soon
         await asyncio.sleep(0.05)
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, http=CoalescingHttpTools, lifespan="off", log_level="warning",
-                                           access_log=False))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
+    async with _serving(app) as port:
         assert (await _exchange(port, b"GET /answered HTTP/1.1\r\nHost: x\r\n\r\n", b"ok")).endswith(b"ok")
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -154,6 +153,3 @@ async def test_a_handler_that_watches_hears_its_client_leave() -> None:
                 break
             await asyncio.sleep(0.02)
         assert heard == ["left", "late"]
-    finally:
-        server.should_exit = True
-        await serving
