@@ -15,12 +15,23 @@ def exclusive_file_lock(path: Path) -> Iterator[None]:
     (Windows) the block runs unlocked."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        try:
-            import fcntl  # POSIX only
-        except ImportError:  # pragma: no cover - Windows
-            pass
-        else:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        with locked(fd):
+            yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextlib.contextmanager
+def locked(fd: int) -> Iterator[None]:
+    """Hold an exclusive flock on the open file `fd` for the `with` block (for a file the caller also reads and
+    writes through `fd`). Where there is no flock (Windows) the block runs unlocked."""
+    try:
+        import fcntl  # POSIX only
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -17,14 +17,14 @@ Two implementations of `ChangeMarker`:
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import struct
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
+
+from cielo.core.file_lock import locked
 
 
 class ChangeMarker(Protocol):
@@ -78,7 +78,7 @@ def _map_marker(path: Path) -> tuple[int, mmap.mmap]:
         os.replace(tmp, path)
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     try:
-        with _locked(fd):
+        with locked(fd):
             if os.fstat(fd).st_size != _SIZE or os.pread(fd, len(_MAGIC), 0) != _MAGIC:
                 os.pwrite(fd, _MAGIC + os.urandom(8), 0)  # in place: every process maps this one file
                 os.ftruncate(fd, _SIZE)
@@ -90,18 +90,3 @@ def _map_marker(path: Path) -> tuple[int, mmap.mmap]:
 _MAGIC = b"CIELOGN1"
 _SIZE = len(_MAGIC) + 8
 _VALUE = struct.Struct("<Q")
-
-
-@contextlib.contextmanager
-def _locked(fd: int) -> Iterator[None]:
-    """An exclusive flock on `fd` while a file is checked and converted (none where there is no flock)."""
-    try:
-        import fcntl  # POSIX only
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
