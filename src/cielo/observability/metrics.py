@@ -68,7 +68,7 @@ class Metrics:
         self.upstream_errors = Counter("cielo_upstream_errors", "Model backend failures answered to clients, by "
                                        "kind (the error code).", ["kind"], registry=r)
         self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
-        self._generation_children: dict[str, list[Any]] = {}
+        self._labelled: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def observe_request(self, surface: str, route: str, method: str, status: int, seconds: float) -> None:
         """The hot path's one call: the labelled children are looked up once per (route, method, status)."""
@@ -84,29 +84,25 @@ class Metrics:
 
     def observe_generation(self, deployment: str, prompt: int, completion: int, seconds: float,
                            first_token_s: float | None) -> None:
-        """A generation's tokens and timings. Each labelled child is looked up once per deployment, and made only
-        when first used (a series appears in /metrics once it has a value)."""
-        children = self._generation_children.get(deployment)
-        if children is None:
-            children = [None, None, None, None]
-            if len(self._generation_children) < 10_000:  # deployments; a bound all the same
-                self._generation_children[deployment] = children
         if prompt:
-            if children[0] is None:
-                children[0] = self.dataplane_tokens.labels(deployment, "prompt")
-            children[0].inc(prompt)
+            self._child(self.dataplane_tokens, deployment, "prompt").inc(prompt)
         if completion:
-            if children[1] is None:
-                children[1] = self.dataplane_tokens.labels(deployment, "completion")
-            children[1].inc(completion)
+            self._child(self.dataplane_tokens, deployment, "completion").inc(completion)
             if seconds > 0:
-                if children[2] is None:
-                    children[2] = self.tokens_per_second.labels(deployment)
-                children[2].observe(completion / seconds)
+                self._child(self.tokens_per_second, deployment).observe(completion / seconds)
         if first_token_s is not None:
-            if children[3] is None:
-                children[3] = self.ttft.labels(deployment)
-            children[3].observe(first_token_s)
+            self._child(self.ttft, deployment).observe(first_token_s)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once: prometheus-client checks and converts the labels on every
+        call. A series is made when first used, so it appears in /metrics once it has a value."""
+        key = (id(metric), labels)  # the metrics are this object's own, alive as long as it is
+        child = self._labelled.get(key)
+        if child is None:
+            child = metric.labels(*labels)
+            if len(self._labelled) < 10_000:  # deployments make these; a bound all the same
+                self._labelled[key] = child
+        return child
 
     def render(self) -> bytes:
         from prometheus_client import CollectorRegistry, generate_latest
