@@ -333,6 +333,10 @@ async def test_unreadable_bodies_say_why(client: httpx.AsyncClient, world: World
     _bad_request(await client.post(url, content=b"\xff\xfe not utf-8", headers=raw), None)
     error = _bad_request(await client.post(url, content=b'[{"role": "user", "content": "Hi"}]', headers=raw), None)
     assert "JSON object" in error["message"]
+    for constant in ("NaN", "Infinity", "-Infinity"):  # json.loads takes them; JSON has no such numbers
+        body = b'{"messages": [{"role": "user", "content": "Hi"}], "metadata": {"x": ' + constant.encode() + b"}}"
+        error = _bad_request(await client.post(url, content=body, headers=raw), None)
+        assert f"{constant} is not a JSON number" in error["message"]
     _bad_request(await client.post(url, content=b"", headers=raw), None)
     error = _bad_request(await client.post(url, json={**CHAT, "temperature": "hot"}, headers=_key(world)),
                          "temperature")
